@@ -1,0 +1,91 @@
+"""kling_async: an asyncio-first SDK for Kling's omni image and video generation.
+
+Submit many omni-image and omni-video tasks under the account's concurrency quota and receive
+each result the moment its task ends::
+
+    import kling_async as ka
+
+    async with ka.KlingClient(api_key="...") as client:
+        async with client.stream(requests) as outcomes:
+            async for outcome in outcomes:
+                print(outcome.index, outcome.ok, outcome.result)
+"""
+
+import contextlib
+
+from ._client import ClientStats as ClientStats
+from ._client import KlingClient as KlingClient
+from ._errors import AccountError as AccountError
+from ._errors import APIError as APIError
+from ._errors import AuthenticationError as AuthenticationError
+from ._errors import ConcurrencyLimitError as ConcurrencyLimitError
+from ._errors import ContentPolicyError as ContentPolicyError
+from ._errors import InvalidInputError as InvalidInputError
+from ._errors import InvalidRequestError as InvalidRequestError
+from ._errors import KlingError as KlingError
+from ._errors import PermissionDeniedError as PermissionDeniedError
+from ._errors import QuotaError as QuotaError
+from ._errors import RateLimitError as RateLimitError
+from ._errors import RequestTimeoutError as RequestTimeoutError
+from ._errors import ResponseFormatError as ResponseFormatError
+from ._errors import ServerError as ServerError
+from ._errors import TaskFailedError as TaskFailedError
+from ._errors import TaskTimeoutError as TaskTimeoutError
+from ._errors import TransportError as TransportError
+from ._models import GeneratedImage as GeneratedImage
+from ._models import GeneratedVideo as GeneratedVideo
+from ._models import MultiPrompt as MultiPrompt
+from ._models import OmniImageRequest as OmniImageRequest
+from ._models import OmniVideoRequest as OmniVideoRequest
+from ._models import Outcome as Outcome
+from ._models import Quota as Quota
+from ._models import ReferenceVideo as ReferenceVideo
+from ._models import Request as Request
+from ._models import Task as Task
+from ._models import TaskResult as TaskResult
+from ._models import TaskStatus as TaskStatus
+from ._models import VideoImage as VideoImage
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "APIError",
+    "AccountError",
+    "AuthenticationError",
+    "ClientStats",
+    "ConcurrencyLimitError",
+    "ContentPolicyError",
+    "GeneratedImage",
+    "GeneratedVideo",
+    "InvalidInputError",
+    "InvalidRequestError",
+    "KlingClient",
+    "KlingError",
+    "MultiPrompt",
+    "OmniImageRequest",
+    "OmniVideoRequest",
+    "Outcome",
+    "PermissionDeniedError",
+    "Quota",
+    "QuotaError",
+    "RateLimitError",
+    "ReferenceVideo",
+    "Request",
+    "RequestTimeoutError",
+    "ResponseFormatError",
+    "ServerError",
+    "Task",
+    "TaskFailedError",
+    "TaskResult",
+    "TaskStatus",
+    "TaskTimeoutError",
+    "TransportError",
+    "VideoImage",
+]
+
+for _name in __all__:
+    _obj = globals()[_name]
+    if getattr(_obj, "__module__", "").startswith("kling_async._"):
+        with contextlib.suppress(AttributeError, TypeError):
+            _obj.__module__ = "kling_async"
+del _name, _obj

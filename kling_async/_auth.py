@@ -1,0 +1,69 @@
+"""Authentication: a Bearer API key, or AccessKey + SecretKey signed into an HS256 JWT.
+
+Source: https://kling.ai/document-api/api/get-started/authentication (reference §3).
+"""
+
+from __future__ import annotations
+
+import time
+
+import attrs
+import jwt
+
+__all__ = ["ApiKeyAuth", "Auth", "JwtAuth"]
+
+JWT_LIFETIME = 1800.0  # seconds; §3.2: exp = now + 1800 s (the documented example)
+JWT_NOT_BEFORE_SKEW = 5.0  # seconds; §3.2: nbf = now − 5 s
+JWT_RENEW_MARGIN = 300.0  # seconds; re-sign this long before exp (§3.2 INFERRED)
+
+
+@attrs.define
+class ApiKeyAuth:
+    """``Authorization: Bearer <API key>`` (reference §3.1). The key never appears in reprs."""
+
+    _api_key: str = attrs.field(repr=False)
+
+    def header(self) -> str:
+        """The ``Authorization`` header value."""
+        return f"Bearer {self._api_key}"
+
+    def invalidate(self) -> bool:
+        """Nothing to renew for a static key. Returns ``False``."""
+        return False
+
+
+@attrs.define
+class JwtAuth:
+    """AccessKey + SecretKey → HS256 JWT with ``iss``/``exp``/``nbf`` (reference §3.2).
+
+    The token is cached and re-signed :data:`JWT_RENEW_MARGIN` seconds before it expires, and
+    at once after :meth:`invalidate` (called on a 1004 "authorization expired" answer).
+    """
+
+    _access_key: str = attrs.field(repr=False)
+    _secret_key: str = attrs.field(repr=False)
+    lifetime: float = JWT_LIFETIME
+    _token: str | None = attrs.field(default=None, repr=False)
+    _expires_at: float = attrs.field(default=0.0, repr=False)
+
+    def header(self) -> str:
+        """The ``Authorization`` header value, signing a new token when needed."""
+        now = time.time()
+        if self._token is None or now >= self._expires_at - JWT_RENEW_MARGIN:
+            exp = now + self.lifetime
+            self._token = jwt.encode(
+                {"iss": self._access_key, "exp": int(exp), "nbf": int(now - JWT_NOT_BEFORE_SKEW)},
+                self._secret_key,
+                algorithm="HS256",
+                headers={"alg": "HS256", "typ": "JWT"},
+            )
+            self._expires_at = exp
+        return f"Bearer {self._token}"
+
+    def invalidate(self) -> bool:
+        """Drop the cached token so the next request signs a new one. Returns ``True``."""
+        self._token = None
+        return True
+
+
+Auth = ApiKeyAuth | JwtAuth

@@ -1,0 +1,669 @@
+"""``KlingClient``: submit under quota, track tasks to the end, stream outcomes.
+
+Structure (DESIGN §3): the client owns one aiohttp session (through the transport) and one
+anyio task group in which a tracker polls every in-flight task until the server reports it
+terminal, then releases its quota slots. ``stream()`` runs one lifecycle per request in its own
+task group: encode → wait for slots → create → wait for the tracker → ``Outcome``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import random
+import uuid
+import warnings
+from collections import OrderedDict
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
+from contextlib import asynccontextmanager
+from types import TracebackType
+from typing import Any, Literal, Self
+
+import aiohttp
+import anyio
+import attrs
+from anyio.abc import TaskGroup
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from ._auth import ApiKeyAuth, JwtAuth
+from ._errors import (
+    AuthenticationError,
+    ConcurrencyLimitError,
+    InvalidRequestError,
+    KlingError,
+    RateLimitError,
+    ResponseFormatError,
+    ServerError,
+    TaskFailedError,
+    TaskTimeoutError,
+    TransportError,
+)
+from ._models import (
+    Kind,
+    OmniImageRequest,
+    OmniVideoRequest,
+    Outcome,
+    Quota,
+    Request,
+    Task,
+    TaskResult,
+    TaskStatus,
+)
+from ._providers.kling import DEFAULT_BASE_URL, KlingCodec
+from ._quota import AutoSeriesEstimator, PoolLimiter, request_cost
+from ._transport import Transport
+
+__all__ = ["ClientStats", "KlingClient"]
+
+_FINISHED_KEPT = 1024  # results kept for wait() on tasks that already ended
+
+
+@attrs.define(eq=False)
+class _Tracked:
+    task: Task
+    pool: PoolLimiter
+    reserved: int
+    auto_series: bool
+    done: anyio.Event = attrs.field(factory=anyio.Event)
+    result: TaskResult | None = None
+    error: KlingError | None = None
+
+
+@attrs.define
+class ClientStats:
+    """Counters of what this client did (for progress displays and benchmarks).
+
+    Attributes:
+        creates: Tasks created.
+        requeued: Creates answered 1303 (concurrency full) and put back in the queue.
+        queries: Single-task queries sent.
+        http_requests: All HTTP requests sent.
+        in_flight: Tasks created and not yet seen terminal.
+    """
+
+    creates: int = 0
+    requeued: int = 0
+    queries: int = 0
+    http_requests: int = 0
+    in_flight: int = 0
+
+
+class KlingClient:
+    """Async client for Kling's omni-image and omni-video APIs.
+
+    Use it as an async context manager; it owns one ``aiohttp.ClientSession`` and a background
+    task group that follows created tasks to the end::
+
+        async with KlingClient(api_key="...") as client:
+            task = await client.submit(OmniImageRequest(prompt="...", n=2))
+            result = await client.wait(task)
+
+    Args:
+        api_key: Bearer API key (reference §3.1). Default: env ``KLING_API_KEY``.
+        access_key: AccessKey for HS256 JWT auth (§3.2); needs ``secret_key``. Default: env
+            ``KLING_ACCESS_KEY``.
+        secret_key: SecretKey. Default: env ``KLING_SECRET_KEY``.
+        base_url: API root, optionally with a gateway path prefix such as
+            ``"https://api.powertokens.ai/kling"``. Default: env ``KLING_BASE_URL``, else
+            ``https://api-singapore.klingai.com``.
+        provider: Wire API: ``"kling"`` (native and gateways). Default ``"kling"``.
+        quota: Concurrency slots per pool (:class:`Quota`). Default ``Quota()`` (image 9,
+            video 5).
+        request_timeout: Seconds one HTTP request may take. Default 30.0; ``None`` disables.
+        task_timeout: Seconds from create until a task must end; on expiry ``wait()`` raises and
+            ``stream()`` yields :class:`TaskTimeoutError` while the SDK keeps following the
+            task so its quota slots are released when the server ends it. Default ``None``.
+        image_poll_interval: Seconds between queries of an image task. Default 2.0.
+        video_poll_interval: Seconds between queries of a video task. Default 10.0.
+        lookahead: Requests ``stream()`` pulls from the input ahead of the ones running, so a
+            small request can start while a large one waits for slots. Default 16.
+        max_retries: Attempts for a query (and for a create the server certainly refused
+            before creating) on 1302, 5000–5002, 5xx and transport errors. Default 5.
+
+    Raises:
+        ValueError: no credentials were given or found in the environment, or an unknown
+            provider.
+    """
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        access_key: str | None = None,
+        secret_key: str | None = None,
+        base_url: str | None = None,
+        provider: Literal["kling"] = "kling",
+        quota: Quota | None = None,
+        request_timeout: float | None = 30.0,
+        task_timeout: float | None = None,
+        image_poll_interval: float = 2.0,
+        video_poll_interval: float = 10.0,
+        lookahead: int = 16,
+        max_retries: int = 5,
+    ) -> None:
+        if provider != "kling":
+            raise ValueError(f"provider: {provider!r}, must be 'kling'")
+        api_key = api_key or os.environ.get("KLING_API_KEY") or None
+        access_key = access_key or os.environ.get("KLING_ACCESS_KEY") or None
+        secret_key = secret_key or os.environ.get("KLING_SECRET_KEY") or None
+        self._auth: ApiKeyAuth | JwtAuth
+        if api_key:
+            self._auth = ApiKeyAuth(api_key)
+        elif access_key and secret_key:
+            self._auth = JwtAuth(access_key, secret_key)
+        else:
+            raise ValueError(
+                "no credentials: pass api_key=... (or access_key=... and secret_key=...), or set "
+                "KLING_API_KEY (or KLING_ACCESS_KEY and KLING_SECRET_KEY)"
+            )
+        url = base_url or os.environ.get("KLING_BASE_URL") or DEFAULT_BASE_URL
+        if not url.startswith(("http://", "https://")):
+            raise ValueError(f"base_url: {url!r}, must be an http(s) URL")
+        if lookahead < 1:
+            raise ValueError(f"lookahead: {lookahead}, must be ≥ 1")
+        if max_retries < 1:
+            raise ValueError(f"max_retries: {max_retries}, must be ≥ 1")
+        self.base_url = url.rstrip("/")
+        self.provider = provider
+        self.quota = quota or Quota()
+        self.request_timeout = request_timeout
+        self.task_timeout = task_timeout
+        self.poll_intervals: dict[Kind, float] = {
+            "image": image_poll_interval,
+            "video": video_poll_interval,
+        }
+        self.lookahead = lookahead
+        self.max_retries = max_retries
+        self.stats = ClientStats()
+        self._codec = KlingCodec()
+        self._pools: dict[str, PoolLimiter] = {}
+        self._auto: dict[str, AutoSeriesEstimator] = {}
+        self._inflight: dict[str, _Tracked] = {}
+        self._finished: OrderedDict[str, _Tracked] = OrderedDict()
+        self._ticket = 0
+        self._state: Literal["new", "open", "closed"] = "new"
+        self._session: aiohttp.ClientSession | None = None
+        self._transport: Transport | None = None
+        self._tg: TaskGroup | None = None
+
+    def __repr__(self) -> str:
+        return f"KlingClient(provider={self.provider!r}, base_url={self.base_url!r})"
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        if self._state != "new":
+            raise RuntimeError(f"KlingClient cannot be opened twice (it is {self._state})")
+        self._session = aiohttp.ClientSession()
+        self._transport = Transport(
+            self._session, self.base_url, self._auth, request_timeout=self.request_timeout
+        )
+        self._tg = anyio.create_task_group()
+        await self._tg.__aenter__()
+        self._state = "open"
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Stop following tasks and close the HTTP session. Idempotent.
+
+        Tasks still running on the server keep running there; their results can be fetched
+        later with :meth:`get` by ``task_id`` or ``external_task_id``.
+        """
+        if self._state != "open":
+            self._state = "closed"
+            return
+        self._state = "closed"
+        tg, self._tg = self._tg, None
+        try:
+            if tg is not None:
+                tg.cancel_scope.cancel()
+                await tg.__aexit__(None, None, None)
+        finally:
+            if self._session is not None:
+                await self._session.close()
+
+    def __del__(self) -> None:
+        if getattr(self, "_state", None) == "open":
+            warnings.warn(
+                "KlingClient was not closed; use 'async with KlingClient(...)'",
+                ResourceWarning,
+                stacklevel=1,
+            )
+
+    def _check_open(self) -> Transport:
+        if self._state != "open" or self._transport is None:
+            raise RuntimeError(
+                "KlingClient is not open; use 'async with KlingClient(...) as client'"
+                if self._state == "new"
+                else "KlingClient is closed"
+            )
+        return self._transport
+
+    # -- public API --------------------------------------------------------------------------
+
+    async def submit(self, request: Request) -> Task:
+        """Create one task, waiting for quota slots first.
+
+        The slots stay held until the server reports the task terminal (the client follows it
+        in the background). A 1303 answer puts the request back in the queue; it is not raised.
+
+        Args:
+            request: An :class:`OmniImageRequest` or :class:`OmniVideoRequest`.
+
+        Returns:
+            The created :class:`Task`.
+
+        Raises:
+            InvalidInputError: a local input file breaks a rule (nothing was sent).
+            QuotaError: the request costs more slots than its pool holds.
+            APIError: the server refused the create (subclass by code).
+            TransportError: the create could not be sent, or its outcome is unknown and the
+                task was not found by its ``external_task_id``.
+            RuntimeError: the client is not open.
+        """
+        self._check_open()
+        return await self._submit(request, None)
+
+    async def get(self, task: Task | str, *, kind: Kind | None = None) -> TaskResult:
+        """Query a task once.
+
+        Args:
+            task: A :class:`Task`, a ``task_id`` or an ``external_task_id`` (§5.3 [S1]).
+            kind: ``"image"`` or ``"video"``; needed for a bare id of a video task the client
+                is not following. Default: the task's kind, else ``"image"``.
+
+        Raises:
+            APIError: e.g. :class:`InvalidRequestError` (1203) for an unknown id.
+        """
+        self._check_open()
+        task_id, kind = self._resolve(task, kind)
+        return await self._query(kind, task_id)
+
+    async def wait(self, task: Task | str, *, kind: Kind | None = None) -> TaskResult:
+        """Wait until a task ends and return its final result.
+
+        Args:
+            task: A :class:`Task` or an id (see :meth:`get`).
+            kind: As for :meth:`get`.
+
+        Raises:
+            TaskFailedError: the task ended ``failed``.
+            TaskTimeoutError: ``task_timeout`` passed first.
+            APIError, TransportError: the task could not be queried.
+        """
+        self._check_open()
+        task_id, kind = self._resolve(task, kind)
+        tracked = self._inflight.get(task_id) or self._finished.get(task_id)
+        if tracked is not None:
+            return await self._await_tracked(tracked)
+        return await self._poll_until_done(kind, task_id)
+
+    @asynccontextmanager
+    async def stream(
+        self, requests: Iterable[Request] | AsyncIterable[Request]
+    ) -> AsyncIterator[MemoryObjectReceiveStream[Outcome]]:
+        """Run many requests under quota and yield each :class:`Outcome` as its task ends.
+
+        Requests are pulled from ``requests`` lazily (at most ``lookahead`` ahead of those
+        running), so a generator of a million requests runs in memory proportional to the
+        quota. Outcomes come in completion order; ``outcome.index`` is the input position.
+        Per-task failures are values (``outcome.error``); a 1303 never appears there.
+
+        Leaving the block early cancels the requests not yet created; tasks already created
+        are followed until they end, so their slots are released correctly.
+
+        Usage::
+
+            async with client.stream(requests) as outcomes:
+                async for outcome in outcomes:
+                    ...
+
+        Raises:
+            TypeError: an item of ``requests`` is not a request model.
+            RuntimeError: the client is not open.
+        """
+        self._check_open()
+        send, receive = anyio.create_memory_object_stream[Outcome](self.lookahead)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._feed, requests, send, tg)
+            try:
+                async with receive:
+                    yield receive
+            finally:
+                tg.cancel_scope.cancel()
+
+    async def run_all(
+        self, requests: Iterable[Request] | AsyncIterable[Request]
+    ) -> list[Outcome]:
+        """Run every request under quota and return the outcomes in input order.
+
+        Raises:
+            TypeError, RuntimeError: as :meth:`stream`.
+        """
+        outcomes: list[Outcome] = []
+        async with self.stream(requests) as stream:
+            async for outcome in stream:
+                outcomes.append(outcome)
+        outcomes.sort(key=lambda o: o.index)
+        return outcomes
+
+    def pool(self, model: str, kind: Kind) -> PoolLimiter:
+        """The quota pool of ``(model, kind)`` (created on first use)."""
+        name = f"{model}:{kind}"
+        pool = self._pools.get(name)
+        if pool is None:
+            pool = PoolLimiter(
+                name, self.quota.capacity(model, kind), hol_patience=self.quota.hol_patience
+            )
+            self._pools[name] = pool
+            self._auto[name] = AutoSeriesEstimator(initial=self.quota.auto_series_estimate)
+        return pool
+
+    # -- stream machinery --------------------------------------------------------------------
+
+    async def _feed(
+        self,
+        requests: Iterable[Request] | AsyncIterable[Request],
+        send: MemoryObjectSendStream[Outcome],
+        tg: TaskGroup,
+    ) -> None:
+        window = anyio.Semaphore(self.lookahead)
+        async with send:
+            index = 0
+            async for request in _aiter(requests):
+                if not isinstance(request, OmniImageRequest | OmniVideoRequest):
+                    raise TypeError(
+                        f"requests[{index}]: expected OmniImageRequest or OmniVideoRequest, "
+                        f"got {type(request).__name__}"
+                    )
+                await window.acquire()
+                tg.start_soon(self._lifecycle, index, request, send.clone(), window)
+                index += 1
+
+    async def _lifecycle(
+        self,
+        index: int,
+        request: Request,
+        send: MemoryObjectSendStream[Outcome],
+        window: anyio.Semaphore,
+    ) -> None:
+        async with send:
+            admitted = anyio.Event()
+            try:
+                outcome = await self._run_one(index, request, admitted)
+            finally:
+                if not admitted.is_set():
+                    window.release()
+            await send.send(outcome)
+
+    async def _run_one(self, index: int, request: Request, admitted: anyio.Event) -> Outcome:
+        try:
+            task = await self._submit(request, admitted)
+        except KlingError as exc:
+            return Outcome(request=request, index=index, error=exc)
+        tracked = self._inflight.get(task.task_id) or self._finished.get(task.task_id)
+        assert tracked is not None
+        try:
+            result = await self._await_tracked(tracked)
+        except TaskFailedError as exc:
+            return Outcome(request=request, index=index, task=task, result=tracked.result,
+                           error=exc)
+        except KlingError as exc:
+            return Outcome(request=request, index=index, task=task, error=exc)
+        return Outcome(request=request, index=index, task=task, result=result)
+
+    # -- submit ------------------------------------------------------------------------------
+
+    async def _submit(self, request: Request, admitted: anyio.Event | None) -> Task:
+        external_task_id = request.external_task_id or f"ka-{uuid.uuid4().hex}"
+        body = await anyio.to_thread.run_sync(
+            self._codec.build_create, request, external_task_id
+        )
+        pool = self.pool(request.model_name, request.kind)
+        auto = self._auto[pool.name]
+        self._ticket += 1
+        ticket, since = self._ticket, anyio.current_time()
+        backoff = 0.25
+        while True:
+            cost = request_cost(request, auto)
+            await pool.acquire(cost, ticket=ticket, since=since)
+            if admitted is not None and not admitted.is_set():
+                admitted.set()
+            try:
+                # Shielded: once a create is on the wire, see it through and track the task,
+                # so a cancelled stream never leaves an untracked task holding paid slots.
+                with anyio.CancelScope(shield=True):
+                    task = await self._create(request, body, external_task_id, cost)
+                    self._track(task, pool, cost, request)
+                return task
+            except ConcurrencyLimitError:
+                # §9 [S4]: the server is the source of truth; wait for a slot and try again.
+                pool.release(cost)
+                self.stats.requeued += 1
+                await pool.wait_for_release(backoff)
+                backoff = min(backoff * 2, 4.0)
+            except BaseException:
+                pool.release(cost)
+                raise
+
+    async def _create(
+        self, request: Request, body: Mapping[str, Any], external_task_id: str, cost: int
+    ) -> Task:
+        path = self._codec.create_path(request)
+        delay = 0.5
+        for attempt in range(1, self.max_retries + 1):
+            try:
+                data = await self._call("POST", path, json_body=body)
+                task = self._codec.parse_create(data, request, external_task_id, cost)
+                self.stats.creates += 1
+                return task
+            except ConcurrencyLimitError:
+                raise
+            except RateLimitError as exc:  # 1302: certainly not created
+                failure: KlingError = exc
+                wait = exc.retry_after or delay
+            except TransportError as exc:
+                if exc.sent:
+                    found = await self._find_by_external_id(request, external_task_id, cost)
+                    if found is None:
+                        raise
+                    return found
+                failure, wait = exc, delay
+            except (ServerError, ResponseFormatError):
+                # Ambiguous: the task may exist (§8 INFERRED [S15]). Look it up first.
+                found = await self._find_by_external_id(request, external_task_id, cost)
+                if found is None:
+                    raise
+                return found
+            if attempt == self.max_retries:
+                raise failure
+            await anyio.sleep(wait * (0.5 + random.random()))
+            delay = min(delay * 2, 8.0)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _find_by_external_id(
+        self, request: Request, external_task_id: str, cost: int
+    ) -> Task | None:
+        """After an ambiguous create: the task if the server has it, else ``None``."""
+        try:
+            result = await self._query(request.kind, external_task_id)
+        except InvalidRequestError:
+            return None  # 1203: no such task, so the create did not happen
+        except KlingError:
+            return None
+        self.stats.creates += 1
+        return Task(
+            task_id=result.task_id,
+            external_task_id=external_task_id,
+            kind=request.kind,
+            model=request.model_name,
+            cost=cost,
+            created_at=result.created_at,
+        )
+
+    # -- tracking ----------------------------------------------------------------------------
+
+    def _track(self, task: Task, pool: PoolLimiter, cost: int, request: Request) -> None:
+        tracked = _Tracked(
+            task,
+            pool,
+            cost,
+            auto_series=isinstance(request, OmniImageRequest) and request.is_auto_series,
+        )
+        self._inflight[task.task_id] = tracked
+        self.stats.in_flight += 1
+        assert self._tg is not None
+        self._tg.start_soon(self._follow, tracked)
+
+    async def _follow(self, tracked: _Tracked) -> None:
+        """Poll one task until it is terminal, then release its slots."""
+        task = tracked.task
+        interval = self.poll_intervals[task.kind]
+        try:
+            while True:
+                await anyio.sleep(interval * random.uniform(0.9, 1.1))
+                try:
+                    result = await self._query(task.kind, task.task_id)
+                except (AuthenticationError, InvalidRequestError) as exc:
+                    tracked.error = exc  # the task can no longer be followed
+                    return
+                except KlingError:
+                    continue  # transient failures outlasting the retries: keep following
+                if result.status.is_terminal:
+                    tracked.result = result
+                    if result.status is TaskStatus.FAILED:
+                        tracked.error = TaskFailedError(
+                            result.status_message or "",
+                            task_id=task.task_id,
+                            external_task_id=task.external_task_id,
+                        )
+                    return
+        finally:
+            tracked.pool.release(tracked.reserved)
+            if tracked.auto_series and tracked.result is not None:
+                self._auto[tracked.pool.name].observe(len(tracked.result.series_images))
+            self._inflight.pop(task.task_id, None)
+            self.stats.in_flight -= 1
+            self._finished[task.task_id] = tracked
+            while len(self._finished) > _FINISHED_KEPT:
+                self._finished.popitem(last=False)
+            tracked.done.set()
+
+    async def _await_tracked(self, tracked: _Tracked) -> TaskResult:
+        if self.task_timeout is None:
+            await tracked.done.wait()
+        else:
+            created = tracked.task.created_at
+            remaining = self.task_timeout
+            if created is not None:
+                age = (dt.datetime.now(dt.UTC) - created).total_seconds()
+                remaining = max(0.0, self.task_timeout - max(0.0, age))
+            with anyio.move_on_after(remaining):
+                await tracked.done.wait()
+            if not tracked.done.is_set():
+                raise TaskTimeoutError(
+                    f"task {tracked.task.task_id} did not end within {self.task_timeout} s"
+                )
+        if tracked.error is not None:
+            raise tracked.error
+        assert tracked.result is not None
+        return tracked.result
+
+    async def _poll_until_done(self, kind: Kind, task_id: str) -> TaskResult:
+        try:
+            with anyio.fail_after(self.task_timeout):
+                return await self._poll_loop(kind, task_id)
+        except TimeoutError:
+            raise TaskTimeoutError(
+                f"task {task_id} did not end within {self.task_timeout} s"
+            ) from None
+
+    async def _poll_loop(self, kind: Kind, task_id: str) -> TaskResult:
+        while True:
+            result = await self._query(kind, task_id)
+            if result.status is TaskStatus.FAILED:
+                raise TaskFailedError(
+                    result.status_message or "",
+                    task_id=result.task_id,
+                    external_task_id=result.external_task_id,
+                )
+            if result.status is TaskStatus.SUCCEEDED:
+                return result
+            await anyio.sleep(self.poll_intervals[kind])
+
+    # -- HTTP --------------------------------------------------------------------------------
+
+    async def _query(self, kind: Kind, task_id: str) -> TaskResult:
+        path = self._codec.query_path(kind, task_id)
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception(_is_transient),
+            stop=stop_after_attempt(self.max_retries),
+            wait=_backoff,
+            sleep=anyio.sleep,
+            reraise=True,
+        ):
+            with attempt:
+                self.stats.queries += 1
+                data = await self._call("GET", path)
+                return self._codec.parse_task(data)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _call(
+        self, method: str, path: str, *, json_body: Mapping[str, Any] | None = None
+    ) -> Any:
+        transport = self._check_open()
+        for attempt in (1, 2):
+            self.stats.http_requests += 1
+            response = await transport.request(method, path, json_body=json_body)
+            try:
+                return self._codec.unwrap(response)
+            except AuthenticationError as exc:
+                # §3.2/§8: 1004 = JWT expired; re-sign once and try again.
+                if exc.code == 1004 and attempt == 1 and transport.invalidate_auth():
+                    continue
+                raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _resolve(self, task: Task | str, kind: Kind | None) -> tuple[str, Kind]:
+        if isinstance(task, Task):
+            return task.task_id, kind or task.kind
+        tracked = self._inflight.get(task) or self._finished.get(task)
+        return task, kind or (tracked.task.kind if tracked else "image")
+
+
+def _is_transient(exc: BaseException) -> bool:
+    """Query errors worth retrying: 1302/1303, 5000–5002, 5xx, transport, malformed JSON."""
+    return isinstance(exc, RateLimitError | ServerError | TransportError | ResponseFormatError)
+
+
+_exp = wait_exponential_jitter(initial=0.5, max=8.0)
+
+
+def _backoff(state: RetryCallState) -> float:
+    exc = state.outcome.exception() if state.outcome else None
+    retry_after = getattr(exc, "retry_after", None) or 0.0
+    return max(float(_exp(state)), float(retry_after))
+
+
+async def _aiter(items: Iterable[Request] | AsyncIterable[Request]) -> AsyncIterator[Request]:
+    if isinstance(items, AsyncIterable):
+        async for item in items:
+            yield item
+    else:
+        for item in items:
+            yield item

@@ -1,0 +1,65 @@
+"""The SDK's one cattrs ``Converter``.
+
+Every structuring hook is registered in :func:`configure_converter`; wire renames live in the
+provider codecs' wire classes, and time conversion (epoch milliseconds → aware UTC ``datetime``)
+happens here and nowhere else. Unknown fields in responses are ignored, so new server fields
+never break users. cattrs' exceptions are translated to :class:`ResponseFormatError` in
+:func:`structure`, the one place they are caught.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, TypeVar
+
+import cattrs
+
+from ._errors import ResponseFormatError
+
+__all__ = ["configure_converter", "converter", "ms_to_datetime", "structure"]
+
+T = TypeVar("T")
+
+
+def ms_to_datetime(value: int | float | str | None) -> dt.datetime | None:
+    """Unix epoch milliseconds → aware UTC datetime (``None`` passes through)."""
+    if value is None or value == "":
+        return None
+    return dt.datetime.fromtimestamp(float(value) / 1000.0, tz=dt.UTC)
+
+
+def _structure_str(value: Any, _: type) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    raise ValueError(f"expected a string, got {type(value).__name__}")
+
+
+def configure_converter(conv: cattrs.Converter) -> None:
+    """Register every hook the SDK needs on ``conv``.
+
+    - ``str`` fields accept numbers (ids and unit counts arrive as either).
+    - ``dt.datetime`` fields accept epoch milliseconds (int, float or numeric string).
+    """
+    conv.register_structure_hook(str, _structure_str)
+    conv.register_structure_hook(dt.datetime, lambda v, _: ms_to_datetime(v))
+
+
+converter = cattrs.Converter(forbid_extra_keys=False)
+configure_converter(converter)
+
+
+def structure(data: Any, cls: type[T], what: str) -> T:
+    """Structure wire JSON into ``cls``.
+
+    Raises:
+        ResponseFormatError: the JSON does not have the documented shape; ``what`` names it.
+    """
+    try:
+        return converter.structure(data, cls)
+    except (cattrs.BaseValidationError, ValueError, TypeError, KeyError) as exc:
+        detail = "; ".join(cattrs.transform_error(exc)) if isinstance(
+            exc, cattrs.BaseValidationError
+        ) else str(exc)
+        raise ResponseFormatError(f"malformed {what}: {detail}") from exc

@@ -1,0 +1,290 @@
+"""The exception tree of ``kling_async``.
+
+Every error the SDK raises on purpose, or puts in :attr:`Outcome.error`, derives from
+:class:`KlingError`::
+
+    KlingError
+    ├── APIError                    the server answered with a non-zero ``code``
+    │   ├── AuthenticationError     1000–1004 (HTTP 401)
+    │   ├── AccountError            1100–1102, 1304 (HTTP 429, permanent)
+    │   ├── PermissionDeniedError   1103 (HTTP 403)
+    │   ├── InvalidRequestError     1200–1203 (HTTP 400/404)
+    │   ├── ContentPolicyError      1300, 1301 (HTTP 400)
+    │   ├── RateLimitError          1302 (HTTP 429, retryable)
+    │   ├── ConcurrencyLimitError   1303 (HTTP 429; the scheduler re-queues it, users never see it
+    │   │                           in an Outcome)
+    │   └── ServerError             5000–5002 and HTTP 5xx (retryable)
+    ├── TransportError              the request did not complete (refused, reset, timed out)
+    │   └── RequestTimeoutError     no answer within the per-request timeout
+    ├── ResponseFormatError         a 2xx answer that is not the documented JSON shape
+    ├── TaskFailedError             the task ended with ``task_status`` ``failed``
+    ├── TaskTimeoutError            the per-task deadline passed before the task ended
+    ├── QuotaError                  a request costs more slots than its pool can ever hold
+    └── InvalidInputError           a local input file breaks a documented rule (also a
+                                    ValueError); found when the file is read, before sending
+
+Programmer mistakes raise builtins instead: ``ValueError``/``TypeError`` for an invalid request
+(raised when the request model is built, before anything is sent) and ``RuntimeError`` for
+lifecycle misuse such as using a closed client.
+
+Error codes and HTTP statuses: https://kling.ai/document-api/get-started/error-codes
+(reference §8).
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "APIError",
+    "AccountError",
+    "AuthenticationError",
+    "ConcurrencyLimitError",
+    "ContentPolicyError",
+    "InvalidInputError",
+    "InvalidRequestError",
+    "KlingError",
+    "PermissionDeniedError",
+    "QuotaError",
+    "RateLimitError",
+    "RequestTimeoutError",
+    "ResponseFormatError",
+    "ServerError",
+    "TaskFailedError",
+    "TaskTimeoutError",
+    "TransportError",
+    "error_from_code",
+]
+
+
+class KlingError(Exception):
+    """Root of every error ``kling_async`` raises on purpose."""
+
+
+class APIError(KlingError):
+    """The server refused a request with a non-zero ``code`` (or an HTTP error status).
+
+    Attributes:
+        code: The wire error code (Kling: 1000–5002; Modellix: the HTTP status), or ``None``
+            when the body carried none.
+        message: The server's ``message`` text.
+        request_id: The server's ``request_id`` for support tickets, when given.
+        http_status: The HTTP status of the answer.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: int | None = None,
+        request_id: str | None = None,
+        http_status: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.request_id = request_id
+        self.http_status = http_status
+
+    def __str__(self) -> str:
+        parts = [f"code={self.code}" if self.code is not None else None]
+        if self.http_status is not None:
+            parts.append(f"http_status={self.http_status}")
+        if self.request_id:
+            parts.append(f"request_id={self.request_id}")
+        detail = ", ".join(p for p in parts if p)
+        return f"{self.message} ({detail})" if detail else self.message
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (
+            _rebuild_api_error,
+            (type(self), self.message, self.code, self.request_id, self.http_status),
+        )
+
+
+def _rebuild_api_error(
+    cls: type[APIError],
+    message: str,
+    code: int | None,
+    request_id: str | None,
+    http_status: int | None,
+) -> APIError:
+    return cls(message, code=code, request_id=request_id, http_status=http_status)
+
+
+class AuthenticationError(APIError):
+    """The credentials were refused (codes 1000–1004, HTTP 401). Not retried, except that an
+    expired JWT (1004) is re-signed once."""
+
+
+class AccountError(APIError):
+    """The account cannot run tasks now: abnormal status (1100), arrears (1101), resource pack
+    exhausted or expired (1102), or IP whitelist (1304). Permanent: never retried."""
+
+
+class PermissionDeniedError(APIError):
+    """The account has no permission for this API or model (1103, HTTP 403)."""
+
+
+class InvalidRequestError(APIError):
+    """The server rejected the request's parameters, method or resource (1200–1203)."""
+
+
+class ContentPolicyError(APIError):
+    """The platform or content-safety policy blocked the request (1300, 1301)."""
+
+
+class RateLimitError(APIError):
+    """Too many requests (1302). Retried with backoff.
+
+    Attributes:
+        retry_after: Seconds the server asked to wait (``Retry-After``), when given.
+    """
+
+    retry_after: float | None = None
+
+
+class ConcurrencyLimitError(RateLimitError):
+    """The pool's concurrency quota is full (1303). The scheduler puts the request back in its
+    queue; it never reaches :attr:`Outcome.error`."""
+
+
+class ServerError(APIError):
+    """The server failed (5000 internal error, 5001 unavailable, 5002 internal timeout, or an
+    HTTP 5xx). On a create this is *ambiguous*: the task may exist."""
+
+
+class TransportError(KlingError):
+    """The HTTP exchange did not complete: connection refused or reset, DNS failure, or a
+    timeout. Wraps the aiohttp exception as ``__cause__``.
+
+    Attributes:
+        sent: ``True`` when the request may have reached the server (so a create may exist),
+            ``False`` when it certainly did not (connection refused before sending).
+    """
+
+    def __init__(self, message: str, *, sent: bool = True) -> None:
+        super().__init__(message)
+        self.sent = sent
+
+
+class RequestTimeoutError(TransportError):
+    """No answer within the per-request timeout (``KlingClient(request_timeout=...)``)."""
+
+
+class ResponseFormatError(KlingError):
+    """A 2xx answer whose body is not the documented JSON shape (for example no ``task_id``)."""
+
+
+class TaskFailedError(KlingError):
+    """The task ended with ``task_status`` ``failed``.
+
+    Attributes:
+        task_id: The server's task id.
+        external_task_id: The caller's id for the task.
+        task_status_msg: The server's failure reason.
+    """
+
+    def __init__(
+        self,
+        task_status_msg: str,
+        *,
+        task_id: str,
+        external_task_id: str | None,
+    ) -> None:
+        super().__init__(task_status_msg)
+        self.task_status_msg = task_status_msg
+        self.task_id = task_id
+        self.external_task_id = external_task_id
+
+    def __str__(self) -> str:
+        reason = self.task_status_msg or "no reason given"
+        return (
+            f"task {self.task_id} (external_task_id={self.external_task_id}) failed: {reason}"
+        )
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild_task_failed, (self.task_status_msg, self.task_id, self.external_task_id))
+
+
+def _rebuild_task_failed(msg: str, task_id: str, ext: str | None) -> TaskFailedError:
+    return TaskFailedError(msg, task_id=task_id, external_task_id=ext)
+
+
+class TaskTimeoutError(KlingError):
+    """The per-task deadline (``KlingClient(task_timeout=...)``) passed before the task ended.
+
+    The remote task keeps running and keeps its quota slots until the server ends it; the SDK
+    keeps tracking it for quota purposes while the client is open.
+    """
+
+
+class QuotaError(KlingError):
+    """A request costs more quota slots than its pool's capacity, so it could never start.
+
+    Example: ``n=9`` on a pool configured with ``Quota(image=5)``.
+    """
+
+
+_CODE_CLASSES: tuple[tuple[range, type[APIError]], ...] = (
+    (range(1000, 1100), AuthenticationError),
+    (range(1100, 1103), AccountError),
+    (range(1103, 1104), PermissionDeniedError),
+    (range(1200, 1300), InvalidRequestError),
+    (range(1300, 1302), ContentPolicyError),
+    (range(1302, 1303), RateLimitError),
+    (range(1303, 1304), ConcurrencyLimitError),
+    (range(1304, 1305), AccountError),
+    (range(5000, 6000), ServerError),
+)
+
+_STATUS_CLASSES: dict[int, type[APIError]] = {
+    400: InvalidRequestError,
+    401: AuthenticationError,
+    402: AccountError,
+    403: PermissionDeniedError,
+    404: InvalidRequestError,
+    405: InvalidRequestError,
+    422: InvalidRequestError,
+    429: RateLimitError,
+}
+
+
+def error_from_code(
+    message: str,
+    *,
+    code: int | None,
+    http_status: int | None,
+    request_id: str | None = None,
+) -> APIError:
+    """Build the most specific :class:`APIError` for a wire ``code`` and HTTP status.
+
+    Kling codes (reference §8) win over the HTTP status; without a known code the HTTP status
+    decides (5xx → :class:`ServerError`).
+    """
+    cls: type[APIError] = APIError
+    if code is not None:
+        for codes, klass in _CODE_CLASSES:
+            if code in codes:
+                cls = klass
+                break
+        else:
+            code_as_status = code if 400 <= code < 600 else None
+            cls = _class_for_status(code_as_status or http_status)
+    else:
+        cls = _class_for_status(http_status)
+    return cls(message, code=code, request_id=request_id, http_status=http_status)
+
+
+def _class_for_status(status: int | None) -> type[APIError]:
+    if status is None:
+        return APIError
+    if status >= 500:
+        return ServerError
+    return _STATUS_CLASSES.get(status, APIError)
+
+
+class InvalidInputError(KlingError, ValueError):
+    """A local input (reference image or video file) breaks a documented rule: wrong format,
+    too large, too small, bad aspect ratio, or unreadable. Found when the SDK reads the file,
+    before any HTTP request for that task. Also a ``ValueError``; the message names the field,
+    the file and the rule.
+    """

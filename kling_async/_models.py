@@ -1,0 +1,487 @@
+"""Request and result models.
+
+Requests carry Kling's own field names (reference §5.1 omni-image, §6.1 omni-video). They are
+validated when they are built: a broken documented rule raises ``ValueError`` naming the field,
+the value and the rule, so a rejected request never reaches the network.
+
+Sources: https://kling.ai/document-api/api/image/3-0-omni/image-omni (omni-image) and the legacy
+omni-video page (reference §6, S13).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
+
+import attrs
+
+if TYPE_CHECKING:
+    from ._errors import KlingError
+
+__all__ = [
+    "GeneratedImage",
+    "GeneratedVideo",
+    "ImageInput",
+    "MultiPrompt",
+    "OmniImageRequest",
+    "OmniVideoRequest",
+    "Outcome",
+    "Quota",
+    "ReferenceVideo",
+    "Request",
+    "Task",
+    "TaskResult",
+    "TaskStatus",
+    "VideoImage",
+]
+
+ImageInput: TypeAlias = "str | os.PathLike[str] | bytes"
+"""An image or video input: an ``http(s)://`` URL (sent as is), a local path (read and sent as
+raw base64, no ``data:`` prefix), or the file's bytes (sent as raw base64)."""
+
+ImageModel = Literal["kling-image-o1", "kling-v3-omni"]
+VideoModel = Literal["kling-video-o1", "kling-v3-omni"]
+Resolution = Literal["1k", "2k", "4k"]
+ResultType = Literal["single", "series"]
+ImageAspectRatio = Literal["16:9", "9:16", "1:1", "4:3", "3:4", "3:2", "2:3", "21:9", "auto"]
+VideoAspectRatio = Literal["16:9", "9:16", "1:1"]
+Kind = Literal["image", "video"]
+
+
+def _media(value: object) -> str | Path | bytes:
+    """Normalise an input: URLs stay strings, paths become ``Path``, bytes stay bytes."""
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value)
+    if isinstance(value, os.PathLike):
+        return Path(value)
+    if isinstance(value, str):
+        if value.startswith(("http://", "https://")):
+            return value
+        return Path(value)
+    raise TypeError(
+        f"expected a URL, a local path or bytes, got {type(value).__name__}: {value!r:.60}"
+    )
+
+
+def _media_tuple(values: Any) -> tuple[str | Path | bytes, ...]:
+    if values is None:
+        return ()
+    if isinstance(values, str | bytes | os.PathLike):
+        raise TypeError("image_list: expected a list of images, got a single value")
+    return tuple(_media(v) for v in values)
+
+
+def _int_tuple(values: Any) -> tuple[int, ...]:
+    if values is None:
+        return ()
+    out = []
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise TypeError(f"element_list: element ids are integers, got {v!r}")
+        out.append(v)
+    return tuple(out)
+
+
+@attrs.frozen(kw_only=True)
+class OmniImageRequest:
+    """One omni-image task (``POST /v1/images/omni-image``, reference §5.1).
+
+    Args:
+        prompt: 1–2500 characters; reference inputs as ``<<<image_1>>>``.
+        model_name: ``"kling-image-o1"`` (the API's default) or ``"kling-v3-omni"``.
+        image_list: Reference images, each a URL, a local path or bytes (jpg/jpeg/png, ≤ 10 MB,
+            each side ≥ 300 px, aspect ratio 1:2.5–2.5:1).
+        element_list: Element ids from the element library. ``image_list`` + ``element_list`` ≤ 10.
+        resolution: ``"1k"`` (default), ``"2k"`` or ``"4k"`` (not on ``kling-image-o1``).
+        result_type: ``"single"`` (default) or ``"series"`` (``kling-v3-omni`` only).
+        n: Images for a single result, 1–9 (default 1). Costs ``n`` quota slots.
+        series_amount: Images in a series, 2–9 or ``"auto"`` (default 4). A fixed series costs
+            ``series_amount`` slots; ``"auto"`` costs as many as the model finally produces.
+        aspect_ratio: One of ``16:9 9:16 1:1 4:3 3:4 3:2 2:3 21:9 auto`` (default ``auto``;
+            ``kling-v3-omni`` refuses ``auto`` without reference images).
+        watermark: Also produce a watermarked copy (``watermark_info.enabled``). ``None`` omits it.
+        callback_url: URL the server notifies on status changes.
+        external_task_id: Your id for the task, unique per account. Generated when omitted.
+
+    Raises:
+        ValueError: A documented rule is broken; the message names the field, value and rule.
+        TypeError: A field has the wrong type.
+    """
+
+    prompt: str
+    model_name: ImageModel = "kling-image-o1"
+    image_list: tuple[str | Path | bytes, ...] = attrs.field(default=(), converter=_media_tuple)
+    element_list: tuple[int, ...] = attrs.field(default=(), converter=_int_tuple)
+    resolution: Resolution = "1k"
+    result_type: ResultType = "single"
+    n: int = 1
+    series_amount: int | Literal["auto"] = 4
+    aspect_ratio: ImageAspectRatio = "auto"
+    watermark: bool | None = None
+    callback_url: str | None = None
+    external_task_id: str | None = None
+
+    kind: Kind = attrs.field(default="image", init=False)
+
+    def __attrs_post_init__(self) -> None:
+        from ._validate import validate_image_request
+
+        validate_image_request(self)
+
+    @property
+    def is_auto_series(self) -> bool:
+        """Whether this is a series whose size the model picks (``series_amount="auto"``)."""
+        return self.result_type == "series" and self.series_amount == "auto"
+
+
+@attrs.frozen(kw_only=True)
+class VideoImage:
+    """An image given to an omni-video task (``image_list`` item, reference §6.1).
+
+    Args:
+        image: URL, local path or bytes.
+        type: ``"first_frame"``, ``"end_frame"`` or ``None`` for a plain reference image.
+    """
+
+    image: str | Path | bytes = attrs.field(converter=_media)
+    type: Literal["first_frame", "end_frame"] | None = None
+
+
+def _video_images(values: Any) -> tuple[VideoImage, ...]:
+    if values is None:
+        return ()
+    if isinstance(values, str | bytes | os.PathLike):
+        raise TypeError("image_list: expected a list of images, got a single value")
+    return tuple(
+        v if isinstance(v, VideoImage) else VideoImage(image=v)
+        for v in values
+    )
+
+
+@attrs.frozen(kw_only=True)
+class ReferenceVideo:
+    """A reference video for an omni-video task (``video_list`` item, reference §6.1).
+
+    Args:
+        video: URL, local path or bytes (MP4/MOV, ≥ 3 s, 720–2160 px, ≤ 200 MB).
+        refer_type: ``"base"`` (edit this video, the API's default) or ``"feature"``
+            (reference its style or camera, or make the next/previous shot).
+        keep_original_sound: ``"yes"``, ``"no"`` or ``None`` (omitted).
+    """
+
+    video: str | Path | bytes = attrs.field(converter=_media)
+    refer_type: Literal["base", "feature"] = "base"
+    keep_original_sound: Literal["yes", "no"] | None = None
+
+
+@attrs.frozen(kw_only=True)
+class MultiPrompt:
+    """One shot of a ``shot_type="customize"`` multi-shot video (``multi_prompt`` item).
+
+    Args:
+        index: Shot number, 1–6.
+        prompt: 1–512 characters.
+        duration: Shot length in whole seconds, ≥ 1. The shots' durations sum to the video's.
+    """
+
+    index: int
+    prompt: str
+    duration: int
+
+
+def _multi_prompts(values: Any) -> tuple[MultiPrompt, ...]:
+    if values is None:
+        return ()
+    return tuple(
+        v if isinstance(v, MultiPrompt) else MultiPrompt(**v)
+        for v in values
+    )
+
+
+def _ref_videos(values: Any) -> tuple[ReferenceVideo, ...]:
+    if values is None:
+        return ()
+    if isinstance(values, ReferenceVideo):
+        return (values,)
+    return tuple(
+        v if isinstance(v, ReferenceVideo) else ReferenceVideo(video=v)
+        for v in values
+    )
+
+
+@attrs.frozen(kw_only=True)
+class OmniVideoRequest:
+    """One omni-video task (``POST /v1/videos/omni-video``, legacy standard, reference §6.1).
+
+    Args:
+        prompt: 1–2500 characters; required unless ``shot_type="customize"``. References as
+            ``<<<image_1>>>``, ``<<<element_1>>>``, ``<<<video_1>>>``.
+        model_name: ``"kling-video-o1"`` (the API's default) or ``"kling-v3-omni"``.
+        multi_shot: Storyboard mode; needs ``shot_type``.
+        shot_type: ``"customize"`` (shots given in ``multi_prompt``) or ``"intelligence"``.
+        multi_prompt: 1–6 :class:`MultiPrompt` shots for ``customize``.
+        image_list: Reference images or frames (:class:`VideoImage`, or plain inputs). Images +
+            elements ≤ 7, ≤ 4 with a reference video. An end frame needs a first frame.
+        element_list: Element ids.
+        video_list: At most one :class:`ReferenceVideo`.
+        sound: ``"on"`` or ``"off"`` (default); must be ``"off"`` with a reference video.
+        mode: ``"std"`` (720p), ``"pro"`` (1080p, default) or ``"4k"`` (``kling-v3-omni`` only,
+            not with a reference video).
+        aspect_ratio: ``16:9``, ``9:16`` or ``1:1``. Required unless a first frame or a base
+            video is given, and refused with them.
+        duration: Seconds: ``kling-v3-omni`` 3–15, ``kling-video-o1`` 3–10 (5 or 10 for
+            text-to-video or first-frame only). Default 5. Sent as a string.
+        watermark, callback_url, external_task_id: As for :class:`OmniImageRequest`.
+
+    Raises:
+        ValueError: A documented rule is broken; the message names the field, value and rule.
+        TypeError: A field has the wrong type.
+    """
+
+    prompt: str | None = None
+    model_name: VideoModel = "kling-video-o1"
+    multi_shot: bool = False
+    shot_type: Literal["customize", "intelligence"] | None = None
+    multi_prompt: tuple[MultiPrompt, ...] = attrs.field(default=(), converter=_multi_prompts)
+    image_list: tuple[VideoImage, ...] = attrs.field(default=(), converter=_video_images)
+    element_list: tuple[int, ...] = attrs.field(default=(), converter=_int_tuple)
+    video_list: tuple[ReferenceVideo, ...] = attrs.field(default=(), converter=_ref_videos)
+    sound: Literal["on", "off"] = "off"
+    mode: Literal["std", "pro", "4k"] = "pro"
+    aspect_ratio: VideoAspectRatio | None = None
+    duration: int = 5
+    watermark: bool | None = None
+    callback_url: str | None = None
+    external_task_id: str | None = None
+
+    kind: Kind = attrs.field(default="video", init=False)
+
+    def __attrs_post_init__(self) -> None:
+        from ._validate import validate_video_request
+
+        validate_video_request(self)
+
+
+Request: TypeAlias = OmniImageRequest | OmniVideoRequest
+"""Any request the client accepts."""
+
+
+class TaskStatus(enum.Enum):
+    """A task's state, normalised across wire APIs.
+
+    Kling's ``task_status`` values map as ``submitted`` → SUBMITTED, ``processing`` →
+    PROCESSING, ``succeed`` → SUCCEEDED, ``failed`` → FAILED (reference §4).
+    """
+
+    SUBMITTED = "submitted"
+    PROCESSING = "processing"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+    @property
+    def is_terminal(self) -> bool:
+        """``True`` for SUCCEEDED and FAILED: the task holds no quota slots any more."""
+        return self in (TaskStatus.SUCCEEDED, TaskStatus.FAILED)
+
+
+@attrs.frozen(kw_only=True)
+class Task:
+    """A task the server accepted.
+
+    Attributes:
+        task_id: The server's id.
+        external_task_id: The caller's id (generated by the SDK when not given).
+        kind: ``"image"`` or ``"video"``.
+        model: The model name, e.g. ``"kling-v3-omni"``.
+        cost: Quota slots reserved for it (for an ``auto`` series, the reserved estimate).
+        created_at: When the server created it (aware UTC datetime).
+    """
+
+    task_id: str
+    external_task_id: str | None
+    kind: Kind
+    model: str
+    cost: int
+    created_at: dt.datetime | None = None
+
+
+@attrs.frozen(kw_only=True)
+class GeneratedImage:
+    """One generated image.
+
+    Attributes:
+        index: Position in its list (``images`` or ``series_images``), from 0.
+        url: Download URL (hotlink-protected; Kling purges results after 30 days).
+        watermark_url: The watermarked copy's URL, when a watermark was requested.
+    """
+
+    index: int
+    url: str
+    watermark_url: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class GeneratedVideo:
+    """One generated video.
+
+    Attributes:
+        index: Position in ``videos``, from 0.
+        url: Download URL.
+        watermark_url: The watermarked copy's URL, when requested.
+        duration: Length in seconds, when reported.
+        id: The server's id for the video, when reported.
+    """
+
+    index: int
+    url: str
+    watermark_url: str | None = None
+    duration: float | None = None
+    id: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class TaskResult:
+    """A task's state as the server last reported it.
+
+    Attributes:
+        task_id, external_task_id: The task's ids.
+        status: A :class:`TaskStatus`.
+        status_message: The server's ``task_status_msg`` (the failure reason when failed).
+        images: Single-result images (``task_result.images``).
+        series_images: Series images (``task_result.series_images``).
+        videos: Generated videos.
+        units_deducted: ``final_unit_deduction`` as a number of units, when reported.
+        created_at, updated_at: Aware UTC datetimes.
+        expires_at: When the result URLs stop working, when known (Kling: 30 days after the
+            task ended, an estimate; Modellix reports it).
+    """
+
+    task_id: str
+    external_task_id: str | None = None
+    status: TaskStatus
+    status_message: str | None = None
+    images: tuple[GeneratedImage, ...] = ()
+    series_images: tuple[GeneratedImage, ...] = ()
+    videos: tuple[GeneratedVideo, ...] = ()
+    units_deducted: float | None = None
+    created_at: dt.datetime | None = None
+    updated_at: dt.datetime | None = None
+    expires_at: dt.datetime | None = None
+
+    @property
+    def outputs(self) -> tuple[GeneratedImage | GeneratedVideo, ...]:
+        """Every output of the task: ``images``, then ``series_images``, then ``videos``."""
+        return (*self.images, *self.series_images, *self.videos)
+
+
+@attrs.frozen(kw_only=True)
+class Outcome:
+    """How one request ended. Per-task failures are values here, never raised.
+
+    Attributes:
+        request: The request as given.
+        index: Its position in the input (0-based).
+        task: The server task, or ``None`` when no task was created.
+        result: The final :class:`TaskResult`, or ``None`` when the task never finished.
+        error: A :class:`KlingError` when the request failed, else ``None``.
+    """
+
+    request: Request
+    index: int
+    task: Task | None = None
+    result: TaskResult | None = None
+    error: KlingError | None = None
+
+    @property
+    def ok(self) -> bool:
+        """``True`` when the task succeeded."""
+        return (
+            self.error is None
+            and self.result is not None
+            and self.result.status is TaskStatus.SUCCEEDED
+        )
+
+
+def _pools(value: Mapping[str, int] | None) -> Mapping[str, int]:
+    return dict(value or {})
+
+
+@attrs.frozen(kw_only=True)
+class Quota:
+    """The account's concurrency quota, in slots per pool (reference §9).
+
+    Kling counts concurrency per account × model version × pack type (image/video). An image
+    task holds ``n`` slots, a fixed series ``series_amount``, an ``auto`` series the number of
+    images it produces, a video 1, from creation until the task ends.
+
+    Args:
+        image: Slots of every image pool (one per model version). Default 9.
+        video: Slots of every video pool. Default 5.
+        pools: Per-pool overrides keyed ``"<model_name>:<kind>"``, e.g.
+            ``{"kling-image-o1:image": 5}``.
+        hol_patience: Head-of-line policy, in seconds. A waiting request that does not fit yet
+            may be overtaken by later, smaller requests that fit, but only until it has waited
+            this long; after that nothing overtakes it, so it starts as soon as enough slots
+            free up. ``0`` gives strict first-come-first-served; ``None`` lets small requests
+            always overtake (a large request may then starve). Default 10.0.
+        auto_series_estimate: Slots first reserved for an ``auto`` series (2–9, default 9, the
+            maximum). After a few ``auto`` series have finished, the reservation follows the
+            counts observed (rounded-up mean plus one, capped at 9).
+
+    Raises:
+        ValueError: A capacity below 1, or an estimate outside 2–9.
+    """
+
+    image: int = 9
+    video: int = 5
+    pools: Mapping[str, int] = attrs.field(factory=dict, converter=_pools)
+    hol_patience: float | None = 10.0
+    auto_series_estimate: int = 9
+
+    def __attrs_post_init__(self) -> None:
+        for name, value in (("image", self.image), ("video", self.video), *self.pools.items()):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"Quota.{name}: {value!r}, capacity must be an integer ≥ 1")
+        for key in self.pools:
+            model, _, kind = key.partition(":")
+            if not model or kind not in ("image", "video"):
+                raise ValueError(
+                    f"Quota.pools: key {key!r} must look like '<model_name>:image' or "
+                    "'<model_name>:video'"
+                )
+        if not 2 <= self.auto_series_estimate <= 9:
+            raise ValueError(
+                f"Quota.auto_series_estimate: {self.auto_series_estimate}, must be 2–9"
+            )
+        if self.hol_patience is not None and self.hol_patience < 0:
+            raise ValueError(f"Quota.hol_patience: {self.hol_patience}, must be ≥ 0 or None")
+
+    def capacity(self, model: str, kind: Kind) -> int:
+        """Slots of the pool ``(model, kind)``."""
+        override = self.pools.get(f"{model}:{kind}")
+        if override is not None:
+            return override
+        return self.image if kind == "image" else self.video
+
+    @classmethod
+    def parse(cls, text: str) -> Quota:
+        """Parse the CLI form ``"image=9,video=5,kling-image-o1:image=4"``.
+
+        Raises:
+            ValueError: The text names an unknown key or a non-integer value.
+        """
+        kwargs: dict[str, int] = {}
+        pools: dict[str, int] = {}
+        for part in filter(None, (p.strip() for p in text.split(","))):
+            key, sep, value = part.partition("=")
+            if not sep or not value.strip().isdigit():
+                raise ValueError(f"--quota: {part!r} must look like 'image=9'")
+            if key in ("image", "video"):
+                kwargs[key] = int(value)
+            else:
+                pools[key] = int(value)
+        return cls(**kwargs, pools=pools)

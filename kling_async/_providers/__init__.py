@@ -1,0 +1,1 @@
+"""Wire codecs: the only code that knows paths, field names and envelopes."""

@@ -1,0 +1,323 @@
+"""Codec for Kling's native API (legacy standard) and gateways that proxy it under a prefix.
+
+Sources (reference ../shared/reference/kling_native_api.md):
+- create/query/list omni-image: §5.1–§5.4, https://kling.ai/document-api/api/image/3-0-omni/image-omni
+- create/query/list omni-video: §6.1–§6.2 (legacy ``/v1/videos/omni-video``, S13)
+- envelope ``{code, message, request_id, data}``, statuses, ms timestamps: §4
+- error codes: §8
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from .._convert import structure
+from .._errors import (
+    ConcurrencyLimitError,
+    RateLimitError,
+    ResponseFormatError,
+    error_from_code,
+)
+from .._models import (
+    GeneratedImage,
+    GeneratedVideo,
+    Kind,
+    OmniImageRequest,
+    OmniVideoRequest,
+    Request,
+    Task,
+    TaskResult,
+    TaskStatus,
+)
+from .._transport import Response
+from .._validate import check_local_image, check_local_video
+
+__all__ = ["DEFAULT_BASE_URL", "KlingCodec"]
+
+DEFAULT_BASE_URL = "https://api-singapore.klingai.com"  # §2 [S2]
+RESULT_LIFETIME = dt.timedelta(days=30)  # §12: results purged after 30 days [S1, S5]
+
+_PATHS: dict[Kind, str] = {
+    "image": "/v1/images/omni-image",  # §5 [S1]
+    "video": "/v1/videos/omni-video",  # §6 [S13]
+}
+
+_STATUS = {  # §4 [S1]: note the spelling 'succeed'
+    "submitted": TaskStatus.SUBMITTED,
+    "processing": TaskStatus.PROCESSING,
+    "succeed": TaskStatus.SUCCEEDED,
+    "failed": TaskStatus.FAILED,
+}
+
+
+# Wire shapes of the query answer (§5.3, §6.2). Every field has a default: parsing is lenient.
+@attrs.frozen
+class _WireImage:
+    index: int = 0
+    url: str = ""
+    watermark_url: str | None = None
+
+
+@attrs.frozen
+class _WireVideo:
+    id: str | None = None
+    url: str = ""
+    watermark_url: str | None = None
+    duration: str | None = None
+
+
+@attrs.frozen
+class _WireResult:
+    result_type: str | None = None
+    images: list[_WireImage] | None = None
+    series_images: list[_WireImage] | None = None
+    videos: list[_WireVideo] | None = None
+
+
+@attrs.frozen
+class _WireInfo:
+    external_task_id: str | None = None
+
+
+@attrs.frozen
+class _WireTask:
+    task_id: str
+    task_status: str
+    task_status_msg: str | None = None
+    task_info: _WireInfo | None = None
+    task_result: _WireResult | None = None
+    final_unit_deduction: str | None = None
+    created_at: dt.datetime | None = None
+    updated_at: dt.datetime | None = None
+
+
+def encode_media(field: str, value: str | Path | bytes, *, video: bool = False) -> str:
+    """A URL as is; a path or bytes checked and encoded as raw base64, no ``data:`` prefix
+    (§4 [S13]). Blocking (reads files): call it in a worker thread."""
+    if isinstance(value, str):
+        return value
+    data = check_local_video(field, value) if video else check_local_image(field, value)
+    return base64.b64encode(data).decode("ascii")
+
+
+@attrs.frozen
+class KlingCodec:
+    """Maps request models to Kling's native wire form and answers back to results."""
+
+    name: str = "kling"
+
+    def create_path(self, request: Request) -> str:
+        """Path of the create endpoint for ``request``."""
+        return _PATHS[request.kind]
+
+    def query_path(self, kind: Kind, task_id: str) -> str:
+        """Path of the single-task query; ``task_id`` may also be an ``external_task_id``
+        (§5.3 [S1])."""
+        return f"{_PATHS[kind]}/{task_id}"
+
+    def list_path(self, kind: Kind) -> str:
+        """Path of the list query (``pageNum``/``pageSize``, §5.4)."""
+        return _PATHS[kind]
+
+    def build_create(self, request: Request, external_task_id: str) -> dict[str, Any]:
+        """The JSON body of a create. Blocking: reads and base64-encodes local files.
+
+        Raises:
+            ValueError: a local input breaks a documented rule (format, size, dimensions).
+        """
+        if isinstance(request, OmniImageRequest):
+            body = self._image_body(request)
+        else:
+            body = self._video_body(request)
+        if request.watermark is not None:
+            body["watermark_info"] = {"enabled": request.watermark}
+        if request.callback_url is not None:
+            body["callback_url"] = request.callback_url
+        body["external_task_id"] = external_task_id
+        return body
+
+    def _image_body(self, r: OmniImageRequest) -> dict[str, Any]:
+        # §5.1 [S1]
+        body: dict[str, Any] = {
+            "model_name": r.model_name,
+            "prompt": r.prompt,
+            "resolution": r.resolution,
+            "result_type": r.result_type,
+            "aspect_ratio": r.aspect_ratio,
+        }
+        if r.result_type == "series":
+            body["series_amount"] = r.series_amount
+        else:
+            body["n"] = r.n
+        if r.image_list:
+            body["image_list"] = [
+                {"image": encode_media(f"image_list[{i}]", im)} for i, im in enumerate(r.image_list)
+            ]
+        if r.element_list:
+            body["element_list"] = [{"element_id": e} for e in r.element_list]
+        return body
+
+    def _video_body(self, r: OmniVideoRequest) -> dict[str, Any]:
+        # §6.1 [S13]: image_list items use the key 'image_url'; duration is a string.
+        body: dict[str, Any] = {
+            "model_name": r.model_name,
+            "multi_shot": r.multi_shot,
+            "sound": r.sound,
+            "mode": r.mode,
+            "duration": str(r.duration),
+        }
+        if r.prompt is not None:
+            body["prompt"] = r.prompt
+        if r.shot_type is not None:
+            body["shot_type"] = r.shot_type
+        if r.multi_prompt:
+            body["multi_prompt"] = [
+                {"index": s.index, "prompt": s.prompt, "duration": str(s.duration)}
+                for s in r.multi_prompt
+            ]
+        if r.image_list:
+            items = []
+            for i, im in enumerate(r.image_list):
+                item = {"image_url": encode_media(f"image_list[{i}]", im.image)}
+                if im.type is not None:
+                    item["type"] = im.type
+                items.append(item)
+            body["image_list"] = items
+        if r.element_list:
+            body["element_list"] = [{"element_id": e} for e in r.element_list]
+        if r.video_list:
+            videos = []
+            for i, v in enumerate(r.video_list):
+                item = {
+                    "video_url": encode_media(f"video_list[{i}]", v.video, video=True),
+                    "refer_type": v.refer_type,
+                }
+                if v.keep_original_sound is not None:
+                    item["keep_original_sound"] = v.keep_original_sound
+                videos.append(item)
+            body["video_list"] = videos
+        if r.aspect_ratio is not None:
+            body["aspect_ratio"] = r.aspect_ratio
+        return body
+
+    def unwrap(self, response: Response) -> Any:
+        """Return the envelope's ``data`` or raise the mapped error (§4, §8).
+
+        Raises:
+            APIError: a subclass chosen by ``code`` (then HTTP status).
+            ResponseFormatError: a 2xx answer that is not the envelope.
+        """
+        body = response.body
+        if not isinstance(body, dict) or not isinstance(body.get("code"), int):
+            if response.status >= 400:
+                raise error_from_code(
+                    f"HTTP {response.status}: {response.text[:200]}",
+                    code=None,
+                    http_status=response.status,
+                )
+            raise ResponseFormatError(
+                f"HTTP {response.status} answer is not a Kling envelope: {response.text[:200]!r}"
+            )
+        code = body["code"]
+        if code == 0 and response.status < 400:
+            return body.get("data")
+        message = str(body.get("message") or "no message")
+        error = error_from_code(
+            message,
+            code=code if code != 0 else None,
+            http_status=response.status,
+            request_id=str(body.get("request_id")) if body.get("request_id") else None,
+        )
+        if isinstance(error, RateLimitError | ConcurrencyLimitError):
+            error.retry_after = _retry_after(response.headers)
+        raise error
+
+    def parse_create(self, data: Any, request: Request, external_task_id: str, cost: int) -> Task:
+        """The :class:`Task` of a create answer (§5.2 [S1]).
+
+        Raises:
+            ResponseFormatError: no ``task_id`` in ``data``.
+        """
+        if not isinstance(data, dict) or not isinstance(data.get("task_id"), str | int):
+            raise ResponseFormatError(f"create answer without a task_id: {data!r:.200}")
+        wire = structure(data, _WireTask, "create answer") if "task_status" in data else None
+        info = data.get("task_info") or {}
+        return Task(
+            task_id=str(data["task_id"]),
+            external_task_id=info.get("external_task_id") or external_task_id,
+            kind=request.kind,
+            model=request.model_name,
+            cost=cost,
+            created_at=wire.created_at if wire else None,
+        )
+
+    def parse_task(self, data: Any) -> TaskResult:
+        """The :class:`TaskResult` of a query answer (§5.3, §6.2).
+
+        Raises:
+            ResponseFormatError: the answer lacks ``task_id``/``task_status`` or has an unknown
+                status.
+        """
+        wire = structure(data, _WireTask, "task answer")
+        return self._to_result(wire)
+
+    def parse_task_list(self, data: Any) -> list[TaskResult]:
+        """The results of a list query answer (``data`` is an array, §5.4)."""
+        if not isinstance(data, list):
+            raise ResponseFormatError(f"list answer is not an array: {data!r:.200}")
+        return [self.parse_task(item) for item in data]
+
+    def _to_result(self, wire: _WireTask) -> TaskResult:
+        status = _STATUS.get(wire.task_status)
+        if status is None:
+            raise ResponseFormatError(f"unknown task_status {wire.task_status!r}")
+        res = wire.task_result or _WireResult()
+        updated = wire.updated_at
+        return TaskResult(
+            task_id=wire.task_id,
+            external_task_id=wire.task_info.external_task_id if wire.task_info else None,
+            status=status,
+            status_message=wire.task_status_msg or None,
+            images=tuple(_image(i, w) for i, w in enumerate(res.images or ())),
+            series_images=tuple(_image(i, w) for i, w in enumerate(res.series_images or ())),
+            videos=tuple(_video(i, w) for i, w in enumerate(res.videos or ())),
+            units_deducted=_number(wire.final_unit_deduction),
+            created_at=wire.created_at,
+            updated_at=updated,
+            expires_at=updated + RESULT_LIFETIME if updated and status.is_terminal else None,
+        )
+
+
+def _image(position: int, w: _WireImage) -> GeneratedImage:
+    return GeneratedImage(index=w.index if w.index is not None else position, url=w.url,
+                          watermark_url=w.watermark_url or None)
+
+
+def _video(position: int, w: _WireVideo) -> GeneratedVideo:
+    return GeneratedVideo(
+        index=position,
+        url=w.url,
+        watermark_url=w.watermark_url or None,
+        duration=_number(w.duration),
+        id=w.id,
+    )
+
+
+def _number(text: str | None) -> float | None:
+    try:
+        return float(text) if text not in (None, "") else None
+    except ValueError:
+        return None
+
+
+def _retry_after(headers: Any) -> float | None:
+    value = headers.get("Retry-After") if headers else None
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None

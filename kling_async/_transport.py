@@ -1,0 +1,107 @@
+"""HTTP transport: the only module that knows aiohttp.
+
+It sends one request, reads the answer, and translates aiohttp's exceptions into the SDK's
+tree (:class:`TransportError`, :class:`RequestTimeoutError`) in :func:`_translate`. It does not
+interpret envelopes: the provider codec does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import aiohttp
+import attrs
+
+from ._auth import ApiKeyAuth, JwtAuth
+from ._errors import RequestTimeoutError, TransportError
+
+__all__ = ["Response", "Transport"]
+
+
+@attrs.frozen
+class Response:
+    """An HTTP answer: status, headers, and the body parsed as JSON (``None`` if it is not)."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: Any
+    text: str
+
+
+@attrs.define
+class Transport:
+    """Sends authenticated JSON requests to ``base_url`` + path over one aiohttp session.
+
+    Attributes:
+        requests_sent: How many HTTP requests this transport has sent (a counter for stats).
+    """
+
+    _session: aiohttp.ClientSession
+    base_url: str
+    _auth: ApiKeyAuth | JwtAuth = attrs.field(repr=False)
+    request_timeout: float | None = 30.0
+    requests_sent: int = 0
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Mapping[str, Any] | None = None,
+        params: Mapping[str, str] | None = None,
+    ) -> Response:
+        """Send one request and return the answer, whatever its HTTP status.
+
+        Args:
+            method: ``"GET"`` or ``"POST"``.
+            path: Path below ``base_url`` (starting with ``/``).
+            json_body: Body to send as JSON.
+            params: Query string parameters.
+
+        Raises:
+            TransportError: the exchange failed; ``sent`` says whether the server may have
+                received the request.
+            RequestTimeoutError: no answer within ``request_timeout`` seconds.
+        """
+        headers = {"Authorization": self._auth.header(), "Accept": "application/json"}
+        timeout = aiohttp.ClientTimeout(total=self.request_timeout)
+        self.requests_sent += 1
+        try:
+            async with self._session.request(
+                method,
+                self.base_url + path,
+                json=json_body,
+                params=params,
+                headers=headers,
+                timeout=timeout,
+                allow_redirects=False,
+            ) as resp:
+                text = await resp.text(errors="replace")
+                return Response(resp.status, dict(resp.headers), _parse_json(text), text)
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise _translate(exc, method, path) from exc
+
+    def invalidate_auth(self) -> bool:
+        """Drop a cached JWT so the next request re-signs. ``False`` for a static API key."""
+        return self._auth.invalidate()
+
+
+def _parse_json(text: str) -> Any:
+    try:
+        return json.loads(text) if text else None
+    except ValueError:
+        return None
+
+
+def _translate(exc: BaseException, method: str, path: str) -> TransportError:
+    """Map an aiohttp/asyncio exception to the SDK's tree (the one place this happens)."""
+    where = f"{method} {path}"
+    if isinstance(exc, asyncio.TimeoutError):
+        return RequestTimeoutError(f"{where}: no answer within the request timeout", sent=True)
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        # Raised while connecting: nothing was sent.
+        return TransportError(f"{where}: cannot connect ({exc.os_error})", sent=False)
+    return TransportError(f"{where}: {type(exc).__name__}: {exc}", sent=True)
