@@ -11,10 +11,10 @@ each result the moment its task ends::
                 print(outcome.index, outcome.ok, outcome.result)
 """
 
-import contextlib
-
 from ._client import ClientStats as ClientStats
 from ._client import KlingClient as KlingClient
+from ._download import DownloadError as DownloadError
+from ._download import SavedFile as SavedFile
 from ._errors import AccountError as AccountError
 from ._errors import APIError as APIError
 from ._errors import AuthenticationError as AuthenticationError
@@ -32,6 +32,10 @@ from ._errors import ServerError as ServerError
 from ._errors import TaskFailedError as TaskFailedError
 from ._errors import TaskTimeoutError as TaskTimeoutError
 from ._errors import TransportError as TransportError
+from ._journal import Journal as Journal
+from ._journal import JournalConflictError as JournalConflictError
+from ._journal import JournalEntry as JournalEntry
+from ._journal import JournalError as JournalError
 from ._models import GeneratedImage as GeneratedImage
 from ._models import GeneratedVideo as GeneratedVideo
 from ._models import MultiPrompt as MultiPrompt
@@ -55,10 +59,15 @@ __all__ = [
     "ClientStats",
     "ConcurrencyLimitError",
     "ContentPolicyError",
+    "DownloadError",
     "GeneratedImage",
     "GeneratedVideo",
     "InvalidInputError",
     "InvalidRequestError",
+    "Journal",
+    "JournalConflictError",
+    "JournalEntry",
+    "JournalError",
     "KlingClient",
     "KlingError",
     "MultiPrompt",
@@ -73,6 +82,7 @@ __all__ = [
     "Request",
     "RequestTimeoutError",
     "ResponseFormatError",
+    "SavedFile",
     "ServerError",
     "Task",
     "TaskFailedError",
@@ -82,10 +92,3 @@ __all__ = [
     "TransportError",
     "VideoImage",
 ]
-
-for _name in __all__:
-    _obj = globals()[_name]
-    if getattr(_obj, "__module__", "").startswith("kling_async._"):
-        with contextlib.suppress(AttributeError, TypeError):
-            _obj.__module__ = "kling_async"
-del _name, _obj

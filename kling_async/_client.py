@@ -14,8 +14,9 @@ import random
 import uuid
 import warnings
 from collections import OrderedDict
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, Self
 
@@ -33,11 +34,14 @@ from tenacity import (
 )
 
 from ._auth import ApiKeyAuth, JwtAuth
+from ._download import SavedFile, download_result
 from ._errors import (
+    APIError,
     AuthenticationError,
     ConcurrencyLimitError,
     InvalidRequestError,
     KlingError,
+    QuotaError,
     RateLimitError,
     ResponseFormatError,
     ServerError,
@@ -45,6 +49,7 @@ from ._errors import (
     TaskTimeoutError,
     TransportError,
 )
+from ._journal import Journal, JournalConflictError, JournalEntry, request_fingerprint
 from ._models import (
     Kind,
     OmniImageRequest,
@@ -86,6 +91,7 @@ class ClientStats:
         queries: Single-task queries sent.
         http_requests: All HTTP requests sent.
         in_flight: Tasks created and not yet seen terminal.
+        resumed: Requests answered from the journal (re-attached or already finished).
     """
 
     creates: int = 0
@@ -93,6 +99,7 @@ class ClientStats:
     queries: int = 0
     http_requests: int = 0
     in_flight: int = 0
+    resumed: int = 0
 
 
 class KlingClient:
@@ -126,6 +133,11 @@ class KlingClient:
             small request can start while a large one waits for slots. Default 16.
         max_retries: Attempts for a query (and for a create the server certainly refused
             before creating) on 1302, 5000–5002, 5xx and transport errors. Default 5.
+        journal: Path of a SQLite journal (created if missing). With it, the intent of each
+            create is recorded before it is sent, the task id after, the result at the end;
+            running the same requests (same ``external_task_id``) again re-attaches to tasks
+            still running, returns finished results without any request, and creates only
+            what never reached the server. Default ``None`` (no journal).
 
     Raises:
         ValueError: no credentials were given or found in the environment, or an unknown
@@ -147,6 +159,7 @@ class KlingClient:
         video_poll_interval: float = 10.0,
         lookahead: int = 16,
         max_retries: int = 5,
+        journal: str | os.PathLike[str] | None = None,
     ) -> None:
         if provider != "kling":
             raise ValueError(f"provider: {provider!r}, must be 'kling'")
@@ -192,6 +205,7 @@ class KlingClient:
         self._session: aiohttp.ClientSession | None = None
         self._transport: Transport | None = None
         self._tg: TaskGroup | None = None
+        self.journal: Journal | None = Journal(Path(journal)) if journal is not None else None
 
     def __repr__(self) -> str:
         return f"KlingClient(provider={self.provider!r}, base_url={self.base_url!r})"
@@ -201,6 +215,8 @@ class KlingClient:
     async def __aenter__(self) -> Self:
         if self._state != "new":
             raise RuntimeError(f"KlingClient cannot be opened twice (it is {self._state})")
+        if self.journal is not None:
+            await self.journal.open()
         self._session = aiohttp.ClientSession()
         self._transport = Transport(
             self._session, self.base_url, self._auth, request_timeout=self.request_timeout
@@ -236,6 +252,8 @@ class KlingClient:
         finally:
             if self._session is not None:
                 await self._session.close()
+            if self.journal is not None:
+                await self.journal.aclose()
 
     def __del__(self) -> None:
         if getattr(self, "_state", None) == "open":
@@ -277,7 +295,8 @@ class KlingClient:
             RuntimeError: the client is not open.
         """
         self._check_open()
-        return await self._submit(request, None)
+        tracked = await self._submit(request, None)
+        return tracked.task
 
     async def get(self, task: Task | str, *, kind: Kind | None = None) -> TaskResult:
         """Query a task once.
@@ -339,13 +358,16 @@ class KlingClient:
         """
         self._check_open()
         send, receive = anyio.create_memory_object_stream[Outcome](self.lookahead)
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(self._feed, requests, send, tg)
-            try:
-                async with receive:
-                    yield receive
-            finally:
-                tg.cancel_scope.cancel()
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._feed, requests, send, tg)
+                try:
+                    async with receive:
+                        yield receive
+                finally:
+                    tg.cancel_scope.cancel()
+        except BaseExceptionGroup as group:
+            raise _collapse(group) from None
 
     async def run_all(
         self, requests: Iterable[Request] | AsyncIterable[Request]
@@ -361,6 +383,44 @@ class KlingClient:
                 outcomes.append(outcome)
         outcomes.sort(key=lambda o: o.index)
         return outcomes
+
+    async def download(
+        self,
+        result: TaskResult,
+        directory: str | os.PathLike[str],
+        *,
+        stem: str | None = None,
+        watermarked: bool = False,
+    ) -> list[SavedFile]:
+        """Save every output of a finished task into ``directory``.
+
+        Files are named ``{stem}-image-{i}``, ``{stem}-series-{i}``, ``{stem}-video-{i}`` with
+        the extension of the served ``Content-Type``; ``stem`` defaults to the task's
+        ``external_task_id`` (else its ``task_id``). Each file is written under a temporary
+        name and renamed when complete. Download result URLs promptly: Kling purges them after
+        30 days (reference §12).
+
+        Args:
+            result: A :class:`TaskResult` (e.g. ``outcome.result``).
+            directory: Target folder, created if missing.
+            stem: File name prefix (made file-name safe).
+            watermarked: Save the ``watermark_url`` copies instead, where present.
+
+        Returns:
+            The saved files, as ``SavedFile(path, role, index, bytes)``.
+
+        Raises:
+            DownloadError: an output could not be saved (bad scheme, HTTP error, size cap,
+                unexpected ``Content-Type``).
+        """
+        transport = self._check_open()
+        return await download_result(
+            transport,
+            result,
+            Path(directory),
+            stem=stem or result.external_task_id or result.task_id,
+            watermarked=watermarked,
+        )
 
     def pool(self, model: str, kind: Kind) -> PoolLimiter:
         """The quota pool of ``(model, kind)`` (created on first use)."""
@@ -402,22 +462,32 @@ class KlingClient:
         send: MemoryObjectSendStream[Outcome],
         window: anyio.Semaphore,
     ) -> None:
+        released = False
+
+        def admitted() -> None:
+            # The request left the lookahead window: let the feeder pull the next one.
+            nonlocal released
+            if not released:
+                released = True
+                window.release()
+
         async with send:
-            admitted = anyio.Event()
             try:
                 outcome = await self._run_one(index, request, admitted)
             finally:
-                if not admitted.is_set():
-                    window.release()
+                admitted()
             await send.send(outcome)
 
-    async def _run_one(self, index: int, request: Request, admitted: anyio.Event) -> Outcome:
+    async def _run_one(
+        self, index: int, request: Request, admitted: Callable[[], None]
+    ) -> Outcome:
         try:
-            task = await self._submit(request, admitted)
+            tracked = await self._submit(request, admitted)
+        except AuthenticationError:
+            raise  # bad credentials make the whole batch pointless (DESIGN §4)
         except KlingError as exc:
             return Outcome(request=request, index=index, error=exc)
-        tracked = self._inflight.get(task.task_id) or self._finished.get(task.task_id)
-        assert tracked is not None
+        task = tracked.task
         try:
             result = await self._await_tracked(tracked)
         except TaskFailedError as exc:
@@ -429,12 +499,20 @@ class KlingClient:
 
     # -- submit ------------------------------------------------------------------------------
 
-    async def _submit(self, request: Request, admitted: anyio.Event | None) -> Task:
+    async def _submit(
+        self, request: Request, admitted: Callable[[], None] | None
+    ) -> _Tracked:
         external_task_id = request.external_task_id or f"ka-{uuid.uuid4().hex}"
+        pool = self.pool(request.model_name, request.kind)
+        if self.journal is not None:
+            resumed = await self._resume(request, external_task_id, pool)
+            if resumed is not None:
+                if admitted is not None:
+                    admitted()
+                return resumed
         body = await anyio.to_thread.run_sync(
             self._codec.build_create, request, external_task_id
         )
-        pool = self.pool(request.model_name, request.kind)
         auto = self._auto[pool.name]
         self._ticket += 1
         ticket, since = self._ticket, anyio.current_time()
@@ -442,15 +520,14 @@ class KlingClient:
         while True:
             cost = request_cost(request, auto)
             await pool.acquire(cost, ticket=ticket, since=since)
-            if admitted is not None and not admitted.is_set():
-                admitted.set()
+            if admitted is not None:
+                admitted()
             try:
                 # Shielded: once a create is on the wire, see it through and track the task,
                 # so a cancelled stream never leaves an untracked task holding paid slots.
                 with anyio.CancelScope(shield=True):
-                    task = await self._create(request, body, external_task_id, cost)
-                    self._track(task, pool, cost, request)
-                return task
+                    task = await self._journaled_create(request, body, external_task_id, cost)
+                    return self._track(task, pool, cost, request)
             except ConcurrencyLimitError:
                 # §9 [S4]: the server is the source of truth; wait for a slot and try again.
                 pool.release(cost)
@@ -460,6 +537,94 @@ class KlingClient:
             except BaseException:
                 pool.release(cost)
                 raise
+
+    async def _journaled_create(
+        self, request: Request, body: Mapping[str, Any], external_task_id: str, cost: int
+    ) -> Task:
+        journal = self.journal
+        if journal is None:
+            return await self._create(request, body, external_task_id, cost)
+        await journal.record_intent(
+            external_task_id, request_fingerprint(request), request.kind, request.model_name
+        )
+        try:
+            task = await self._create(request, body, external_task_id, cost)
+        except (APIError, QuotaError) as exc:
+            if not isinstance(exc, ServerError):
+                await journal.forget(external_task_id)  # certainly not created
+            raise
+        except TransportError as exc:
+            if not exc.sent:
+                await journal.forget(external_task_id)
+            raise
+        await journal.record_created(external_task_id, task.task_id, cost)
+        return task
+
+    async def _resume(
+        self, request: Request, external_task_id: str, pool: PoolLimiter
+    ) -> _Tracked | None:
+        """Re-attach to what the journal knows of ``external_task_id``; ``None`` to create."""
+        assert self.journal is not None
+        entry = await self.journal.get(external_task_id)
+        if entry is None:
+            return None
+        changed = entry.fingerprint != request_fingerprint(request)
+        if entry.state in ("finished", "saved"):
+            if changed:
+                raise _changed(external_task_id, entry.task_id)
+            return self._finished_from_journal(request, entry, pool)
+        if entry.state == "intent":
+            # A create may or may not have reached the server: ask it (§5.3 lookup by id).
+            found = await self._find_by_external_id(request, external_task_id, 0)
+            if found is None:
+                await self.journal.forget(external_task_id)
+                return None
+            task_id, cost = found.task_id, request_cost(request, self._auto[pool.name])
+            await self.journal.record_created(external_task_id, task_id, cost)
+        else:
+            if changed:
+                raise _changed(external_task_id, entry.task_id)
+            assert entry.task_id is not None
+            task_id, cost = entry.task_id, entry.cost or 1
+        if changed:
+            raise _changed(external_task_id, task_id)
+        task = Task(
+            task_id=task_id,
+            external_task_id=external_task_id,
+            kind=request.kind,
+            model=request.model_name,
+            cost=cost,
+        )
+        pool.occupy(cost)  # the task already holds these slots on the server
+        self.stats.resumed += 1
+        return self._track(task, pool, cost, request)
+
+    def _finished_from_journal(
+        self, request: Request, entry: JournalEntry, pool: PoolLimiter
+    ) -> _Tracked:
+        result = entry.result
+        task = Task(
+            task_id=entry.task_id or (result.task_id if result else ""),
+            external_task_id=entry.external_task_id,
+            kind=request.kind,
+            model=request.model_name,
+            cost=entry.cost or 0,
+            created_at=result.created_at if result else None,
+        )
+        tracked = _Tracked(task, pool, 0, auto_series=False, result=result)
+        if entry.error is not None or result is None:
+            tracked.error = (
+                TaskFailedError(
+                    result.status_message or "",
+                    task_id=task.task_id,
+                    external_task_id=task.external_task_id,
+                )
+                if result is not None and result.status is TaskStatus.FAILED
+                else KlingError(entry.error or "finished without a result")
+            )
+        tracked.done.set()
+        self.stats.resumed += 1
+        return tracked
 
     async def _create(
         self, request: Request, body: Mapping[str, Any], external_task_id: str, cost: int
@@ -518,7 +683,7 @@ class KlingClient:
 
     # -- tracking ----------------------------------------------------------------------------
 
-    def _track(self, task: Task, pool: PoolLimiter, cost: int, request: Request) -> None:
+    def _track(self, task: Task, pool: PoolLimiter, cost: int, request: Request) -> _Tracked:
         tracked = _Tracked(
             task,
             pool,
@@ -529,6 +694,7 @@ class KlingClient:
         self.stats.in_flight += 1
         assert self._tg is not None
         self._tg.start_soon(self._follow, tracked)
+        return tracked
 
     async def _follow(self, tracked: _Tracked) -> None:
         """Poll one task until it is terminal, then release its slots."""
@@ -552,7 +718,14 @@ class KlingClient:
                             task_id=task.task_id,
                             external_task_id=task.external_task_id,
                         )
-                    return
+                    break
+            if self.journal is not None and task.external_task_id:
+                with anyio.CancelScope(shield=True):
+                    await self.journal.record_finished(
+                        task.external_task_id,
+                        tracked.result,
+                        str(tracked.error) if tracked.error else None,
+                    )
         finally:
             tracked.pool.release(tracked.reserved)
             if tracked.auto_series and tracked.result is not None:
@@ -658,6 +831,23 @@ def _backoff(state: RetryCallState) -> float:
     exc = state.outcome.exception() if state.outcome else None
     retry_after = getattr(exc, "retry_after", None) or 0.0
     return max(float(_exp(state)), float(retry_after))
+
+
+def _changed(external_task_id: str, task_id: str | None) -> KlingError:
+    return JournalConflictError(
+        f"external_task_id {external_task_id!r}: the request changed since the journal recorded "
+        f"task {task_id}; give the changed request a new external_task_id (or use a new journal)"
+    )
+
+
+def _collapse(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The one real error of a task group's exception group (aiometer's collapse): the user
+    sees ``AuthenticationError``, not ``ExceptionGroup([AuthenticationError])``."""
+    real = [e for e in group.exceptions if not isinstance(e, anyio.get_cancelled_exc_class())]
+    if len(real) == 1:
+        inner = real[0]
+        return _collapse(inner) if isinstance(inner, BaseExceptionGroup) else inner
+    return group
 
 
 async def _aiter(items: Iterable[Request] | AsyncIterable[Request]) -> AsyncIterator[Request]:

@@ -28,6 +28,14 @@ def ms_to_datetime(value: int | float | str | None) -> dt.datetime | None:
     return dt.datetime.fromtimestamp(float(value) / 1000.0, tz=dt.UTC)
 
 
+def _structure_datetime(value: Any) -> dt.datetime | None:
+    if isinstance(value, dt.datetime):
+        return value
+    if isinstance(value, str) and not value.replace(".", "", 1).isdigit():
+        return dt.datetime.fromisoformat(value)
+    return ms_to_datetime(value)
+
+
 def _structure_str(value: Any, _: type) -> str:
     if isinstance(value, str):
         return value
@@ -40,10 +48,12 @@ def configure_converter(conv: cattrs.Converter) -> None:
     """Register every hook the SDK needs on ``conv``.
 
     - ``str`` fields accept numbers (ids and unit counts arrive as either).
-    - ``dt.datetime`` fields accept epoch milliseconds (int, float or numeric string).
+    - ``dt.datetime`` fields accept epoch milliseconds (int, float or numeric string) or an
+      ISO 8601 string (the journal's form), and unstructure to ISO 8601.
     """
     conv.register_structure_hook(str, _structure_str)
-    conv.register_structure_hook(dt.datetime, lambda v, _: ms_to_datetime(v))
+    conv.register_structure_hook(dt.datetime, lambda v, _: _structure_datetime(v))
+    conv.register_unstructure_hook(dt.datetime, lambda v: v.isoformat())
 
 
 converter = cattrs.Converter(forbid_extra_keys=False)

@@ -110,6 +110,12 @@ class PoolLimiter:
         released.set()
         self._grant()
 
+    def occupy(self, cost: int) -> None:
+        """Count ``cost`` slots as held without waiting: for a task already running on the
+        server (re-attached from a journal), which holds its slots whatever we think."""
+        self.in_use += cost
+        self.peak = max(self.peak, self.in_use)
+
     async def wait_for_release(self, patience: float) -> None:
         """Wait until some slots are released, or ``patience`` seconds pass."""
         event = self._released

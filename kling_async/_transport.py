@@ -10,9 +10,11 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import aiohttp
+import anyio
 import attrs
 
 from ._auth import ApiKeyAuth, JwtAuth
@@ -84,9 +86,48 @@ class Transport:
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise _translate(exc, method, path) from exc
 
+    async def download(self, url: str, dest: Path, *, max_bytes: int) -> str:
+        """Stream ``url`` into the file ``dest`` (created or truncated) with a plain GET and no
+        ``Authorization`` header (result URLs are hotlink-protected, not authenticated; §12).
+
+        Returns:
+            The answer's ``Content-Type`` (without parameters), lower-case.
+
+        Raises:
+            TransportError: the exchange failed, the status is not 200, or the body exceeds
+                ``max_bytes``.
+        """
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=60)
+        try:
+            async with self._session.get(url, timeout=timeout, allow_redirects=True) as resp:
+                if resp.status != 200:
+                    raise TransportError(f"GET {_redact(url)}: HTTP {resp.status}", sent=True)
+                declared = resp.content_length
+                if declared is not None and declared > max_bytes:
+                    raise TransportError(
+                        f"GET {_redact(url)}: {declared} bytes, over the {max_bytes}-byte cap"
+                    )
+                size = 0
+                async with await anyio.open_file(dest, "wb") as out:
+                    async for chunk in resp.content.iter_chunked(1 << 16):
+                        size += len(chunk)
+                        if size > max_bytes:
+                            raise TransportError(
+                                f"GET {_redact(url)}: body over the {max_bytes}-byte cap"
+                            )
+                        await out.write(chunk)
+                return (resp.content_type or "").lower()
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise _translate(exc, "GET", _redact(url)) from exc
+
     def invalidate_auth(self) -> bool:
         """Drop a cached JWT so the next request re-signs. ``False`` for a static API key."""
         return self._auth.invalidate()
+
+
+def _redact(url: str) -> str:
+    """A URL without its query string (signatures stay out of messages and logs)."""
+    return url.split("?", 1)[0]
 
 
 def _parse_json(text: str) -> Any:

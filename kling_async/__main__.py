@@ -1,0 +1,7 @@
+"""``python -m kling_async`` runs the ``kling-async`` command line."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,120 @@
+"""Saving a task's outputs to disk.
+
+File names are made by the SDK, never taken from the server: ``{stem}-image-{i}.png``,
+``{stem}-series-{i}.png``, ``{stem}-video-{i}.mp4``. Each file is written to a temporary name
+in the same folder and renamed into place when complete, so a half-written file is never taken
+for a finished one. Only ``http``/``https`` URLs are fetched, bodies are capped, and the
+``Content-Type`` must match the kind of output expected.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import anyio
+import attrs
+
+from ._errors import KlingError, TransportError
+from ._models import GeneratedImage, GeneratedVideo, TaskResult
+from ._transport import Transport
+
+__all__ = ["DownloadError", "SavedFile", "download_result", "safe_stem"]
+
+IMAGE_MAX_BYTES = 64 * 1024 * 1024  # bytes; generous for 4k PNGs
+VIDEO_MAX_BYTES = 2 * 1024 * 1024 * 1024  # bytes
+
+_EXTENSIONS = {
+    "image/png": ".png",
+    "image/jpeg": ".jpg",
+    "image/jpg": ".jpg",
+    "image/webp": ".webp",
+    "video/mp4": ".mp4",
+    "video/quicktime": ".mov",
+}
+
+
+class DownloadError(KlingError):
+    """An output could not be saved: bad URL scheme, HTTP failure, size cap, or a
+    ``Content-Type`` that does not match the expected kind."""
+
+
+@attrs.frozen(kw_only=True)
+class SavedFile:
+    """One saved output.
+
+    Attributes:
+        path: Where it was written.
+        role: ``"image"``, ``"series"`` or ``"video"``.
+        index: Its index in the result list.
+        bytes: Its size in bytes.
+    """
+
+    path: Path
+    role: str
+    index: int
+    bytes: int
+
+
+def safe_stem(text: str) -> str:
+    """A file-name-safe version of ``text``: letters, digits, ``-``, ``_`` and ``.``, no path
+    separators, no leading dots, at most 80 characters."""
+    cleaned = re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip(".-") or "task"
+    return cleaned[:80]
+
+
+async def download_result(
+    transport: Transport,
+    result: TaskResult,
+    directory: Path,
+    *,
+    stem: str,
+    watermarked: bool = False,
+) -> list[SavedFile]:
+    """Download every output of ``result`` into ``directory`` (created if missing).
+
+    Raises:
+        DownloadError: an output could not be saved; files already saved stay.
+    """
+    await anyio.Path(directory).mkdir(parents=True, exist_ok=True)
+    stem = safe_stem(stem)
+    jobs: list[tuple[str, Sequence[GeneratedImage | GeneratedVideo]]] = [
+        ("image", result.images),
+        ("series", result.series_images),
+        ("video", result.videos),
+    ]
+    saved: list[SavedFile] = []
+    for role, outputs in jobs:
+        for position, output in enumerate(outputs):
+            url = output.watermark_url if watermarked and output.watermark_url else output.url
+            saved.append(
+                await _save(transport, url, directory, f"{stem}-{role}-{position}", role, position)
+            )
+    return saved
+
+
+async def _save(
+    transport: Transport, url: str, directory: Path, name: str, role: str, index: int
+) -> SavedFile:
+    if not url.startswith(("http://", "https://")):
+        raise DownloadError(f"{name}: refusing to fetch a non-http(s) URL {url[:40]!r}")
+    video = role == "video"
+    tmp = directory / f".{name}.part"
+    try:
+        content_type = await transport.download(
+            url, tmp, max_bytes=VIDEO_MAX_BYTES if video else IMAGE_MAX_BYTES
+        )
+        expected = "video/" if video else "image/"
+        if not content_type.startswith(expected):
+            raise DownloadError(
+                f"{name}: server sent Content-Type {content_type!r}, expected {expected}*"
+            )
+        final = directory / (name + _EXTENSIONS.get(content_type, ".mp4" if video else ".png"))
+        size = (await anyio.Path(tmp).stat()).st_size
+        await anyio.Path(tmp).rename(final)
+        return SavedFile(path=final, role=role, index=index, bytes=size)
+    except TransportError as exc:
+        raise DownloadError(f"{name}: {exc}") from exc
+    finally:
+        await anyio.Path(tmp).unlink(missing_ok=True)

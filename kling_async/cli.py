@@ -1,0 +1,325 @@
+"""The ``kling-async`` command line.
+
+``kling-async run CAMPAIGN.jsonl --out DIR [--sandbox] [--quota image=9,video=5]`` submits every
+line of a campaign under quota, downloads each output to ``DIR`` as soon as its task ends,
+writes ``DIR/manifest.jsonl`` (one line per campaign line) and prints a summary. Exit status 0
+when every line succeeded, 1 when any failed or was invalid, 2 for a usage error.
+
+``kling-async sandbox --port N`` serves the built-in sandbox (a stand-in for Kling's API).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any
+
+import anyio
+import attrs
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from ._campaign import CampaignLine, CampaignLineError, read_campaign
+from ._client import KlingClient
+from ._download import safe_stem
+from ._errors import KlingError
+from ._models import Outcome, Quota, Request
+
+__all__ = ["main"]
+
+SANDBOX_KEY = "sandbox-key"
+# Sandbox task durations for `run --sandbox`, in seconds: real Kling images take ~10–60 s and
+# videos minutes; the demo scales them down so a campaign finishes in under a minute.
+SANDBOX_IMAGE_DURATION = (1.0, 4.0)
+SANDBOX_VIDEO_DURATION = (3.0, 8.0)
+
+NO_CREDENTIALS = """\
+kling-async: no credentials.
+  Give an API key:      export KLING_API_KEY=...            (https://kling.ai console)
+  or AccessKey/Secret:  export KLING_ACCESS_KEY=... KLING_SECRET_KEY=...
+  or try it offline:    kling-async run CAMPAIGN.jsonl --out DIR --sandbox"""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``kling-async``. Returns the exit status."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command == "sandbox":
+        from .testing import serve
+
+        serve(port=args.port, host=args.host)
+        return 0
+    try:
+        quota = Quota.parse(args.quota) if args.quota else Quota()
+    except ValueError as exc:
+        parser.error(str(exc))
+    campaign = Path(args.campaign)
+    if not campaign.is_file():
+        parser.error(f"campaign file not found: {campaign}")
+    if not args.sandbox and not _has_credentials():
+        print(NO_CREDENTIALS, file=sys.stderr)
+        return 2
+    options = RunOptions(
+        campaign=campaign,
+        out=Path(args.out),
+        quota=quota,
+        sandbox=args.sandbox,
+        base_url=args.base_url,
+        task_timeout=args.task_timeout,
+    )
+    return anyio.run(run_campaign, options, backend="asyncio")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kling-async", description="Kling omni image/video generation at volume."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run a campaign file (one JSON request per line)")
+    run.add_argument("campaign", help="campaign file, JSON Lines")
+    run.add_argument("--out", required=True, help="output folder (files + manifest.jsonl)")
+    run.add_argument(
+        "--sandbox", action="store_true", help="run against the built-in sandbox, no account"
+    )
+    run.add_argument(
+        "--quota", help="concurrency slots, e.g. image=9,video=5,kling-image-o1:image=4"
+    )
+    run.add_argument("--base-url", help="API root, e.g. a gateway https://host/kling")
+    run.add_argument(
+        "--task-timeout", type=float, default=None, help="seconds a task may take (default none)"
+    )
+    sandbox = sub.add_parser("sandbox", help="serve the sandbox API on a local port")
+    sandbox.add_argument("--port", type=int, default=8765)
+    sandbox.add_argument("--host", default="127.0.0.1")
+    return parser
+
+
+def _has_credentials() -> bool:
+    env = os.environ
+    return bool(env.get("KLING_API_KEY")) or bool(
+        env.get("KLING_ACCESS_KEY") and env.get("KLING_SECRET_KEY")
+    )
+
+
+@attrs.frozen(kw_only=True)
+class RunOptions:
+    """Settings of one ``kling-async run``."""
+
+    campaign: Path
+    out: Path
+    quota: Quota = attrs.field(factory=Quota)
+    sandbox: bool = False
+    base_url: str | None = None
+    task_timeout: float | None = None
+
+
+@attrs.define
+class _Tally:
+    succeeded: int = 0
+    failed: int = 0
+    invalid: int = 0
+    files: int = 0
+    bytes: int = 0
+
+
+async def run_campaign(options: RunOptions, console: Console | None = None) -> int:
+    """Run a campaign file to the end; return the exit status (0 all succeeded, else 1)."""
+    console = console or Console(stderr=True)
+    out = options.out
+    out.mkdir(parents=True, exist_ok=True)
+    run_id = _run_id(out)
+    total = sum(1 for line in _campaign_lines(options.campaign))
+    manifest_path = out / "manifest.jsonl"
+    rows: dict[int, dict[str, Any]] = {}
+    tally = _Tally()
+    started = time.monotonic()
+    line_of: list[int] = []
+
+    def requests() -> Iterator[Request]:
+        for item in read_campaign(options.campaign):
+            if isinstance(item, CampaignLineError):
+                tally.invalid += 1
+                rows[item.line] = _row(item.line, status="invalid", error=item.reason)
+                console.print(f"[red]line {item.line}: invalid[/red]: {item.reason}")
+                progress.advance(bar)
+                continue
+            assert isinstance(item, CampaignLine)
+            request = item.request
+            if request.external_task_id is None:
+                request = attrs.evolve(request, external_task_id=f"{run_id}-{item.line:05d}")
+            line_of.append(item.line)
+            yield request
+
+    async with AsyncExitStack() as stack:
+        client = await stack.enter_async_context(await _make_client(options, stack, console))
+        progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[detail]}"),
+            TimeElapsedColumn(),
+            console=console,
+            disable=not console.is_terminal,
+        )
+        stack.enter_context(progress)
+        bar = progress.add_task("campaign", total=total, detail="")
+
+        async def finish(outcome: Outcome) -> None:
+            line = line_of[outcome.index]
+            row = await _save_outcome(client, outcome, line, out, tally)
+            rows[line] = row
+            _append(manifest_path, row)
+            progress.advance(bar)
+            progress.update(
+                bar,
+                detail=f"ok {tally.succeeded} · failed {tally.failed} · invalid {tally.invalid}"
+                f" · running {client.stats.in_flight}",
+            )
+            if not console.is_terminal:
+                console.print(_describe(row))
+
+        manifest_path.write_text("", encoding="utf-8")
+        async with client.stream(requests()) as outcomes, anyio.create_task_group() as tg:
+            async for outcome in outcomes:
+                tg.start_soon(finish, outcome)
+
+    # Final manifest: one line per campaign line, in file order.
+    manifest_path.write_text(
+        "".join(json.dumps(rows[k], ensure_ascii=False) + "\n" for k in sorted(rows)),
+        encoding="utf-8",
+    )
+    elapsed = time.monotonic() - started
+    console.print(
+        f"[bold]done[/bold] in {elapsed:.1f} s: {tally.succeeded} succeeded, "
+        f"{tally.failed} failed, {tally.invalid} invalid lines; {tally.files} files "
+        f"({tally.bytes / 1e6:.1f} MB) in {out}; {client.stats.creates} tasks created, "
+        f"{client.stats.requeued} creates re-queued on a full quota; manifest {manifest_path}"
+    )
+    return 0 if tally.failed == 0 and tally.invalid == 0 else 1
+
+
+async def _make_client(
+    options: RunOptions, stack: AsyncExitStack, console: Console
+) -> KlingClient:
+    if not options.sandbox:
+        return KlingClient(
+            base_url=options.base_url, quota=options.quota, task_timeout=options.task_timeout
+        )
+    from .testing import Sandbox
+
+    quota = options.quota
+    sandbox = await stack.enter_async_context(
+        Sandbox(
+            api_keys=(SANDBOX_KEY,),
+            quota={"image": quota.image, "video": quota.video, **quota.pools},
+            image_duration=SANDBOX_IMAGE_DURATION,
+            video_duration=SANDBOX_VIDEO_DURATION,
+        )
+    )
+    console.print(
+        f"sandbox at {sandbox.base_url} (task durations scaled down: images "
+        f"{SANDBOX_IMAGE_DURATION[0]:g}–{SANDBOX_IMAGE_DURATION[1]:g} s, videos "
+        f"{SANDBOX_VIDEO_DURATION[0]:g}–{SANDBOX_VIDEO_DURATION[1]:g} s)"
+    )
+    return KlingClient(
+        api_key=SANDBOX_KEY,
+        base_url=sandbox.base_url,
+        quota=quota,
+        task_timeout=options.task_timeout,
+        image_poll_interval=0.25,
+        video_poll_interval=0.5,
+    )
+
+
+async def _save_outcome(
+    client: KlingClient, outcome: Outcome, line: int, out: Path, tally: _Tally
+) -> dict[str, Any]:
+    task = outcome.task
+    files: list[str] = []
+    error = str(outcome.error) if outcome.error is not None else None
+    status = outcome.result.status.value if outcome.result else "error"
+    if outcome.ok and outcome.result is not None:
+        stem = f"{line:05d}-" + safe_stem(outcome.request.external_task_id or "task")
+        try:
+            saved = await client.download(outcome.result, out, stem=stem)
+        except KlingError as exc:
+            error, status = f"download failed: {exc}", "download_failed"
+        else:
+            files = [s.path.name for s in saved]
+            tally.files += len(saved)
+            tally.bytes += sum(s.bytes for s in saved)
+    if status == "succeeded":
+        tally.succeeded += 1
+    else:
+        tally.failed += 1
+    return _row(
+        line,
+        task_id=task.task_id if task else None,
+        external_task_id=task.external_task_id if task else outcome.request.external_task_id,
+        status=status,
+        files=files,
+        error=error,
+    )
+
+
+def _row(
+    line: int,
+    *,
+    status: str,
+    task_id: str | None = None,
+    external_task_id: str | None = None,
+    files: list[str] | None = None,
+    error: str | None = None,
+) -> dict[str, Any]:
+    return {
+        "line": line,
+        "task_id": task_id,
+        "external_task_id": external_task_id,
+        "status": status,
+        "files": files or [],
+        "error": error,
+    }
+
+
+def _describe(row: dict[str, Any]) -> str:
+    if row["status"] == "succeeded":
+        return f"line {row['line']}: succeeded, {len(row['files'])} file(s)"
+    return f"line {row['line']}: {row['status']}: {row['error']}"
+
+
+def _append(path: Path, row: dict[str, Any]) -> None:
+    with path.open("a", encoding="utf-8") as fh:
+        fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def _campaign_lines(path: Path) -> Iterator[str]:
+    with path.open(encoding="utf-8") as fh:
+        for raw in fh:
+            text = raw.strip()
+            if text and not text.startswith("#"):
+                yield text
+
+
+def _run_id(out: Path) -> str:
+    """A short id for this output folder, kept in ``run.json`` so a re-run of the same command
+    derives the same ``external_task_id`` for each line."""
+    marker = out / "run.json"
+    if marker.exists():
+        try:
+            return str(json.loads(marker.read_text(encoding="utf-8"))["run_id"])
+        except (ValueError, KeyError):
+            pass
+    run_id = f"ka{uuid.uuid4().hex[:10]}"
+    marker.write_text(json.dumps({"run_id": run_id}) + "\n", encoding="utf-8")
+    return run_id
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

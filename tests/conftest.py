@@ -1,0 +1,44 @@
+"""Shared fixtures: a sandbox server on 127.0.0.1 and a client connected to it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+import kling_async as ka
+from kling_async.testing import Sandbox
+
+API_KEY = "test-key"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """aiohttp is asyncio-only."""
+    return "asyncio"
+
+
+@pytest.fixture
+async def sandbox() -> AsyncIterator[Sandbox]:
+    """A sandbox with fast tasks (images 0.05–0.2 s, videos 0.1–0.3 s)."""
+    async with Sandbox(
+        api_keys=(API_KEY,),
+        quota={"image": 9, "video": 5},
+        image_duration=(0.05, 0.2),
+        video_duration=(0.1, 0.3),
+        seed=1234,
+    ) as sb:
+        yield sb
+
+
+@pytest.fixture
+async def client(sandbox: Sandbox) -> AsyncIterator[ka.KlingClient]:
+    """A client on the sandbox, polling fast."""
+    async with ka.KlingClient(
+        api_key=API_KEY,
+        base_url=sandbox.base_url,
+        quota=ka.Quota(image=9, video=5),
+        image_poll_interval=0.05,
+        video_poll_interval=0.05,
+    ) as c:
+        yield c
