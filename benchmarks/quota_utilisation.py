@@ -38,16 +38,21 @@ def make_requests(count: int, seed: int) -> list[ka.OmniImageRequest]:
     requests = []
     for i in range(count):
         roll = rng.random()
-        common = {"prompt": f"product shot {i}", "model_name": "kling-v3-omni",
-                  "aspect_ratio": "1:1"}
+        common = {
+            "prompt": f"product shot {i}",
+            "model_name": "kling-v3-omni",
+            "aspect_ratio": "1:1",
+        }
         if roll < 0.60:
             requests.append(ka.OmniImageRequest(**common, n=rng.randint(1, 4)))
         elif roll < 0.85:
-            requests.append(ka.OmniImageRequest(
-                **common, result_type="series", series_amount=rng.randint(2, 6)))
+            requests.append(
+                ka.OmniImageRequest(**common, result_type="series", series_amount=rng.randint(2, 6))
+            )
         else:
-            requests.append(ka.OmniImageRequest(
-                **common, result_type="series", series_amount="auto"))
+            requests.append(
+                ka.OmniImageRequest(**common, result_type="series", series_amount="auto")
+            )
     return requests
 
 
@@ -121,18 +126,24 @@ def main() -> int:
         "auto series": sum(r.is_auto_series for r in requests),
     }
     print(f"requests: {len(requests)} {kinds}; quota {QUOTA}")
-    print(f"task durations scaled by {args.scale}: {REAL_IMAGE_SECONDS[0] * args.scale:g}–"
-          f"{REAL_IMAGE_SECONDS[1] * args.scale:g} s; client poll interval {poll:g} s "
-          f"(scaled from {REAL_POLL_SECONDS:g} s)")
+    print(
+        f"task durations scaled by {args.scale}: {REAL_IMAGE_SECONDS[0] * args.scale:g}–"
+        f"{REAL_IMAGE_SECONDS[1] * args.scale:g} s; client poll interval {poll:g} s "
+        f"(scaled from {REAL_POLL_SECONDS:g} s)"
+    )
     print(f"wall time: {wall:.1f} s; sandbox makespan {stats['makespan']:.1f} s")
     print(f"outcomes failed: {failed}")
-    print(f"1303s surfaced to outcomes: {surfaced} (target 0); "
-          f"1303s absorbed by re-queueing: {stats['rejected_1303']}")
+    print(
+        f"1303s surfaced to outcomes: {surfaced} (target 0); "
+        f"1303s absorbed by re-queueing: {stats['rejected_1303']}"
+    )
     print(f"peak slots in use: {pool['peak']} (target ≤ {QUOTA})")
     print(f"slot-seconds used: {pool['slot_seconds']:.1f}")
     print(f"quota utilisation: {utilisation:.3f} (target ≥ 0.85)")
-    print(f"HTTP requests seen by the sandbox: {stats['requests']} "
-          f"({stats['requests'] / len(requests):.2f} per task)")
+    print(
+        f"HTTP requests seen by the sandbox: {stats['requests']} "
+        f"({stats['requests'] / len(requests):.2f} per task)"
+    )
     ok = surfaced == 0 and pool["peak"] <= QUOTA and utilisation >= 0.85 and failed == 0
     print("PASS" if ok else "FAIL")
     return 0 if ok else 1

@@ -6,9 +6,11 @@ Source: https://kling.ai/document-api/api/get-started/authentication (reference 
 from __future__ import annotations
 
 import time
+import warnings
 
 import attrs
 import jwt
+from jwt.warnings import InsecureKeyLengthWarning
 
 __all__ = ["ApiKeyAuth", "Auth", "JwtAuth"]
 
@@ -51,12 +53,20 @@ class JwtAuth:
         now = time.time()
         if self._token is None or now >= self._expires_at - JWT_RENEW_MARGIN:
             exp = now + self.lifetime
-            self._token = jwt.encode(
-                {"iss": self._access_key, "exp": int(exp), "nbf": int(now - JWT_NOT_BEFORE_SKEW)},
-                self._secret_key,
-                algorithm="HS256",
-                headers={"alg": "HS256", "typ": "JWT"},
-            )
+            with warnings.catch_warnings():
+                # The SecretKey is issued by Kling; its length is not the user's choice, so
+                # PyJWT's short-HMAC-key warning would only be noise.
+                warnings.simplefilter("ignore", InsecureKeyLengthWarning)
+                self._token = jwt.encode(
+                    {
+                        "iss": self._access_key,
+                        "exp": int(exp),
+                        "nbf": int(now - JWT_NOT_BEFORE_SKEW),
+                    },
+                    self._secret_key,
+                    algorithm="HS256",
+                    headers={"alg": "HS256", "typ": "JWT"},
+                )
             self._expires_at = exp
         return f"Bearer {self._token}"
 

@@ -30,7 +30,8 @@ from tenacity import (
     RetryCallState,
     retry_if_exception,
     stop_after_attempt,
-    wait_exponential_jitter,
+    wait_exponential,
+    wait_random,
 )
 
 from ._auth import ApiKeyAuth, JwtAuth
@@ -369,9 +370,7 @@ class KlingClient:
         except BaseExceptionGroup as group:
             raise _collapse(group) from None
 
-    async def run_all(
-        self, requests: Iterable[Request] | AsyncIterable[Request]
-    ) -> list[Outcome]:
+    async def run_all(self, requests: Iterable[Request] | AsyncIterable[Request]) -> list[Outcome]:
         """Run every request under quota and return the outcomes in input order.
 
         Raises:
@@ -443,15 +442,20 @@ class KlingClient:
         tg: TaskGroup,
     ) -> None:
         window = anyio.Semaphore(self.lookahead)
+        items = _aiter(requests)
         async with send:
             index = 0
-            async for request in _aiter(requests):
+            while True:
+                await window.acquire()  # take a place in the window before pulling
+                try:
+                    request = await anext(items)
+                except StopAsyncIteration:
+                    break
                 if not isinstance(request, OmniImageRequest | OmniVideoRequest):
                     raise TypeError(
                         f"requests[{index}]: expected OmniImageRequest or OmniVideoRequest, "
                         f"got {type(request).__name__}"
                     )
-                await window.acquire()
                 tg.start_soon(self._lifecycle, index, request, send.clone(), window)
                 index += 1
 
@@ -478,9 +482,7 @@ class KlingClient:
                 admitted()
             await send.send(outcome)
 
-    async def _run_one(
-        self, index: int, request: Request, admitted: Callable[[], None]
-    ) -> Outcome:
+    async def _run_one(self, index: int, request: Request, admitted: Callable[[], None]) -> Outcome:
         try:
             tracked = await self._submit(request, admitted)
         except AuthenticationError:
@@ -491,17 +493,16 @@ class KlingClient:
         try:
             result = await self._await_tracked(tracked)
         except TaskFailedError as exc:
-            return Outcome(request=request, index=index, task=task, result=tracked.result,
-                           error=exc)
+            return Outcome(
+                request=request, index=index, task=task, result=tracked.result, error=exc
+            )
         except KlingError as exc:
             return Outcome(request=request, index=index, task=task, error=exc)
         return Outcome(request=request, index=index, task=task, result=result)
 
     # -- submit ------------------------------------------------------------------------------
 
-    async def _submit(
-        self, request: Request, admitted: Callable[[], None] | None
-    ) -> _Tracked:
+    async def _submit(self, request: Request, admitted: Callable[[], None] | None) -> _Tracked:
         external_task_id = request.external_task_id or f"ka-{uuid.uuid4().hex}"
         pool = self.pool(request.model_name, request.kind)
         if self.journal is not None:
@@ -510,9 +511,7 @@ class KlingClient:
                 if admitted is not None:
                     admitted()
                 return resumed
-        body = await anyio.to_thread.run_sync(
-            self._codec.build_create, request, external_task_id
-        )
+        body = await anyio.to_thread.run_sync(self._codec.build_create, request, external_task_id)
         auto = self._auto[pool.name]
         self._ticket += 1
         ticket, since = self._ticket, anyio.current_time()
@@ -824,7 +823,7 @@ def _is_transient(exc: BaseException) -> bool:
     return isinstance(exc, RateLimitError | ServerError | TransportError | ResponseFormatError)
 
 
-_exp = wait_exponential_jitter(initial=0.5, max=8.0)
+_exp = wait_exponential(multiplier=0.5, max=8.0) + wait_random(0, 0.5)
 
 
 def _backoff(state: RetryCallState) -> float:
@@ -844,9 +843,9 @@ def _collapse(group: BaseExceptionGroup[BaseException]) -> BaseException:
     """The one real error of a task group's exception group (aiometer's collapse): the user
     sees ``AuthenticationError``, not ``ExceptionGroup([AuthenticationError])``."""
     real = [e for e in group.exceptions if not isinstance(e, anyio.get_cancelled_exc_class())]
-    if len(real) == 1:
-        inner = real[0]
-        return _collapse(inner) if isinstance(inner, BaseExceptionGroup) else inner
+    real = [_collapse(e) if isinstance(e, BaseExceptionGroup) else e for e in real]
+    if len(real) == 1 or (real and all(isinstance(e, AuthenticationError) for e in real)):
+        return real[0]  # several lifecycles met the same bad credentials at once
     return group
 
 

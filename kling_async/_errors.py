@@ -97,6 +97,7 @@ class APIError(KlingError):
         return (
             _rebuild_api_error,
             (type(self), self.message, self.code, self.request_id, self.http_status),
+            self.__dict__,
         )
 
 
@@ -197,9 +198,7 @@ class TaskFailedError(KlingError):
 
     def __str__(self) -> str:
         reason = self.task_status_msg or "no reason given"
-        return (
-            f"task {self.task_id} (external_task_id={self.external_task_id}) failed: {reason}"
-        )
+        return f"task {self.task_id} (external_task_id={self.external_task_id}) failed: {reason}"
 
     def __reduce__(self) -> tuple[object, ...]:
         return (_rebuild_task_failed, (self.task_status_msg, self.task_id, self.external_task_id))

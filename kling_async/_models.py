@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
@@ -52,7 +53,7 @@ VideoAspectRatio = Literal["16:9", "9:16", "1:1"]
 Kind = Literal["image", "video"]
 
 
-def _media(value: object) -> str | Path | bytes:
+def _media(value: object, field: str = "input") -> str | Path | bytes:
     """Normalise an input: URLs stay strings, paths become ``Path``, bytes stay bytes."""
     if isinstance(value, bytes | bytearray | memoryview):
         return bytes(value)
@@ -63,23 +64,34 @@ def _media(value: object) -> str | Path | bytes:
             return value
         return Path(value)
     raise TypeError(
-        f"expected a URL, a local path or bytes, got {type(value).__name__}: {value!r:.60}"
+        f"{field}: expected a URL, a local path or bytes, got {type(value).__name__}: {value!r:.60}"
     )
 
 
+def _image_media(value: Any) -> str | Path | bytes:
+    return _media(value, "image")
+
+
+def _video_media(value: Any) -> str | Path | bytes:
+    return _media(value, "video")
+
+
 def _media_tuple(values: Any) -> tuple[str | Path | bytes, ...]:
+    return tuple(_media(v, f"image_list[{i}]") for i, v in enumerate(_items(values, "image_list")))
+
+
+def _items(values: Any, field: str) -> list[Any]:
+    """The items of a list field; a lone string, path, bytes or non-iterable is refused."""
     if values is None:
-        return ()
-    if isinstance(values, str | bytes | os.PathLike):
-        raise TypeError("image_list: expected a list of images, got a single value")
-    return tuple(_media(v) for v in values)
+        return []
+    if isinstance(values, str | bytes | os.PathLike) or not hasattr(values, "__iter__"):
+        raise TypeError(f"{field}: expected a list, got a single {type(values).__name__}")
+    return list(values)
 
 
 def _int_tuple(values: Any) -> tuple[int, ...]:
-    if values is None:
-        return ()
     out = []
-    for v in values:
+    for v in _items(values, "element_list"):
         if isinstance(v, bool) or not isinstance(v, int):
             raise TypeError(f"element_list: element ids are integers, got {v!r}")
         out.append(v)
@@ -147,18 +159,14 @@ class VideoImage:
         type: ``"first_frame"``, ``"end_frame"`` or ``None`` for a plain reference image.
     """
 
-    image: str | Path | bytes = attrs.field(converter=_media)
+    image: str | Path | bytes = attrs.field(converter=_image_media)
     type: Literal["first_frame", "end_frame"] | None = None
 
 
 def _video_images(values: Any) -> tuple[VideoImage, ...]:
-    if values is None:
-        return ()
-    if isinstance(values, str | bytes | os.PathLike):
-        raise TypeError("image_list: expected a list of images, got a single value")
     return tuple(
-        v if isinstance(v, VideoImage) else VideoImage(image=v)
-        for v in values
+        v if isinstance(v, VideoImage) else VideoImage(image=_media(v, f"image_list[{i}]"))
+        for i, v in enumerate(_items(values, "image_list"))
     )
 
 
@@ -173,7 +181,7 @@ class ReferenceVideo:
         keep_original_sound: ``"yes"``, ``"no"`` or ``None`` (omitted).
     """
 
-    video: str | Path | bytes = attrs.field(converter=_media)
+    video: str | Path | bytes = attrs.field(converter=_video_media)
     refer_type: Literal["base", "feature"] = "base"
     keep_original_sound: Literal["yes", "no"] | None = None
 
@@ -194,22 +202,18 @@ class MultiPrompt:
 
 
 def _multi_prompts(values: Any) -> tuple[MultiPrompt, ...]:
-    if values is None:
-        return ()
     return tuple(
         v if isinstance(v, MultiPrompt) else MultiPrompt(**v)
-        for v in values
+        for v in _items(values, "multi_prompt")
     )
 
 
 def _ref_videos(values: Any) -> tuple[ReferenceVideo, ...]:
-    if values is None:
-        return ()
     if isinstance(values, ReferenceVideo):
         return (values,)
     return tuple(
-        v if isinstance(v, ReferenceVideo) else ReferenceVideo(video=v)
-        for v in values
+        v if isinstance(v, ReferenceVideo) else ReferenceVideo(video=_media(v, f"video_list[{i}]"))
+        for i, v in enumerate(_items(values, "video_list"))
     )
 
 
@@ -478,7 +482,7 @@ class Quota:
         pools: dict[str, int] = {}
         for part in filter(None, (p.strip() for p in text.split(","))):
             key, sep, value = part.partition("=")
-            if not sep or not value.strip().isdigit():
+            if not sep or not re.fullmatch(r"[0-9]+", value.strip()):
                 raise ValueError(f"--quota: {part!r} must look like 'image=9'")
             if key in ("image", "video"):
                 kwargs[key] = int(value)

@@ -154,7 +154,10 @@ class AutoSeriesEstimator:
     min_samples: int = 3
     window: int = 50
     margin: int = 1
-    _seen: deque[int] = attrs.field(factory=lambda: deque(maxlen=50))
+    _seen: deque[int] = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self._seen = deque(maxlen=self.window)
 
     def estimate(self) -> int:
         """Slots to reserve for the next auto series."""

@@ -16,6 +16,7 @@ from typing import Any
 import aiohttp
 import anyio
 import attrs
+from multidict import CIMultiDict
 
 from ._auth import ApiKeyAuth, JwtAuth
 from ._errors import RequestTimeoutError, TransportError
@@ -25,7 +26,8 @@ __all__ = ["Response", "Transport"]
 
 @attrs.frozen
 class Response:
-    """An HTTP answer: status, headers, and the body parsed as JSON (``None`` if it is not)."""
+    """An HTTP answer: status, headers (case-insensitive), and the body parsed as JSON
+    (``None`` if it is not)."""
 
     status: int
     headers: Mapping[str, str]
@@ -82,7 +84,7 @@ class Transport:
                 allow_redirects=False,
             ) as resp:
                 text = await resp.text(errors="replace")
-                return Response(resp.status, dict(resp.headers), _parse_json(text), text)
+                return Response(resp.status, CIMultiDict(resp.headers), _parse_json(text), text)
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise _translate(exc, method, path) from exc
 

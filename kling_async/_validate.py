@@ -71,10 +71,9 @@ def _prompt(field: str, value: object, maximum: int = PROMPT_MAX) -> None:
 def _common(req: OmniImageRequest | OmniVideoRequest) -> None:
     if req.watermark is not None and not isinstance(req.watermark, bool):
         raise TypeError(f"watermark: {req.watermark!r}, must be a bool or None")
-    if req.callback_url is not None and (
-        not isinstance(req.callback_url, str)
-        or not req.callback_url.startswith(("http://", "https://"))
-    ):
+    if req.callback_url is not None and not isinstance(req.callback_url, str):
+        raise TypeError(f"callback_url: {req.callback_url!r}, must be a string URL")
+    if req.callback_url is not None and not req.callback_url.startswith(("http://", "https://")):
         raise _fail("callback_url", req.callback_url, "must be an http(s) URL")
     ext = req.external_task_id
     if ext is not None and (not isinstance(ext, str) or not ext.strip()):
@@ -102,9 +101,7 @@ def validate_image_request(req: OmniImageRequest) -> None:
         _int_in("series_amount", req.series_amount, 2, 9)  # §5.1 2–9 or auto [S1]
     total = len(req.image_list) + len(req.element_list)
     if total > 10:  # §5.1 image_list + element_list ≤ 10 [S1]
-        raise ValueError(
-            f"image_list + element_list: {total} items, at most 10 allowed together"
-        )
+        raise ValueError(f"image_list + element_list: {total} items, at most 10 allowed together")
     if req.model_name == "kling-image-o1":
         # §5.1 model differences [S7]; ComfyUI refuses the same client-side [S19].
         if req.resolution == "4k":
@@ -176,8 +173,7 @@ def validate_video_request(req: OmniVideoRequest) -> None:
         raise _fail("image_list", "end_frame", "an end frame needs a first frame")
     if o1 and (first or end) and len(req.image_list) > 2:
         raise ValueError(
-            "image_list: kling-video-o1 does not support start/end frames with more than two "
-            "images"
+            "image_list: kling-video-o1 does not support start/end frames with more than two images"
         )
     if o1 and first and end and req.element_list:
         raise ValueError("element_list: kling-video-o1 takes no elements with start+end frames")
@@ -192,8 +188,9 @@ def validate_video_request(req: OmniVideoRequest) -> None:
     if feature_video and req.multi_shot and req.shot_type != "intelligence":
         # §6.1 [S6 06/17/2026]: feature reference + multi-shot needs shot_type=intelligence.
         raise _fail(
-            "shot_type", req.shot_type, "a feature reference video with multi_shot needs "
-            "shot_type='intelligence'"
+            "shot_type",
+            req.shot_type,
+            "a feature reference video with multi_shot needs shot_type='intelligence'",
         )
     if o1 and req.multi_shot and (first or end):
         # Multi-shot + frames allowed since 05/07/2026 for kling-v3-omni only [S6].
@@ -215,9 +212,7 @@ def validate_video_request(req: OmniVideoRequest) -> None:
                 "not supported with a first frame or a base video (the input sets it)",
             )
     elif req.aspect_ratio is None:
-        raise _fail(
-            "aspect_ratio", None, "required unless a first frame or a base video is given"
-        )
+        raise _fail("aspect_ratio", None, "required unless a first frame or a base video is given")
 
     # Duration (§6.1 Durations [S8, S17]).
     if o1:
@@ -311,8 +306,9 @@ def check_local_video(field: str, source: Path | bytes) -> bytes:
             raise _bad(field, str(source), f"cannot be read ({exc.strerror or exc})") from exc
     else:
         data = source
+    name = str(source) if isinstance(source, Path) else "<bytes>"
     if len(data) > VIDEO_MAX_BYTES:
-        raise _bad(field, "<video>", f"is {len(data)} bytes, at most 200 MB allowed")
+        raise _bad(field, name, f"is {len(data)} bytes, at most 200 MB allowed")
     if data[4:8] not in (b"ftyp", b"moov", b"wide", b"mdat", b"free"):
-        raise _bad(field, "<video>", "is not an MP4/MOV file")
+        raise _bad(field, name, "is not an MP4/MOV file")
     return data

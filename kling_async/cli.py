@@ -35,6 +35,7 @@ from ._models import Outcome, Quota, Request
 __all__ = ["main"]
 
 SANDBOX_KEY = "sandbox-key"
+JOURNAL_NAME = "journal.sqlite"
 # Sandbox task durations for `run --sandbox`, in seconds: real Kling images take ~10–60 s and
 # videos minutes; the demo scales them down so a campaign finishes in under a minute.
 SANDBOX_IMAGE_DURATION = (1.0, 4.0)
@@ -66,6 +67,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.sandbox and not _has_credentials():
         print(NO_CREDENTIALS, file=sys.stderr)
         return 2
+    if args.resume and not (Path(args.out) / JOURNAL_NAME).exists():
+        parser.error(f"--resume: no journal at {Path(args.out) / JOURNAL_NAME}")
     options = RunOptions(
         campaign=campaign,
         out=Path(args.out),
@@ -94,6 +97,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--base-url", help="API root, e.g. a gateway https://host/kling")
     run.add_argument(
         "--task-timeout", type=float, default=None, help="seconds a task may take (default none)"
+    )
+    run.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue an earlier run in --out (re-running the same command does the same; "
+        "--resume also insists that the journal exists)",
     )
     sandbox = sub.add_parser("sandbox", help="serve the sandbox API on a local port")
     sandbox.add_argument("--port", type=int, default=8765)
@@ -205,12 +214,14 @@ async def run_campaign(options: RunOptions, console: Console | None = None) -> i
     return 0 if tally.failed == 0 and tally.invalid == 0 else 1
 
 
-async def _make_client(
-    options: RunOptions, stack: AsyncExitStack, console: Console
-) -> KlingClient:
+async def _make_client(options: RunOptions, stack: AsyncExitStack, console: Console) -> KlingClient:
+    journal = options.out / JOURNAL_NAME
     if not options.sandbox:
         return KlingClient(
-            base_url=options.base_url, quota=options.quota, task_timeout=options.task_timeout
+            base_url=options.base_url,
+            quota=options.quota,
+            task_timeout=options.task_timeout,
+            journal=journal,
         )
     from .testing import Sandbox
 
@@ -235,6 +246,7 @@ async def _make_client(
         task_timeout=options.task_timeout,
         image_poll_interval=0.25,
         video_poll_interval=0.5,
+        journal=journal,
     )
 
 
@@ -245,16 +257,26 @@ async def _save_outcome(
     files: list[str] = []
     error = str(outcome.error) if outcome.error is not None else None
     status = outcome.result.status.value if outcome.result else "error"
-    if outcome.ok and outcome.result is not None:
-        stem = f"{line:05d}-" + safe_stem(outcome.request.external_task_id or "task")
-        try:
-            saved = await client.download(outcome.result, out, stem=stem)
-        except KlingError as exc:
-            error, status = f"download failed: {exc}", "download_failed"
+    ext = outcome.request.external_task_id
+    if outcome.ok and outcome.result is not None and ext is not None:
+        entry = await client.journal.get(ext) if client.journal else None
+        if entry is not None and entry.files and all((out / f).exists() for f in entry.files):
+            files = list(entry.files)  # saved by an earlier run: nothing to fetch
+            tally.files += len(files)
+            tally.bytes += sum((out / f).stat().st_size for f in files)
         else:
-            files = [s.path.name for s in saved]
-            tally.files += len(saved)
-            tally.bytes += sum(s.bytes for s in saved)
+            try:
+                saved = await client.download(
+                    outcome.result, out, stem=f"{line:05d}-{safe_stem(ext)}"
+                )
+            except KlingError as exc:
+                error, status = f"download failed: {exc}", "download_failed"
+            else:
+                files = [s.path.name for s in saved]
+                tally.files += len(saved)
+                tally.bytes += sum(s.bytes for s in saved)
+                if client.journal is not None:
+                    await client.journal.record_saved(ext, files)
     if status == "succeeded":
         tally.succeeded += 1
     else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import itertools
 import warnings
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -66,7 +67,7 @@ async def test_stream_yields_every_outcome_in_completion_order(
     finish_times = [ends[o.task.task_id] for o in seen]  # type: ignore[union-attr]
     # Completion order: a later outcome never belongs to a task that ended much earlier
     # (allowing one poll interval of slack).
-    assert all(b >= a - 0.15 for a, b in zip(finish_times, finish_times[1:], strict=False))
+    assert all(b >= a - 0.15 for a, b in itertools.pairwise(finish_times))
 
 
 async def test_run_all_returns_input_order(client: ka.KlingClient) -> None:
@@ -112,8 +113,11 @@ async def test_slots_never_exceed_quota_and_are_used(
 async def test_series_results_fill_series_images(client: ka.KlingClient) -> None:
     """A fixed series returns series_amount series_images; an auto series 2–9 of them."""
     fixed = ka.OmniImageRequest(
-        prompt="four seasons", model_name="kling-v3-omni", aspect_ratio="16:9",
-        result_type="series", series_amount=4,
+        prompt="four seasons",
+        model_name="kling-v3-omni",
+        aspect_ratio="16:9",
+        result_type="series",
+        series_amount=4,
     )
     auto = attrs_evolve(fixed, series_amount="auto")
     outcomes = await client.run_all([fixed, auto])
@@ -135,9 +139,7 @@ async def test_local_image_is_sent_as_raw_base64(
 ) -> None:
     """A local reference image reaches the server as raw base64 (no data: prefix)."""
     photo = _png(tmp_path / "bottle.png")
-    task = await client.submit(
-        ka.OmniImageRequest(prompt="like <<<image_1>>>", image_list=[photo])
-    )
+    task = await client.submit(ka.OmniImageRequest(prompt="like <<<image_1>>>", image_list=[photo]))
     body = next(t.body for t in sandbox.tasks if t.task_id == task.task_id)
     sent = body["image_list"][0]["image"]
     assert not sent.startswith("data:")
@@ -213,16 +215,16 @@ async def test_bad_local_file_in_stream_is_an_outcome(
 
 async def test_failed_task_is_an_outcome_value() -> None:
     """A task the server fails ends as an Outcome with TaskFailedError and its reason."""
-    async with Sandbox(api_keys=(API_KEY,), image_duration=0.05, fail_rate=1.0) as sb:
-        async with ka.KlingClient(
-            api_key=API_KEY, base_url=sb.base_url, image_poll_interval=0.05
-        ) as client:
-            [outcome] = await client.run_all([ka.OmniImageRequest(prompt="x", n=2)])
-            assert not outcome.ok
-            assert isinstance(outcome.error, ka.TaskFailedError)
-            assert outcome.error.task_id == outcome.task.task_id  # type: ignore[union-attr]
-            assert outcome.result is not None and outcome.result.status_message
-            assert client.pool("kling-image-o1", "image").in_use == 0
+    async with (
+        Sandbox(api_keys=(API_KEY,), image_duration=0.05, fail_rate=1.0) as sb,
+        ka.KlingClient(api_key=API_KEY, base_url=sb.base_url, image_poll_interval=0.05) as client,
+    ):
+        [outcome] = await client.run_all([ka.OmniImageRequest(prompt="x", n=2)])
+        assert not outcome.ok
+        assert isinstance(outcome.error, ka.TaskFailedError)
+        assert outcome.error.task_id == outcome.task.task_id  # type: ignore[union-attr]
+        assert outcome.result is not None and outcome.result.status_message
+        assert client.pool("kling-image-o1", "image").in_use == 0
 
 
 async def test_leaving_stream_early_is_clean(client: ka.KlingClient, sandbox: Sandbox) -> None:
@@ -257,9 +259,12 @@ async def test_stream_pulls_lazily_from_a_generator(sandbox: Sandbox) -> None:
             pulled += 1
             yield ka.OmniImageRequest(prompt=f"p{i}", n=9)
 
-    async with ka.KlingClient(
-        api_key=API_KEY, base_url=sandbox.base_url, image_poll_interval=0.05, lookahead=4
-    ) as client, client.stream(requests()) as outcomes:
+    async with (
+        ka.KlingClient(
+            api_key=API_KEY, base_url=sandbox.base_url, image_poll_interval=0.05, lookahead=4
+        ) as client,
+        client.stream(requests()) as outcomes,
+    ):
         async for _ in outcomes:
             break
     assert pulled <= 4 + 2  # the lookahead window plus the running one(s)
@@ -268,7 +273,9 @@ async def test_stream_pulls_lazily_from_a_generator(sandbox: Sandbox) -> None:
 async def test_jwt_auth_with_access_key(sandbox_jwt: Sandbox) -> None:
     """AccessKey + SecretKey sign an HS256 JWT the server accepts."""
     async with ka.KlingClient(
-        access_key="ak-test", secret_key="sk-secret", base_url=sandbox_jwt.base_url,
+        access_key="ak-test",
+        secret_key="sk-secret",
+        base_url=sandbox_jwt.base_url,
         image_poll_interval=0.05,
     ) as client:
         task = await client.submit(ka.OmniImageRequest(prompt="x"))

@@ -58,7 +58,7 @@ _STATUS = {  # §4 [S1]: note the spelling 'succeed'
 # Wire shapes of the query answer (§5.3, §6.2). Every field has a default: parsing is lenient.
 @attrs.frozen
 class _WireImage:
-    index: int = 0
+    index: int | None = None
     url: str = ""
     watermark_url: str | None = None
 
@@ -294,8 +294,11 @@ class KlingCodec:
 
 
 def _image(position: int, w: _WireImage) -> GeneratedImage:
-    return GeneratedImage(index=w.index if w.index is not None else position, url=w.url,
-                          watermark_url=w.watermark_url or None)
+    return GeneratedImage(
+        index=w.index if w.index is not None else position,
+        url=w.url,
+        watermark_url=w.watermark_url or None,
+    )
 
 
 def _video(position: int, w: _WireVideo) -> GeneratedVideo:
@@ -316,7 +319,7 @@ def _number(text: str | None) -> float | None:
 
 
 def _retry_after(headers: Any) -> float | None:
-    value = headers.get("Retry-After") if headers else None
+    value = next((v for k, v in (headers or {}).items() if k.lower() == "retry-after"), None)
     try:
         return max(0.0, float(value)) if value is not None else None
     except ValueError:

@@ -1,0 +1,393 @@
+"""The per-pool weighted limiter, its head-of-line policy, and request costs (reference §9)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import anyio
+import anyio.lowlevel
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import kling_async as ka
+from kling_async._quota import AutoSeriesEstimator, PoolLimiter, request_cost
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """The limiter runs on asyncio like the rest of the SDK."""
+    return "asyncio"
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    """Wait up to about 2 s for ``condition`` to hold, checking every millisecond."""
+    for _ in range(2000):
+        if condition():
+            return
+        await anyio.sleep(0.001)
+    pytest.fail("condition not reached within 2 s")
+
+
+async def _take(limiter: PoolLimiter, cost: int, ticket: int, order: list[str], name: str) -> None:
+    await limiter.acquire(cost, ticket=ticket, since=anyio.current_time())
+    order.append(name)
+
+
+# --------------------------------------------------------------------------------------------
+# Basic grants
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_grants_up_to_capacity_without_waiting() -> None:
+    """Acquires whose costs fit in the capacity return at once and are counted in in_use/peak."""
+    limiter = PoolLimiter("kling-v3-omni:image", 9)
+    with anyio.fail_after(1):
+        await limiter.acquire(4, ticket=0, since=anyio.current_time())
+        await limiter.acquire(5, ticket=1, since=anyio.current_time())
+    assert (limiter.in_use, limiter.peak, limiter.waiting) == (9, 9, 0)
+    limiter.release(4)
+    limiter.release(5)
+    assert (limiter.in_use, limiter.peak) == (0, 9)
+
+
+@pytest.mark.anyio
+async def test_waiter_is_woken_by_release() -> None:
+    """A request that does not fit waits, and starts when enough slots are released."""
+    limiter = PoolLimiter("kling-video-o1:video", 2)
+    await limiter.acquire(2, ticket=0, since=anyio.current_time())
+    order: list[str] = []
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(_take, limiter, 1, 1, order, "waiter")
+        await _until(lambda: limiter.waiting == 1)
+        await anyio.sleep(0.02)
+        assert order == []
+        limiter.release(1)
+        await _until(lambda: order == ["waiter"])
+    assert (limiter.in_use, limiter.waiting) == (2, 0)
+
+
+@pytest.mark.anyio
+async def test_cost_over_capacity_raises_quota_error() -> None:
+    """A cost above the pool's capacity raises QuotaError naming the cost, pool and capacity."""
+    limiter = PoolLimiter("kling-image-o1:image", 5)
+    with pytest.raises(ka.QuotaError, match=r"costing 9 slots .* kling-image-o1:image of 5 slots"):
+        await limiter.acquire(9, ticket=0, since=anyio.current_time())
+    assert (limiter.in_use, limiter.waiting) == (0, 0)
+
+
+@pytest.mark.anyio
+async def test_occupy_counts_slots_without_waiting() -> None:
+    """occupy() holds slots of a re-attached task, so later acquires wait for them."""
+    limiter = PoolLimiter("p:image", 3)
+    limiter.occupy(3)
+    assert (limiter.in_use, limiter.peak) == (3, 3)
+    order: list[str] = []
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(_take, limiter, 1, 0, order, "next")
+        await _until(lambda: limiter.waiting == 1)
+        limiter.release(3)
+    assert order == ["next"]
+    assert limiter.in_use == 1
+
+
+@pytest.mark.anyio
+async def test_wait_for_release_returns_on_release_or_patience() -> None:
+    """wait_for_release() returns when slots are released, or after the patience otherwise."""
+    limiter = PoolLimiter("p:image", 2)
+    limiter.occupy(2)
+    with anyio.fail_after(1):
+        await limiter.wait_for_release(0.01)  # nothing released: returns after the patience
+    with anyio.fail_after(1):  # would hang for 60 s if release did not wake the waiter
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(limiter.wait_for_release, 60.0)
+            await anyio.sleep(0.01)
+            limiter.release(1)
+    assert limiter.in_use == 1
+
+
+# --------------------------------------------------------------------------------------------
+# Cancellation
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_cancelled_waiter_leaves_in_use_unchanged_and_lets_others_in() -> None:
+    """Cancelling a waiting acquire frees its place: in_use is unchanged, later waiters start."""
+    limiter = PoolLimiter("p:image", 3, hol_patience=0)
+    await limiter.acquire(2, ticket=0, since=anyio.current_time())
+    order: list[str] = []
+    async with anyio.create_task_group() as tg:
+        async with anyio.create_task_group() as big_group:
+            big_group.start_soon(_take, limiter, 3, 1, order, "big")
+            await _until(lambda: limiter.waiting == 1)
+            tg.start_soon(_take, limiter, 1, 2, order, "small")
+            await _until(lambda: limiter.waiting == 2)
+            await anyio.sleep(0.02)
+            assert order == []  # strict FIFO: small waits behind big
+            big_group.cancel_scope.cancel()
+        await _until(lambda: order == ["small"])
+    assert (limiter.in_use, limiter.waiting) == (3, 0)
+
+
+@pytest.mark.anyio
+async def test_cancel_racing_a_grant_never_leaks_slots() -> None:
+    """An acquire cancelled in the same step it is granted either holds its slots or gives
+    them back; in_use never counts slots nobody holds."""
+    limiter = PoolLimiter("p:image", 2)
+    await limiter.acquire(2, ticket=0, since=anyio.current_time())
+    acquired: list[bool] = []
+
+    async def waiter() -> None:
+        await limiter.acquire(2, ticket=1, since=anyio.current_time())
+        acquired.append(True)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(waiter)
+        await _until(lambda: limiter.waiting == 1)
+        limiter.release(2)  # grants the waiter ...
+        tg.cancel_scope.cancel()  # ... and cancels it before it resumes
+    assert limiter.waiting == 0
+    assert limiter.in_use == (2 if acquired else 0)
+
+
+# --------------------------------------------------------------------------------------------
+# Head-of-line policy
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_hol_patience_zero_is_strict_fifo() -> None:
+    """With hol_patience=0 a large waiter at the head blocks later small ones that would fit."""
+    limiter = PoolLimiter("p:image", 9, hol_patience=0)
+    await limiter.acquire(5, ticket=0, since=anyio.current_time())
+    order: list[str] = []
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(_take, limiter, 9, 1, order, "big")
+        await _until(lambda: limiter.waiting == 1)
+        tg.start_soon(_take, limiter, 1, 2, order, "small")
+        await _until(lambda: limiter.waiting == 2)
+        await anyio.sleep(0.05)
+        assert order == []  # 4 slots free, but small may not pass big
+        limiter.release(5)
+        await _until(lambda: order == ["big"])
+        assert (limiter.in_use, limiter.waiting) == (9, 1)
+        limiter.release(9)
+    assert order == ["big", "small"]
+    assert limiter.in_use == 1
+
+
+@pytest.mark.anyio
+async def test_hol_patience_none_lets_small_requests_overtake() -> None:
+    """With hol_patience=None small requests that fit start before an earlier large waiter."""
+    limiter = PoolLimiter("p:image", 9, hol_patience=None)
+    await limiter.acquire(5, ticket=0, since=anyio.current_time())
+    order: list[str] = []
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(_take, limiter, 9, 1, order, "big")
+        await _until(lambda: limiter.waiting == 1)
+        await anyio.sleep(0.1)
+        tg.start_soon(_take, limiter, 2, 2, order, "small1")
+        tg.start_soon(_take, limiter, 2, 3, order, "small2")
+        await _until(lambda: len(order) == 2)
+        assert (limiter.in_use, limiter.waiting) == (9, 1)
+        limiter.release(5)
+        limiter.release(2)
+        limiter.release(2)
+    assert order == ["small1", "small2", "big"]
+    assert limiter.in_use == 9
+
+
+@pytest.mark.anyio
+async def test_finite_patience_lets_small_ones_overtake_only_until_it_runs_out() -> None:
+    """Small requests overtake a large head only until it has waited hol_patience seconds."""
+    limiter = PoolLimiter("p:image", 9, hol_patience=0.15)
+    await limiter.acquire(5, ticket=0, since=anyio.current_time())
+    order: list[str] = []
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(_take, limiter, 9, 1, order, "big")
+        await _until(lambda: limiter.waiting == 1)
+        tg.start_soon(_take, limiter, 1, 2, order, "early-small")
+        await _until(lambda: order == ["early-small"])  # within patience: overtakes
+        await anyio.sleep(0.25)
+        tg.start_soon(_take, limiter, 1, 3, order, "late-small")
+        await _until(lambda: limiter.waiting == 2)
+        await anyio.sleep(0.05)
+        assert order == ["early-small"]  # patience spent: late-small waits behind big
+        limiter.release(5)
+        await anyio.sleep(0.02)
+        assert order == ["early-small"]  # 8 free, big needs 9, still nobody overtakes
+        limiter.release(1)
+        await _until(lambda: order == ["early-small", "big"])
+        limiter.release(9)
+    assert order == ["early-small", "big", "late-small"]
+    assert (limiter.in_use, limiter.waiting) == (1, 0)
+
+
+@pytest.mark.anyio
+async def test_lower_ticket_is_served_first() -> None:
+    """A request put back with an earlier ticket is served before later arrivals."""
+    limiter = PoolLimiter("p:video", 1, hol_patience=0)
+    await limiter.acquire(1, ticket=0, since=anyio.current_time())
+    order: list[str] = []
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(_take, limiter, 1, 20, order, "late")
+        await _until(lambda: limiter.waiting == 1)
+        tg.start_soon(_take, limiter, 1, 5, order, "requeued")
+        await _until(lambda: limiter.waiting == 2)
+        limiter.release(1)
+        await _until(lambda: len(order) == 1)
+        limiter.release(1)
+    assert order == ["requeued", "late"]
+
+
+# --------------------------------------------------------------------------------------------
+# Randomised invariant
+# --------------------------------------------------------------------------------------------
+
+_jobs = st.lists(
+    st.tuples(
+        st.integers(1, 9),  # cost (clamped to the capacity)
+        st.integers(0, 4),  # checkpoints held
+        st.one_of(st.none(), st.integers(0, 6)),  # cancelled after this many checkpoints
+    ),
+    min_size=1,
+    max_size=20,
+)
+
+
+@given(
+    capacity=st.integers(1, 9),
+    jobs=_jobs,
+    patience=st.sampled_from([0, None, 0.0005, 10.0]),
+)
+@settings(max_examples=120, deadline=None)
+def test_property_in_use_never_exceeds_capacity_and_returns_to_zero(
+    capacity: int, jobs: list[tuple[int, int, int | None]], patience: float | None
+) -> None:
+    """Random acquire/hold/release/cancel sequences never exceed capacity and end at in_use 0."""
+
+    async def scenario() -> None:
+        limiter = PoolLimiter("p:image", capacity, hol_patience=patience)
+
+        async def job(ticket: int, cost: int, hold: int, scope: anyio.CancelScope) -> None:
+            with scope:
+                await limiter.acquire(cost, ticket=ticket, since=anyio.current_time())
+                try:
+                    assert limiter.in_use <= capacity
+                    for _ in range(hold):
+                        await anyio.lowlevel.checkpoint()
+                        assert limiter.in_use <= capacity
+                finally:
+                    limiter.release(cost)
+
+        async def canceller(scope: anyio.CancelScope, after: int) -> None:
+            for _ in range(after):
+                await anyio.lowlevel.checkpoint()
+            scope.cancel()
+
+        with anyio.fail_after(5):
+            async with anyio.create_task_group() as tg:
+                for ticket, (cost, hold, cancel_after) in enumerate(jobs):
+                    scope = anyio.CancelScope()
+                    tg.start_soon(job, ticket, min(cost, capacity), hold, scope)
+                    if cancel_after is not None:
+                        tg.start_soon(canceller, scope, cancel_after)
+        assert (limiter.in_use, limiter.waiting) == (0, 0)
+        assert limiter.peak <= capacity
+
+    anyio.run(scenario, backend="asyncio")
+
+
+# --------------------------------------------------------------------------------------------
+# AutoSeriesEstimator and request_cost
+# --------------------------------------------------------------------------------------------
+
+
+def test_auto_estimator_reserves_initial_until_min_samples() -> None:
+    """Before min_samples series have finished, the estimate is the initial reservation."""
+    estimator = AutoSeriesEstimator(initial=9, min_samples=3)
+    assert estimator.estimate() == 9
+    estimator.observe(3)
+    estimator.observe(3)
+    assert estimator.estimate() == 9
+    estimator.observe(4)
+    assert estimator.estimate() == 5  # ceil(10/3)=4, plus margin 1
+
+
+def test_auto_estimator_caps_at_9_and_floors_at_2() -> None:
+    """The estimate is ceil(mean)+margin, never above 9 nor below 2."""
+    high = AutoSeriesEstimator(min_samples=1)
+    for _ in range(3):
+        high.observe(9)
+    assert high.estimate() == 9
+    low = AutoSeriesEstimator(min_samples=1, margin=0)
+    low.observe(1)
+    assert low.estimate() == 2
+
+
+def test_auto_estimator_ignores_empty_series() -> None:
+    """Counts of 0 (a series that produced nothing) are not samples."""
+    estimator = AutoSeriesEstimator(initial=7, min_samples=1)
+    estimator.observe(0)
+    assert estimator.estimate() == 7
+
+
+def test_auto_estimator_uses_only_the_last_window_counts() -> None:
+    """With window=3 the estimate follows the mean of the last 3 counts only."""
+    estimator = AutoSeriesEstimator(min_samples=3, window=3)
+    for count in (9, 9, 9, 2, 2, 2):
+        estimator.observe(count)
+    assert estimator.estimate() == 3  # ceil(mean(2, 2, 2)) + 1
+
+
+@given(counts=st.lists(st.integers(1, 9), min_size=3, max_size=60))
+def test_property_auto_estimate_is_between_2_and_9(counts: list[int]) -> None:
+    """Whatever counts are observed, the reservation stays within series_amount's 2–9."""
+    estimator = AutoSeriesEstimator()
+    for count in counts:
+        estimator.observe(count)
+    assert 2 <= estimator.estimate() <= 9
+
+
+def test_request_cost_single_image_is_n() -> None:
+    """A single-result image costs n slots (§9: n = 9 → 9)."""
+    estimator = AutoSeriesEstimator()
+    assert request_cost(ka.OmniImageRequest(prompt="p"), estimator) == 1
+    assert request_cost(ka.OmniImageRequest(prompt="p", n=7), estimator) == 7
+
+
+def test_request_cost_fixed_series_is_series_amount() -> None:
+    """A fixed series costs series_amount slots, whatever n says."""
+    request = ka.OmniImageRequest(
+        prompt="p",
+        model_name="kling-v3-omni",
+        result_type="series",
+        series_amount=6,
+        n=2,
+        aspect_ratio="1:1",
+    )
+    assert request_cost(request, AutoSeriesEstimator()) == 6
+
+
+def test_request_cost_auto_series_follows_the_estimator() -> None:
+    """An auto series costs the estimator's current reservation."""
+    request = ka.OmniImageRequest(
+        prompt="p",
+        model_name="kling-v3-omni",
+        result_type="series",
+        series_amount="auto",
+        aspect_ratio="1:1",
+    )
+    estimator = AutoSeriesEstimator(initial=9, min_samples=2)
+    assert request_cost(request, estimator) == 9
+    estimator.observe(3)
+    estimator.observe(4)
+    assert request_cost(request, estimator) == 5
+
+
+def test_request_cost_video_is_one() -> None:
+    """A video task costs 1 slot (§9)."""
+    request = ka.OmniVideoRequest(prompt="p", aspect_ratio="16:9")
+    assert request_cost(request, AutoSeriesEstimator()) == 1
