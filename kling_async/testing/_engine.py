@@ -1,0 +1,264 @@
+"""The wire-independent core of the sandbox: tasks, pools, random draws, stats.
+
+A wire API (Kling native today; Modellix later) parses and validates its own requests, asks the
+engine to admit a task, and renders the engine's :class:`~._state.Task` in its own shapes. Fault
+injection will hook in around :meth:`Engine.admit` the same way for every wire API.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+import attrs
+
+from ._rules import IMAGE_MODELS, VIDEO_MODELS
+from ._state import (
+    Counters,
+    Kind,
+    Pool,
+    SandboxStats,
+    Status,
+    Task,
+    TaskRecord,
+)
+
+DEFAULT_CAPACITY: dict[Kind, int] = {"image": 9, "video": 5}  # ref §9 [S15]: 9 image, 5 video packs
+KNOWN_MODELS: dict[Kind, tuple[str, ...]] = {"image": IMAGE_MODELS, "video": VIDEO_MODELS}
+
+Duration = float | tuple[float, float]
+
+
+def _duration_range(value: Duration, name: str) -> tuple[float, float]:
+    low, high = (value, value) if isinstance(value, int | float) else value
+    if not 0 <= low <= high:
+        raise ValueError(f"{name}: need 0 <= low <= high seconds, got {value!r}")
+    return float(low), float(high)
+
+
+def _capacities(quota: Mapping[str, int] | None) -> tuple[dict[Kind, int], dict[str, int]]:
+    per_kind = dict(DEFAULT_CAPACITY)
+    per_pool: dict[str, int] = {}
+    for key, value in (quota or {}).items():
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise ValueError(f"quota[{key!r}]: need an integer >= 0, got {value!r}")
+        if key in ("image", "video"):
+            per_kind["image" if key == "image" else "video"] = value
+            continue
+        model, sep, kind = key.rpartition(":")
+        if not sep or not model or kind not in ("image", "video"):
+            raise ValueError(f"quota key {key!r}: use 'image', 'video' or '<model_name>:<kind>'")
+        per_pool[key] = value
+    return per_kind, per_pool
+
+
+@attrs.define
+class Engine:
+    """Tasks and per-pool slots of one sandbox account (see :class:`~._server.Sandbox`)."""
+
+    _per_kind: dict[Kind, int]
+    _per_pool: dict[str, int]
+    _durations: dict[Kind, tuple[float, float]]
+    _auto_range: tuple[int, int]
+    _fail_rate: float
+    _rng: random.Random
+    _clock: Callable[[], float] = time.monotonic
+    offset: float = attrs.field(init=False)  # wall-clock epoch seconds = monotonic + offset
+    counters: Counters = attrs.field(factory=Counters)
+    _tasks: list[Task] = attrs.field(factory=list)
+    _by_id: dict[str, Task] = attrs.field(factory=dict)
+    _by_external: dict[str, Task] = attrs.field(factory=dict)
+    _pools: dict[str, Pool] = attrs.field(factory=dict)
+    _first_start: float | None = None
+
+    def __attrs_post_init__(self) -> None:
+        self.offset = time.time() - self._clock()
+        for kind, models in KNOWN_MODELS.items():
+            for model in models:
+                self.pool(model, kind)
+        for key in self._per_pool:
+            model, _, kind_name = key.rpartition(":")
+            self.pool(model, "image" if kind_name == "image" else "video")
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        quota: Mapping[str, int] | None,
+        image_duration: Duration,
+        video_duration: Duration,
+        auto_series_range: tuple[int, int],
+        seed: int | None,
+        fail_rate: float,
+    ) -> Engine:
+        """Check the sandbox options and build an engine (raises ValueError on bad options)."""
+        per_kind, per_pool = _capacities(quota)
+        low, high = auto_series_range
+        if not 1 <= low <= high:
+            raise ValueError(f"auto_series_range: need 1 <= low <= high, got {auto_series_range!r}")
+        if not 0.0 <= fail_rate <= 1.0:
+            raise ValueError(f"fail_rate: need a fraction in [0, 1], got {fail_rate!r}")
+        return cls(
+            per_kind,
+            per_pool,
+            {
+                "image": _duration_range(image_duration, "image_duration"),
+                "video": _duration_range(video_duration, "video_duration"),
+            },
+            (low, high),
+            fail_rate,
+            random.Random(seed),
+        )
+
+    # --- time -------------------------------------------------------------------------------
+
+    def now(self) -> float:
+        """Monotonic seconds."""
+        return self._clock()
+
+    def wall(self, mono: float) -> float:
+        """Wall-clock epoch seconds of monotonic instant ``mono``."""
+        return mono + self.offset
+
+    def ms(self, mono: float) -> int:
+        """Epoch milliseconds of monotonic instant ``mono`` (ref §4 [S1]: timestamps in ms)."""
+        return round((mono + self.offset) * 1000)
+
+    # --- pools, draws ------------------------------------------------------------------------
+
+    def pool(self, model_name: str, kind: Kind) -> Pool:
+        """The pool ``(model_name, kind)`` (ref §9 [S4]: per account × model × pack type)."""
+        key = f"{model_name}:{kind}"
+        pool = self._pools.get(key)
+        if pool is None:
+            pool = Pool(self._per_pool.get(key, self._per_kind[kind]))
+            self._pools[key] = pool
+        return pool
+
+    def draw_auto_count(self) -> int:
+        """Images an ``auto`` series will produce, drawn from ``auto_series_range``."""
+        low, high = self._auto_range
+        return self._rng.randint(low, high)
+
+    def _new_task_id(self) -> str:
+        while True:
+            task_id = str(self._rng.randrange(10**17, 10**18))  # 18 digits, like Kling ids
+            if task_id not in self._by_id:
+                return task_id
+
+    # --- tasks -------------------------------------------------------------------------------
+
+    def external_id_taken(self, external_task_id: str) -> bool:
+        """True if an accepted task already carries ``external_task_id``."""
+        return external_task_id in self._by_external
+
+    def admit(
+        self,
+        *,
+        kind: Kind,
+        model_name: str,
+        cost: int,
+        outputs: int,
+        result_type: str | None,
+        watermark: bool,
+        units: str,
+        video_seconds: int | None,
+        callback_url: str | None,
+        external_task_id: str | None,
+        body: dict[str, Any],
+    ) -> Task | None:
+        """Create a task if ``cost`` slots fit in its pool now; None if they do not (1303)."""
+        now = self.now()
+        low, high = self._durations[kind]
+        end = now + self._rng.uniform(low, high)
+        if not self.pool(model_name, kind).try_admit(now, end, cost):
+            return None
+        failed = self._rng.random() < self._fail_rate
+        task = Task(
+            task_id=self._new_task_id(),
+            external_task_id=external_task_id,
+            kind=kind,
+            model_name=model_name,
+            cost=cost,
+            outputs=outputs,
+            result_type=result_type,
+            watermark=watermark,
+            units=units,
+            video_seconds=video_seconds,
+            failed=failed,
+            callback_url=callback_url,
+            body=body,
+            start=now,
+            end=end,
+            created_ms=self.ms(now),
+            end_ms=self.ms(end),
+        )
+        self._tasks.append(task)
+        self._by_id[task.task_id] = task
+        if external_task_id is not None:
+            self._by_external[external_task_id] = task
+        if self._first_start is None:
+            self._first_start = now
+        self.counters.creates += 1
+        return task
+
+    def find(self, kind: Kind, ident: str) -> Task | None:
+        """The task of ``kind`` whose task_id, else external_task_id, is ``ident`` (ref §5.3)."""
+        task = self._by_id.get(ident) or self._by_external.get(ident)
+        return task if task is not None and task.kind == kind else None
+
+    def newest_first(self, kind: Kind) -> Iterator[Task]:
+        """Tasks of ``kind``, most recently created first (ref §5.4)."""
+        return (t for t in reversed(self._tasks) if t.kind == kind)
+
+    def records(self) -> list[TaskRecord]:
+        """Read-only views of every accepted task, in creation order."""
+        now = self.now()
+        return [
+            TaskRecord(
+                task_id=t.task_id,
+                external_task_id=t.external_task_id,
+                kind=t.kind,
+                model_name=t.model_name,
+                cost=t.cost,
+                created_at=self.wall(t.start),
+                ends_at=self.wall(t.end),
+                status=t.status(now).value,
+                body=t.body,
+            )
+            for t in self._tasks
+        ]
+
+    def stats(self) -> SandboxStats:
+        """A snapshot of the counters and pool figures at this instant."""
+        now = self.now()
+        c = self.counters
+        ended = [t.end for t in self._tasks if t.end <= now]
+        running = any(t.end > now for t in self._tasks)
+        last_end = max(ended) if ended else None
+        makespan = 0.0
+        if self._first_start is not None:
+            stop = now if running or last_end is None else last_end
+            makespan = max(0.0, stop - self._first_start)
+        return SandboxStats(
+            requests=c.requests,
+            creates=c.creates,
+            create_attempts=c.create_attempts,
+            queries=c.queries,
+            list_queries=c.list_queries,
+            rejected_1303=c.rejected_1303,
+            errors_by_code=dict(sorted(c.errors_by_code.items())),
+            callbacks_sent=c.callbacks_sent,
+            callbacks_failed=c.callbacks_failed,
+            duplicate_external_ids=c.duplicate_external_ids,
+            pools={key: pool.snapshot(now) for key, pool in sorted(self._pools.items())},
+            first_create_at=None if self._first_start is None else self.wall(self._first_start),
+            last_end_at=None if last_end is None else self.wall(last_end),
+            makespan=makespan,
+        )
+
+    def is_terminal(self, task: Task) -> bool:
+        """True once ``task`` has ended (succeed or failed)."""
+        return task.status(self.now()) in (Status.SUCCEED, Status.FAILED)

@@ -1,0 +1,337 @@
+"""Kling's native (legacy-standard) wire API, as served by the sandbox.
+
+Routes (ref §5, §6), relative to the sandbox's ``path_prefix``::
+
+    POST /v1/images/omni-image            create (ref §5.1, §5.2)
+    GET  /v1/images/omni-image/{id}       query by task_id or external_task_id (ref §5.3)
+    GET  /v1/images/omni-image            list, ?pageNum=&pageSize= (ref §5.4)
+    POST /v1/videos/omni-video            create (ref §6.1, §6.2)
+    GET  /v1/videos/omni-video/{id}       query (ref §6.2)
+    GET  /v1/videos/omni-video            list (ref §6.2)
+
+Every answer is the envelope ``{code, message, request_id, data}`` (ref §4); error answers carry
+no ``data`` (ref §4 [S4]) and use the HTTP status of the ref §8 table.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Collection, Mapping
+from typing import Any, Final
+
+from aiohttp import web
+
+from ._auth import AuthError, check_authorization
+from ._engine import Engine
+from ._rules import ImageSpec, RuleError, VideoSpec, check_image, check_video
+from ._state import Kind, Status, Task
+
+PATHS: Final[dict[Kind, str]] = {
+    "image": "/v1/images/omni-image",  # ref §5.1 [S1]
+    "video": "/v1/videos/omni-video",  # ref §6.1 [S13]
+}
+# ref §8 [S3]: HTTP status of each code the sandbox answers with.
+HTTP_STATUS: Final[dict[int, int]] = {
+    1000: 401,
+    1001: 401,
+    1002: 401,
+    1003: 401,
+    1004: 401,
+    1200: 400,
+    1201: 400,
+    1202: 404,
+    1203: 404,
+    1303: 429,
+    5000: 500,
+}
+# ref §9 [S4]: the exact over-limit message.
+OVER_LIMIT: Final = "parallel task over resource pack limit"
+# Shown in task_status_msg of tasks failed by the sandbox's fail_rate.
+FAILURE_MESSAGE: Final = "Sandbox: task failed (fail_rate)"
+# ref §12 [S1]: results are kept 30 days; file URLs expire then.
+URL_LIFETIME: Final = 30 * 24 * 3600
+
+
+class ApiError(Exception):
+    """An error answer: HTTP status from ref §8, envelope without ``data`` (ref §4 [S4])."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def envelope(code: int, message: str, data: Any = None, *, with_data: bool = True) -> web.Response:
+    """A JSON answer in the ref §4 envelope (HTTP status from ref §8 for errors)."""
+    body: dict[str, Any] = {"code": code, "message": message, "request_id": str(uuid.uuid4())}
+    if with_data:
+        body["data"] = data
+    return web.json_response(body, status=HTTP_STATUS.get(code, 200) if code else 200)
+
+
+def _units(task: Task, status: Status) -> str:
+    # ref §5.3 [S1]: final_unit_deduction is a string; nothing is charged before success
+    return task.units if status is Status.SUCCEED else "0"
+
+
+class KlingNative:
+    """Route handlers of the native API over one :class:`Engine`.
+
+    Args:
+        engine: The account's tasks and pools.
+        api_keys: Accepted Bearer API keys (ref §3.1).
+        access_keys: AccessKey → SecretKey for HS256 JWTs (ref §3.2).
+        file_url: Builds the signed URL of a result file from its name.
+        on_created: Called with each accepted task (callback delivery is scheduled there).
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        api_keys: Collection[str],
+        access_keys: Mapping[str, str],
+        file_url: Callable[[str], str],
+        on_created: Callable[[Task], None],
+    ) -> None:
+        self._engine = engine
+        self._api_keys = frozenset(api_keys)
+        self._access_keys = dict(access_keys)
+        self._file_url = file_url
+        self._on_created = on_created
+
+    def routes(self, prefix: str) -> list[web.RouteDef]:
+        """aiohttp route definitions under ``prefix``."""
+        routes: list[web.RouteDef] = []
+        for kind, path in PATHS.items():
+            routes += [
+                web.post(prefix + path, self._handler(self._create, kind, "create_attempts")),
+                web.get(prefix + path, self._handler(self._list, kind, "list_queries")),
+                web.get(prefix + path + "/{id}", self._handler(self._query, kind, "queries")),
+            ]
+        return routes
+
+    def _handler(
+        self,
+        method: Callable[[web.Request, Kind], Awaitable[Any]],
+        kind: Kind,
+        counter: str,
+    ) -> Callable[[web.Request], Awaitable[web.Response]]:
+        async def handle(request: web.Request) -> web.Response:
+            counters = self._engine.counters
+            setattr(counters, counter, getattr(counters, counter) + 1)
+            try:
+                self._authenticate(request)
+                data = await method(request, kind)
+            except ApiError as exc:
+                counters.error(exc.code)
+                return envelope(exc.code, exc.message, with_data=False)
+            return envelope(0, "SUCCEED", data)
+
+        return handle
+
+    def _authenticate(self, request: web.Request) -> None:
+        try:
+            check_authorization(
+                request.headers.get("Authorization"),
+                api_keys=self._api_keys,
+                access_keys=self._access_keys,
+                now=time.time(),
+            )
+        except AuthError as exc:  # ref §8: 1001–1004, HTTP 401
+            raise ApiError(exc.code, exc.message) from None
+
+    # --- create ------------------------------------------------------------------------------
+
+    async def _create(self, request: web.Request, kind: Kind) -> dict[str, Any]:
+        engine = self._engine
+        raw = await request.read()
+        try:
+            body = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            # ref §8: 1200 invalid request parameters (the body is not JSON at all)
+            raise ApiError(1200, "Invalid request parameters: the body is not valid JSON") from None
+        try:
+            spec = check_image(body) if kind == "image" else check_video(body)
+        except RuleError as exc:  # ref §8: 1201 invalid parameter, message names it
+            raise ApiError(1201, str(exc)) from None
+        external = spec.external_task_id
+        if external is not None and engine.external_id_taken(external):
+            # INFERRED (ref §8 / §16 gap): duplicate external_task_id behaviour is undocumented;
+            # ref §5.1 says it "must be unique per user", so the sandbox refuses it as 1201.
+            engine.counters.duplicate_external_ids += 1
+            raise ApiError(
+                1201, f"Invalid parameter: external_task_id already exists: {external!r}"
+            )
+        if isinstance(spec, ImageSpec):
+            task = self._admit_image(spec, body)
+        else:
+            task = self._admit_video(spec, body)
+        if task is None:
+            engine.counters.rejected_1303 += 1
+            raise ApiError(1303, OVER_LIMIT)  # ref §9 [S4]: HTTP 429, code 1303
+        self._on_created(task)
+        # ref §5.2 [S1] / §6.2 [S13]: task_id, task_info{external_task_id}, task_status, times
+        return {
+            "task_id": task.task_id,
+            "task_info": {"external_task_id": task.external_task_id or ""},
+            "task_status": Status.SUBMITTED.value,
+            "created_at": task.created_ms,
+            "updated_at": task.created_ms,
+        }
+
+    def _admit_image(self, spec: ImageSpec, body: dict[str, Any]) -> Task | None:
+        if spec.result_type == "single":
+            cost = spec.n  # ref §9 [S4]: an image task occupies n slots
+        elif spec.series_amount == "auto":
+            # ref §9 [S1, S6]: auto occupies as many slots as images actually generated; the
+            # sandbox decides that count now and admits only if it fits (admission rule: GAP).
+            cost = self._engine.draw_auto_count()
+        else:
+            cost = spec.series_amount  # INFERRED ref §9: a fixed series costs series_amount
+        # ref §5.5 [S12]: 8 units per image; Image 3.0 Omni 16 per image at 4K
+        per_image = 16 if spec.resolution == "4k" else 8
+        return self._engine.admit(
+            kind="image",
+            model_name=spec.model_name,
+            cost=cost,
+            outputs=cost,
+            result_type=spec.result_type,
+            watermark=spec.watermark,
+            units=str(per_image * cost),
+            video_seconds=None,
+            callback_url=spec.callback_url,
+            external_task_id=spec.external_task_id,
+            body=body,
+        )
+
+    def _admit_video(self, spec: VideoSpec, body: dict[str, Any]) -> Task | None:
+        return self._engine.admit(
+            kind="video",
+            model_name=spec.model_name,
+            cost=1,  # ref §9 [S4]: a video task occupies 1 slot
+            outputs=1,
+            result_type=None,
+            watermark=spec.watermark,
+            # Sandbox convention (no vendor price in the reference): one unit per second.
+            units=str(spec.duration),
+            video_seconds=spec.duration,
+            callback_url=spec.callback_url,
+            external_task_id=spec.external_task_id,
+            body=body,
+        )
+
+    # --- queries -----------------------------------------------------------------------------
+
+    async def _query(self, request: web.Request, kind: Kind) -> dict[str, Any]:
+        ident = request.match_info["id"]
+        task = self._engine.find(kind, ident)  # ref §5.3 [S1]: task_id or external_task_id
+        if task is None:  # ref §8: 404 / 1203 resource does not exist
+            raise ApiError(1203, f"Resource does not exist: no {kind} task {ident!r}")
+        return self.task_data(task)
+
+    async def _list(self, request: web.Request, kind: Kind) -> list[dict[str, Any]]:
+        # ref §5.4 [S1, S17]: pageNum 1–1000 (default 1), pageSize 1–500 (default 30)
+        page_num = _page_param(request, "pageNum", 1, 1000)
+        page_size = _page_param(request, "pageSize", 30, 500)
+        skip = (page_num - 1) * page_size
+        page: list[dict[str, Any]] = []
+        for i, task in enumerate(self._engine.newest_first(kind)):
+            if i >= skip + page_size:
+                break
+            if i >= skip:
+                page.append(self.task_data(task))
+        return page
+
+    # --- shapes ------------------------------------------------------------------------------
+
+    def _results(self, task: Task, status: Status) -> dict[str, list[dict[str, Any]]]:
+        """images / series_images / videos lists, filled only once succeeded (ref §5.3)."""
+        empty: dict[str, list[dict[str, Any]]] = {"images": [], "series_images": [], "videos": []}
+        if status is not Status.SUCCEED:
+            return empty
+
+        def urls(name: str) -> dict[str, str]:
+            # ref §5.3 [S1] / §12: watermark_url only meaningful when watermark was requested
+            mark = self._file_url(name.replace(".", "-wm.", 1)) if task.watermark else ""
+            return {"url": self._file_url(name), "watermark_url": mark}
+
+        if task.kind == "video":
+            # ref §6.2 [S13]: videos[{id, url, watermark_url, duration (string seconds)}]
+            empty["videos"] = [
+                {
+                    "id": f"{task.task_id}-v0",
+                    **urls(f"{task.task_id}-0.mp4"),
+                    "duration": str(task.video_seconds),
+                }
+            ]
+            return empty
+        images = [{"index": i, **urls(f"{task.task_id}-{i}.png")} for i in range(task.outputs)]
+        # ref §5.3 [third-party fixtures]: a series answer has images [] and series_images filled
+        empty["series_images" if task.result_type == "series" else "images"] = images
+        return empty
+
+    def task_data(self, task: Task) -> dict[str, Any]:
+        """The single-task ``data`` of a query (ref §5.3 [S1] image, §6.2 [S13] video)."""
+        engine = self._engine
+        now = engine.now()
+        status = task.status(now)
+        results = self._results(task, status)
+        if task.kind == "image":
+            task_result: dict[str, Any] = {
+                "result_type": task.result_type,
+                "images": results["images"],
+                "series_images": results["series_images"],
+            }
+        else:
+            task_result = {"videos": results["videos"]}
+        units = _units(task, status)
+        return {
+            "task_id": task.task_id,
+            "task_status": status.value,
+            "task_status_msg": FAILURE_MESSAGE if status is Status.FAILED else "",
+            "task_info": {"external_task_id": task.external_task_id or ""},
+            "task_result": task_result,
+            "watermark_info": {"enabled": task.watermark},
+            "final_unit_deduction": units,
+            # ref §5.3 [S1]: {quota, list_price} strings (sandbox: no cash billing, list_price 0)
+            "final_balance_deduction": {"quota": units, "list_price": "0"},
+            "created_at": task.created_ms,
+            "updated_at": task.updated_ms(now, engine.offset),
+        }
+
+    def callback_body(self, task: Task, status: Status) -> dict[str, Any]:
+        """The legacy callback body for ``task`` in ``status`` (ref §10.1 [S5])."""
+        results = self._results(task, status)
+        units = _units(task, status)
+        if status is Status.PROCESSING:
+            updated = round(self._engine.wall(task.processing_at) * 1000)
+        elif status is Status.SUBMITTED:
+            updated = task.created_ms
+        else:
+            updated = task.end_ms
+        return {
+            "task_id": task.task_id,
+            "task_status": status.value,
+            "task_status_msg": FAILURE_MESSAGE if status is Status.FAILED else "",
+            "created_at": task.created_ms,
+            "updated_at": updated,
+            "final_unit_deduction": units,
+            "final_balance_deduction": {"quota": units, "list_price": "0"},
+            "task_info": {"external_task_id": task.external_task_id or ""},
+            # GAP/INFERRED ref §10.1: series_images is not in the callback doc; sent as on query
+            "task_result": results,
+        }
+
+
+def _page_param(request: web.Request, name: str, default: int, high: int) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or not 1 <= int(raw) <= high:  # ref §5.4: out of range → 1201
+        raise ApiError(
+            1201, f"Invalid parameter: {name} must be an integer in [1, {high}], got {raw!r}"
+        )
+    return int(raw)

@@ -1,0 +1,299 @@
+"""The sandbox server: an aiohttp application on a real socket, with its lifecycle.
+
+Wire APIs plug in as route sets over one shared :class:`~._engine.Engine` (today Kling native,
+``_kling.py``; a Modellix wire API can be added beside it). The sandbox's own routes live under
+``/sandbox/`` (result files, stats) and are not API routes: no auth, not counted as requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import time
+from collections.abc import Awaitable, Callable, Collection, Mapping
+from types import TracebackType
+from typing import Any, Final, Self
+
+import aiohttp
+from aiohttp import web
+
+from ._engine import Duration, Engine
+from ._kling import URL_LIFETIME, KlingNative, envelope
+from ._media import Signer, mp4_bytes, png_bytes
+from ._state import SandboxStats, Status, Task, TaskRecord
+
+DEFAULT_API_KEY: Final = "sandbox-key"
+# Largest create body accepted, in bytes. The vendor limit is not documented (INFERRED): room for
+# ten 10 MB reference images in base64 (ref §5.1) or one 200 MB reference video (ref §6.1).
+MAX_BODY: Final = 300 * 1024 * 1024
+# Seconds a callback POST may take before it counts as failed.
+CALLBACK_TIMEOUT: Final = 10.0
+_FILE_NAME = re.compile(r"^(?P<task>[0-9A-Za-z_]+)-(?P<index>\d+)(?P<wm>-wm)?\.(?P<ext>png|mp4)$")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class Sandbox:
+    """A fake of Kling's native (legacy-standard) HTTP API, served by aiohttp on a real port.
+
+    It validates raw JSON strictly against the reference (ref §5.1, §6.1), enforces per-pool
+    concurrency with code 1303 (ref §9), runs task lifecycles on the clock, answers queries and
+    list queries (ref §5.3, §5.4, §6.2), posts legacy callbacks (ref §10.1) and serves result
+    files (real PNG / MP4 bytes) at signed URLs (ref §12). It never imports the SDK.
+
+    Use ``async with Sandbox(...) as sb`` or ``await sb.start()`` / ``await sb.aclose()``.
+
+    Args:
+        api_keys: Bearer API keys accepted as is (ref §3.1). Default ``("sandbox-key",)``.
+        access_keys: AccessKey → SecretKey; HS256 JWTs signed with the SecretKey and ``iss`` =
+            AccessKey are accepted while valid (ref §3.2). Default none.
+        quota: Capacity in slots per pool ``(model_name, kind)`` (ref §9). Keys ``"image"`` and
+            ``"video"`` apply to every model of that kind, ``"<model_name>:<kind>"`` overrides
+            one pool. Default image 9, video 5.
+        image_duration: Running time of an image task in seconds: a ``(low, high)`` range drawn
+            uniformly, or one value. Default ``(2.0, 6.0)``.
+        video_duration: Same for video tasks. Default ``(20.0, 60.0)``.
+        auto_series_range: ``(low, high)`` range of the image count drawn for
+            ``series_amount="auto"`` (ref §9 [S1, S6]). Default ``(2, 9)``.
+        seed: Seed of the sandbox's ``random.Random`` (durations, auto counts, failures, ids).
+        path_prefix: Prefix of every route, e.g. ``"/kling"`` to act like a gateway.
+        host: Interface to listen on. Default ``"127.0.0.1"``.
+        port: TCP port; 0 (default) picks a free one.
+        fail_rate: Fraction of tasks, in [0, 1], that end ``failed`` with a ``task_status_msg``.
+
+    Raises:
+        ValueError: an option is out of range (negative duration, bad quota key, ...).
+    """
+
+    def __init__(
+        self,
+        *,
+        api_keys: Collection[str] = (DEFAULT_API_KEY,),
+        access_keys: Mapping[str, str] | None = None,
+        quota: Mapping[str, int] | None = None,
+        image_duration: Duration = (2.0, 6.0),
+        video_duration: Duration = (20.0, 60.0),
+        auto_series_range: tuple[int, int] = (2, 9),
+        seed: int | None = None,
+        path_prefix: str = "",
+        host: str = "127.0.0.1",
+        port: int = 0,
+        fail_rate: float = 0.0,
+    ) -> None:
+        if isinstance(api_keys, str):
+            raise TypeError("api_keys: pass a collection of keys, e.g. ('sk-test',)")
+        self._engine = Engine.build(
+            quota=quota,
+            image_duration=image_duration,
+            video_duration=video_duration,
+            auto_series_range=auto_series_range,
+            seed=seed,
+            fail_rate=fail_rate,
+        )
+        prefix = path_prefix.strip().rstrip("/")
+        if prefix and not prefix.startswith("/"):
+            prefix = "/" + prefix
+        self._prefix = prefix
+        self._host = host
+        self._port = port
+        self._signer = Signer(os.urandom(32))
+        self._api = KlingNative(
+            self._engine,
+            api_keys=api_keys,
+            access_keys=access_keys or {},
+            file_url=self._file_url,
+            on_created=self._schedule_callbacks,
+        )
+        self._runner: web.AppRunner | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._callbacks: set[asyncio.Task[None]] = set()
+        self._base_url: str | None = None
+        self._closed = False
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Bind the socket and start serving.
+
+        Raises:
+            RuntimeError: already started, or closed.
+            OSError: the port cannot be bound.
+        """
+        if self._runner is not None or self._closed:
+            raise RuntimeError("Sandbox.start() may be called once, before aclose()")
+        app = web.Application(middlewares=[self._middleware], client_max_size=MAX_BODY)
+        app.add_routes(self._api.routes(self._prefix))
+        app.add_routes(
+            [
+                web.get(self._prefix + "/sandbox/files/{name}", self._serve_file),
+                web.get(self._prefix + "/sandbox/stats", self._serve_stats),
+            ]
+        )
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await runner.setup()
+        self._runner = runner
+        try:
+            site = web.TCPSite(runner, self._host, self._port)
+            await site.start()
+        except BaseException:
+            await self.aclose()
+            raise
+        address = runner.addresses[0]
+        port = int(address[1])
+        host = self._host if self._host not in ("0.0.0.0", "::", "") else "127.0.0.1"
+        if ":" in host:
+            host = f"[{host}]"
+        self._base_url = f"http://{host}:{port}{self._prefix}"
+        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=CALLBACK_TIMEOUT))
+
+    async def aclose(self) -> None:
+        """Stop serving: cancel pending callbacks, close the callback session and the socket.
+
+        Idempotent.
+        """
+        self._closed = True
+        callbacks, self._callbacks = self._callbacks, set()
+        for task in callbacks:
+            task.cancel()
+        if callbacks:
+            await asyncio.gather(*callbacks, return_exceptions=True)
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    # --- public views ------------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        """``http://HOST:PORT`` + ``path_prefix``, no trailing slash (after :meth:`start`).
+
+        Raises:
+            RuntimeError: the sandbox is not started.
+        """
+        if self._base_url is None:
+            raise RuntimeError("the sandbox is not started; use 'async with Sandbox()'")
+        return self._base_url
+
+    @property
+    def tasks(self) -> list[TaskRecord]:
+        """Every accepted task, in creation order, as read-only records (status as of now)."""
+        return self._engine.records()
+
+    def stats(self) -> SandboxStats:
+        """A snapshot of counters and per-pool figures (see :class:`SandboxStats`)."""
+        return self._engine.stats()
+
+    # --- plumbing ----------------------------------------------------------------------------
+
+    def _is_api_path(self, path: str) -> bool:
+        return not path.startswith(self._prefix + "/sandbox/")
+
+    @web.middleware
+    async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        if not self._is_api_path(request.path):
+            return await handler(request)
+        self._engine.counters.requests += 1
+        try:
+            return await handler(request)
+        except (web.HTTPNotFound, web.HTTPMethodNotAllowed):
+            # ref §8: 404 / 1202 invalid method (no such route or method)
+            self._engine.counters.error(1202)
+            message = f"Invalid method: {request.method} {request.path}"
+            return envelope(1202, message, with_data=False)
+
+    def _file_url(self, name: str) -> str:
+        expires = int(time.time()) + URL_LIFETIME
+        sign = self._signer.sign(name, expires)
+        return f"{self.base_url}/sandbox/files/{name}?expires={expires}&sign={sign}"
+
+    async def _serve_file(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        expires = request.query.get("expires")
+        # ref §12: anti-hotlinking URLs; a wrong, missing or expired signature is refused
+        if not self._signer.check(name, expires, request.query.get("sign")):
+            raise web.HTTPForbidden(text="bad or missing signature")
+        if expires is None or int(expires) < time.time():
+            raise web.HTTPForbidden(text="link expired")
+        match = _FILE_NAME.match(name)
+        if match is None:
+            raise web.HTTPNotFound()
+        if match["ext"] == "mp4":
+            return web.Response(body=mp4_bytes(), content_type="video/mp4")
+        return web.Response(body=png_bytes(name), content_type="image/png")
+
+    async def _serve_stats(self, request: web.Request) -> web.Response:
+        return web.json_response(self.stats().to_json())
+
+    # --- callbacks (ref §10.1) ---------------------------------------------------------------
+
+    def _schedule_callbacks(self, task: Task) -> None:
+        if task.callback_url is None or self._closed:
+            return
+        job = asyncio.get_running_loop().create_task(self._deliver_callbacks(task))
+        self._callbacks.add(job)
+        job.add_done_callback(self._callbacks.discard)
+
+    async def _deliver_callbacks(self, task: Task) -> None:
+        """POST the legacy body on each status change: processing, then succeed/failed."""
+        engine = self._engine
+        terminal = Status.FAILED if task.failed else Status.SUCCEED
+        for status, at in ((Status.PROCESSING, task.processing_at), (terminal, task.end)):
+            await asyncio.sleep(max(0.0, at - engine.now()))
+            await self._post_callback(task, self._api.callback_body(task, status))
+
+    async def _post_callback(self, task: Task, body: dict[str, Any]) -> None:
+        session = self._session
+        assert session is not None and task.callback_url is not None
+        counters = self._engine.counters
+        try:
+            async with session.post(task.callback_url, json=body) as response:
+                delivered = 200 <= response.status < 300
+        except (aiohttp.ClientError, TimeoutError, OSError):
+            delivered = False  # delivery failures are ignored, only counted
+        if delivered:
+            counters.callbacks_sent += 1
+        else:
+            counters.callbacks_failed += 1
+
+
+def serve(port: int, host: str = "127.0.0.1", **sandbox_kwargs: Any) -> None:
+    """Serve a :class:`Sandbox` on ``host:port`` until Ctrl-C (blocking; for the CLI).
+
+    Prints the base URL and the API key to use, then runs until interrupted and shuts down
+    cleanly.
+
+    Args:
+        port: TCP port to listen on (0 picks a free one; the printed URL shows it).
+        host: Interface to listen on. Default ``"127.0.0.1"``.
+        **sandbox_kwargs: Any other :class:`Sandbox` option (``api_keys``, ``quota``,
+            ``image_duration`` in seconds, ``path_prefix``, ...).
+    """
+
+    async def main() -> None:
+        async with Sandbox(host=host, port=port, **sandbox_kwargs) as sandbox:
+            keys = sandbox_kwargs.get("api_keys", (DEFAULT_API_KEY,))
+            key = next(iter(keys), "<none>")
+            print(f"Kling sandbox listening at {sandbox.base_url}", flush=True)
+            print(f"API key: {key}   (Authorization: Bearer {key}); Ctrl-C stops it", flush=True)
+            await asyncio.Event().wait()
+
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        print("sandbox stopped", flush=True)
