@@ -29,7 +29,7 @@ import kling_async as ka
 
 QUOTA = 9
 REAL_IMAGE_SECONDS = (10.0, 30.0)  # unscaled task durations
-REAL_POLL_SECONDS = 2.0  # the client's default image poll interval
+REAL_POLL_SECONDS = 1.0  # the client's default image poll interval
 
 
 def make_requests(count: int, seed: int) -> list[ka.OmniImageRequest]:
@@ -86,12 +86,19 @@ def sandbox_stats(port: int) -> dict[str, object]:
         return json.loads(resp.read())  # type: ignore[no-any-return]
 
 
-async def run(port: int, requests: list[ka.OmniImageRequest], poll: float) -> list[ka.Outcome]:
+async def run(
+    port: int,
+    requests: list[ka.OmniImageRequest],
+    poll: float,
+    patience: float | None,
+    lookahead: int,
+) -> list[ka.Outcome]:
     async with ka.KlingClient(
         api_key="bench",
         base_url=f"http://127.0.0.1:{port}",
-        quota=ka.Quota(image=QUOTA, hol_patience=20 * poll),
+        quota=ka.Quota(image=QUOTA, hol_patience=patience),
         image_poll_interval=poll,
+        lookahead=lookahead,
     ) as client:
         return await client.run_all(requests)
 
@@ -101,6 +108,13 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--scale", type=float, default=0.05)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--patience",
+        type=float,
+        default=10.0,
+        help="Quota.hol_patience in unscaled seconds (default 10, the library default)",
+    )
+    parser.add_argument("--lookahead", type=int, default=32, help="KlingClient(lookahead=)")
     args = parser.parse_args()
 
     requests = make_requests(args.requests, args.seed)
@@ -109,7 +123,9 @@ def main() -> int:
     proc = start_sandbox(port, args.scale, args.seed)
     try:
         started = time.monotonic()
-        outcomes = asyncio.run(run(port, requests, poll))
+        outcomes = asyncio.run(
+            run(port, requests, poll, args.patience * args.scale, args.lookahead)
+        )
         wall = time.monotonic() - started
         stats = sandbox_stats(port)
     finally:

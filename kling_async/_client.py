@@ -69,6 +69,10 @@ from ._transport import Transport
 __all__ = ["ClientStats", "KlingClient"]
 
 _FINISHED_KEPT = 1024  # results kept for wait() on tasks that already ended
+_SINGLE_GET_MAX = 2  # up to this many tasks in flight, single GETs are as cheap as a list
+_PAGE_SIZE_MIN = 30  # §5.4: pageSize 1–500, default 30 [S1]
+_PAGE_SIZE_MAX = 500
+_PAGES_MAX = 3  # list pages per tick before falling back to single GETs for stragglers
 
 
 @attrs.define(eq=False)
@@ -90,6 +94,7 @@ class ClientStats:
         creates: Tasks created.
         requeued: Creates answered 1303 (concurrency full) and put back in the queue.
         queries: Single-task queries sent.
+        list_queries: List queries sent (each reports on many tasks).
         http_requests: All HTTP requests sent.
         in_flight: Tasks created and not yet seen terminal.
         resumed: Requests answered from the journal (re-attached or already finished).
@@ -98,6 +103,7 @@ class ClientStats:
     creates: int = 0
     requeued: int = 0
     queries: int = 0
+    list_queries: int = 0
     http_requests: int = 0
     in_flight: int = 0
     resumed: int = 0
@@ -128,8 +134,10 @@ class KlingClient:
         task_timeout: Seconds from create until a task must end; on expiry ``wait()`` raises and
             ``stream()`` yields :class:`TaskTimeoutError` while the SDK keeps following the
             task so its quota slots are released when the server ends it. Default ``None``.
-        image_poll_interval: Seconds between queries of an image task. Default 2.0.
-        video_poll_interval: Seconds between queries of a video task. Default 10.0.
+        image_poll_interval: Seconds between polls of the image tasks in flight. Each poll is
+            one list query for all of them (single GETs when only one or two are in flight).
+            Default 1.0.
+        video_poll_interval: The same for video tasks. Default 5.0.
         lookahead: Requests ``stream()`` pulls from the input ahead of the ones running, so a
             small request can start while a large one waits for slots. Default 16.
         max_retries: Attempts for a query (and for a create the server certainly refused
@@ -156,8 +164,8 @@ class KlingClient:
         quota: Quota | None = None,
         request_timeout: float | None = 30.0,
         task_timeout: float | None = None,
-        image_poll_interval: float = 2.0,
-        video_poll_interval: float = 10.0,
+        image_poll_interval: float = 1.0,
+        video_poll_interval: float = 5.0,
         lookahead: int = 16,
         max_retries: int = 5,
         journal: str | os.PathLike[str] | None = None,
@@ -202,6 +210,7 @@ class KlingClient:
         self._inflight: dict[str, _Tracked] = {}
         self._finished: OrderedDict[str, _Tracked] = OrderedDict()
         self._ticket = 0
+        self._pollers: set[Kind] = set()
         self._state: Literal["new", "open", "closed"] = "new"
         self._session: aiohttp.ClientSession | None = None
         self._transport: Transport | None = None
@@ -516,9 +525,9 @@ class KlingClient:
         self._ticket += 1
         ticket, since = self._ticket, anyio.current_time()
         backoff = 0.25
+        price = request_cost(request, auto)
         while True:
-            cost = request_cost(request, auto)
-            await pool.acquire(cost, ticket=ticket, since=since)
+            cost = await pool.acquire(price, ticket=ticket, since=since)
             if admitted is not None:
                 admitted()
             try:
@@ -526,10 +535,12 @@ class KlingClient:
                 # so a cancelled stream never leaves an untracked task holding paid slots.
                 with anyio.CancelScope(shield=True):
                     task = await self._journaled_create(request, body, external_task_id, cost)
+                    pool.created()
                     return self._track(task, pool, cost, request)
             except ConcurrencyLimitError:
                 # §9 [S4]: the server is the source of truth; wait for a slot and try again.
-                pool.release(cost)
+                is_auto = isinstance(request, OmniImageRequest) and request.is_auto_series
+                pool.reject(cost, proves_hidden=not is_auto)
                 self.stats.requeued += 1
                 await pool.wait_for_release(backoff)
                 backoff = min(backoff * 2, 4.0)
@@ -578,7 +589,8 @@ class KlingClient:
             if found is None:
                 await self.journal.forget(external_task_id)
                 return None
-            task_id, cost = found.task_id, request_cost(request, self._auto[pool.name])
+            price = request_cost(request, self._auto[pool.name])
+            task_id, cost = found.task_id, price() if callable(price) else price
             await self.journal.record_created(external_task_id, task_id, cost)
         else:
             if changed:
@@ -692,32 +704,84 @@ class KlingClient:
         self._inflight[task.task_id] = tracked
         self.stats.in_flight += 1
         assert self._tg is not None
-        self._tg.start_soon(self._follow, tracked)
+        if task.kind not in self._pollers:
+            self._pollers.add(task.kind)
+            self._tg.start_soon(self._poll_kind, task.kind)
         return tracked
 
-    async def _follow(self, tracked: _Tracked) -> None:
-        """Poll one task until it is terminal, then release its slots."""
-        task = tracked.task
-        interval = self.poll_intervals[task.kind]
-        try:
-            while True:
-                await anyio.sleep(interval * random.uniform(0.9, 1.1))
+    async def _poll_kind(self, kind: Kind) -> None:
+        """Follow every in-flight task of ``kind`` until each is terminal (DESIGN §6).
+
+        Each tick, one list query (``GET …?pageNum=1&pageSize=N``, newest first, §5.4 [S1,
+        S17]) reports on all of them; further pages only while tracked tasks are still
+        missing; single GETs for the few the pages do not reach, or when only one or two tasks
+        are in flight (then a single GET is as cheap). Queries use no quota (§9 [S4]).
+        """
+        interval = self.poll_intervals[kind]
+        while True:
+            batch = [t for t in self._inflight.values() if t.task.kind == kind]
+            if not batch:
+                self._pollers.discard(kind)
+                return
+            await anyio.sleep(interval * random.uniform(0.9, 1.1))
+            batch = [t for t in self._inflight.values() if t.task.kind == kind]
+            pending = {t.task.task_id: t for t in batch}
+            if len(pending) > _SINGLE_GET_MAX:
+                await self._poll_pages(kind, pending)
+            for tracked in list(pending.values()):
                 try:
-                    result = await self._query(task.kind, task.task_id)
+                    result = await self._query(kind, tracked.task.task_id)
                 except (AuthenticationError, InvalidRequestError) as exc:
                     tracked.error = exc  # the task can no longer be followed
-                    return
+                    await self._finish(tracked)
+                    continue
                 except KlingError:
-                    continue  # transient failures outlasting the retries: keep following
-                if result.status.is_terminal:
-                    tracked.result = result
-                    if result.status is TaskStatus.FAILED:
-                        tracked.error = TaskFailedError(
-                            result.status_message or "",
-                            task_id=task.task_id,
-                            external_task_id=task.external_task_id,
-                        )
-                    break
+                    continue  # transient failures outlasting the retries: next tick
+                await self._observe(tracked, result)
+
+    async def _poll_pages(self, kind: Kind, pending: dict[str, _Tracked]) -> None:
+        """Remove from ``pending`` every task a list page reports on (and finish the ended)."""
+        page_size = min(_PAGE_SIZE_MAX, max(_PAGE_SIZE_MIN, 2 * len(pending)))
+        for page in range(1, _PAGES_MAX + 1):
+            try:
+                results = await self._list(kind, page, page_size)
+            except KlingError:
+                return  # fall back to single GETs this tick
+            for result in results:
+                tracked = pending.pop(result.task_id, None)
+                if tracked is not None:
+                    await self._observe(tracked, result)
+            if not pending or len(results) < page_size:
+                return
+
+    async def _observe(self, tracked: _Tracked, result: TaskResult) -> None:
+        if not result.status.is_terminal or tracked.done.is_set():
+            return
+        tracked.result = result
+        if result.status is TaskStatus.FAILED:
+            task = tracked.task
+            tracked.error = TaskFailedError(
+                result.status_message or "",
+                task_id=task.task_id,
+                external_task_id=task.external_task_id,
+            )
+        await self._finish(tracked)
+
+    async def _finish(self, tracked: _Tracked) -> None:
+        """The task ended: release its slots, learn from it, journal it, wake its waiters."""
+        task = tracked.task
+        if self._inflight.pop(task.task_id, None) is None:
+            return
+        tracked.pool.release(tracked.reserved)
+        if tracked.auto_series and tracked.result is not None:
+            actual = len(tracked.result.series_images)
+            self._auto[tracked.pool.name].observe(actual)
+            tracked.pool.reconcile(tracked.reserved, actual)
+        self.stats.in_flight -= 1
+        self._finished[task.task_id] = tracked
+        while len(self._finished) > _FINISHED_KEPT:
+            self._finished.popitem(last=False)
+        try:
             if self.journal is not None and task.external_task_id:
                 with anyio.CancelScope(shield=True):
                     await self.journal.record_finished(
@@ -726,14 +790,6 @@ class KlingClient:
                         str(tracked.error) if tracked.error else None,
                     )
         finally:
-            tracked.pool.release(tracked.reserved)
-            if tracked.auto_series and tracked.result is not None:
-                self._auto[tracked.pool.name].observe(len(tracked.result.series_images))
-            self._inflight.pop(task.task_id, None)
-            self.stats.in_flight -= 1
-            self._finished[task.task_id] = tracked
-            while len(self._finished) > _FINISHED_KEPT:
-                self._finished.popitem(last=False)
             tracked.done.set()
 
     async def _await_tracked(self, tracked: _Tracked) -> TaskResult:
@@ -781,7 +837,19 @@ class KlingClient:
     # -- HTTP --------------------------------------------------------------------------------
 
     async def _query(self, kind: Kind, task_id: str) -> TaskResult:
-        path = self._codec.query_path(kind, task_id)
+        self.stats.queries += 1
+        data = await self._get(self._codec.query_path(kind, task_id))
+        return self._codec.parse_task(data)
+
+    async def _list(self, kind: Kind, page: int, page_size: int) -> list[TaskResult]:
+        self.stats.list_queries += 1
+        params = {"pageNum": str(page), "pageSize": str(page_size)}
+        data = await self._get(self._codec.list_path(kind), params)
+        return self._codec.parse_task_list(data)
+
+    async def _get(self, path: str, params: Mapping[str, str] | None = None) -> Any:
+        """A GET, retried on transient errors with capped, jittered exponential backoff that
+        honours ``Retry-After``."""
         async for attempt in AsyncRetrying(
             retry=retry_if_exception(_is_transient),
             stop=stop_after_attempt(self.max_retries),
@@ -790,18 +858,21 @@ class KlingClient:
             reraise=True,
         ):
             with attempt:
-                self.stats.queries += 1
-                data = await self._call("GET", path)
-                return self._codec.parse_task(data)
+                return await self._call("GET", path, params=params)
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _call(
-        self, method: str, path: str, *, json_body: Mapping[str, Any] | None = None
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Mapping[str, Any] | None = None,
+        params: Mapping[str, str] | None = None,
     ) -> Any:
         transport = self._check_open()
         for attempt in (1, 2):
             self.stats.http_requests += 1
-            response = await transport.request(method, path, json_body=json_body)
+            response = await transport.request(method, path, json_body=json_body, params=params)
             try:
                 return self._codec.unwrap(response)
             except AuthenticationError as exc:

@@ -427,14 +427,17 @@ class Quota:
         video: Slots of every video pool. Default 5.
         pools: Per-pool overrides keyed ``"<model_name>:<kind>"``, e.g.
             ``{"kling-image-o1:image": 5}``.
-        hol_patience: Head-of-line policy, in seconds. A waiting request that does not fit yet
-            may be overtaken by later, smaller requests that fit, but only until it has waited
-            this long; after that nothing overtakes it, so it starts as soon as enough slots
-            free up. ``0`` gives strict first-come-first-served; ``None`` lets small requests
-            always overtake (a large request may then starve). Default 10.0.
+        hol_patience: Head-of-line policy, in seconds. The oldest waiting request starts first
+            when it fits. When it does not, later requests that fit may overtake it (the
+            largest first), but only until it has waited this long; after that nothing
+            overtakes it, so it starts as soon as enough slots free up. ``0`` gives strict
+            first-come-first-served; ``None`` lets requests always overtake (a large request
+            may then starve). Default 300.0 (several image-task durations: shorter patience
+            drains the pool for large requests often and costs utilisation).
         auto_series_estimate: Slots first reserved for an ``auto`` series (2–9, default 9, the
-            maximum). After a few ``auto`` series have finished, the reservation follows the
-            counts observed (rounded-up mean plus one, capped at 9).
+            maximum). Once an ``auto`` series has finished, the reservation follows the counts
+            observed (their rounded-up mean), also for requests already waiting. Reserving
+            too few is safe: the server answers 1303 and the request waits for room.
 
     Raises:
         ValueError: A capacity below 1, or an estimate outside 2–9.
@@ -443,7 +446,7 @@ class Quota:
     image: int = 9
     video: int = 5
     pools: Mapping[str, int] = attrs.field(factory=dict, converter=_pools)
-    hol_patience: float | None = 10.0
+    hol_patience: float | None = 300.0
     auto_series_estimate: int = 9
 
     def __attrs_post_init__(self) -> None:

@@ -4,11 +4,12 @@ A pool is ``(model_name, kind)``: Kling counts concurrency per account × model 
 type (image/video) [S4]. A request takes ``cost`` slots before its create and gives them back
 when the server reports the task terminal: slots belong to the remote task, not to a coroutine.
 
-Head-of-line policy (``Quota.hol_patience``): waiters are served in arrival order. A waiter that
-does not fit may be overtaken by later waiters that do fit, but only until it has waited
-``hol_patience`` seconds; from then on nobody overtakes it and it starts as soon as enough slots
-are free. So a cost-9 request is never starved by a stream of cost-1 requests, and cost-1
-requests are not held up behind it for longer than the patience.
+Head-of-line policy (``Quota.hol_patience``): the oldest waiter starts first when it fits. When
+it does not, later waiters may overtake it, the largest that fits first (best fit: it packs the
+pool fullest and gives large requests the room as soon as it appears), but only until the oldest
+has waited ``hol_patience`` seconds; from then on nobody overtakes it and it starts as soon as
+enough slots are free. So a cost-9 request is never starved by a stream of cost-1 requests, and
+cost-1 requests are not held up behind it for longer than the patience.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import bisect
 import math
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import anyio
@@ -35,10 +37,10 @@ MAX_SERIES = 9  # §5.1: series_amount 2–9 [S1]
 @attrs.define(eq=False)
 class _Waiter:
     ticket: int
-    cost: int
+    price: Callable[[], int]
     since: float
     event: anyio.Event = attrs.field(factory=anyio.Event)
-    granted: bool = False
+    granted: int = 0  # slots granted; 0 while waiting
 
     def __lt__(self, other: _Waiter) -> bool:
         return self.ticket < other.ticket
@@ -54,13 +56,21 @@ class PoolLimiter:
         hol_patience: See the module docstring; ``None`` disables the protection.
         in_use: Slots held now (by this client).
         peak: Most slots held at once.
+        hidden: Slots the server holds that this client cannot account for, as proven by its
+            1303 answers: an ``auto`` series that produced more images than reserved, or
+            another program sharing the account. They are treated as taken. A 1303 raises the
+            figure to the lower bound it proves (:meth:`reject`); it falls again exactly when
+            an under-reserved auto series ends (:meth:`reconcile`) and by one slot per
+            successful create (additive probing, so capacity freed by other programs is found
+            again).
     """
 
     name: str
     capacity: int
-    hol_patience: float | None = 10.0
+    hol_patience: float | None = 300.0
     in_use: int = 0
     peak: int = 0
+    hidden: int = 0
     _waiters: list[_Waiter] = attrs.field(factory=list)
     _released: anyio.Event = attrs.field(factory=anyio.Event)
 
@@ -69,37 +79,41 @@ class PoolLimiter:
         """Requests waiting for slots."""
         return len(self._waiters)
 
-    async def acquire(self, cost: int, *, ticket: int, since: float) -> None:
-        """Wait until ``cost`` slots are granted.
+    async def acquire(self, cost: int | Callable[[], int], *, ticket: int, since: float) -> int:
+        """Wait until slots are granted; return how many.
 
         Args:
-            cost: Slots wanted, 1 ≤ cost ≤ capacity.
+            cost: Slots wanted, 1 ≤ cost ≤ capacity; or a function giving the current price,
+                asked again at every grant decision (an ``auto`` series' reservation follows
+                the estimator while it waits).
             ticket: Arrival order; lower tickets are served first. A request put back after a
                 1303 keeps its ticket, so it keeps its place.
             since: ``anyio.current_time()`` when the request first started waiting.
 
         Raises:
-            QuotaError: ``cost`` exceeds the pool's capacity.
+            QuotaError: the cost exceeds the pool's capacity.
         """
-        if cost > self.capacity:
+        price = cost if callable(cost) else (lambda: cost)
+        if price() > self.capacity:
             raise QuotaError(
-                f"a request costing {cost} slots can never start in pool {self.name} of "
+                f"a request costing {price()} slots can never start in pool {self.name} of "
                 f"{self.capacity} slots; raise the quota for this pool or lower n/series_amount"
             )
-        waiter = _Waiter(ticket=ticket, cost=cost, since=since)
+        waiter = _Waiter(ticket=ticket, price=price, since=since)
         bisect.insort(self._waiters, waiter)
         self._grant()
         if waiter.granted:
-            return
+            return waiter.granted
         try:
             await waiter.event.wait()
         except BaseException:
             if waiter.granted:
-                self.release(cost)
+                self.release(waiter.granted)
             else:
                 self._waiters.remove(waiter)
                 self._grant()
             raise
+        return waiter.granted
 
     def release(self, cost: int) -> None:
         """Give back ``cost`` slots and wake the waiters that now fit."""
@@ -109,6 +123,36 @@ class PoolLimiter:
         released, self._released = self._released, anyio.Event()
         released.set()
         self._grant()
+
+    def reject(self, cost: int, *, proves_hidden: bool = True) -> None:
+        """A create holding ``cost`` slots got 1303: give the slots back *without* signalling
+        a release (no task ended, so nobody waiting for one should wake up), and, when
+        ``proves_hidden``, raise :attr:`hidden`: the server holds more than
+        ``capacity - cost`` slots, so at least that minus ``in_use`` are hidden from us.
+
+        ``proves_hidden`` is ``False`` for an ``auto`` series, whose real cost the server
+        decides at create, so its 1303 says nothing about other slots.
+        """
+        self.in_use -= cost
+        if proves_hidden:
+            proven = self.capacity - cost + 1 - self.in_use
+            # Keep room for a cost-1 probe so the pool can never lock itself up.
+            self.hidden = max(self.hidden, min(proven, self.capacity - 1))
+        self._grant()
+
+    def created(self) -> None:
+        """A create succeeded: probe for one more slot (additive increase)."""
+        if self.hidden:
+            self.hidden -= 1
+            self._grant()
+
+    def reconcile(self, reserved: int, actual: int) -> None:
+        """A task that reserved ``reserved`` slots turned out to hold ``actual`` (an ``auto``
+        series, reference §9 [S1]). Its release already returned ``reserved``; the excess it
+        held was counted as hidden, and is gone now."""
+        if actual > reserved and self.hidden:
+            self.hidden = max(0, self.hidden - (actual - reserved))
+            self._grant()
 
     def occupy(self, cost: int) -> None:
         """Count ``cost`` slots as held without waiting: for a task already running on the
@@ -123,20 +167,30 @@ class PoolLimiter:
             await event.wait()
 
     def _grant(self) -> None:
-        now = anyio.current_time()
-        blocked = False
-        for waiter in list(self._waiters):
-            if waiter.cost <= self.capacity - self.in_use:
-                self._waiters.remove(waiter)
-                waiter.granted = True
-                self.in_use += waiter.cost
-                self.peak = max(self.peak, self.in_use)
-                waiter.event.set()
-            elif not blocked:
-                blocked = True
-                patience = self.hol_patience
-                if patience is not None and now - waiter.since >= patience:
-                    break  # the head has waited long enough: nobody overtakes it now
+        """Admit waiters while slots allow: the oldest waiter first if it fits; if it does not
+        and has waited ``hol_patience``, nobody; otherwise the largest waiter that fits
+        (best fit packs the pool fullest and lets large requests in as soon as room appears),
+        the oldest among equals."""
+        patience = self.hol_patience
+        while self._waiters:
+            free = self.capacity - self.in_use - self.hidden
+            priced = [(min(w.price(), self.capacity), w) for w in self._waiters]
+            head_cost, head = priced[0]
+            if head_cost <= free:
+                chosen = (head_cost, head)
+            elif patience is not None and anyio.current_time() - head.since >= patience:
+                return  # the head has waited long enough: nobody overtakes it now
+            else:
+                fitting = [(c, w) for c, w in priced[1:] if c <= free]
+                if not fitting:
+                    return
+                chosen = max(fitting, key=lambda cw: (cw[0], -cw[1].ticket))
+            cost, waiter = chosen
+            self._waiters.remove(waiter)
+            waiter.granted = cost
+            self.in_use += cost
+            self.peak = max(self.peak, self.in_use)
+            waiter.event.set()
 
 
 @attrs.define
@@ -147,13 +201,14 @@ class AutoSeriesEstimator:
     it produced (reference §9 [S1, S6]). We reserve ``initial`` (the maximum, 9, by default)
     until ``min_samples`` auto series have finished, then the rounded-up mean of the last
     ``window`` counts plus ``margin``, capped at 9. Under-reserving is safe: the server answers
-    1303 and the scheduler re-queues the request.
+    1303, the request waits for room, and the slots the series really holds are counted as
+    hidden until it ends (see :class:`PoolLimiter`).
     """
 
     initial: int = MAX_SERIES
-    min_samples: int = 3
+    min_samples: int = 1
     window: int = 50
-    margin: int = 1
+    margin: int = 0
     _seen: deque[int] = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
@@ -172,12 +227,13 @@ class AutoSeriesEstimator:
             self._seen.append(count)
 
 
-def request_cost(request: Request, auto: AutoSeriesEstimator) -> int:
+def request_cost(request: Request, auto: AutoSeriesEstimator) -> int | Callable[[], int]:
     """Quota slots a request holds (reference §9): image single ``n`` [S4], fixed series
-    ``series_amount`` (INFERRED), auto series the estimator's reservation [S1], video 1 [S4]."""
+    ``series_amount`` (INFERRED), video 1 [S4]; for an ``auto`` series [S1], the estimator's
+    current reservation as a function, so it is priced when it is granted."""
     if not isinstance(request, OmniImageRequest):
         return 1
     if request.result_type == "series":
         amount = request.series_amount
-        return auto.estimate() if amount == "auto" else int(amount)
+        return auto.estimate if amount == "auto" else int(amount)
     return request.n

@@ -353,3 +353,15 @@ async def test_closed_client_raises_runtime_error(sandbox: Sandbox) -> None:
     with pytest.raises(RuntimeError, match="closed"):
         await client.get("x")
     await client.aclose()  # idempotent
+
+
+async def test_many_tasks_are_polled_with_list_queries(
+    client: ka.KlingClient, sandbox: Sandbox
+) -> None:
+    """With several tasks in flight, one list query per tick reports on all of them."""
+    requests = [ka.OmniImageRequest(prompt=f"p{i}") for i in range(9)]
+    outcomes = await client.run_all(requests)
+    assert all(o.ok for o in outcomes)
+    stats = sandbox.stats()
+    assert stats.list_queries > 0 and client.stats.list_queries == stats.list_queries
+    assert stats.queries + stats.list_queries < 3 * len(requests)

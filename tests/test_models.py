@@ -219,10 +219,10 @@ def test_requests_are_hashable_and_compare_by_value() -> None:
 
 
 def test_quota_defaults() -> None:
-    """Quota() is 9 image slots, 5 video slots, patience 10 s, auto estimate 9."""
+    """Quota() is 9 image slots, 5 video slots, patience 300 s, auto estimate 9."""
     quota = ka.Quota()
     assert (quota.image, quota.video, dict(quota.pools)) == (9, 5, {})
-    assert (quota.hol_patience, quota.auto_series_estimate) == (10.0, 9)
+    assert (quota.hol_patience, quota.auto_series_estimate) == (300.0, 9)
 
 
 def test_quota_capacity_uses_pool_overrides() -> None:

@@ -307,7 +307,7 @@ def test_property_in_use_never_exceeds_capacity_and_returns_to_zero(
 
 def test_auto_estimator_reserves_initial_until_min_samples() -> None:
     """Before min_samples series have finished, the estimate is the initial reservation."""
-    estimator = AutoSeriesEstimator(initial=9, min_samples=3)
+    estimator = AutoSeriesEstimator(initial=9, min_samples=3, margin=1)
     assert estimator.estimate() == 9
     estimator.observe(3)
     estimator.observe(3)
@@ -336,7 +336,7 @@ def test_auto_estimator_ignores_empty_series() -> None:
 
 def test_auto_estimator_uses_only_the_last_window_counts() -> None:
     """With window=3 the estimate follows the mean of the last 3 counts only."""
-    estimator = AutoSeriesEstimator(min_samples=3, window=3)
+    estimator = AutoSeriesEstimator(min_samples=3, window=3, margin=1)
     for count in (9, 9, 9, 2, 2, 2):
         estimator.observe(count)
     assert estimator.estimate() == 3  # ceil(mean(2, 2, 2)) + 1
@@ -372,7 +372,7 @@ def test_request_cost_fixed_series_is_series_amount() -> None:
 
 
 def test_request_cost_auto_series_follows_the_estimator() -> None:
-    """An auto series costs the estimator's current reservation."""
+    """An auto series is priced by the estimator's current reservation, asked at grant time."""
     request = ka.OmniImageRequest(
         prompt="p",
         model_name="kling-v3-omni",
@@ -381,13 +381,101 @@ def test_request_cost_auto_series_follows_the_estimator() -> None:
         aspect_ratio="1:1",
     )
     estimator = AutoSeriesEstimator(initial=9, min_samples=2)
-    assert request_cost(request, estimator) == 9
+    price = request_cost(request, estimator)
+    assert callable(price) and price() == 9
     estimator.observe(3)
     estimator.observe(4)
-    assert request_cost(request, estimator) == 5
+    assert price() == 4  # ceil(mean(3, 4)), the default margin is 0
 
 
 def test_request_cost_video_is_one() -> None:
     """A video task costs 1 slot (§9)."""
     request = ka.OmniVideoRequest(prompt="p", aspect_ratio="16:9")
     assert request_cost(request, AutoSeriesEstimator()) == 1
+
+
+def test_reject_raises_hidden_to_the_proven_lower_bound() -> None:
+    """A 1303 on a cost-2 create with 5 slots held proves ≥ 3 slots hidden (9 - 2 + 1 - 5)."""
+    pool = PoolLimiter("m:image", 9)
+    pool.occupy(5)
+    pool.occupy(2)
+    pool.reject(2)
+    assert (pool.in_use, pool.hidden) == (5, 3)
+    pool.created()
+    assert pool.hidden == 2  # additive probing after a success
+    pool.reconcile(reserved=5, actual=9)
+    assert pool.hidden == 0  # the under-reserved auto series ended: its excess is gone
+
+
+def test_reject_of_an_auto_series_proves_nothing() -> None:
+    """An auto series' 1303 leaves hidden unchanged: its real cost was the server's choice."""
+    pool = PoolLimiter("m:image", 9)
+    pool.occupy(6)
+    pool.reject(6, proves_hidden=False)
+    assert (pool.in_use, pool.hidden) == (0, 0)
+
+
+@pytest.mark.anyio
+async def test_reject_does_not_wake_waiters_for_a_release() -> None:
+    """Giving back a rejected create's slots is not a task ending: wait_for_release sleeps on."""
+    pool = PoolLimiter("m:image", 9)
+    pool.occupy(3)
+    woke = False
+
+    async def waiter() -> None:
+        nonlocal woke
+        await pool.wait_for_release(0.3)
+        woke = anyio.current_time() - start < 0.25
+
+    start = anyio.current_time()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(waiter)
+        await anyio.sleep(0.05)
+        pool.reject(3)
+    assert not woke
+
+
+@pytest.mark.anyio
+async def test_overtaking_picks_the_largest_request_that_fits() -> None:
+    """When the head does not fit, the largest waiting request that fits goes first."""
+    pool = PoolLimiter("m:image", 9, hol_patience=None)
+    pool.occupy(9)  # full
+    order: list[int] = []
+
+    async def want(cost: int, ticket: int) -> None:
+        await pool.acquire(cost, ticket=ticket, since=anyio.current_time())
+        order.append(cost)
+
+    async with anyio.create_task_group() as tg:
+        for ticket, cost in enumerate((9, 2, 3, 1), start=1):
+            tg.start_soon(want, cost, ticket)
+            await anyio.sleep(0.01)
+        assert order == []
+        pool.release(3)  # 3 free: the head (9) does not fit; 3 is the largest that does
+        await anyio.sleep(0.01)
+        assert order == [3]
+        pool.release(6 + 3)  # all free: the head first, then nothing else fits
+        await anyio.sleep(0.01)
+        assert order == [3, 9]
+        pool.release(9)
+    assert order == [3, 9, 2, 1]
+
+
+@pytest.mark.anyio
+async def test_auto_series_price_is_asked_at_grant_time() -> None:
+    """A waiting auto series is granted at the estimator's price when it is admitted."""
+    pool = PoolLimiter("m:image", 9)
+    estimator = AutoSeriesEstimator(initial=9, min_samples=1)
+    pool.occupy(4)
+    granted: list[int] = []
+
+    async def want() -> None:
+        granted.append(await pool.acquire(estimator.estimate, ticket=1, since=0.0))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(want)
+        await anyio.sleep(0.01)
+        assert granted == []  # 9 does not fit in 5
+        estimator.observe(5)
+        pool.release(0)  # any change re-prices the waiters
+    assert granted == [5]
