@@ -81,6 +81,7 @@ class _Tracked:
     pool: PoolLimiter
     reserved: int
     auto_series: bool
+    started: float = attrs.field(factory=anyio.current_time)
     done: anyio.Event = attrs.field(factory=anyio.Event)
     result: TaskResult | None = None
     error: KlingError | None = None
@@ -206,6 +207,7 @@ class KlingClient:
         self.stats = ClientStats()
         self._codec = KlingCodec()
         self._pools: dict[str, PoolLimiter] = {}
+        self._durations: dict[str, _DurationEstimate] = {}
         self._auto: dict[str, AutoSeriesEstimator] = {}
         self._inflight: dict[str, _Tracked] = {}
         self._finished: OrderedDict[str, _Tracked] = OrderedDict()
@@ -438,6 +440,10 @@ class KlingClient:
             pool = PoolLimiter(
                 name, self.quota.capacity(model, kind), hol_patience=self.quota.hol_patience
             )
+            durations = _DurationEstimate()
+            self._durations[name] = durations
+            pool.expected_duration = durations.mean
+            pool.expected_frees = lambda: self._expected_frees(pool, durations)
             self._pools[name] = pool
             self._auto[name] = AutoSeriesEstimator(initial=self.quota.auto_series_estimate)
         return pool
@@ -772,6 +778,7 @@ class KlingClient:
         task = tracked.task
         if self._inflight.pop(task.task_id, None) is None:
             return
+        self._durations[tracked.pool.name].observe(anyio.current_time() - tracked.started)
         tracked.pool.release(tracked.reserved)
         if tracked.auto_series and tracked.result is not None:
             actual = len(tracked.result.series_images)
@@ -887,6 +894,36 @@ class KlingClient:
             return task.task_id, kind or task.kind
         tracked = self._inflight.get(task) or self._finished.get(task)
         return task, kind or (tracked.task.kind if tracked else "image")
+
+    def _expected_frees(
+        self, pool: PoolLimiter, durations: _DurationEstimate
+    ) -> list[tuple[float, int]]:
+        """(expected end, slots) of the pool's in-flight tasks, for backfilling."""
+        mean = durations.mean() or 0.0
+        now = anyio.current_time()
+        return [
+            (max(t.started + mean, now + 0.1 * mean), t.reserved)
+            for t in self._inflight.values()
+            if t.pool is pool
+        ]
+
+
+@attrs.define
+class _DurationEstimate:
+    """Exponentially weighted mean of how long a pool's tasks hold their slots, in seconds."""
+
+    _mean: float | None = None
+    weight: float = 0.1
+
+    def observe(self, seconds: float) -> None:
+        self._mean = (
+            seconds
+            if self._mean is None
+            else ((1 - self.weight) * self._mean + self.weight * seconds)
+        )
+
+    def mean(self) -> float | None:
+        return self._mean
 
 
 def _is_transient(exc: BaseException) -> bool:

@@ -430,10 +430,10 @@ class Quota:
         hol_patience: Head-of-line policy, in seconds. The oldest waiting request starts first
             when it fits. When it does not, later requests that fit may overtake it (the
             largest first), but only until it has waited this long; after that nothing
-            overtakes it, so it starts as soon as enough slots free up. ``0`` gives strict
-            first-come-first-served; ``None`` lets requests always overtake (a large request
-            may then starve). Default 300.0 (several image-task durations: shorter patience
-            drains the pool for large requests often and costs utilisation).
+            overtakes it unless it is expected to end before enough slots free up for the
+            oldest, or fits in the slots that will be spare then (backfilling, judged from the
+            pool's observed task durations). ``0`` protects the oldest at once; ``None`` never
+            protects it (a large request may then starve). Default 300.0.
         auto_series_estimate: Slots first reserved for an ``auto`` series (2–9, default 9, the
             maximum). Once an ``auto`` series has finished, the reservation follows the counts
             observed (their rounded-up mean), also for requests already waiting. Reserving

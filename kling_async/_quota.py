@@ -7,9 +7,11 @@ when the server reports the task terminal: slots belong to the remote task, not 
 Head-of-line policy (``Quota.hol_patience``): the oldest waiter starts first when it fits. When
 it does not, later waiters may overtake it, the largest that fits first (best fit: it packs the
 pool fullest and gives large requests the room as soon as it appears), but only until the oldest
-has waited ``hol_patience`` seconds; from then on nobody overtakes it and it starts as soon as
-enough slots are free. So a cost-9 request is never starved by a stream of cost-1 requests, and
-cost-1 requests are not held up behind it for longer than the patience.
+has waited ``hol_patience`` seconds; from then on a later request may start only if it cannot
+delay the oldest (EASY backfilling): it is expected to end before enough slots free up for the
+oldest — judged from the in-flight tasks' ages and the pool's mean task duration — or it fits in
+the slots that will still be spare once the oldest starts. So a cost-9 request is never starved
+by a stream of cost-1 requests, and cost-1 requests keep the pool busy while it waits.
 """
 
 from __future__ import annotations
@@ -56,6 +58,9 @@ class PoolLimiter:
         hol_patience: See the module docstring; ``None`` disables the protection.
         in_use: Slots held now (by this client).
         peak: Most slots held at once.
+        expected_frees: Gives ``(expected end, slots)`` of the pool's in-flight tasks, on the
+            ``anyio.current_time()`` clock; with ``expected_duration`` (mean seconds a task
+            holds its slots) it enables backfilling. The client sets both.
         hidden: Slots the server holds that this client cannot account for, as proven by its
             1303 answers: an ``auto`` series that produced more images than reserved, or
             another program sharing the account. They are treated as taken. A 1303 raises the
@@ -71,6 +76,8 @@ class PoolLimiter:
     in_use: int = 0
     peak: int = 0
     hidden: int = 0
+    expected_frees: Callable[[], list[tuple[float, int]]] | None = None
+    expected_duration: Callable[[], float | None] | None = None
     _waiters: list[_Waiter] = attrs.field(factory=list)
     _released: anyio.Event = attrs.field(factory=anyio.Event)
 
@@ -160,6 +167,35 @@ class PoolLimiter:
         self.in_use += cost
         self.peak = max(self.peak, self.in_use)
 
+    def _backfill(
+        self, head_cost: int, others: list[tuple[int, _Waiter]], free: int
+    ) -> tuple[int, _Waiter] | None:
+        """EASY backfilling for a head whose patience has expired: from the in-flight tasks'
+        expected ends, find when the head can start (its shadow time) and how many slots will
+        be spare then; a later request may start now if it fits and either is expected to end
+        before the shadow time or fits in the spare slots. ``None`` when nothing qualifies or
+        there is no duration estimate to reason with."""
+        if self.expected_frees is None or self.expected_duration is None:
+            return None
+        duration = self.expected_duration()
+        if duration is None:
+            return None
+        available, shadow, spare = free, None, 0
+        for end, cost in sorted(self.expected_frees()):
+            available += cost
+            if available >= head_cost:
+                shadow, spare = end, available - head_cost
+                break
+        if shadow is None:
+            return None
+        ends_in_time = anyio.current_time() + duration <= shadow
+        fitting = [
+            (c, w) for c, w in others if c <= free and (ends_in_time or c <= min(spare, free))
+        ]
+        if not fitting:
+            return None
+        return max(fitting, key=lambda cw: (cw[0], -cw[1].ticket))
+
     async def wait_for_release(self, patience: float) -> None:
         """Wait until some slots are released, or ``patience`` seconds pass."""
         event = self._released
@@ -168,23 +204,27 @@ class PoolLimiter:
 
     def _grant(self) -> None:
         """Admit waiters while slots allow: the oldest waiter first if it fits; if it does not
-        and has waited ``hol_patience``, nobody; otherwise the largest waiter that fits
-        (best fit packs the pool fullest and lets large requests in as soon as room appears),
-        the oldest among equals."""
+        and has waited ``hol_patience``, only backfill that cannot delay it; otherwise the
+        largest waiter that fits (best fit packs the pool fullest and lets large requests in
+        as soon as room appears), the oldest among equals."""
         patience = self.hol_patience
         while self._waiters:
             free = self.capacity - self.in_use - self.hidden
             priced = [(min(w.price(), self.capacity), w) for w in self._waiters]
             head_cost, head = priced[0]
+            chosen: tuple[int, _Waiter] | None
             if head_cost <= free:
                 chosen = (head_cost, head)
             elif patience is not None and anyio.current_time() - head.since >= patience:
-                return  # the head has waited long enough: nobody overtakes it now
+                # The head has waited long enough: only backfill that does not delay it.
+                chosen = self._backfill(head_cost, priced[1:], free)
             else:
                 fitting = [(c, w) for c, w in priced[1:] if c <= free]
                 if not fitting:
                     return
                 chosen = max(fitting, key=lambda cw: (cw[0], -cw[1].ticket))
+            if chosen is None:
+                return
             cost, waiter = chosen
             self._waiters.remove(waiter)
             waiter.granted = cost

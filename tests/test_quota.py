@@ -479,3 +479,30 @@ async def test_auto_series_price_is_asked_at_grant_time() -> None:
         estimator.observe(5)
         pool.release(0)  # any change re-prices the waiters
     assert granted == [5]
+
+
+@pytest.mark.parametrize(("duration", "backfilled"), [(1.0, True), (10.0, False)])
+@pytest.mark.anyio
+async def test_backfill_only_when_it_cannot_delay_an_expired_head(
+    duration: float, backfilled: bool
+) -> None:
+    """Once the head's patience has expired, a later request may start only if it is expected
+    to end before enough slots free up for the head (EASY backfilling)."""
+    pool = PoolLimiter("m:image", 9, hol_patience=0.0)
+    pool.occupy(7)  # 2 free; in flight: 4 slots ending in 1 s, 3 slots ending in 5 s
+    now = anyio.current_time()
+    pool.expected_frees = lambda: [(now + 1.0, 4), (now + 5.0, 3)]
+    pool.expected_duration = lambda: duration
+    granted: list[int] = []
+
+    async def want(cost: int, ticket: int) -> None:
+        await pool.acquire(cost, ticket=ticket, since=now - 1)
+        granted.append(cost)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(want, 9, 1)  # the head can start in 5 s, when all 9 are free
+        await anyio.sleep(0.01)
+        tg.start_soon(want, 2, 2)
+        await anyio.sleep(0.01)
+        assert granted == ([2] if backfilled else [])
+        tg.cancel_scope.cancel()
