@@ -114,7 +114,9 @@ def main() -> int:
         default=10.0,
         help="Quota.hol_patience in unscaled seconds (default 10, the library default)",
     )
-    parser.add_argument("--lookahead", type=int, default=32, help="KlingClient(lookahead=)")
+    parser.add_argument(
+        "--lookahead", type=int, default=32, help="KlingClient(lookahead=); 32 is its default"
+    )
     args = parser.parse_args()
 
     requests = make_requests(args.requests, args.seed)

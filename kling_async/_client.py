@@ -140,7 +140,7 @@ class KlingClient:
             Default 1.0.
         video_poll_interval: The same for video tasks. Default 5.0.
         lookahead: Requests ``stream()`` pulls from the input ahead of the ones running, so a
-            small request can start while a large one waits for slots. Default 16.
+            small request can start while a large one waits for slots. Default 32.
         max_retries: Attempts for a query (and for a create the server certainly refused
             before creating) on 1302, 5000–5002, 5xx and transport errors. Default 5.
         journal: Path of a SQLite journal (created if missing). With it, the intent of each
@@ -167,7 +167,7 @@ class KlingClient:
         task_timeout: float | None = None,
         image_poll_interval: float = 1.0,
         video_poll_interval: float = 5.0,
-        lookahead: int = 16,
+        lookahead: int = 32,
         max_retries: int = 5,
         journal: str | os.PathLike[str] | None = None,
     ) -> None:
