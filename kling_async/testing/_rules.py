@@ -171,20 +171,29 @@ def _common_tail(body: Mapping[str, Any]) -> tuple[bool, str | None, str | None]
     return watermark, callback_url, external_task_id
 
 
-def _reference_image(value: object, name: str) -> None:
-    """ref §5.1 / §6.1: URL or raw base64 of a jpg/png ≤ 10 MB, sides ≥ 300 px, ratio ≤ 2.5."""
+def _inline_media(value: object, name: str) -> bytes | None:
+    """The decoded bytes of a base64 media value, or ``None`` for an http(s) URL.
+
+    ref §5.1 [S1]: the value must not be empty; ref §4 [S13]: base64 is raw, with no
+    ``data:...;base64,`` prefix.
+    """
     if not isinstance(value, str) or not value:
-        # ref §5.1 [S1]: the value must not be empty
         raise RuleError(f"{name} must be a non-empty string (URL or raw base64)")
     if value.startswith(("http://", "https://")):
-        return
+        return None
     if value.startswith("data:"):
-        # ref §4 [S13]: raw base64 without a data:image/...;base64, prefix
         raise RuleError(f"{name} must be raw base64 without a 'data:' prefix")
     try:
-        data = base64.b64decode(value, validate=True)
+        return base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError):
         raise RuleError(f"{name} is neither an http(s) URL nor valid base64") from None
+
+
+def _reference_image(value: object, name: str) -> None:
+    """ref §5.1 / §6.1: URL or raw base64 of a jpg/png ≤ 10 MB, sides ≥ 300 px, ratio ≤ 2.5."""
+    data = _inline_media(value, name)
+    if data is None:
+        return
     if len(data) > MAX_IMAGE_BYTES:  # ref §5.1 [S1]: ≤ 10 MB
         raise RuleError(f"{name} must be at most 10 MB, got {len(data)} bytes")
     if image_format(data) is None:  # ref §5.1 [S1]: .jpg / .jpeg / .png only
@@ -201,17 +210,9 @@ def _reference_image(value: object, name: str) -> None:
 
 def _reference_video(value: object, name: str) -> None:
     """ref §6.1 [S13]: a reference video URL (raw base64 of an MP4/MOV tolerated, INFERRED)."""
-    if not isinstance(value, str) or not value:
-        raise RuleError(f"{name} must be a non-empty string")
-    if value.startswith(("http://", "https://")):
+    data = _inline_media(value, name)
+    if data is None:
         return
-    if value.startswith("data:"):
-        # ref §4 [S13]: no data: prefix on base64 inputs
-        raise RuleError(f"{name} must be raw base64 without a 'data:' prefix")
-    try:
-        data = base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError):
-        raise RuleError(f"{name} is neither an http(s) URL nor valid base64") from None
     if data[4:8] != b"ftyp":  # ref §6.1 [S13]: MP4/MOV only
         raise RuleError(f"{name} must be an MP4 or MOV video")
 
