@@ -29,7 +29,7 @@ from ._models import (
     VideoImage,
 )
 
-__all__ = ["CampaignLine", "CampaignLineError", "read_campaign"]
+__all__ = ["CampaignLine", "CampaignLineError", "content_lines", "read_campaign"]
 
 _IMAGE_FIELDS = {f.name for f in attrs.fields(OmniImageRequest) if f.init}
 _VIDEO_FIELDS = {f.name for f in attrs.fields(OmniVideoRequest) if f.init}
@@ -62,15 +62,25 @@ def read_campaign(path: Path) -> Iterator[CampaignLine | CampaignLineError]:
         OSError: the file cannot be opened.
     """
     base = path.resolve().parent
+    for number, text in content_lines(path):
+        try:
+            yield CampaignLine(line=number, text=text, request=parse_line(text, base))
+        except (ValueError, TypeError) as exc:
+            yield CampaignLineError(line=number, text=text, reason=str(exc))
+
+
+def content_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """``(1-based line number, stripped text)`` of each line that is not blank or a ``#``
+    comment. Lazy.
+
+    Raises:
+        OSError: the file cannot be opened.
+    """
     with path.open(encoding="utf-8") as fh:
         for number, raw in enumerate(fh, start=1):
             text = raw.strip()
-            if not text or text.startswith("#"):
-                continue
-            try:
-                yield CampaignLine(line=number, text=text, request=parse_line(text, base))
-            except (ValueError, TypeError) as exc:
-                yield CampaignLineError(line=number, text=text, reason=str(exc))
+            if text and not text.startswith("#"):
+                yield number, text
 
 
 def parse_line(text: str, base: Path) -> Request:

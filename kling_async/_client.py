@@ -585,26 +585,25 @@ class KlingClient:
         if entry is None:
             return None
         changed = entry.fingerprint != request_fingerprint(request)
-        if entry.state in ("finished", "saved"):
-            if changed:
-                raise _changed(external_task_id, entry.task_id)
-            return self._finished_from_journal(request, entry, pool)
         if entry.state == "intent":
             # A create may or may not have reached the server: ask it (§5.3 lookup by id).
+            # Only "no such task" lets us create; a failed lookup is raised, never guessed.
             found = await self._find_by_external_id(request, external_task_id, 0)
             if found is None:
                 await self.journal.forget(external_task_id)
                 return None
+            if changed:
+                raise _changed(external_task_id, found.task_id)
             price = request_cost(request, self._auto[pool.name])
             task_id, cost = found.task_id, price() if callable(price) else price
             await self.journal.record_created(external_task_id, task_id, cost)
         else:
             if changed:
                 raise _changed(external_task_id, entry.task_id)
+            if entry.state in ("finished", "saved"):
+                return self._finished_from_journal(request, entry, pool)
             assert entry.task_id is not None
             task_id, cost = entry.task_id, entry.cost or 1
-        if changed:
-            raise _changed(external_task_id, task_id)
         task = Task(
             task_id=task_id,
             external_task_id=external_task_id,
@@ -661,34 +660,46 @@ class KlingClient:
                 wait = exc.retry_after or delay
             except TransportError as exc:
                 if exc.sent:
-                    found = await self._find_by_external_id(request, external_task_id, cost)
-                    if found is None:
-                        raise
-                    return found
+                    return await self._recover(exc, request, external_task_id, cost)
                 failure, wait = exc, delay
-            except (ServerError, ResponseFormatError):
-                # Ambiguous: the task may exist (§8 INFERRED [S15]). Look it up first.
-                found = await self._find_by_external_id(request, external_task_id, cost)
-                if found is None:
-                    raise
-                return found
+            except (ServerError, ResponseFormatError) as exc:
+                return await self._recover(exc, request, external_task_id, cost)
             if attempt == self.max_retries:
                 raise failure
             await anyio.sleep(wait * (0.5 + random.random()))
             delay = min(delay * 2, 8.0)
         raise AssertionError("unreachable")  # pragma: no cover
 
+    async def _recover(
+        self, failure: KlingError, request: Request, external_task_id: str, cost: int
+    ) -> Task:
+        """After an ambiguous create (the task may exist, §8 INFERRED [S15]): the task if the
+        server has it. Otherwise, or when the lookup itself fails, ``failure`` is raised and
+        nothing is sent again."""
+        try:
+            found = await self._find_by_external_id(request, external_task_id, cost)
+        except KlingError:
+            found = None
+        if found is None:
+            raise failure
+        self.stats.creates += 1
+        return found
+
     async def _find_by_external_id(
         self, request: Request, external_task_id: str, cost: int
     ) -> Task | None:
-        """After an ambiguous create: the task if the server has it, else ``None``."""
+        """The task created under ``external_task_id``, or ``None`` when the server says there
+        is none (1203). Any other failure is raised: it proves nothing either way.
+
+        Raises:
+            KlingError: the lookup failed for another reason.
+        """
         try:
             result = await self._query(request.kind, external_task_id)
-        except InvalidRequestError:
+        except InvalidRequestError as exc:
+            if exc.code not in (None, 1203):
+                raise
             return None  # 1203: no such task, so the create did not happen
-        except KlingError:
-            return None
-        self.stats.creates += 1
         return Task(
             task_id=result.task_id,
             external_task_id=external_task_id,
@@ -724,14 +735,9 @@ class KlingClient:
         are in flight (then a single GET is as cheap). Queries use no quota (§9 [S4]).
         """
         interval = self.poll_intervals[kind]
-        while True:
-            batch = [t for t in self._inflight.values() if t.task.kind == kind]
-            if not batch:
-                self._pollers.discard(kind)
-                return
+        while any(t.task.kind == kind for t in self._inflight.values()):
             await anyio.sleep(interval * random.uniform(0.9, 1.1))
-            batch = [t for t in self._inflight.values() if t.task.kind == kind]
-            pending = {t.task.task_id: t for t in batch}
+            pending = {t.task.task_id: t for t in self._inflight.values() if t.task.kind == kind}
             if len(pending) > _SINGLE_GET_MAX:
                 await self._poll_pages(kind, pending)
             for tracked in list(pending.values()):
@@ -744,6 +750,7 @@ class KlingClient:
                 except KlingError:
                     continue  # transient failures outlasting the retries: next tick
                 await self._observe(tracked, result)
+        self._pollers.discard(kind)  # no await since the check: _track starts a new poller
 
     async def _poll_pages(self, kind: Kind, pending: dict[str, _Tracked]) -> None:
         """Remove from ``pending`` every task a list page reports on (and finish the ended)."""

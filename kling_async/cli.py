@@ -26,7 +26,7 @@ import attrs
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from ._campaign import CampaignLine, CampaignLineError, read_campaign
+from ._campaign import CampaignLine, CampaignLineError, content_lines, read_campaign
 from ._client import KlingClient
 from ._download import safe_stem
 from ._errors import KlingError
@@ -144,7 +144,7 @@ async def run_campaign(options: RunOptions, console: Console | None = None) -> i
     out = options.out
     out.mkdir(parents=True, exist_ok=True)
     run_id = _run_id(out)
-    total = sum(1 for line in _campaign_lines(options.campaign))
+    total = sum(1 for _ in content_lines(options.campaign))
     manifest_path = out / "manifest.jsonl"
     rows: dict[int, dict[str, Any]] = {}
     tally = _Tally()
@@ -319,14 +319,6 @@ def _describe(row: dict[str, Any]) -> str:
 def _append(path: Path, row: dict[str, Any]) -> None:
     with path.open("a", encoding="utf-8") as fh:
         fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-
-
-def _campaign_lines(path: Path) -> Iterator[str]:
-    with path.open(encoding="utf-8") as fh:
-        for raw in fh:
-            text = raw.strip()
-            if text and not text.startswith("#"):
-                yield text
 
 
 def _run_id(out: Path) -> str:

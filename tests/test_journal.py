@@ -171,3 +171,29 @@ def test_journal_is_plain_sqlite(tmp_path: Path) -> None:
         assert db.execute("SELECT external_task_id, state FROM tasks").fetchall() == [
             ("e", "intent")
         ]
+
+
+async def test_resume_never_creates_when_the_lookup_fails(
+    sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An intent whose lookup fails (here a 5000) is not taken as "never created": nothing is
+    sent, the request ends with the lookup's error, and the intent stays for the next run."""
+    request = ka.OmniImageRequest(prompt="maybe sent", external_task_id="job-unsure")
+    journal_path = tmp_path / "j.sqlite"
+    async with ka.Journal(journal_path) as journal:
+        await journal.record_intent(
+            "job-unsure", request_fingerprint(request), "image", request.model_name
+        )
+
+    async def failing_query(kind: str, task_id: str) -> ka.TaskResult:
+        raise ka.ServerError("internal error", code=5000, http_status=500)
+
+    async with ka.KlingClient(
+        api_key=API_KEY, base_url=sandbox.base_url, journal=journal_path
+    ) as client:
+        monkeypatch.setattr(client, "_query", failing_query)
+        [outcome] = await client.run_all([request])
+    assert isinstance(outcome.error, ka.ServerError)
+    assert sandbox.stats().create_attempts == 0
+    async with ka.Journal(journal_path) as journal:
+        assert (await journal.get("job-unsure")).state == "intent"  # type: ignore[union-attr]
