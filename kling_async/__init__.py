@@ -20,9 +20,11 @@ from ._errors import APIError as APIError
 from ._errors import AuthenticationError as AuthenticationError
 from ._errors import ConcurrencyLimitError as ConcurrencyLimitError
 from ._errors import ContentPolicyError as ContentPolicyError
+from ._errors import DeadlineExceededError as DeadlineExceededError
 from ._errors import InvalidInputError as InvalidInputError
 from ._errors import InvalidRequestError as InvalidRequestError
 from ._errors import KlingError as KlingError
+from ._errors import OutcomeUnknownError as OutcomeUnknownError
 from ._errors import PermissionDeniedError as PermissionDeniedError
 from ._errors import QuotaError as QuotaError
 from ._errors import RateLimitError as RateLimitError
@@ -59,6 +61,7 @@ __all__ = [
     "ClientStats",
     "ConcurrencyLimitError",
     "ContentPolicyError",
+    "DeadlineExceededError",
     "DownloadError",
     "GeneratedImage",
     "GeneratedVideo",
@@ -74,6 +77,7 @@ __all__ = [
     "OmniImageRequest",
     "OmniVideoRequest",
     "Outcome",
+    "OutcomeUnknownError",
     "PermissionDeniedError",
     "Quota",
     "QuotaError",

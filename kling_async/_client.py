@@ -9,6 +9,7 @@ task group: encode → wait for slots → create → wait for the tracker → ``
 from __future__ import annotations
 
 import datetime as dt
+import math
 import os
 import random
 import uuid
@@ -40,6 +41,7 @@ from ._errors import (
     APIError,
     AuthenticationError,
     ConcurrencyLimitError,
+    DeadlineExceededError,
     InvalidRequestError,
     KlingError,
     QuotaError,
@@ -346,7 +348,10 @@ class KlingClient:
 
     @asynccontextmanager
     async def stream(
-        self, requests: Iterable[Request] | AsyncIterable[Request]
+        self,
+        requests: Iterable[Request] | AsyncIterable[Request],
+        *,
+        deadline: float | None = None,
     ) -> AsyncIterator[MemoryObjectReceiveStream[Outcome]]:
         """Run many requests under quota and yield each :class:`Outcome` as its task ends.
 
@@ -357,6 +362,17 @@ class KlingClient:
 
         Leaving the block early cancels the requests not yet created; tasks already created
         are followed until they end, so their slots are released correctly.
+
+        Args:
+            requests: Request models, as an iterable or an async iterable.
+            deadline: Seconds the whole run may take, from this call; ``None`` (default) for
+                no limit. When it passes, nothing more is created: every request not yet
+                created (also those still in ``requests``, which are then read to the end
+                without any HTTP request) yields an ``Outcome`` with
+                :class:`DeadlineExceededError`, and every task still running yields one with
+                :class:`TaskTimeoutError` and its ``task`` set, so it can be fetched later
+                with :meth:`get` (a journal re-attaches to it on the next run). The tasks'
+                quota slots stay held until the server ends them.
 
         Usage::
 
@@ -371,8 +387,9 @@ class KlingClient:
         self._check_open()
         send, receive = anyio.create_memory_object_stream[Outcome](self.lookahead)
         try:
+            until = None if deadline is None else anyio.current_time() + deadline
             async with anyio.create_task_group() as tg:
-                tg.start_soon(self._feed, requests, send, tg)
+                tg.start_soon(self._feed, requests, send, tg, until)
                 try:
                     async with receive:
                         yield receive
@@ -381,14 +398,23 @@ class KlingClient:
         except BaseExceptionGroup as group:
             raise _collapse(group) from None
 
-    async def run_all(self, requests: Iterable[Request] | AsyncIterable[Request]) -> list[Outcome]:
+    async def run_all(
+        self,
+        requests: Iterable[Request] | AsyncIterable[Request],
+        *,
+        deadline: float | None = None,
+    ) -> list[Outcome]:
         """Run every request under quota and return the outcomes in input order.
+
+        Args:
+            requests: As :meth:`stream`.
+            deadline: As :meth:`stream`.
 
         Raises:
             TypeError, RuntimeError: as :meth:`stream`.
         """
         outcomes: list[Outcome] = []
-        async with self.stream(requests) as stream:
+        async with self.stream(requests, deadline=deadline) as stream:
             async for outcome in stream:
                 outcomes.append(outcome)
         outcomes.sort(key=lambda o: o.index)
@@ -455,6 +481,7 @@ class KlingClient:
         requests: Iterable[Request] | AsyncIterable[Request],
         send: MemoryObjectSendStream[Outcome],
         tg: TaskGroup,
+        until: float | None,
     ) -> None:
         window = anyio.Semaphore(self.lookahead)
         items = _aiter(requests)
@@ -471,7 +498,7 @@ class KlingClient:
                         f"requests[{index}]: expected OmniImageRequest or OmniVideoRequest, "
                         f"got {type(request).__name__}"
                     )
-                tg.start_soon(self._lifecycle, index, request, send.clone(), window)
+                tg.start_soon(self._lifecycle, index, request, send.clone(), window, until)
                 index += 1
 
     async def _lifecycle(
@@ -480,6 +507,7 @@ class KlingClient:
         request: Request,
         send: MemoryObjectSendStream[Outcome],
         window: anyio.Semaphore,
+        until: float | None,
     ) -> None:
         released = False
 
@@ -492,21 +520,34 @@ class KlingClient:
 
         async with send:
             try:
-                outcome = await self._run_one(index, request, admitted)
+                outcome = await self._run_one(index, request, admitted, until)
             finally:
                 admitted()
             await send.send(outcome)
 
-    async def _run_one(self, index: int, request: Request, admitted: Callable[[], None]) -> Outcome:
+    async def _run_one(
+        self, index: int, request: Request, admitted: Callable[[], None], until: float | None
+    ) -> Outcome:
+        tracked: _Tracked | None = None
         try:
-            tracked = await self._submit(request, admitted)
+            # The create itself is shielded in _submit: the deadline never cuts one in half.
+            with anyio.CancelScope(deadline=math.inf if until is None else until):
+                tracked = await self._submit(request, admitted)
         except AuthenticationError:
             raise  # bad credentials make the whole batch pointless (DESIGN §4)
         except KlingError as exc:
             return Outcome(request=request, index=index, error=exc)
+        if tracked is None:
+            return Outcome(
+                request=request,
+                index=index,
+                error=DeadlineExceededError(
+                    "the run's deadline passed before this request was created; nothing was sent"
+                ),
+            )
         task = tracked.task
         try:
-            result = await self._await_tracked(tracked)
+            result = await self._await_tracked(tracked, until)
         except TaskFailedError as exc:
             return Outcome(
                 request=request, index=index, task=task, result=tracked.result, error=exc
@@ -734,9 +775,8 @@ class KlingClient:
         missing; single GETs for the few the pages do not reach, or when only one or two tasks
         are in flight (then a single GET is as cheap). Queries use no quota (§9 [S4]).
         """
-        interval = self.poll_intervals[kind]
         while any(t.task.kind == kind for t in self._inflight.values()):
-            await anyio.sleep(interval * random.uniform(0.9, 1.1))
+            await anyio.sleep(self._poll_delay(kind))
             pending = {t.task.task_id: t for t in self._inflight.values() if t.task.kind == kind}
             if len(pending) > _SINGLE_GET_MAX:
                 await self._poll_pages(kind, pending)
@@ -806,21 +846,25 @@ class KlingClient:
         finally:
             tracked.done.set()
 
-    async def _await_tracked(self, tracked: _Tracked) -> TaskResult:
-        if self.task_timeout is None:
-            await tracked.done.wait()
-        else:
+    async def _await_tracked(self, tracked: _Tracked, until: float | None = None) -> TaskResult:
+        limit = math.inf if until is None else until
+        reason = "the run's deadline passed"
+        if self.task_timeout is not None:
             created = tracked.task.created_at
             remaining = self.task_timeout
             if created is not None:
                 age = (dt.datetime.now(dt.UTC) - created).total_seconds()
                 remaining = max(0.0, self.task_timeout - max(0.0, age))
-            with anyio.move_on_after(remaining):
-                await tracked.done.wait()
-            if not tracked.done.is_set():
-                raise TaskTimeoutError(
-                    f"task {tracked.task.task_id} did not end within {self.task_timeout} s"
-                )
+            if anyio.current_time() + remaining < limit:
+                limit = anyio.current_time() + remaining
+                reason = f"it did not end within task_timeout={self.task_timeout} s"
+        with anyio.CancelScope(deadline=limit):
+            await tracked.done.wait()
+        if not tracked.done.is_set():
+            raise TaskTimeoutError(
+                f"task {tracked.task.task_id} is still running: {reason}; its quota slots stay "
+                "held until the server ends it"
+            )
         if tracked.error is not None:
             raise tracked.error
         assert tracked.result is not None
@@ -902,6 +946,23 @@ class KlingClient:
         tracked = self._inflight.get(task) or self._finished.get(task)
         return task, kind or (tracked.task.kind if tracked else "image")
 
+    def _poll_delay(self, kind: Kind) -> float:
+        """Seconds until the next poll of ``kind``: the poll interval with ±10 % jitter, or
+        longer while no task of that kind can have ended yet (each in-flight task is younger
+        than 80 % of the shortest its pool has seen), so long video tasks cost few queries."""
+        delay = self.poll_intervals[kind] * random.uniform(0.9, 1.1)
+        earliest = math.inf
+        for tracked in self._inflight.values():
+            if tracked.task.kind != kind:
+                continue
+            shortest = self._durations[tracked.pool.name].shortest
+            if shortest is None:
+                return delay
+            earliest = min(earliest, tracked.started + 0.8 * shortest)
+        if earliest == math.inf:
+            return delay
+        return max(delay, earliest - anyio.current_time())
+
     def _expected_frees(
         self, pool: PoolLimiter, durations: _DurationEstimate
     ) -> list[tuple[float, int]]:
@@ -921,8 +982,10 @@ class _DurationEstimate:
 
     _mean: float | None = None
     weight: float = 0.1
+    shortest: float | None = None
 
     def observe(self, seconds: float) -> None:
+        self.shortest = seconds if self.shortest is None else min(self.shortest, seconds)
         self._mean = (
             seconds
             if self._mean is None

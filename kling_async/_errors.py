@@ -19,6 +19,9 @@ Every error the SDK raises on purpose, or puts in :attr:`Outcome.error`, derives
     ├── ResponseFormatError         a 2xx answer that is not the documented JSON shape
     ├── TaskFailedError             the task ended with ``task_status`` ``failed``
     ├── TaskTimeoutError            the per-task deadline passed before the task ended
+    ├── DeadlineExceededError       the whole-run deadline passed before the request was created
+    ├── OutcomeUnknownError         a create was sent, its answer was lost, and the wire API has
+    │                               no way to look the task up (Modellix): it may exist
     ├── QuotaError                  a request costs more slots than its pool can ever hold
     └── InvalidInputError           a local input file breaks a documented rule (also a
                                     ValueError); found when the file is read, before sending
@@ -39,9 +42,11 @@ __all__ = [
     "AuthenticationError",
     "ConcurrencyLimitError",
     "ContentPolicyError",
+    "DeadlineExceededError",
     "InvalidInputError",
     "InvalidRequestError",
     "KlingError",
+    "OutcomeUnknownError",
     "PermissionDeniedError",
     "QuotaError",
     "RateLimitError",
@@ -214,6 +219,55 @@ class TaskTimeoutError(KlingError):
     The remote task keeps running and keeps its quota slots until the server ends it; the SDK
     keeps tracking it for quota purposes while the client is open.
     """
+
+
+class DeadlineExceededError(KlingError):
+    """The whole-run deadline (``stream(..., deadline=...)``) passed before this request was
+    created. Nothing was sent for it: run it again later."""
+
+
+class OutcomeUnknownError(KlingError):
+    """A create was sent, but its answer was lost (timeout after sending, 5xx, dropped
+    connection, or a 2xx without a task id), and the wire API has no way to look the task up
+    by a client-chosen id (Modellix, reference modellix_api.md §1–§2). The task may exist, may
+    run and may be billed. The SDK never re-sends such a create: check the provider's console
+    before running the request again.
+
+    Attributes:
+        provider: The wire API, e.g. ``"modellix"``.
+        external_task_id: The client-side key of the request (journal key), if any.
+        task_id: The task id, when the answer carried one but could not be used; else ``None``.
+        http_status: The HTTP status of the lost answer, if one arrived.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str,
+        external_task_id: str | None = None,
+        task_id: str | None = None,
+        http_status: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.provider = provider
+        self.external_task_id = external_task_id
+        self.task_id = task_id
+        self.http_status = http_status
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (
+            _rebuild_outcome_unknown,
+            (str(self), self.provider, self.external_task_id, self.task_id, self.http_status),
+        )
+
+
+def _rebuild_outcome_unknown(
+    message: str, provider: str, ext: str | None, task_id: str | None, status: int | None
+) -> OutcomeUnknownError:
+    return OutcomeUnknownError(
+        message, provider=provider, external_task_id=ext, task_id=task_id, http_status=status
+    )
 
 
 class QuotaError(KlingError):
