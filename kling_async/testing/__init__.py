@@ -1,24 +1,30 @@
-"""A sandbox of Kling's native HTTP API for tests, benchmarks and offline runs.
+"""A sandbox of Kling's native HTTP API and of the Modellix API, for tests, benchmarks and
+offline runs.
 
-``Sandbox`` is a real aiohttp server on a local port that speaks Kling's legacy-standard omni API
+``Sandbox`` is a real aiohttp server on a local port. It speaks Kling's legacy-standard omni API
 as the reference documents it: strict request validation (codes 1201/1200), authentication by API
 key or HS256 JWT (1001–1004), per-pool concurrency with 1303, task lifecycles on the clock, list
-queries, lookup by ``external_task_id``, callbacks and signed result files (real PNG/MP4 bytes).
-It is written from the reference, never from the SDK, so an encoding bug in the SDK is caught.
+queries, lookup by ``external_task_id``, callbacks (optionally signed, Standard Webhooks) and
+signed result files (real PNG/MP4 bytes). On the same port, under ``/api/v1``, it speaks the
+Modellix API for the Kling omni models: flat bodies, the ``{code, message, data}`` envelope, a
+team concurrency limit and a per-key requests-per-minute limit (both HTTP 429). ``Faults``
+injects errors, dropped connections, malformed and slow answers on both. It is written from the
+references, never from the SDK, so an encoding bug in the SDK is caught.
 
 Example::
 
     from kling_async.testing import Sandbox
 
     async with Sandbox(api_keys=("test",), image_duration=(0.05, 0.2)) as sb:
-        ...  # point a client at sb.base_url with API key "test"
+        ...  # point a client at sb.base_url (Kling) or sb.modellix_base_url with key "test"
         print(sb.stats())
 """
 
+from ._faults import Faults as Faults
 from ._server import Sandbox as Sandbox
 from ._server import serve as serve
 from ._state import PoolStats as PoolStats
 from ._state import SandboxStats as SandboxStats
 from ._state import TaskRecord as TaskRecord
 
-__all__ = ["PoolStats", "Sandbox", "SandboxStats", "TaskRecord", "serve"]
+__all__ = ["Faults", "PoolStats", "Sandbox", "SandboxStats", "TaskRecord", "serve"]

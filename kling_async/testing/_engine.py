@@ -1,21 +1,24 @@
 """The wire-independent core of the sandbox: tasks, pools, random draws, stats.
 
-A wire API (Kling native today; Modellix later) parses and validates its own requests, asks the
-engine to admit a task, and renders the engine's :class:`~._state.Task` in its own shapes. Fault
-injection will hook in around :meth:`Engine.admit` the same way for every wire API.
+A wire API (Kling native in ``_kling.py``, Modellix in ``_modellix.py``) parses and validates its
+own requests, asks the engine to admit a task, and renders the engine's :class:`~._state.Task` in
+its own shapes. Both share one clock, one ``random.Random`` (durations, failures, ids, faults)
+and one set of counters. Kling tasks hold slots of their ``(model_name, kind)`` pool; Modellix
+tasks hold slots of the team pool :data:`MODELLIX_POOL`.
 """
 
 from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, Final, TypeVar
 
 import attrs
 
 from ._rules import IMAGE_MODELS, VIDEO_MODELS
 from ._state import (
+    Api,
     Counters,
     Kind,
     Pool,
@@ -28,7 +31,11 @@ from ._state import (
 DEFAULT_CAPACITY: dict[Kind, int] = {"image": 9, "video": 5}  # ref §9 [S15]: 9 image, 5 video packs
 KNOWN_MODELS: dict[Kind, tuple[str, ...]] = {"image": IMAGE_MODELS, "video": VIDEO_MODELS}
 
+# Stats key of the Modellix team concurrency pool (modellix_api.md §4: limits are per team).
+MODELLIX_POOL: Final = "modellix:team"
+
 Duration = float | tuple[float, float]
+_T = TypeVar("_T")
 
 
 def _duration_range(value: Duration, name: str) -> tuple[float, float]:
@@ -137,14 +144,31 @@ class Engine:
             self._pools[key] = pool
         return pool
 
+    def add_pool(self, key: str, capacity: int) -> Pool:
+        """Create (or resize) the pool ``key`` with ``capacity`` slots."""
+        pool = self._pools.get(key)
+        if pool is None:
+            pool = self._pools[key] = Pool(capacity)
+        pool.capacity = capacity
+        return pool
+
+    def named_pool(self, key: str) -> Pool:
+        """The existing pool ``key`` (raises KeyError if there is none)."""
+        return self._pools[key]
+
+    def choice(self, options: Sequence[_T]) -> _T:
+        """One of ``options``, drawn with the sandbox's seeded random source."""
+        return self._rng.choice(options)
+
     def draw_auto_count(self) -> int:
         """Images an ``auto`` series will produce, drawn from ``auto_series_range``."""
         low, high = self._auto_range
         return self._rng.randint(low, high)
 
-    def _new_task_id(self) -> str:
+    def _new_task_id(self, prefix: str) -> str:
         while True:
-            task_id = str(self._rng.randrange(10**17, 10**18))  # 18 digits, like Kling ids
+            # 18 digits, like Kling ids; Modellix ids look like "task-<digits>" (modellix §1)
+            task_id = prefix + str(self._rng.randrange(10**17, 10**18))
             if task_id not in self._by_id:
                 return task_id
 
@@ -168,16 +192,25 @@ class Engine:
         callback_url: str | None,
         external_task_id: str | None,
         body: dict[str, Any],
+        api: Api = "kling",
+        pool: str | None = None,
+        id_prefix: str = "",
     ) -> Task | None:
-        """Create a task if ``cost`` slots fit in its pool now; None if they do not (1303)."""
+        """Create a task if ``cost`` slots fit in its pool now; None if they do not (1303).
+
+        ``pool`` names the pool to hold slots in (default ``"model_name:kind"``, which must
+        exist or is created); ``api`` tags the task for the wire API that owns it; task ids are
+        ``id_prefix`` + 18 digits.
+        """
         now = self.now()
         low, high = self._durations[kind]
         end = now + self._rng.uniform(low, high)
-        if not self.pool(model_name, kind).try_admit(now, end, cost):
+        slots = self.pool(model_name, kind) if pool is None else self._pools[pool]
+        if not slots.try_admit(now, end, cost):
             return None
         failed = self._rng.random() < self._fail_rate
         task = Task(
-            task_id=self._new_task_id(),
+            task_id=self._new_task_id(id_prefix),
             external_task_id=external_task_id,
             kind=kind,
             model_name=model_name,
@@ -194,6 +227,7 @@ class Engine:
             end=end,
             created_ms=self.ms(now),
             end_ms=self.ms(end),
+            api=api,
         )
         self._tasks.append(task)
         self._by_id[task.task_id] = task
@@ -205,13 +239,21 @@ class Engine:
         return task
 
     def find(self, kind: Kind, ident: str) -> Task | None:
-        """The task of ``kind`` whose task_id, else external_task_id, is ``ident`` (ref §5.3)."""
+        """The Kling task of ``kind`` whose task_id, else external_task_id, is ``ident``
+        (ref §5.3). Tasks of another wire API are not found."""
         task = self._by_id.get(ident) or self._by_external.get(ident)
-        return task if task is not None and task.kind == kind else None
+        if task is None or task.kind != kind or task.api != "kling":
+            return None
+        return task
+
+    def get(self, api: Api, task_id: str) -> Task | None:
+        """The task of wire API ``api`` whose task_id is ``task_id``, or None."""
+        task = self._by_id.get(task_id)
+        return task if task is not None and task.api == api else None
 
     def newest_first(self, kind: Kind) -> Iterator[Task]:
-        """Tasks of ``kind``, most recently created first (ref §5.4)."""
-        return (t for t in reversed(self._tasks) if t.kind == kind)
+        """Kling tasks of ``kind``, most recently created first (ref §5.4)."""
+        return (t for t in reversed(self._tasks) if t.kind == kind and t.api == "kling")
 
     def records(self) -> list[TaskRecord]:
         """Read-only views of every accepted task, in creation order."""
@@ -227,12 +269,19 @@ class Engine:
                 ends_at=self.wall(t.end),
                 status=t.status(now).value,
                 body=t.body,
+                api=t.api,
             )
             for t in self._tasks
         ]
 
-    def stats(self) -> SandboxStats:
-        """A snapshot of the counters and pool figures at this instant."""
+    def stats(
+        self,
+        *,
+        peak_requests_per_window: int = 0,
+        faults_injected: Mapping[str, int] | None = None,
+    ) -> SandboxStats:
+        """A snapshot of the counters and pool figures at this instant (the figures kept
+        outside the engine are passed in)."""
         now = self.now()
         c = self.counters
         ended = [t.end for t in self._tasks if t.end <= now]
@@ -257,6 +306,10 @@ class Engine:
             first_create_at=None if self._first_start is None else self.wall(self._first_start),
             last_end_at=None if last_end is None else self.wall(last_end),
             makespan=makespan,
+            concurrency_429=c.concurrency_429,
+            rate_limited_429=c.rate_limited_429,
+            peak_requests_per_window=peak_requests_per_window,
+            faults_injected=dict(sorted((faults_injected or {}).items())),
         )
 
     def is_terminal(self, task: Task) -> bool:

@@ -11,6 +11,10 @@ Routes (ref §5, §6), relative to the sandbox's ``path_prefix``::
 
 Every answer is the envelope ``{code, message, request_id, data}`` (ref §4); error answers carry
 no ``data`` (ref §4 [S4]) and use the HTTP status of the ref §8 table.
+
+With a :class:`~._faults.FaultInjector`, creates may answer 5000 (nothing created), 5002 (task
+created) or drop the connection (task created); queries may answer 5001 or malformed JSON; any
+answer may be slow (see ``_faults.py``).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from aiohttp import web
 
 from ._auth import AuthError, check_authorization
 from ._engine import Engine
+from ._faults import FaultInjector, truncated_json
 from ._rules import ImageSpec, RuleError, VideoSpec, check_image, check_video
 from ._state import Kind, Status, Task
 
@@ -45,6 +50,8 @@ HTTP_STATUS: Final[dict[int, int]] = {
     1203: 404,
     1303: 429,
     5000: 500,
+    5001: 503,
+    5002: 504,
 }
 # ref §9 [S4]: the exact over-limit message.
 OVER_LIMIT: Final = "parallel task over resource pack limit"
@@ -63,11 +70,19 @@ class ApiError(Exception):
         self.message = message
 
 
-def envelope(code: int, message: str, data: Any = None, *, with_data: bool = True) -> web.Response:
-    """A JSON answer in the ref §4 envelope (HTTP status from ref §8 for errors)."""
+def envelope_body(
+    code: int, message: str, data: Any = None, *, with_data: bool = True
+) -> dict[str, Any]:
+    """The ref §4 envelope ``{code, message, request_id[, data]}`` as a dict."""
     body: dict[str, Any] = {"code": code, "message": message, "request_id": str(uuid.uuid4())}
     if with_data:
         body["data"] = data
+    return body
+
+
+def envelope(code: int, message: str, data: Any = None, *, with_data: bool = True) -> web.Response:
+    """A JSON answer in the ref §4 envelope (HTTP status from ref §8 for errors)."""
+    body = envelope_body(code, message, data, with_data=with_data)
     return web.json_response(body, status=HTTP_STATUS.get(code, 200) if code else 200)
 
 
@@ -85,6 +100,7 @@ class KlingNative:
         access_keys: AccessKey → SecretKey for HS256 JWTs (ref §3.2).
         file_url: Builds the signed URL of a result file from its name.
         on_created: Called with each accepted task (callback delivery is scheduled there).
+        faults: Draws the injected faults; None (default) injects none.
     """
 
     def __init__(
@@ -95,12 +111,14 @@ class KlingNative:
         access_keys: Mapping[str, str],
         file_url: Callable[[str], str],
         on_created: Callable[[Task], None],
+        faults: FaultInjector | None = None,
     ) -> None:
         self._engine = engine
         self._api_keys = frozenset(api_keys)
         self._access_keys = dict(access_keys)
         self._file_url = file_url
         self._on_created = on_created
+        self._faults = faults
 
     def routes(self, prefix: str) -> list[web.RouteDef]:
         """aiohttp route definitions under ``prefix``."""
@@ -119,15 +137,32 @@ class KlingNative:
         kind: Kind,
         counter: str,
     ) -> Callable[[web.Request], Awaitable[web.Response]]:
+        is_query = counter != "create_attempts"
+
         async def handle(request: web.Request) -> web.Response:
+            response = await answer(request)
+            if self._faults is not None:
+                await self._faults.maybe_slow()  # every answer, errors included
+            return response
+
+        async def answer(request: web.Request) -> web.Response:
             counters = self._engine.counters
             setattr(counters, counter, getattr(counters, counter) + 1)
+            fault = None
             try:
                 self._authenticate(request)
+                if is_query and self._faults is not None:
+                    fault = self._faults.query_fault()
+                    if fault == "query_error":  # ref §8 [S3]: 5001 unavailable, HTTP 503
+                        raise ApiError(5001, "Service unavailable (sandbox fault: query_error)")
                 data = await method(request, kind)
             except ApiError as exc:
                 counters.error(exc.code)
+                if fault == "malformed_query":  # HTTP 200 whatever the answer would have been
+                    return truncated_json(envelope_body(exc.code, exc.message, with_data=False))
                 return envelope(exc.code, exc.message, with_data=False)
+            if fault == "malformed_query":
+                return truncated_json(envelope_body(0, "SUCCEED", data))
             return envelope(0, "SUCCEED", data)
 
         return handle
@@ -165,14 +200,25 @@ class KlingNative:
             raise ApiError(
                 1201, f"Invalid parameter: external_task_id already exists: {external!r}"
             )
+        # Faults are drawn for a create that passed validation (a refused one is answered as is).
+        fault = self._faults.create_fault() if self._faults is not None else None
+        if fault == "error_before_create":  # ref §8 [S3]: 5000 internal error, HTTP 500
+            raise ApiError(5000, "Internal error (sandbox fault: error_before_create)")
         if isinstance(spec, ImageSpec):
             task = self._admit_image(spec, body)
         else:
             task = self._admit_video(spec, body)
         if task is None:
+            if fault is not None and self._faults is not None:
+                self._faults.retract(fault)  # no task, so no post-create fault
             engine.counters.rejected_1303 += 1
             raise ApiError(1303, OVER_LIMIT)  # ref §9 [S4]: HTTP 429, code 1303
         self._on_created(task)
+        if fault == "error_after_create":
+            # ref §8 [S3]: 5002 internal timeout, HTTP 504: the task exists and runs
+            raise ApiError(5002, "Internal timeout (sandbox fault: error_after_create)")
+        if fault == "drop_after_create" and self._faults is not None:
+            await self._faults.drop(request)  # ref §8 INFERRED: dropped, "task may exist"
         # ref §5.2 [S1] / §6.2 [S13]: task_id, task_info{external_task_id}, task_status, times
         return {
             "task_id": task.task_id,

@@ -1,16 +1,25 @@
 """The sandbox server: an aiohttp application on a real socket, with its lifecycle.
 
-Wire APIs plug in as route sets over one shared :class:`~._engine.Engine` (today Kling native,
-``_kling.py``; a Modellix wire API can be added beside it). The sandbox's own routes live under
-``/sandbox/`` (result files, stats) and are not API routes: no auth, not counted as requests.
+Wire APIs plug in as route sets over one shared :class:`~._engine.Engine`: Kling native
+(``_kling.py``) and Modellix (``_modellix.py``, under ``/api/v1``). The sandbox's own routes live
+under ``/sandbox/`` (result files, stats, task list) and are not API routes: no auth, not counted
+as requests. Kling callbacks are signed here (Standard Webhooks, ref §10.3) when a callback
+secret is configured.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
+import hashlib
+import hmac
+import json
 import os
+import random
 import re
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from types import TracebackType
 from typing import Any, Final, Self
@@ -18,10 +27,12 @@ from typing import Any, Final, Self
 import aiohttp
 from aiohttp import web
 
-from ._engine import Duration, Engine
+from ._engine import MODELLIX_POOL, Duration, Engine
+from ._faults import FaultInjector, Faults
 from ._kling import URL_LIFETIME, KlingNative, envelope
 from ._media import Signer, mp4_bytes, png_bytes
-from ._state import SandboxStats, Status, Task, TaskRecord
+from ._modellix import API_ROOT, SUBMIT_FORMS, ModellixApi
+from ._state import RequestWindow, SandboxStats, Status, Task, TaskRecord
 
 DEFAULT_API_KEY: Final = "sandbox-key"
 # Largest create body accepted, in bytes. The vendor limit is not documented (INFERRED): room for
@@ -29,23 +40,77 @@ DEFAULT_API_KEY: Final = "sandbox-key"
 MAX_BODY: Final = 300 * 1024 * 1024
 # Seconds a callback POST may take before it counts as failed.
 CALLBACK_TIMEOUT: Final = 10.0
-_FILE_NAME = re.compile(r"^(?P<task>[0-9A-Za-z_]+)-(?P<index>\d+)(?P<wm>-wm)?\.(?P<ext>png|mp4)$")
+_FILE_NAME = re.compile(r"^(?P<task>[0-9A-Za-z_-]+?)-(?P<index>\d+)(?P<wm>-wm)?\.(?P<ext>png|mp4)$")
+# ref §10.3: the prefix of a Standard Webhooks secret (the rest is the base64 key).
+SECRET_PREFIX: Final = "whsec_"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-class Sandbox:
-    """A fake of Kling's native (legacy-standard) HTTP API, served by aiohttp on a real port.
+def webhook_key(secret: str) -> bytes:
+    """The HMAC key of a ``whsec_...`` webhook secret (ref §10.3).
 
-    It validates raw JSON strictly against the reference (ref §5.1, §6.1), enforces per-pool
-    concurrency with code 1303 (ref §9), runs task lifecycles on the clock, answers queries and
-    list queries (ref §5.3, §5.4, §6.2), posts legacy callbacks (ref §10.1) and serves result
-    files (real PNG / MP4 bytes) at signed URLs (ref §12). It never imports the SDK.
+    Args:
+        secret: ``"whsec_"`` followed by the base64 key (the prefix may be left out, as the
+            Standard Webhooks libraries allow).
+
+    Raises:
+        ValueError: the part after the prefix is not base64, or decodes to nothing.
+    """
+    encoded = secret.removeprefix(SECRET_PREFIX)
+    try:
+        key = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError(
+            f"callback_secret: expected '{SECRET_PREFIX}' followed by base64, got {secret!r}"
+        ) from None
+    if not key:
+        raise ValueError("callback_secret: the key after 'whsec_' is empty")
+    return key
+
+
+def webhook_signature(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
+    """The ``webhook-signature`` header value of one callback (ref §10.3, Standard Webhooks).
+
+    ``"v1," + base64(HMAC-SHA256(key=b64decode(secret without "whsec_"),
+    msg=f"{msg_id}.{timestamp}.{body}"))``, computed with the standard library only (the
+    sandbox shares no code with the SDK's verifier).
+
+    Args:
+        secret: The ``whsec_...`` secret.
+        msg_id: The ``webhook-id`` header value.
+        timestamp: The ``webhook-timestamp`` header value, epoch seconds.
+        body: The raw request body, exactly as sent.
+
+    Raises:
+        ValueError: ``secret`` is not a valid webhook secret.
+    """
+    signed = f"{msg_id}.{timestamp}.".encode() + body
+    digest = hmac.new(webhook_key(secret), signed, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode("ascii")
+
+
+class Sandbox:
+    """A fake of Kling's native (legacy-standard) HTTP API and of the Modellix API for Kling
+    omni models, served by aiohttp on one real port.
+
+    Kling: it validates raw JSON strictly against the reference (ref §5.1, §6.1), enforces
+    per-pool concurrency with code 1303 (ref §9), runs task lifecycles on the clock, answers
+    queries and list queries (ref §5.3, §5.4, §6.2), posts legacy callbacks (ref §10.1), signed
+    when ``callback_secret`` is set (ref §10.3), and serves result files (real PNG / MP4 bytes)
+    at signed URLs (ref §12).
+
+    Modellix (``modellix_api.md``): submit and query routes under :attr:`modellix_base_url`
+    (§1, §2) with strict validation of the flat bodies (§5), the ``{code, message, data}``
+    envelope (§1–§3), a team concurrency limit and a per-key requests-per-window limit (§4),
+    both answered HTTP 429. Both APIs share the clock, the durations, ``fail_rate``, the seeded
+    random source, the counters and :attr:`tasks`. It never imports the SDK.
 
     Use ``async with Sandbox(...) as sb`` or ``await sb.start()`` / ``await sb.aclose()``.
 
     Args:
-        api_keys: Bearer API keys accepted as is (ref §3.1). Default ``("sandbox-key",)``.
+        api_keys: Bearer API keys accepted as is (ref §3.1), on the Kling and the Modellix
+            routes alike. Default ``("sandbox-key",)``.
         access_keys: AccessKey → SecretKey; HS256 JWTs signed with the SecretKey and ``iss`` =
             AccessKey are accepted while valid (ref §3.2). Default none.
         quota: Capacity in slots per pool ``(model_name, kind)`` (ref §9). Keys ``"image"`` and
@@ -57,13 +122,30 @@ class Sandbox:
         auto_series_range: ``(low, high)`` range of the image count drawn for
             ``series_amount="auto"`` (ref §9 [S1, S6]). Default ``(2, 9)``.
         seed: Seed of the sandbox's ``random.Random`` (durations, auto counts, failures, ids).
-        path_prefix: Prefix of every route, e.g. ``"/kling"`` to act like a gateway.
+        path_prefix: Prefix of every route (Kling, Modellix and ``/sandbox/``), e.g.
+            ``"/kling"`` to act like a gateway.
         host: Interface to listen on. Default ``"127.0.0.1"``.
         port: TCP port; 0 (default) picks a free one.
         fail_rate: Fraction of tasks, in [0, 1], that end ``failed`` with a ``task_status_msg``.
+        modellix_concurrency: Modellix team concurrency, in slots shared by all keys (an image
+            task holds ``n`` or ``series_amount`` slots, a video 1). Default 3 (modellix §4).
+        modellix_rpm: Modellix API requests (submits and queries) one key may make in any
+            ``modellix_rpm_window`` seconds. Default 100 (modellix §4).
+        modellix_rpm_window: Length of the sliding request window, in seconds. Default 60.0.
+        modellix_submit_paths: Served Modellix submit forms: ``"async"``
+            (``/api/v1/kling/{model}/async``) and/or ``"plain"`` (``/api/v1/kling/{model}``);
+            the other answers 404 (modellix §1). Default both.
+        faults: Faults to inject on both APIs (errors, drops, malformed and slow answers, slow
+            downloads), drawn with a random source seeded from ``seed``. Default none.
+        callback_secret: A ``whsec_...`` Standard Webhooks secret; when set, every callback
+            POST carries ``webhook-id``, ``webhook-timestamp`` and ``webhook-signature``
+            headers (ref §10.3). Default None: unsigned callbacks.
 
     Raises:
-        ValueError: an option is out of range (negative duration, bad quota key, ...).
+        ValueError: an option is out of range (negative duration, bad quota key, a
+            ``modellix_*`` limit below 1 or unknown submit form, a malformed
+            ``callback_secret``, ...).
+        TypeError: ``api_keys`` or ``modellix_submit_paths`` is a single string.
     """
 
     def __init__(
@@ -80,9 +162,36 @@ class Sandbox:
         host: str = "127.0.0.1",
         port: int = 0,
         fail_rate: float = 0.0,
+        modellix_concurrency: int = 3,
+        modellix_rpm: int = 100,
+        modellix_rpm_window: float = 60.0,
+        modellix_submit_paths: Collection[str] = SUBMIT_FORMS,
+        faults: Faults | None = None,
+        callback_secret: str | None = None,
     ) -> None:
         if isinstance(api_keys, str):
             raise TypeError("api_keys: pass a collection of keys, e.g. ('sk-test',)")
+        if isinstance(modellix_submit_paths, str):
+            raise TypeError("modellix_submit_paths: pass a collection, e.g. ('plain',)")
+        unknown = sorted(set(modellix_submit_paths) - set(SUBMIT_FORMS))
+        if unknown:
+            raise ValueError(
+                f"modellix_submit_paths: {unknown[0]!r} is not one of {', '.join(SUBMIT_FORMS)}"
+            )
+        for name, value in (
+            ("modellix_concurrency", modellix_concurrency),
+            ("modellix_rpm", modellix_rpm),
+        ):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name}: need an integer >= 1, got {value!r}")
+        if not modellix_rpm_window > 0:  # also refuses NaN
+            raise ValueError(
+                "modellix_rpm_window: need a positive number of seconds, "
+                f"got {modellix_rpm_window!r}"
+            )
+        if callback_secret is not None:
+            webhook_key(callback_secret)  # raises ValueError early
+        self._callback_secret = callback_secret
         self._engine = Engine.build(
             quota=quota,
             image_duration=image_duration,
@@ -90,6 +199,14 @@ class Sandbox:
             auto_series_range=auto_series_range,
             seed=seed,
             fail_rate=fail_rate,
+        )
+        self._engine.add_pool(MODELLIX_POOL, modellix_concurrency)
+        # One injector for both APIs, with its own stream seeded from ``seed`` so that enabling
+        # faults does not change the durations and failures a seed gives.
+        self._faults = (
+            None
+            if faults is None
+            else FaultInjector(faults, random.Random(None if seed is None else f"faults:{seed}"))
         )
         prefix = path_prefix.strip().rstrip("/")
         if prefix and not prefix.startswith("/"):
@@ -104,6 +221,17 @@ class Sandbox:
             access_keys=access_keys or {},
             file_url=self._file_url,
             on_created=self._schedule_callbacks,
+            faults=self._faults,
+        )
+        self._window = RequestWindow(modellix_rpm, float(modellix_rpm_window))
+        self._modellix = ModellixApi(
+            self._engine,
+            api_keys=api_keys,
+            base_url=lambda: self.base_url,
+            file_url=self._signed_url,
+            window=self._window,
+            submit_forms=modellix_submit_paths,
+            faults=self._faults,
         )
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
@@ -124,10 +252,12 @@ class Sandbox:
             raise RuntimeError("Sandbox.start() may be called once, before aclose()")
         app = web.Application(middlewares=[self._middleware], client_max_size=MAX_BODY)
         app.add_routes(self._api.routes(self._prefix))
+        app.add_routes(self._modellix.routes(self._prefix))
         app.add_routes(
             [
                 web.get(self._prefix + "/sandbox/files/{name}", self._serve_file),
                 web.get(self._prefix + "/sandbox/stats", self._serve_stats),
+                web.get(self._prefix + "/sandbox/tasks", self._serve_tasks),
             ]
         )
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
@@ -191,13 +321,27 @@ class Sandbox:
         return self._base_url
 
     @property
+    def modellix_base_url(self) -> str:
+        """:attr:`base_url` + ``"/api/v1"``: the Modellix API root (modellix §0), to which a
+        client appends ``/kling/{model}/async``, ``/kling/{model}`` or ``/tasks/{task_id}``.
+
+        Raises:
+            RuntimeError: the sandbox is not started.
+        """
+        return self.base_url + API_ROOT
+
+    @property
     def tasks(self) -> list[TaskRecord]:
-        """Every accepted task, in creation order, as read-only records (status as of now)."""
+        """Every accepted task of both APIs, in creation order, as read-only records (status as
+        of now; Modellix tasks have ``api="modellix"`` and ``external_task_id=None``)."""
         return self._engine.records()
 
     def stats(self) -> SandboxStats:
         """A snapshot of counters and per-pool figures (see :class:`SandboxStats`)."""
-        return self._engine.stats()
+        return self._engine.stats(
+            peak_requests_per_window=self._window.peak,
+            faults_injected=None if self._faults is None else self._faults.counts,
+        )
 
     # --- plumbing ----------------------------------------------------------------------------
 
@@ -211,18 +355,23 @@ class Sandbox:
         self._engine.counters.requests += 1
         try:
             return await handler(request)
-        except (web.HTTPNotFound, web.HTTPMethodNotAllowed):
+        except (web.HTTPNotFound, web.HTTPMethodNotAllowed) as exc:
+            if self._modellix.owns(request.path, self._prefix):  # modellix §3: 404
+                return self._modellix.unrouted(request, exc)
             # ref §8: 404 / 1202 invalid method (no such route or method)
             self._engine.counters.error(1202)
             message = f"Invalid method: {request.method} {request.path}"
             return envelope(1202, message, with_data=False)
 
     def _file_url(self, name: str) -> str:
-        expires = int(time.time()) + URL_LIFETIME
+        return self._signed_url(name, int(time.time()) + URL_LIFETIME)
+
+    def _signed_url(self, name: str, expires: int) -> str:
+        """The URL of result file ``name``, valid until ``expires`` (epoch seconds)."""
         sign = self._signer.sign(name, expires)
         return f"{self.base_url}/sandbox/files/{name}?expires={expires}&sign={sign}"
 
-    async def _serve_file(self, request: web.Request) -> web.Response:
+    async def _serve_file(self, request: web.Request) -> web.StreamResponse:
         name = request.match_info["name"]
         expires = request.query.get("expires")
         # ref §12: anti-hotlinking URLs; a wrong, missing or expired signature is refused
@@ -234,11 +383,19 @@ class Sandbox:
         if match is None:
             raise web.HTTPNotFound()
         if match["ext"] == "mp4":
-            return web.Response(body=mp4_bytes(), content_type="video/mp4")
-        return web.Response(body=png_bytes(name), content_type="image/png")
+            body, content_type = mp4_bytes(), "video/mp4"
+        else:
+            body, content_type = png_bytes(name), "image/png"
+        if self._faults is not None:
+            return await self._faults.maybe_slow_download(request, body, content_type)
+        return web.Response(body=body, content_type=content_type)
 
     async def _serve_stats(self, request: web.Request) -> web.Response:
         return web.json_response(self.stats().to_json())
+
+    async def _serve_tasks(self, request: web.Request) -> web.Response:
+        """Every task (both APIs) without bodies; times are epoch seconds."""
+        return web.json_response([record.to_json() for record in self.tasks])
 
     # --- callbacks (ref §10.1) ---------------------------------------------------------------
 
@@ -261,8 +418,19 @@ class Sandbox:
         session = self._session
         assert session is not None and task.callback_url is not None
         counters = self._engine.counters
+        data = json.dumps(body).encode()
+        headers = {"Content-Type": "application/json"}
+        if self._callback_secret is not None:
+            # ref §10.3: Standard Webhooks headers; the timestamp is in seconds
+            msg_id = uuid.uuid4().hex
+            timestamp = int(time.time())
+            headers["webhook-id"] = msg_id
+            headers["webhook-timestamp"] = str(timestamp)
+            headers["webhook-signature"] = webhook_signature(
+                self._callback_secret, msg_id, timestamp, data
+            )
         try:
-            async with session.post(task.callback_url, json=body) as response:
+            async with session.post(task.callback_url, data=data, headers=headers) as response:
                 delivered = 200 <= response.status < 300
         except (aiohttp.ClientError, TimeoutError, OSError):
             delivered = False  # delivery failures are ignored, only counted
@@ -282,7 +450,8 @@ def serve(port: int, host: str = "127.0.0.1", **sandbox_kwargs: Any) -> None:
         port: TCP port to listen on (0 picks a free one; the printed URL shows it).
         host: Interface to listen on. Default ``"127.0.0.1"``.
         **sandbox_kwargs: Any other :class:`Sandbox` option (``api_keys``, ``quota``,
-            ``image_duration`` in seconds, ``path_prefix``, ...).
+            ``image_duration`` in seconds, ``path_prefix``, ``modellix_concurrency``,
+            ``modellix_rpm``, ``faults``, ``callback_secret``, ...).
     """
 
     async def main() -> None:
@@ -290,6 +459,7 @@ def serve(port: int, host: str = "127.0.0.1", **sandbox_kwargs: Any) -> None:
             keys = sandbox_kwargs.get("api_keys", (DEFAULT_API_KEY,))
             key = next(iter(keys), "<none>")
             print(f"Kling sandbox listening at {sandbox.base_url}", flush=True)
+            print(f"Modellix API root: {sandbox.modellix_base_url}", flush=True)
             print(f"API key: {key}   (Authorization: Bearer {key}); Ctrl-C stops it", flush=True)
             await asyncio.Event().wait()
 

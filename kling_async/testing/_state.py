@@ -11,12 +11,14 @@ computed from the task's end time, so it never depends on anyone querying.
 
 from __future__ import annotations
 
+import collections
 import enum
 from typing import Any, Literal
 
 import attrs
 
 Kind = Literal["image", "video"]
+Api = Literal["kling", "modellix"]
 
 
 class Status(enum.Enum):
@@ -53,6 +55,7 @@ class Task:
     end: float
     created_ms: int
     end_ms: int
+    api: Api = "kling"  # the wire API that accepted it
 
     @property
     def processing_at(self) -> float:
@@ -90,8 +93,10 @@ class TaskRecord:
             count, or 1 for a video.
         created_at: Wall-clock create instant, epoch seconds.
         ends_at: Wall-clock instant the task ends and releases its slots, epoch seconds.
-        status: ``submitted``, ``processing``, ``succeed`` or ``failed`` when the view was taken.
+        status: ``submitted``, ``processing``, ``succeed`` or ``failed`` when the view was taken
+            (Kling's spelling for both APIs; Modellix answers ``pending`` / ``success``).
         body: The raw JSON body received on create.
+        api: ``"kling"`` (native routes) or ``"modellix"`` (``/api/v1`` routes).
     """
 
     task_id: str
@@ -103,11 +108,26 @@ class TaskRecord:
     ends_at: float
     status: str
     body: dict[str, Any]
+    api: Api = "kling"
+
+    def to_json(self) -> dict[str, Any]:
+        """The record without ``body``, JSON-ready (as served at ``GET /sandbox/tasks``)."""
+        return {
+            "task_id": self.task_id,
+            "external_task_id": self.external_task_id,
+            "kind": self.kind,
+            "model_name": self.model_name,
+            "cost": self.cost,
+            "created_at": self.created_at,
+            "ends_at": self.ends_at,
+            "status": self.status,
+            "api": self.api,
+        }
 
 
 @attrs.frozen(kw_only=True)
 class PoolStats:
-    """Slot figures of one pool ``(model_name, kind)`` (ref §9).
+    """Slot figures of one pool ``(model_name, kind)`` (ref §9), or of the Modellix team.
 
     Attributes:
         capacity: Concurrency limit of the pool, in slots.
@@ -128,22 +148,35 @@ class PoolStats:
 class SandboxStats:
     """A snapshot of what the sandbox saw (also served as JSON at ``GET /sandbox/stats``).
 
+    Kling and Modellix routes share the counters unless a field says otherwise.
+
     Attributes:
         requests: HTTP requests to API routes (everything but ``/sandbox/...``).
         creates: Accepted creates.
-        create_attempts: Create requests, accepted or not.
-        queries: Single-task queries (``GET …/{id}``).
+        create_attempts: Create requests, accepted or not (on Modellix: POSTs to an enabled
+            submit path of a known model).
+        queries: Single-task queries (``GET …/{id}``, Modellix ``GET /api/v1/tasks/{id}``).
         list_queries: List queries (``GET …?pageNum=&pageSize=``).
         rejected_1303: Creates refused with code 1303 (pool full, ref §9 [S4]).
-        errors_by_code: Error answers by API code (e.g. ``{1201: 3, 1303: 7}``).
+        errors_by_code: Error answers by API code (e.g. ``{1201: 3, 1303: 7}``; Modellix codes
+            are HTTP statuses such as 400 or 429).
         callbacks_sent: Callback POSTs answered with a 2xx status.
         callbacks_failed: Callback POSTs that failed (connection error, timeout, non-2xx).
         duplicate_external_ids: Creates refused because their ``external_task_id`` was in use.
-        pools: ``"model_name:kind"`` → :class:`PoolStats`, every known pool.
+        pools: ``"model_name:kind"`` → :class:`PoolStats`, every known pool, plus
+            ``"modellix:team"``, the Modellix team concurrency pool.
         first_create_at: Wall-clock epoch seconds of the first accepted create, or None.
         last_end_at: Wall-clock epoch seconds of the latest task end so far, or None.
         makespan: Seconds from the first accepted create to the last task end (to now while
             tasks are still running); 0.0 before any create.
+        concurrency_429: Modellix creates refused with 429 because the team concurrency
+            limit was reached.
+        rate_limited_429: Modellix requests refused with 429 by the per-key requests-per-window
+            limit.
+        peak_requests_per_window: Most Modellix API requests one key had inside one sliding
+            window (``modellix_rpm_window`` seconds); rate-limited requests are not counted.
+        faults_injected: Fault name → times it fired (see :class:`~._faults.Faults`); ``{}``
+            without faults.
     """
 
     requests: int
@@ -160,6 +193,10 @@ class SandboxStats:
     first_create_at: float | None
     last_end_at: float | None
     makespan: float
+    concurrency_429: int = 0
+    rate_limited_429: int = 0
+    peak_requests_per_window: int = 0
+    faults_injected: dict[str, int] = attrs.field(factory=dict)
 
     def utilisation(self, pool: str) -> float:
         """``slot_seconds / (capacity × makespan)`` of ``pool`` (``"model:kind"``), in [0, 1]."""
@@ -242,7 +279,43 @@ class Counters:
     callbacks_sent: int = 0
     callbacks_failed: int = 0
     duplicate_external_ids: int = 0
+    concurrency_429: int = 0
+    rate_limited_429: int = 0
 
     def error(self, code: int) -> None:
         """Count one error answer with API ``code``."""
         self.errors_by_code[code] = self.errors_by_code.get(code, 0) + 1
+
+
+@attrs.define
+class RequestWindow:
+    """A sliding-window request limit per key: at most ``limit`` requests in any ``window``
+    seconds (times are monotonic seconds).
+
+    A request at instant ``t`` stays in its key's window until ``t + window``. Refused requests
+    are not recorded, so they never push the window further out.
+    """
+
+    limit: int
+    window: float
+    _hits: dict[str, collections.deque[float]] = attrs.field(factory=dict)
+    peak: int = 0  # most requests one key held inside one window
+
+    def hit(self, key: str, now: float) -> float | None:
+        """Record a request of ``key`` at ``now``; None if accepted, else the seconds until
+        the oldest request in the window leaves it (when a retry can succeed)."""
+        hits = self._hits.setdefault(key, collections.deque())
+        while hits and hits[0] <= now - self.window:
+            hits.popleft()
+        if len(hits) >= self.limit:
+            return max(0.0, hits[0] + self.window - now)
+        hits.append(now)
+        # The count inside a window only rises at an accepted request, so the exact peak is
+        # the largest count seen right after one.
+        self.peak = max(self.peak, len(hits))
+        return None
+
+    def remaining(self, key: str, now: float) -> int:
+        """Requests ``key`` may still make in the window ending at ``now``."""
+        hits = self._hits.get(key, collections.deque())
+        return max(0, self.limit - sum(1 for t in hits if t > now - self.window))
