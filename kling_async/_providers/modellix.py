@@ -1,0 +1,651 @@
+"""Codec for Modellix's unified API in front of Kling's omni models.
+
+The same :class:`OmniImageRequest` / :class:`OmniVideoRequest` run here unchanged, as far as
+Modellix can carry them: :meth:`ModellixCodec.check` refuses, before anything is sent, every
+field Modellix has no place for.
+
+Sources (reference ../shared/reference/modellix_api.md; seeds 000–002 are the vendor pages):
+- base URL, Bearer auth, no list/batch query, no lookup by a client id: §0
+- create paths (``/kling/{model}/async`` in the docs, ``/kling/{model}`` since CLI 0.0.7) and
+  the create answer ``{code, message, data: {status, task_id, model_id, get_result}}``: §1
+- query ``GET /tasks/{task_id}``: ``status``, ``result.resources[]``, ``result_expires_at``: §2
+- errors ``{code: <HTTP status>, message: "<Category>: <detail>"}``: §3
+- ``Retry-After`` / ``X-RateLimit-Reset``, no callbacks: §4
+- request fields (flat ``images``, ``element_ids``, ``videos``): §5.1–§5.5
+
+Facts marked INFERRED are not stated by any source; the reason is given where they are used.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import email.utils
+import math
+import re
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import quote, urlsplit
+
+import attrs
+
+from .._convert import ms_to_datetime
+from .._errors import (
+    AccountError,
+    APIError,
+    AuthenticationError,
+    ConcurrencyLimitError,
+    InvalidInputError,
+    InvalidRequestError,
+    PermissionDeniedError,
+    RateLimitError,
+    ResponseFormatError,
+    ServerError,
+)
+from .._models import (
+    GeneratedImage,
+    GeneratedVideo,
+    Kind,
+    OmniImageRequest,
+    OmniVideoRequest,
+    Request,
+    Task,
+    TaskResult,
+    TaskStatus,
+)
+from .._transport import Response
+from .._validate import check_local_image, check_local_video
+
+__all__ = ["DEFAULT_BASE_URL", "ModellixCodec"]
+
+DEFAULT_BASE_URL = "https://api.modellix.ai/api/v1"  # §0 [S-api][G-cli]
+RESULT_LIFETIME = dt.timedelta(days=7)  # §2: result URLs expire after about 7 days [G-plugin]
+
+# §5.1–§5.4: request model_name + kind → the model slug in the path.
+_MODELS: dict[tuple[str, Kind], str] = {
+    ("kling-v3-omni", "image"): "kling-v3-omni-image",  # §5.1 [S-000]
+    ("kling-image-o1", "image"): "kling-image-o1",  # §5.4 [S-io1new]
+    ("kling-v3-omni", "video"): "kling-v3-omni-video",  # §5.2 [S-001]
+    ("kling-video-o1", "video"): "kling-video-o1",  # §5.3 [S-vo1]
+}
+
+# §2: pending → processing → success | failed [G-plugin]. The official CLI also takes
+# completed/succeeded as success and error/canceled/cancelled as failure [G-cli task.ts];
+# canceled/cancelled as a terminal failure is INFERRED in §2.
+_STATUS: dict[str, TaskStatus] = {
+    "pending": TaskStatus.SUBMITTED,
+    "processing": TaskStatus.PROCESSING,
+    "success": TaskStatus.SUCCEEDED,
+    "succeeded": TaskStatus.SUCCEEDED,
+    "completed": TaskStatus.SUCCEEDED,
+    "failed": TaskStatus.FAILED,
+    "error": TaskStatus.FAILED,
+    "canceled": TaskStatus.FAILED,
+    "cancelled": TaskStatus.FAILED,
+}
+
+# §3: ``code`` equals the HTTP status; no business codes exist beyond it.
+_ERRORS: dict[int, type[APIError]] = {
+    400: InvalidRequestError,  # invalid, missing or out-of-range parameters; bad JSON
+    401: AuthenticationError,  # missing, invalid or expired key
+    402: AccountError,  # insufficient balance [S-api][S-cli-doc]
+    403: PermissionDeniedError,
+    404: InvalidRequestError,  # not found; http_status kept: the client may switch path
+    405: InvalidRequestError,  # wrong path form (kept: the client may switch path)
+    # §3: official clients treat 408 and 409 as "outcome unknown", like a 5xx: ServerError is
+    # the class the client handles as ambiguous on a create.
+    408: ServerError,
+    409: ServerError,
+    413: InvalidRequestError,  # §3: counted as definitely rejected [G-cli]
+    415: InvalidRequestError,
+    422: InvalidRequestError,
+    429: RateLimitError,  # split by message in _error(): rate limit vs concurrency
+}
+
+# §3: concurrency and rate limit share 429 and differ only in the message text (INFERRED:
+# parsing the message is the only way to tell them apart).
+_CONCURRENCY = re.compile(r"concurren|parallel|simultaneous|running tasks|task limit", re.I)
+
+_VIDEO_SUFFIXES = (".mp4", ".mov", ".webm", ".m4v", ".mkv")
+_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp")
+
+
+def _refuse(field: str, section: str, why: str = "") -> InvalidInputError:
+    reason = f": {why}" if why else ""
+    return InvalidInputError(
+        f"modellix cannot carry {field} (modellix_api.md {section}){reason}; remove it or use "
+        "provider='kling'"
+    )
+
+
+def encode_media(field: str, value: str | Path | bytes, *, video: bool = False) -> str:
+    """A URL as is; a local path or bytes checked and encoded as raw base64 (no ``data:``
+    prefix).
+
+    §5.1–§5.3: each ``images``/``videos`` item is a "URL or Base64" string. INFERRED: raw
+    base64, the form Kling itself takes, since Modellix forwards to Kling and no page says it
+    wants a ``data:`` URL (only the old kling-image-o1 page's example shows one). Local files
+    are checked against Kling's rules, which Modellix does not relax. Blocking (reads files).
+
+    Raises:
+        InvalidInputError: the file breaks a documented rule (format, size, dimensions).
+    """
+    if isinstance(value, str):
+        return value
+    data = check_local_video(field, value) if video else check_local_image(field, value)
+    return base64.b64encode(data).decode("ascii")
+
+
+@attrs.frozen
+class ModellixCodec:
+    """Maps request models to Modellix's flat wire form and answers back to results.
+
+    Attributes:
+        submit_path: Which documented create path to use (§1): ``"async"``
+            (``/kling/{model}/async``, the docs' form; default) or ``"plain"``
+            (``/kling/{model}``, CLI 0.0.7's form). :meth:`other_submit_path` gives the other.
+        name: ``"modellix"``.
+        supports_list_query: ``False``: Modellix has no list or batch query (§0).
+        supports_external_lookup: ``False``: no client-chosen id, no lookup by it (§0, §5.5).
+    """
+
+    submit_path: Literal["async", "plain"] = "async"
+    name: str = "modellix"
+    supports_list_query: bool = False
+    supports_external_lookup: bool = False
+
+    def other_submit_path(self) -> ModellixCodec:
+        """The same codec on the other create path form (§1). Use it only after a definite
+        404/405: a create whose outcome is unknown must never be re-sent (§3)."""
+        return attrs.evolve(self, submit_path="plain" if self.submit_path == "async" else "async")
+
+    # -- requests ----------------------------------------------------------------------------
+
+    def check(self, request: Request) -> None:
+        """Refuse what Modellix cannot carry, before any HTTP request. Pure: reads no files.
+
+        Refused (each message names ``modellix``, the field and the reference section):
+
+        - ``watermark``, ``callback_url``, ``external_task_id`` set on the request (§4, §5.5:
+          the Kling pages on Modellix have no such fields). The key the client generates for
+          its own bookkeeping is not a request field and is never sent.
+        - image: ``series_amount="auto"`` (§5.1: an integer 2–9); ``element_list`` on
+          ``kling-image-o1`` (§5.4: the current page lists no element field, a GAP: refused
+          rather than risk a paid task that silently ignores the elements).
+        - video: ``shot_type="customize"`` / ``multi_prompt`` (§5.2: only ``intelligence``);
+          an ``image_list`` item with a ``type`` (first/end frame; §5.2: images are plain
+          references); ``element_list`` (§5.2: no ``element_ids``, CONFIRMED absent);
+          ``mode="4k"`` (§5.2: ``std``/``pro``); ``keep_original_sound`` (§5.2: not listed);
+          ``refer_type="feature"`` (§5.2: with ``videos`` the duration must be left out, so the
+          output follows the input video as in a base edit; INFERRED: feature reference is
+          not available).
+        - ``kling-video-o1`` without a reference video: ``duration`` other than 5 or 10 (§5.3).
+
+        Raises:
+            InvalidInputError: (a ``ValueError``) naming the provider and the field.
+        """
+        if request.watermark is not None:
+            raise _refuse("watermark", "§5.5", "Modellix drops watermark_info")
+        if request.callback_url is not None:
+            raise _refuse("callback_url", "§4, §5.5", "no per-request callback exists")
+        if request.external_task_id is not None:
+            raise _refuse("external_task_id", "§0, §5.5", "no client-chosen id and no lookup by it")
+        if isinstance(request, OmniImageRequest):
+            self._check_image(request)
+        else:
+            self._check_video(request)
+
+    def _check_image(self, r: OmniImageRequest) -> None:
+        if r.result_type == "series" and r.series_amount == "auto":
+            raise _refuse("series_amount='auto'", "§5.1", "series_amount is an integer 2–9")
+        if r.model_name == "kling-image-o1" and r.element_list:
+            raise _refuse(
+                "element_list on kling-image-o1",
+                "§5.4",
+                "the current page lists no element field (use kling-v3-omni)",
+            )
+
+    def _check_video(self, r: OmniVideoRequest) -> None:
+        if r.shot_type == "customize" or r.multi_prompt:
+            field = "multi_prompt" if r.multi_prompt else "shot_type='customize'"
+            raise _refuse(field, "§5.2", "only shot_type='intelligence' is exposed")
+        for i, image in enumerate(r.image_list):
+            if image.type is not None:
+                raise _refuse(
+                    f"image_list[{i}].type={image.type!r}",
+                    "§5.2",
+                    "images are plain references, no first/end frames",
+                )
+        if r.element_list:
+            raise _refuse("element_list", "§5.2", "the video pages have no element_ids")
+        if r.mode == "4k":
+            raise _refuse("mode='4k'", "§5.2", "mode is 'std' or 'pro'")
+        for i, video in enumerate(r.video_list):
+            if video.keep_original_sound is not None:
+                raise _refuse(f"video_list[{i}].keep_original_sound", "§5.2")
+            if video.refer_type == "feature":
+                raise _refuse(
+                    f"video_list[{i}].refer_type='feature'",
+                    "§5.2",
+                    "a reference video is edited; duration must be left out",
+                )
+        if r.model_name == "kling-video-o1" and not r.video_list and r.duration not in (5, 10):
+            raise InvalidInputError(
+                f"duration: {r.duration!r}, modellix kling-video-o1 accepts 5 or 10 without a "
+                "reference video (modellix_api.md §5.3)"
+            )
+
+    def create_path(self, request: Request) -> str:
+        """Path of the create endpoint, below :data:`DEFAULT_BASE_URL` (§1): e.g.
+        ``/kling/kling-v3-omni-image/async`` (``submit_path="async"``) or
+        ``/kling/kling-v3-omni-image`` (``"plain"``)."""
+        model = _MODELS[(request.model_name, request.kind)]
+        suffix = "/async" if self.submit_path == "async" else ""
+        return f"/kling/{model}{suffix}"
+
+    def query_path(self, kind: Kind, task_id: str) -> str:
+        """Path of the task query, ``/tasks/{task_id}`` for every kind (§2). The id is
+        percent-encoded, as the official CLI does."""
+        return f"/tasks/{quote(task_id, safe='')}"
+
+    def list_path(self, kind: Kind) -> str:
+        """Modellix has no list query (§0).
+
+        Raises:
+            NotImplementedError: always.
+        """
+        raise NotImplementedError("modellix has no list or batch task query (modellix_api.md §0)")
+
+    def build_create(self, request: Request, external_task_id: str) -> dict[str, Any]:
+        """The flat JSON body of a create (§5). ``external_task_id`` is the client's key for
+        its own bookkeeping; Modellix has no such field, so it is not sent (§5.5). No
+        ``model_name`` either: the path names the model (§1). Blocking: reads and
+        base64-encodes local files.
+
+        Raises:
+            InvalidInputError: :meth:`check` refuses the request, or a local input breaks a
+                documented rule.
+        """
+        self.check(request)
+        if isinstance(request, OmniImageRequest):
+            return self._image_body(request)
+        return self._video_body(request)
+
+    def _image_body(self, r: OmniImageRequest) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "prompt": r.prompt,
+            "resolution": r.resolution,
+            "aspect_ratio": r.aspect_ratio,
+        }
+        if r.model_name == "kling-v3-omni":
+            # §5.1 [S-000]: series → series_amount and no n; single → n and no series_amount.
+            body["result_type"] = r.result_type
+            if r.result_type == "series":
+                body["series_amount"] = r.series_amount
+            else:
+                body["n"] = r.n
+            if r.element_list:
+                # §5.1: item type not stated; Kling's element ids are integers (INFERRED).
+                body["element_ids"] = list(r.element_list)
+        else:
+            # §5.4 [S-io1new]: prompt, images, resolution, aspect_ratio, n only.
+            body["n"] = r.n
+        if r.image_list:
+            body["images"] = [
+                encode_media(f"image_list[{i}]", im) for i, im in enumerate(r.image_list)
+            ]
+        return body
+
+    def _video_body(self, r: OmniVideoRequest) -> dict[str, Any]:
+        # §5.2/§5.3 [S-001][S-vo1]. prompt is always set here: validation requires it unless
+        # shot_type='customize', which check() refuses.
+        body: dict[str, Any] = {
+            "prompt": r.prompt,
+            "multi_shot": r.multi_shot,
+            "sound": r.sound,
+            "mode": r.mode,
+        }
+        if r.multi_shot:
+            body["shot_type"] = r.shot_type
+        if r.image_list:
+            body["images"] = [
+                encode_media(f"image_list[{i}]", im.image) for i, im in enumerate(r.image_list)
+            ]
+        if r.video_list:
+            # §5.2: exactly one video; duration left out when videos is given.
+            body["videos"] = [
+                encode_media(f"video_list[{i}]", v.video, video=True)
+                for i, v in enumerate(r.video_list)
+            ]
+        else:
+            body["duration"] = r.duration  # §5.2: an integer, seconds
+        if r.aspect_ratio is not None:
+            body["aspect_ratio"] = r.aspect_ratio
+        return body
+
+    # -- answers -----------------------------------------------------------------------------
+
+    def unwrap(self, response: Response) -> Any:
+        """Return the envelope's ``data`` or raise the mapped error (§1–§4).
+
+        Success is a 2xx with ``code`` 0. Errors carry ``code`` = the HTTP status and
+        ``message`` = ``"<Category>: <detail>"`` (§3); the class follows ``code`` (or the HTTP
+        status when the body is not the envelope): 400 :class:`InvalidRequestError`, 401
+        :class:`AuthenticationError`, 402 :class:`AccountError`, 403
+        :class:`PermissionDeniedError`, 404/405 :class:`InvalidRequestError`, 408/409/5xx
+        :class:`ServerError`, 429 :class:`ConcurrencyLimitError` when the message speaks of
+        concurrency, else :class:`RateLimitError`. ``http_status`` is the answer's status.
+        On a 429, ``retry_after`` (seconds) comes from ``Retry-After`` (seconds or an HTTP
+        date), else ``X-RateLimit-Reset`` (§4; its unit is not documented: a value above 1e9
+        is read as an epoch time in seconds, above 1e12 in milliseconds, anything smaller as
+        seconds to wait).
+
+        Raises:
+            APIError: a subclass as above.
+            ResponseFormatError: a 2xx answer that is not the ``{code, message, data}``
+                envelope.
+        """
+        body = response.body
+        status = response.status
+        code = body.get("code") if isinstance(body, dict) else None
+        if not isinstance(code, int) or isinstance(code, bool):
+            if status >= 300:
+                raise _error(
+                    f"HTTP {status}: {response.text[:200]}", None, status, response.headers, body
+                )
+            raise ResponseFormatError(
+                f"HTTP {status} answer is not a Modellix envelope: {response.text[:200]!r}"
+            )
+        assert isinstance(body, dict)
+        if code == 0 and status < 300:
+            data = body.get("data")
+            message = body.get("message")
+            if (
+                isinstance(data, dict)
+                and "message" not in data
+                and isinstance(message, str)
+                and message.strip().lower() not in ("", "success", "ok")
+            ):
+                # §2 [S-err]: a failed task's reason sits in the envelope's message; carry it
+                # into data so parse_task can read it.
+                data = {**data, "message": message}
+            return data
+        message = body.get("message")
+        text = message if isinstance(message, str) and message else f"HTTP {status}"
+        raise _error(text, code if code != 0 else None, status, response.headers, body)
+
+    def parse_create(self, data: Any, request: Request, external_task_id: str, cost: int) -> Task:
+        """The :class:`Task` of a create answer (``data = {status: "pending", task_id,
+        model_id, get_result}``, §1). ``external_task_id`` is the client's key, kept on the
+        task though Modellix never saw it. ``get_result.url`` is not trusted: queries build
+        their path from ``task_id`` (§1 [G-dsh]).
+
+        Raises:
+            ResponseFormatError: no usable ``task_id`` (the official CLI treats that as an
+                unknown paid outcome, §1).
+        """
+        task_id = data.get("task_id") if isinstance(data, dict) else None
+        if isinstance(task_id, int) and not isinstance(task_id, bool):
+            task_id = str(task_id)
+        if not isinstance(task_id, str) or not task_id.strip():
+            raise ResponseFormatError(f"create answer without a task_id: {data!r:.200}")
+        return Task(
+            task_id=task_id,
+            external_task_id=external_task_id,
+            kind=request.kind,
+            model=request.model_name,
+            cost=cost,
+            created_at=None,  # §1: the create answer carries no time
+        )
+
+    def parse_task(self, data: Any, *, series: bool | None = None) -> TaskResult:
+        """The :class:`TaskResult` of a query answer (§2).
+
+        ``status`` maps ``pending`` → SUBMITTED, ``processing`` → PROCESSING, ``success``
+        (also ``succeeded``, ``completed``) → SUCCEEDED, ``failed`` (also ``error``,
+        ``canceled``, ``cancelled``) → FAILED. Outputs come from ``result.resources[]`` (or
+        ``data.resources[]``; items may be bare URL strings, §2 [G-cli]): ``type`` ``image``
+        → ``images``, ``video`` → ``videos``; ``audio`` and other types are skipped; a missing
+        type is guessed from the URL's suffix, then from ``model_id`` (INFERRED).
+
+        Series: the reference shows one ``resources[]`` entry per image and no series marker
+        (§5.5, INFERRED; GAP §8). Image outputs go to ``series_images`` when ``series`` is
+        ``True`` (the caller knows its request's ``result_type``), or, when ``series`` is
+        ``None``, when the answer says ``result_type: "series"`` in ``data``, ``result`` or
+        ``result.metadata`` (INFERRED, by analogy with Kling's ``task_result.result_type``).
+
+        Times: ``result.extensions.submit_time`` / ``end_time`` (ISO 8601, §2) become
+        ``created_at`` / ``updated_at``; ``result_expires_at`` (epoch, ms in the official
+        client's fixture, §2 [G-canvas]; seconds tolerated) becomes ``expires_at``. Without it
+        a finished task's ``expires_at`` is estimated as its end time + 7 days (§2). All
+        datetimes are aware (UTC when the wire gives no offset). Unknown fields are ignored;
+        ill-typed optional fields are treated as absent.
+
+        Raises:
+            ResponseFormatError: ``data`` is not an object, lacks ``task_id`` or ``status``,
+                has an unknown status, or a resource without a URL.
+        """
+        if not isinstance(data, dict):
+            raise ResponseFormatError(f"malformed task answer: not an object: {data!r:.200}")
+        task_id = data.get("task_id")
+        if isinstance(task_id, int) and not isinstance(task_id, bool):
+            task_id = str(task_id)
+        raw_status = data.get("status")
+        if not isinstance(task_id, str) or not task_id:
+            raise ResponseFormatError(f"malformed task answer: no task_id: {data!r:.200}")
+        if not isinstance(raw_status, str):
+            raise ResponseFormatError(f"malformed task answer: no status: {data!r:.200}")
+        status = _STATUS.get(raw_status.strip().lower())
+        if status is None:
+            raise ResponseFormatError(f"unknown task status {raw_status!r} for task {task_id}")
+
+        result = _dict(data.get("result"))
+        metadata = _dict(result.get("metadata"))
+        extensions = _dict(result.get("extensions"))
+        if series is None:
+            series = any(place.get("result_type") == "series" for place in (data, result, metadata))
+        resources = result.get("resources")
+        if not isinstance(resources, list):
+            resources = data.get("resources")
+        model_id = data.get("model_id")
+        images, videos = _outputs(
+            resources if isinstance(resources, list) else [],
+            model_id if isinstance(model_id, str) else "",
+        )
+
+        created = _time(extensions.get("submit_time"))
+        updated = _time(extensions.get("end_time"))
+        expires = _time(data.get("result_expires_at"))
+        if expires is None:
+            expires = _time(result.get("result_expires_at"))
+        if expires is None and updated is not None and status is TaskStatus.SUCCEEDED:
+            expires = updated + RESULT_LIFETIME
+        return TaskResult(
+            task_id=task_id,
+            external_task_id=None,  # §5.5: Modellix never knew one
+            status=status,
+            status_message=_reason(data, raw_status) if status is TaskStatus.FAILED else None,
+            images=() if series else images,
+            series_images=images if series else (),
+            videos=videos,
+            created_at=created,
+            updated_at=updated,
+            expires_at=expires,
+        )
+
+    def parse_task_list(self, data: Any) -> list[TaskResult]:
+        """Modellix has no list query (§0).
+
+        Raises:
+            NotImplementedError: always.
+        """
+        raise NotImplementedError("modellix has no list or batch task query (modellix_api.md §0)")
+
+    def is_terminal_wire_status(self, raw: str) -> bool:
+        """Whether a wire ``status`` string means the task has ended (§2): ``success``,
+        ``failed`` and the aliases :meth:`parse_task` accepts. Case-insensitive."""
+        status = _STATUS.get(raw.strip().lower())
+        return status is not None and status.is_terminal
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _outputs(
+    resources: list[Any], model_id: str
+) -> tuple[tuple[GeneratedImage, ...], tuple[GeneratedVideo, ...]]:
+    images: list[GeneratedImage] = []
+    videos: list[GeneratedVideo] = []
+    for position, item in enumerate(resources):
+        if isinstance(item, str):
+            url, kind, duration = item, None, None
+        elif isinstance(item, dict) and isinstance(item.get("url"), str):
+            url = item["url"]
+            kind = item.get("type") if isinstance(item.get("type"), str) else None
+            duration = _seconds(item.get("duration"))
+        else:
+            raise ResponseFormatError(
+                f"malformed task answer: resources[{position}] has no url: {item!r:.200}"
+            )
+        kind = (kind or _guess_kind(url, model_id)).lower()
+        if kind == "image":
+            images.append(GeneratedImage(index=len(images), url=url))
+        elif kind == "video":
+            videos.append(GeneratedVideo(index=len(videos), url=url, duration=duration))
+        # §2: "audio" (and anything else) is not an output the SDK models: skipped.
+    return tuple(images), tuple(videos)
+
+
+def _guess_kind(url: str, model_id: str) -> str:
+    """INFERRED: §2 makes ``type`` part of each resource, but the CLI tolerates its absence."""
+    path = urlsplit(url).path.lower()
+    if path.endswith(_VIDEO_SUFFIXES):
+        return "video"
+    if path.endswith(_IMAGE_SUFFIXES):
+        return "image"
+    return "video" if "video" in model_id else "image"
+
+
+def _seconds(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) and number >= 0 else None
+
+
+def _reason(data: dict[str, Any], raw_status: str) -> str:
+    """A failed task's reason. §2/§3: no documented field (``data.error`` "is no longer
+    used"); the fields tried here are INFERRED, and the status itself is the fallback."""
+    for key in ("message", "error_message", "fail_reason", "reason", "error"):
+        value = data.get(key)
+        if isinstance(value, dict):
+            value = value.get("message")
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+    return f"task {raw_status.strip().lower()}"
+
+
+def _time(value: Any) -> dt.datetime | None:
+    """An aware datetime from an ISO 8601 string (UTC when it has no offset) or an epoch
+    number. Epoch values above 1e11 are milliseconds, smaller ones seconds (the 1e11 split
+    puts both forms of any date between 1973 and 5138 on the right side). Unreadable → None.
+    """
+    if isinstance(value, bool) or value is None or value == "":
+        return None
+    number: float | None = None
+    if isinstance(value, int | float):
+        number = float(value)
+    elif isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            try:
+                parsed = dt.datetime.fromisoformat(value.strip())
+            except ValueError:
+                return None
+            return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+    if number is None or not math.isfinite(number) or number <= 0:
+        return None
+    ms = number if number >= 1e11 else number * 1000.0
+    try:
+        return ms_to_datetime(ms)
+    except (OverflowError, ValueError, OSError):
+        return None
+
+
+def _header(headers: Mapping[str, str] | None, name: str) -> str | None:
+    lowered = name.lower()
+    return next((v for k, v in (headers or {}).items() if k.lower() == lowered), None)
+
+
+def _retry_after(headers: Mapping[str, str] | None, now: float | None = None) -> float | None:
+    """Seconds to wait, from ``Retry-After`` (seconds or an HTTP date) or else
+    ``X-RateLimit-Reset`` (§4; epoch seconds or ms when large, else seconds). ``None`` when
+    neither is usable."""
+    now = time.time() if now is None else now
+    value = _header(headers, "Retry-After")
+    if value is not None:
+        seconds = _number(value)
+        if seconds is not None:
+            return max(0.0, seconds)
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            when = None
+        if when is not None:
+            if when.tzinfo is None:
+                when = when.replace(tzinfo=dt.UTC)
+            return max(0.0, when.timestamp() - now)
+    reset = _number(_header(headers, "X-RateLimit-Reset"))
+    if reset is None:
+        return None
+    if reset >= 1e12:
+        return max(0.0, reset / 1000.0 - now)
+    if reset >= 1e9:
+        return max(0.0, reset - now)
+    return max(0.0, reset)
+
+
+def _number(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        number = float(value.strip())
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _error(
+    message: str,
+    code: int | None,
+    http_status: int,
+    headers: Mapping[str, str] | None,
+    body: Any,
+) -> APIError:
+    """Build the :class:`APIError` for an error answer (§3), with ``retry_after`` on 429."""
+    key = code if code is not None and 400 <= code < 600 else http_status
+    cls: type[APIError] = ServerError if key >= 500 else _ERRORS.get(key, APIError)
+    if cls is RateLimitError and _CONCURRENCY.search(message):
+        cls = ConcurrencyLimitError
+    request_id = body.get("request_id") if isinstance(body, dict) else None
+    if not isinstance(request_id, str | int) or isinstance(request_id, bool) or request_id == "":
+        request_id = _header(headers, "X-Request-Id")
+    error = cls(
+        message,
+        code=code,
+        request_id=str(request_id) if request_id is not None else None,
+        http_status=http_status,
+    )
+    if isinstance(error, RateLimitError):
+        error.retry_after = _retry_after(headers)
+    return error
