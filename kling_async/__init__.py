@@ -11,6 +11,9 @@ each result the moment its task ends::
                 print(outcome.index, outcome.ok, outcome.result)
 """
 
+from ._callbacks import CallbackHint as CallbackHint
+from ._callbacks import CallbackReceiver as CallbackReceiver
+from ._callbacks import ReceiverStats as ReceiverStats
 from ._client import ClientStats as ClientStats
 from ._client import KlingClient as KlingClient
 from ._download import DownloadError as DownloadError
@@ -58,6 +61,8 @@ __all__ = [
     "APIError",
     "AccountError",
     "AuthenticationError",
+    "CallbackHint",
+    "CallbackReceiver",
     "ClientStats",
     "ConcurrencyLimitError",
     "ContentPolicyError",
@@ -82,6 +87,7 @@ __all__ = [
     "Quota",
     "QuotaError",
     "RateLimitError",
+    "ReceiverStats",
     "ReferenceVideo",
     "Request",
     "RequestTimeoutError",
