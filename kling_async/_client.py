@@ -24,6 +24,7 @@ from typing import Any, Literal, Self
 import aiohttp
 import anyio
 import attrs
+from aiolimiter import AsyncLimiter
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from tenacity import (
@@ -36,6 +37,7 @@ from tenacity import (
 )
 
 from ._auth import ApiKeyAuth, JwtAuth
+from ._callbacks import CallbackHint, CallbackReceiver
 from ._download import SavedFile, download_result
 from ._errors import (
     APIError,
@@ -44,6 +46,7 @@ from ._errors import (
     DeadlineExceededError,
     InvalidRequestError,
     KlingError,
+    OutcomeUnknownError,
     QuotaError,
     RateLimitError,
     ResponseFormatError,
@@ -65,6 +68,8 @@ from ._models import (
     TaskStatus,
 )
 from ._providers.kling import DEFAULT_BASE_URL, KlingCodec
+from ._providers.modellix import DEFAULT_BASE_URL as MODELLIX_BASE_URL
+from ._providers.modellix import ModellixCodec
 from ._quota import AutoSeriesEstimator, PoolLimiter, request_cost
 from ._transport import Transport
 
@@ -75,6 +80,14 @@ _SINGLE_GET_MAX = 2  # up to this many tasks in flight, single GETs are as cheap
 _PAGE_SIZE_MIN = 30  # §5.4: pageSize 1–500, default 30 [S1]
 _PAGE_SIZE_MAX = 500
 _PAGES_MAX = 3  # list pages per tick before falling back to single GETs for stragglers
+MODELLIX_REQUESTS_PER_MINUTE = 100.0  # modellix_api.md §4: 100 requests/min per key [S-arch]
+_CALLBACK_POLL_FACTOR = 10.0  # with callbacks, polling is a slow safety net
+# Budgeted polling (Modellix) checks a task first after this many poll intervals while its pool
+# has not seen a task end: with the defaults 3.2 s for images, 20 s for videos (images usually
+# take 3–10 s, videos 30–120 s, modellix_api.md §4 [G-skill]).
+_FIRST_CHECK_FACTOR = 4.0
+
+Codec = KlingCodec | ModellixCodec
 
 
 @attrs.define(eq=False)
@@ -83,7 +96,10 @@ class _Tracked:
     pool: PoolLimiter
     reserved: int
     auto_series: bool
+    series: bool = False  # a series request: Modellix answers need this to sort images
     started: float = attrs.field(factory=anyio.current_time)
+    next_check: float = 0.0  # budgeted polling: when to query this task next
+    checks: int = 0  # queries that found it still running
     done: anyio.Event = attrs.field(factory=anyio.Event)
     result: TaskResult | None = None
     error: KlingError | None = None
@@ -123,23 +139,34 @@ class KlingClient:
             result = await client.wait(task)
 
     Args:
-        api_key: Bearer API key (reference §3.1). Default: env ``KLING_API_KEY``.
-        access_key: AccessKey for HS256 JWT auth (§3.2); needs ``secret_key``. Default: env
-            ``KLING_ACCESS_KEY``.
+        api_key: Bearer API key (reference §3.1). Default: env ``KLING_API_KEY`` (Kling) or
+            ``MODELLIX_API_KEY`` (Modellix).
+        access_key: AccessKey for HS256 JWT auth (§3.2, Kling only); needs ``secret_key``.
+            Default: env ``KLING_ACCESS_KEY``.
         secret_key: SecretKey. Default: env ``KLING_SECRET_KEY``.
         base_url: API root, optionally with a gateway path prefix such as
-            ``"https://api.powertokens.ai/kling"``. Default: env ``KLING_BASE_URL``, else
-            ``https://api-singapore.klingai.com``.
-        provider: Wire API: ``"kling"`` (native and gateways). Default ``"kling"``.
-        quota: Concurrency slots per pool (:class:`Quota`). Default ``Quota()`` (image 9,
-            video 5).
-        request_timeout: Seconds one HTTP request may take. Default 30.0; ``None`` disables.
+            ``"https://api.powertokens.ai/kling"``. Default (Kling): env ``KLING_BASE_URL``,
+            else ``https://api-singapore.klingai.com``; (Modellix): env ``MODELLIX_BASE_URL``,
+            else ``https://api.modellix.ai/api/v1``.
+        provider: Wire API: ``"kling"`` (Kling's native API and gateways that proxy it) or
+            ``"modellix"``. The same request models and results work on both; a request
+            field a wire API cannot carry is refused before sending
+            (:class:`InvalidInputError` naming the provider and the field). Default
+            ``"kling"``.
+        quota: Concurrency slots (:class:`Quota`): per pool on Kling, the team limit
+            ``Quota.team`` on Modellix. Default ``Quota()`` (image 9, video 5, team 3).
+        request_timeout: Seconds one HTTP request may take. On expiry a query is retried (with
+            backoff); a create is treated as ambiguous: on Kling the task is looked up by its
+            ``external_task_id`` before anything is sent again, on Modellix it ends as
+            :class:`OutcomeUnknownError`. Default 30.0; ``None`` disables.
         task_timeout: Seconds from create until a task must end; on expiry ``wait()`` raises and
             ``stream()`` yields :class:`TaskTimeoutError` while the SDK keeps following the
             task so its quota slots are released when the server ends it. Default ``None``.
-        image_poll_interval: Seconds between polls of the image tasks in flight. Each poll is
-            one list query for all of them (single GETs when only one or two are in flight).
-            Default 1.0.
+            (The whole-run deadline is ``stream(..., deadline=)``.)
+        image_poll_interval: Seconds between polls of the image tasks in flight, ±10 % jitter.
+            On Kling each poll is one list query for all of them (single GETs when only one or
+            two are in flight); while no task can have ended yet (all younger than 80 % of the
+            shortest their pool has seen) polls wait. Default 0.8.
         video_poll_interval: The same for video tasks. Default 5.0.
         lookahead: Requests ``stream()`` pulls from the input ahead of the ones running, so a
             small request can start while a large one waits for slots. Default 32.
@@ -147,13 +174,26 @@ class KlingClient:
             before creating) on 1302, 5000–5002, 5xx and transport errors. Default 5.
         journal: Path of a SQLite journal (created if missing). With it, the intent of each
             create is recorded before it is sent, the task id after, the result at the end;
-            running the same requests (same ``external_task_id``) again re-attaches to tasks
-            still running, returns finished results without any request, and creates only
-            what never reached the server. Default ``None`` (no journal).
+            running the same requests (same ``external_task_id``, or same ``keys`` given to
+            :meth:`stream`) again re-attaches to tasks still running, returns finished results
+            without any request, and creates only what never reached the server. Default
+            ``None`` (no journal).
+        requests_per_minute: Budget of HTTP requests (creates and queries) per minute, kept
+            with a leaky bucket that lets one request through every ``60 / budget`` seconds
+            (no bursts, so no 60 s window ever holds more than the budget). A 429 rate-limit
+            answer pauses all requests for its ``Retry-After`` / ``X-RateLimit-Reset``.
+            Default: 100 on Modellix (its per-key limit, modellix_api.md §4), none on Kling.
+        submit_path: Modellix only: which documented create path to use first, ``"async"``
+            (``/kling/{model}/async``) or ``"plain"`` (``/kling/{model}``); the client
+            switches to the other only after a definite 404/405. Default ``"async"``.
+        callbacks: A :class:`CallbackReceiver` (Kling only). Creates without a
+            ``callback_url`` get the receiver's URL; each callback is a hint confirmed by an
+            authenticated query, so its outcome arrives within milliseconds, and polling
+            goes on ten times slower as a safety net. Default ``None``.
 
     Raises:
-        ValueError: no credentials were given or found in the environment, or an unknown
-            provider.
+        ValueError: no credentials were given or found in the environment, an unknown
+            provider, or an option out of range.
     """
 
     def __init__(
@@ -163,34 +203,57 @@ class KlingClient:
         access_key: str | None = None,
         secret_key: str | None = None,
         base_url: str | None = None,
-        provider: Literal["kling"] = "kling",
+        provider: Literal["kling", "modellix"] = "kling",
         quota: Quota | None = None,
         request_timeout: float | None = 30.0,
         task_timeout: float | None = None,
-        image_poll_interval: float = 1.0,
+        image_poll_interval: float = 0.8,
         video_poll_interval: float = 5.0,
         lookahead: int = 32,
         max_retries: int = 5,
         journal: str | os.PathLike[str] | None = None,
+        requests_per_minute: float | None = None,
+        submit_path: Literal["async", "plain"] = "async",
+        callbacks: CallbackReceiver | None = None,
     ) -> None:
-        if provider != "kling":
-            raise ValueError(f"provider: {provider!r}, must be 'kling'")
-        api_key = api_key or os.environ.get("KLING_API_KEY") or None
-        access_key = access_key or os.environ.get("KLING_ACCESS_KEY") or None
-        secret_key = secret_key or os.environ.get("KLING_SECRET_KEY") or None
+        env = os.environ
+        self._codec: Codec
+        if provider == "kling":
+            api_key = api_key or env.get("KLING_API_KEY") or None
+            access_key = access_key or env.get("KLING_ACCESS_KEY") or None
+            secret_key = secret_key or env.get("KLING_SECRET_KEY") or None
+            url = base_url or env.get("KLING_BASE_URL") or DEFAULT_BASE_URL
+            self._codec = KlingCodec()
+        elif provider == "modellix":
+            if access_key or secret_key:
+                raise ValueError("access_key/secret_key: Modellix takes an api_key only")
+            if callbacks is not None:
+                raise ValueError("callbacks: Modellix has no callback_url (modellix_api.md §4)")
+            if submit_path not in ("async", "plain"):
+                raise ValueError(f"submit_path: {submit_path!r}, must be 'async' or 'plain'")
+            api_key = api_key or env.get("MODELLIX_API_KEY") or None
+            url = base_url or env.get("MODELLIX_BASE_URL") or MODELLIX_BASE_URL
+            self._codec = ModellixCodec(submit_path=submit_path)
+            if requests_per_minute is None:
+                requests_per_minute = MODELLIX_REQUESTS_PER_MINUTE
+        else:
+            raise ValueError(f"provider: {provider!r}, must be 'kling' or 'modellix'")
         self._auth: ApiKeyAuth | JwtAuth
         if api_key:
             self._auth = ApiKeyAuth(api_key)
         elif access_key and secret_key:
             self._auth = JwtAuth(access_key, secret_key)
+        elif provider == "modellix":
+            raise ValueError("no credentials: pass api_key=... or set MODELLIX_API_KEY")
         else:
             raise ValueError(
                 "no credentials: pass api_key=... (or access_key=... and secret_key=...), or set "
                 "KLING_API_KEY (or KLING_ACCESS_KEY and KLING_SECRET_KEY)"
             )
-        url = base_url or os.environ.get("KLING_BASE_URL") or DEFAULT_BASE_URL
         if not url.startswith(("http://", "https://")):
             raise ValueError(f"base_url: {url!r}, must be an http(s) URL")
+        if requests_per_minute is not None and requests_per_minute <= 0:
+            raise ValueError(f"requests_per_minute: {requests_per_minute}, must be > 0")
         if lookahead < 1:
             raise ValueError(f"lookahead: {lookahead}, must be ≥ 1")
         if max_retries < 1:
@@ -207,14 +270,19 @@ class KlingClient:
         self.lookahead = lookahead
         self.max_retries = max_retries
         self.stats = ClientStats()
-        self._codec = KlingCodec()
+        self.requests_per_minute = requests_per_minute
+        self._budget = _RequestBudget(requests_per_minute) if requests_per_minute else None
+        self.callbacks = callbacks
+        self._unsubscribe: Callable[[], None] | None = None
+        self._confirming: set[str] = set()
         self._pools: dict[str, PoolLimiter] = {}
         self._durations: dict[str, _DurationEstimate] = {}
         self._auto: dict[str, AutoSeriesEstimator] = {}
         self._inflight: dict[str, _Tracked] = {}
         self._finished: OrderedDict[str, _Tracked] = OrderedDict()
         self._ticket = 0
-        self._pollers: set[Kind] = set()
+        self._pollers: set[str] = set()
+        self._wakeup = anyio.Event()
         self._state: Literal["new", "open", "closed"] = "new"
         self._session: aiohttp.ClientSession | None = None
         self._transport: Transport | None = None
@@ -238,6 +306,8 @@ class KlingClient:
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
         self._state = "open"
+        if self.callbacks is not None:
+            self._unsubscribe = self.callbacks.subscribe(self._on_hint)
         return self
 
     async def __aexit__(
@@ -258,6 +328,9 @@ class KlingClient:
             self._state = "closed"
             return
         self._state = "closed"
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
         tg, self._tg = self._tg, None
         try:
             if tg is not None:
@@ -352,6 +425,7 @@ class KlingClient:
         requests: Iterable[Request] | AsyncIterable[Request],
         *,
         deadline: float | None = None,
+        keys: Callable[[int, Request], str] | None = None,
     ) -> AsyncIterator[MemoryObjectReceiveStream[Outcome]]:
         """Run many requests under quota and yield each :class:`Outcome` as its task ends.
 
@@ -373,6 +447,12 @@ class KlingClient:
                 :class:`TaskTimeoutError` and its ``task`` set, so it can be fetched later
                 with :meth:`get` (a journal re-attaches to it on the next run). The tasks'
                 quota slots stay held until the server ends them.
+            keys: Gives each request's key from its input position and itself: the
+                ``external_task_id`` sent to Kling (when the request has none) and, on every
+                wire API, the name of its journal entry and of :attr:`Task.external_task_id`.
+                Stable keys let a journal resume a run; on Modellix, which has no
+                ``external_task_id``, they are the only way to. Default: the request's
+                ``external_task_id``, else a random one.
 
         Usage::
 
@@ -389,7 +469,7 @@ class KlingClient:
         try:
             until = None if deadline is None else anyio.current_time() + deadline
             async with anyio.create_task_group() as tg:
-                tg.start_soon(self._feed, requests, send, tg, until)
+                tg.start_soon(self._feed, requests, send, tg, until, keys)
                 try:
                     async with receive:
                         yield receive
@@ -403,18 +483,20 @@ class KlingClient:
         requests: Iterable[Request] | AsyncIterable[Request],
         *,
         deadline: float | None = None,
+        keys: Callable[[int, Request], str] | None = None,
     ) -> list[Outcome]:
         """Run every request under quota and return the outcomes in input order.
 
         Args:
             requests: As :meth:`stream`.
             deadline: As :meth:`stream`.
+            keys: As :meth:`stream`.
 
         Raises:
             TypeError, RuntimeError: as :meth:`stream`.
         """
         outcomes: list[Outcome] = []
-        async with self.stream(requests, deadline=deadline) as stream:
+        async with self.stream(requests, deadline=deadline, keys=keys) as stream:
             async for outcome in stream:
                 outcomes.append(outcome)
         outcomes.sort(key=lambda o: o.index)
@@ -459,13 +541,14 @@ class KlingClient:
         )
 
     def pool(self, model: str, kind: Kind) -> PoolLimiter:
-        """The quota pool of ``(model, kind)`` (created on first use)."""
-        name = f"{model}:{kind}"
+        """The quota pool of ``(model, kind)`` (created on first use). On Modellix every model
+        and kind share the team's pool, ``"modellix:team"``."""
+        team = self.provider == "modellix"
+        name = "modellix:team" if team else f"{model}:{kind}"
         pool = self._pools.get(name)
         if pool is None:
-            pool = PoolLimiter(
-                name, self.quota.capacity(model, kind), hol_patience=self.quota.hol_patience
-            )
+            capacity = self.quota.team if team else self.quota.capacity(model, kind)
+            pool = PoolLimiter(name, capacity, hol_patience=self.quota.hol_patience)
             durations = _DurationEstimate()
             self._durations[name] = durations
             pool.expected_duration = durations.mean
@@ -482,6 +565,7 @@ class KlingClient:
         send: MemoryObjectSendStream[Outcome],
         tg: TaskGroup,
         until: float | None,
+        keys: Callable[[int, Request], str] | None,
     ) -> None:
         window = anyio.Semaphore(self.lookahead)
         items = _aiter(requests)
@@ -498,7 +582,8 @@ class KlingClient:
                         f"requests[{index}]: expected OmniImageRequest or OmniVideoRequest, "
                         f"got {type(request).__name__}"
                     )
-                tg.start_soon(self._lifecycle, index, request, send.clone(), window, until)
+                key = keys(index, request) if keys is not None else None
+                tg.start_soon(self._lifecycle, index, request, send.clone(), window, until, key)
                 index += 1
 
     async def _lifecycle(
@@ -508,6 +593,7 @@ class KlingClient:
         send: MemoryObjectSendStream[Outcome],
         window: anyio.Semaphore,
         until: float | None,
+        key: str | None,
     ) -> None:
         released = False
 
@@ -520,19 +606,24 @@ class KlingClient:
 
         async with send:
             try:
-                outcome = await self._run_one(index, request, admitted, until)
+                outcome = await self._run_one(index, request, admitted, until, key)
             finally:
                 admitted()
             await send.send(outcome)
 
     async def _run_one(
-        self, index: int, request: Request, admitted: Callable[[], None], until: float | None
+        self,
+        index: int,
+        request: Request,
+        admitted: Callable[[], None],
+        until: float | None,
+        key: str | None,
     ) -> Outcome:
         tracked: _Tracked | None = None
         try:
             # The create itself is shielded in _submit: the deadline never cuts one in half.
             with anyio.CancelScope(deadline=math.inf if until is None else until):
-                tracked = await self._submit(request, admitted)
+                tracked = await self._submit(request, admitted, key)
         except AuthenticationError:
             raise  # bad credentials make the whole batch pointless (DESIGN §4)
         except KlingError as exc:
@@ -558,8 +649,21 @@ class KlingClient:
 
     # -- submit ------------------------------------------------------------------------------
 
-    async def _submit(self, request: Request, admitted: Callable[[], None] | None) -> _Tracked:
-        external_task_id = request.external_task_id or f"ka-{uuid.uuid4().hex}"
+    def check(self, request: Request) -> None:
+        """Check that this client's wire API can carry ``request``; sends nothing.
+
+        Raises:
+            InvalidInputError: a field the wire API cannot carry is set (e.g. ``watermark`` on
+                Modellix), or a rule of that wire API is broken; the message names the provider
+                and the field.
+        """
+        self._codec.check(request)
+
+    async def _submit(
+        self, request: Request, admitted: Callable[[], None] | None, key: str | None = None
+    ) -> _Tracked:
+        self._codec.check(request)
+        external_task_id = request.external_task_id or key or f"ka-{uuid.uuid4().hex}"
         pool = self.pool(request.model_name, request.kind)
         if self.journal is not None:
             resumed = await self._resume(request, external_task_id, pool)
@@ -567,12 +671,19 @@ class KlingClient:
                 if admitted is not None:
                     admitted()
                 return resumed
-        body = await anyio.to_thread.run_sync(self._codec.build_create, request, external_task_id)
+        wire_request = request
+        if self.callbacks is not None and request.callback_url is None:
+            wire_request = attrs.evolve(request, callback_url=self.callbacks.url)
+        body = await anyio.to_thread.run_sync(
+            self._codec.build_create, wire_request, external_task_id
+        )
         auto = self._auto[pool.name]
         self._ticket += 1
         ticket, since = self._ticket, anyio.current_time()
         backoff = 0.25
         price = request_cost(request, auto)
+        if self.provider == "modellix":  # Quota.team: a large request runs alone
+            price = _capped(price, pool.capacity)
         while True:
             cost = await pool.acquire(price, ticket=ticket, since=since)
             if admitted is not None:
@@ -629,6 +740,14 @@ class KlingClient:
         if entry.state == "intent":
             # A create may or may not have reached the server: ask it (§5.3 lookup by id).
             # Only "no such task" lets us create; a failed lookup is raised, never guessed.
+            if not self._codec.supports_external_lookup:
+                raise OutcomeUnknownError(
+                    f"an earlier run sent the create for {external_task_id!r} on "
+                    f"{self.provider} and never learnt its task id; the task may exist and be "
+                    "billed, so it is not sent again",
+                    provider=self.provider,
+                    external_task_id=external_task_id,
+                )
             found = await self._find_by_external_id(request, external_task_id, 0)
             if found is None:
                 await self.journal.forget(external_task_id)
@@ -686,25 +805,61 @@ class KlingClient:
     async def _create(
         self, request: Request, body: Mapping[str, Any], external_task_id: str, cost: int
     ) -> Task:
-        path = self._codec.create_path(request)
+        """Send the create until the server certainly has the task, retrying only what
+        certainly did not create one (DESIGN §7): 1302, a connection refused before sending,
+        and an ambiguous failure after which a lookup by ``external_task_id`` finds no task.
+
+        Raises:
+            ConcurrencyLimitError: 1303 (or Modellix 429 concurrency): re-queued by the caller.
+            OutcomeUnknownError: Modellix, after an ambiguous failure.
+            KlingError: a terminal refusal, or retries exhausted.
+        """
         delay = 0.5
+        switched = False
+        ambiguous = False  # an earlier attempt may have created the task
         for attempt in range(1, self.max_retries + 1):
             try:
+                path = self._codec.create_path(request)
                 data = await self._call("POST", path, json_body=body)
                 task = self._codec.parse_create(data, request, external_task_id, cost)
                 self.stats.creates += 1
                 return task
             except ConcurrencyLimitError:
                 raise
+            except InvalidRequestError as exc:
+                if ambiguous:
+                    # Perhaps the earlier attempt did create it, and this refusal is about the
+                    # reused external_task_id (§5.1: unique per account): look again.
+                    found = await self._recover(exc, request, external_task_id, cost)
+                    if found is not None:
+                        return found
+                # Modellix documents two create paths (modellix_api.md §1); a definite 404/405
+                # proves nothing was created, so the other form may be tried, once.
+                codec = self._codec
+                if switched or exc.http_status not in (404, 405):
+                    raise
+                if not isinstance(codec, ModellixCodec):
+                    raise
+                switched = True
+                if codec.create_path(request) == path:  # not yet switched by another create
+                    self._codec = codec.other_submit_path()
+                continue
             except RateLimitError as exc:  # 1302: certainly not created
                 failure: KlingError = exc
                 wait = exc.retry_after or delay
             except TransportError as exc:
-                if exc.sent:
-                    return await self._recover(exc, request, external_task_id, cost)
                 failure, wait = exc, delay
+                if exc.sent:
+                    found = await self._recover(exc, request, external_task_id, cost)
+                    if found is not None:
+                        return found
+                    ambiguous = True
             except (ServerError, ResponseFormatError) as exc:
-                return await self._recover(exc, request, external_task_id, cost)
+                failure, wait = exc, delay
+                found = await self._recover(exc, request, external_task_id, cost)
+                if found is not None:
+                    return found
+                ambiguous = True
             if attempt == self.max_retries:
                 raise failure
             await anyio.sleep(wait * (0.5 + random.random()))
@@ -713,17 +868,28 @@ class KlingClient:
 
     async def _recover(
         self, failure: KlingError, request: Request, external_task_id: str, cost: int
-    ) -> Task:
+    ) -> Task | None:
         """After an ambiguous create (the task may exist, §8 INFERRED [S15]): the task if the
-        server has it. Otherwise, or when the lookup itself fails, ``failure`` is raised and
-        nothing is sent again."""
+        server has it, ``None`` when the server says it has none (1203), so the create may be
+        sent again under the same ``external_task_id``. When the lookup itself fails,
+        ``failure`` is raised: nothing is sent again on a guess. Where the wire API has no
+        lookup by client id (Modellix), :class:`OutcomeUnknownError` is raised
+        (modellix_api.md §3: never re-send a paid create)."""
+        if not self._codec.supports_external_lookup:
+            raise OutcomeUnknownError(
+                f"the create for {external_task_id!r} on {self.provider} was sent but its "
+                f"answer was lost ({failure}); the task may exist and be billed, and "
+                f"{self.provider} cannot look it up by a client id, so it was not sent again",
+                provider=self.provider,
+                external_task_id=external_task_id,
+                http_status=getattr(failure, "http_status", None),
+            ) from failure
         try:
             found = await self._find_by_external_id(request, external_task_id, cost)
         except KlingError:
-            found = None
-        if found is None:
-            raise failure
-        self.stats.creates += 1
+            raise failure from None
+        if found is not None:
+            self.stats.creates += 1
         return found
 
     async def _find_by_external_id(
@@ -758,14 +924,57 @@ class KlingClient:
             pool,
             cost,
             auto_series=isinstance(request, OmniImageRequest) and request.is_auto_series,
+            series=isinstance(request, OmniImageRequest) and request.result_type == "series",
         )
         self._inflight[task.task_id] = tracked
         self.stats.in_flight += 1
         assert self._tg is not None
-        if task.kind not in self._pollers:
+        if not self._codec.supports_list_query:
+            shortest = self._durations[pool.name].shortest
+            interval = self.poll_intervals[task.kind]
+            first = 0.8 * shortest if shortest else _FIRST_CHECK_FACTOR * interval
+            tracked.next_check = tracked.started + max(interval, first)
+            self._wakeup.set()
+            if "budgeted" not in self._pollers:
+                self._pollers.add("budgeted")
+                self._tg.start_soon(self._poll_budgeted)
+        elif task.kind not in self._pollers:
             self._pollers.add(task.kind)
             self._tg.start_soon(self._poll_kind, task.kind)
         return tracked
+
+    async def _poll_budgeted(self) -> None:
+        """Follow every in-flight task where there is no list query and requests are budgeted
+        (Modellix, DESIGN §6). A task is first checked once its pool's shortest observed
+        duration has (80 %) passed (before any has ended: images 3 s, videos 30 s,
+        modellix_api.md §4), then again after a delay growing ×1.5 per check up to 5 s
+        (images) or 20 s (videos). One query at a time, always for the most overdue task, the
+        one most likely finished, so a tight budget goes where results are, not round-robin.
+        """
+        while self._inflight:
+            now = anyio.current_time()
+            tracked = min(self._inflight.values(), key=lambda t: t.next_check)
+            if tracked.next_check > now:
+                self._wakeup = anyio.Event()
+                with anyio.move_on_after(tracked.next_check - now):
+                    await self._wakeup.wait()  # a new task may be due sooner
+                continue
+            kind = tracked.task.kind
+            try:
+                result = await self._query(kind, tracked.task.task_id)
+            except (AuthenticationError, InvalidRequestError) as exc:
+                tracked.error = exc  # the task can no longer be followed
+                await self._finish(tracked)
+                continue
+            except KlingError:
+                tracked.next_check = anyio.current_time() + self.poll_intervals[kind]
+                continue
+            tracked.checks += 1
+            cap = 5.0 if kind == "image" else 20.0
+            delay = min(cap, self.poll_intervals[kind] * 1.5 ** (tracked.checks - 1))
+            tracked.next_check = anyio.current_time() + max(delay, self.poll_intervals[kind])
+            await self._observe(tracked, result)
+        self._pollers.discard("budgeted")
 
     async def _poll_kind(self, kind: Kind) -> None:
         """Follow every in-flight task of ``kind`` until each is terminal (DESIGN §6).
@@ -897,7 +1106,8 @@ class KlingClient:
     async def _query(self, kind: Kind, task_id: str) -> TaskResult:
         self.stats.queries += 1
         data = await self._get(self._codec.query_path(kind, task_id))
-        return self._codec.parse_task(data)
+        tracked = self._inflight.get(task_id) or self._finished.get(task_id)
+        return self._codec.parse_task(data, series=tracked.series if tracked else None)
 
     async def _list(self, kind: Kind, page: int, page_size: int) -> list[TaskResult]:
         self.stats.list_queries += 1
@@ -929,10 +1139,16 @@ class KlingClient:
     ) -> Any:
         transport = self._check_open()
         for attempt in (1, 2):
+            if self._budget is not None:
+                await self._budget.acquire()
             self.stats.http_requests += 1
             response = await transport.request(method, path, json_body=json_body, params=params)
             try:
                 return self._codec.unwrap(response)
+            except RateLimitError as exc:
+                if self._budget is not None and not isinstance(exc, ConcurrencyLimitError):
+                    self._budget.pause(exc.retry_after or 1.0)
+                raise
             except AuthenticationError as exc:
                 # §3.2/§8: 1004 = JWT expired; re-sign once and try again.
                 if exc.code == 1004 and attempt == 1 and transport.invalidate_auth():
@@ -946,11 +1162,35 @@ class KlingClient:
         tracked = self._inflight.get(task) or self._finished.get(task)
         return task, kind or (tracked.task.kind if tracked else "image")
 
+    def _on_hint(self, hint: CallbackHint) -> None:
+        """A callback arrived (DESIGN §6): if it says a task we follow has ended, confirm with
+        an authenticated query at once. Duplicates, late and out-of-order hints are harmless:
+        a task already ended or being confirmed is skipped, and a hint never ends a task by
+        itself."""
+        tracked = self._inflight.get(hint.task_id)
+        if tracked is None or self._tg is None or hint.task_id in self._confirming:
+            return
+        if not self._codec.is_terminal_wire_status(hint.task_status):
+            return
+        self._confirming.add(hint.task_id)
+        self._tg.start_soon(self._confirm, tracked)
+
+    async def _confirm(self, tracked: _Tracked) -> None:
+        try:
+            result = await self._query(tracked.task.kind, tracked.task.task_id)
+        except KlingError:
+            return  # the poller will see the task end
+        finally:
+            self._confirming.discard(tracked.task.task_id)
+        await self._observe(tracked, result)
+
     def _poll_delay(self, kind: Kind) -> float:
         """Seconds until the next poll of ``kind``: the poll interval with ±10 % jitter, or
         longer while no task of that kind can have ended yet (each in-flight task is younger
         than 80 % of the shortest its pool has seen), so long video tasks cost few queries."""
         delay = self.poll_intervals[kind] * random.uniform(0.9, 1.1)
+        if self.callbacks is not None:
+            delay *= _CALLBACK_POLL_FACTOR
         earliest = math.inf
         for tracked in self._inflight.values():
             if tracked.task.kind != kind:
@@ -996,6 +1236,25 @@ class _DurationEstimate:
         return self._mean
 
 
+class _RequestBudget:
+    """At most ``per_minute`` HTTP requests in any minute: a leaky bucket of capacity one
+    (aiolimiter) that lets one request through every ``60 / per_minute`` seconds (plus 2 %
+    for clock differences with the server), and a pause honouring a 429's ``Retry-After``."""
+
+    def __init__(self, per_minute: float) -> None:
+        self._limiter = AsyncLimiter(1, 60.0 / per_minute * 1.02)
+        self._paused_until = 0.0
+
+    async def acquire(self) -> None:
+        # A loop, not an Event: a 429 met while sleeping may push the pause further out.
+        while (wait := self._paused_until - anyio.current_time()) > 0:  # noqa: ASYNC110
+            await anyio.sleep(wait)
+        await self._limiter.acquire()
+
+    def pause(self, seconds: float) -> None:
+        self._paused_until = max(self._paused_until, anyio.current_time() + seconds)
+
+
 def _is_transient(exc: BaseException) -> bool:
     """Query errors worth retrying: 1302/1303, 5000–5002, 5xx, transport, malformed JSON."""
     return isinstance(exc, RateLimitError | ServerError | TransportError | ResponseFormatError)
@@ -1008,6 +1267,12 @@ def _backoff(state: RetryCallState) -> float:
     exc = state.outcome.exception() if state.outcome else None
     retry_after = getattr(exc, "retry_after", None) or 0.0
     return max(float(_exp(state)), float(retry_after))
+
+
+def _capped(price: int | Callable[[], int], capacity: int) -> int | Callable[[], int]:
+    if callable(price):
+        return lambda: min(price(), capacity)
+    return min(price, capacity)
 
 
 def _changed(external_task_id: str, task_id: str | None) -> KlingError:

@@ -438,6 +438,11 @@ class Quota:
             maximum). Once an ``auto`` series has finished, the reservation follows the counts
             observed (their rounded-up mean), also for requests already waiting. Reserving
             too few is safe: the server answers 1303 and the request waits for room.
+        team: Modellix only: the team's concurrent-task limit, one pool for every model and
+            kind ("typically 3", modellix_api.md §4 [G-skill]). Image tasks are counted as on
+            Kling (``n``, ``series_amount``, the ``auto`` count), a video as 1; a request
+            costing more than the whole limit runs alone, taking every slot (INFERRED: how
+            Modellix counts a multi-image task is not documented). Default 3.
 
     Raises:
         ValueError: A capacity below 1, or an estimate outside 2–9.
@@ -448,9 +453,11 @@ class Quota:
     pools: Mapping[str, int] = attrs.field(factory=dict, converter=_pools)
     hol_patience: float | None = 300.0
     auto_series_estimate: int = 9
+    team: int = 3
 
     def __attrs_post_init__(self) -> None:
-        for name, value in (("image", self.image), ("video", self.video), *self.pools.items()):
+        named = (("image", self.image), ("video", self.video), ("team", self.team))
+        for name, value in (*named, *self.pools.items()):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"Quota.{name}: {value!r}, capacity must be an integer ≥ 1")
         for key in self.pools:
@@ -476,7 +483,8 @@ class Quota:
 
     @classmethod
     def parse(cls, text: str) -> Quota:
-        """Parse the CLI form ``"image=9,video=5,kling-image-o1:image=4"``.
+        """Parse the CLI form ``"image=9,video=5,kling-image-o1:image=4"`` (``team=3`` for
+        Modellix).
 
         Raises:
             ValueError: The text names an unknown key or a non-integer value.
@@ -487,7 +495,7 @@ class Quota:
             key, sep, value = part.partition("=")
             if not sep or not re.fullmatch(r"[0-9]+", value.strip()):
                 raise ValueError(f"--quota: {part!r} must look like 'image=9'")
-            if key in ("image", "video"):
+            if key in ("image", "video", "team"):
                 kwargs[key] = int(value)
             else:
                 pools[key] = int(value)

@@ -1,7 +1,8 @@
 """The ``kling-async`` command line.
 
-``kling-async run CAMPAIGN.jsonl --out DIR [--sandbox] [--quota image=9,video=5]`` submits every
-line of a campaign under quota, downloads each output to ``DIR`` as soon as its task ends,
+``kling-async run CAMPAIGN.jsonl --out DIR [--sandbox] [--quota image=9,video=5]
+[--provider kling|modellix] [--base-url URL] [--deadline S]`` submits every line of a campaign
+under quota, downloads each output to ``DIR`` as soon as its task ends,
 writes ``DIR/manifest.jsonl`` (one line per campaign line) and prints a summary. Exit status 0
 when every line succeeded, 1 when any failed or was invalid, 2 for a usage error.
 
@@ -19,7 +20,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import AsyncExitStack
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 import attrs
@@ -29,7 +30,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from ._campaign import CampaignLine, CampaignLineError, content_lines, read_campaign
 from ._client import KlingClient
 from ._download import safe_stem
-from ._errors import KlingError
+from ._errors import KlingError, OutcomeUnknownError
 from ._models import Outcome, Quota, Request
 
 __all__ = ["main"]
@@ -46,6 +47,11 @@ kling-async: no credentials.
   Give an API key:      export KLING_API_KEY=...            (https://kling.ai console)
   or AccessKey/Secret:  export KLING_ACCESS_KEY=... KLING_SECRET_KEY=...
   or try it offline:    kling-async run CAMPAIGN.jsonl --out DIR --sandbox"""
+
+NO_MODELLIX_CREDENTIALS = """\
+kling-async: no Modellix credentials.
+  Give an API key:      export MODELLIX_API_KEY=...   (https://modellix.ai/console/api-key)
+  or try it offline:    kling-async run CAMPAIGN.jsonl --out DIR --provider modellix --sandbox"""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -64,8 +70,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     campaign = Path(args.campaign)
     if not campaign.is_file():
         parser.error(f"campaign file not found: {campaign}")
-    if not args.sandbox and not _has_credentials():
-        print(NO_CREDENTIALS, file=sys.stderr)
+    if not args.sandbox and not _has_credentials(args.provider):
+        print(
+            NO_MODELLIX_CREDENTIALS if args.provider == "modellix" else NO_CREDENTIALS,
+            file=sys.stderr,
+        )
         return 2
     if args.resume and not (Path(args.out) / JOURNAL_NAME).exists():
         parser.error(f"--resume: no journal at {Path(args.out) / JOURNAL_NAME}")
@@ -76,6 +85,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         sandbox=args.sandbox,
         base_url=args.base_url,
         task_timeout=args.task_timeout,
+        provider=args.provider,
+        deadline=args.deadline,
     )
     return anyio.run(run_campaign, options, backend="asyncio")
 
@@ -92,9 +103,23 @@ def _parser() -> argparse.ArgumentParser:
         "--sandbox", action="store_true", help="run against the built-in sandbox, no account"
     )
     run.add_argument(
-        "--quota", help="concurrency slots, e.g. image=9,video=5,kling-image-o1:image=4"
+        "--quota",
+        help="concurrency slots, e.g. image=9,video=5,kling-image-o1:image=4 (Modellix: team=3)",
+    )
+    run.add_argument(
+        "--provider",
+        choices=("kling", "modellix"),
+        default="kling",
+        help="wire API: Kling's native API and gateways (default), or Modellix",
     )
     run.add_argument("--base-url", help="API root, e.g. a gateway https://host/kling")
+    run.add_argument(
+        "--deadline",
+        type=float,
+        default=None,
+        help="seconds the whole run may take; then nothing more is created, running tasks are "
+        "left to a later resume (default none)",
+    )
     run.add_argument(
         "--task-timeout", type=float, default=None, help="seconds a task may take (default none)"
     )
@@ -110,8 +135,10 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _has_credentials() -> bool:
+def _has_credentials(provider: str) -> bool:
     env = os.environ
+    if provider == "modellix":
+        return bool(env.get("MODELLIX_API_KEY"))
     return bool(env.get("KLING_API_KEY")) or bool(
         env.get("KLING_ACCESS_KEY") and env.get("KLING_SECRET_KEY")
     )
@@ -127,6 +154,8 @@ class RunOptions:
     sandbox: bool = False
     base_url: str | None = None
     task_timeout: float | None = None
+    provider: Literal["kling", "modellix"] = "kling"
+    deadline: float | None = None
 
 
 @attrs.define
@@ -150,20 +179,33 @@ async def run_campaign(options: RunOptions, console: Console | None = None) -> i
     tally = _Tally()
     started = time.monotonic()
     line_of: list[int] = []
+    key_of: list[str] = []
+
+    def invalid(line: int, reason: str) -> None:
+        tally.invalid += 1
+        rows[line] = _row(line, status="invalid", error=reason)
+        console.print(f"[red]line {line}: invalid[/red]: {reason}")
+        progress.advance(bar)
 
     def requests() -> Iterator[Request]:
         for item in read_campaign(options.campaign):
             if isinstance(item, CampaignLineError):
-                tally.invalid += 1
-                rows[item.line] = _row(item.line, status="invalid", error=item.reason)
-                console.print(f"[red]line {item.line}: invalid[/red]: {item.reason}")
-                progress.advance(bar)
+                invalid(item.line, item.reason)
                 continue
             assert isinstance(item, CampaignLine)
             request = item.request
-            if request.external_task_id is None:
-                request = attrs.evolve(request, external_task_id=f"{run_id}-{item.line:05d}")
+            # The line's key names its files and journal entry. Kling receives it as the
+            # external_task_id; Modellix has no such field, so there it stays local.
+            key = request.external_task_id or f"{run_id}-{item.line:05d}"
+            if options.provider == "modellix":
+                request = attrs.evolve(request, external_task_id=None)
+            try:
+                client.check(request)
+            except ValueError as exc:
+                invalid(item.line, str(exc))
+                continue
             line_of.append(item.line)
+            key_of.append(key)
             yield request
 
     async with AsyncExitStack() as stack:
@@ -181,8 +223,8 @@ async def run_campaign(options: RunOptions, console: Console | None = None) -> i
         bar = progress.add_task("campaign", total=total, detail="")
 
         async def finish(outcome: Outcome) -> None:
-            line = line_of[outcome.index]
-            row = await _save_outcome(client, outcome, line, out, tally)
+            line, key = line_of[outcome.index], key_of[outcome.index]
+            row = await _save_outcome(client, outcome, line, key, out, tally)
             rows[line] = row
             _append(manifest_path, row)
             progress.advance(bar)
@@ -195,7 +237,10 @@ async def run_campaign(options: RunOptions, console: Console | None = None) -> i
                 console.print(_describe(row))
 
         manifest_path.write_text("", encoding="utf-8")
-        async with client.stream(requests()) as outcomes, anyio.create_task_group() as tg:
+        stream = client.stream(
+            requests(), deadline=options.deadline, keys=lambda index, _: key_of[index]
+        )
+        async with stream as outcomes, anyio.create_task_group() as tg:
             async for outcome in outcomes:
                 tg.start_soon(finish, outcome)
 
@@ -218,6 +263,7 @@ async def _make_client(options: RunOptions, stack: AsyncExitStack, console: Cons
     journal = options.out / JOURNAL_NAME
     if not options.sandbox:
         return KlingClient(
+            provider=options.provider,
             base_url=options.base_url,
             quota=options.quota,
             task_timeout=options.task_timeout,
@@ -230,18 +276,21 @@ async def _make_client(options: RunOptions, stack: AsyncExitStack, console: Cons
         Sandbox(
             api_keys=(SANDBOX_KEY,),
             quota={"image": quota.image, "video": quota.video, **quota.pools},
+            modellix_concurrency=quota.team,
             image_duration=SANDBOX_IMAGE_DURATION,
             video_duration=SANDBOX_VIDEO_DURATION,
         )
     )
+    base_url = sandbox.modellix_base_url if options.provider == "modellix" else sandbox.base_url
     console.print(
-        f"sandbox at {sandbox.base_url} (task durations scaled down: images "
+        f"{options.provider} sandbox at {base_url} (task durations scaled down: images "
         f"{SANDBOX_IMAGE_DURATION[0]:g}–{SANDBOX_IMAGE_DURATION[1]:g} s, videos "
         f"{SANDBOX_VIDEO_DURATION[0]:g}–{SANDBOX_VIDEO_DURATION[1]:g} s)"
     )
     return KlingClient(
         api_key=SANDBOX_KEY,
-        base_url=sandbox.base_url,
+        provider=options.provider,
+        base_url=base_url,
         quota=quota,
         task_timeout=options.task_timeout,
         image_poll_interval=0.25,
@@ -251,14 +300,15 @@ async def _make_client(options: RunOptions, stack: AsyncExitStack, console: Cons
 
 
 async def _save_outcome(
-    client: KlingClient, outcome: Outcome, line: int, out: Path, tally: _Tally
+    client: KlingClient, outcome: Outcome, line: int, ext: str, out: Path, tally: _Tally
 ) -> dict[str, Any]:
     task = outcome.task
     files: list[str] = []
     error = str(outcome.error) if outcome.error is not None else None
     status = outcome.result.status.value if outcome.result else "error"
-    ext = outcome.request.external_task_id
-    if outcome.ok and outcome.result is not None and ext is not None:
+    if isinstance(outcome.error, OutcomeUnknownError):
+        status = "outcome_unknown"
+    if outcome.ok and outcome.result is not None:
         entry = await client.journal.get(ext) if client.journal else None
         if entry is not None and entry.files and all((out / f).exists() for f in entry.files):
             files = list(entry.files)  # saved by an earlier run: nothing to fetch
@@ -284,7 +334,7 @@ async def _save_outcome(
     return _row(
         line,
         task_id=task.task_id if task else None,
-        external_task_id=task.external_task_id if task else outcome.request.external_task_id,
+        external_task_id=ext,
         status=status,
         files=files,
         error=error,

@@ -110,6 +110,17 @@ class KlingCodec:
     """Maps request models to Kling's native wire form and answers back to results."""
 
     name: str = "kling"
+    supports_list_query: bool = True  # §5.4 [S1]: pageNum/pageSize list query
+    supports_external_lookup: bool = True  # §5.3 [S1]: query by external_task_id
+
+    def check(self, request: Request) -> None:
+        """Refuse what this wire API cannot carry. Kling's native API carries every field of
+        the request models (§5.1, §6.1), so this never raises."""
+
+    def is_terminal_wire_status(self, raw: str) -> bool:
+        """Whether ``raw`` (a wire ``task_status`` such as ``"succeed"``, §4) is terminal."""
+        status = _STATUS.get(raw)
+        return status is not None and status.is_terminal
 
     def create_path(self, request: Request) -> str:
         """Path of the create endpoint for ``request``."""
@@ -256,8 +267,9 @@ class KlingCodec:
             created_at=wire.created_at if wire else None,
         )
 
-    def parse_task(self, data: Any) -> TaskResult:
-        """The :class:`TaskResult` of a query answer (§5.3, §6.2).
+    def parse_task(self, data: Any, *, series: bool | None = None) -> TaskResult:
+        """The :class:`TaskResult` of a query answer (§5.3, §6.2). ``series`` is ignored:
+        Kling's answer keeps ``series_images`` apart itself.
 
         Raises:
             ResponseFormatError: the answer lacks ``task_id``/``task_status`` or has an unknown
