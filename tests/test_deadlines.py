@@ -63,9 +63,7 @@ async def test_long_tasks_are_polled_less_once_their_shortest_duration_is_known(
     flight is younger than 80 % of the shortest duration seen."""
     async with (
         Sandbox(api_keys=(API_KEY,), image_duration=1.0, seed=5) as sb,
-        ka.KlingClient(
-            api_key=API_KEY, base_url=sb.base_url, image_poll_interval=0.05
-        ) as client,
+        ka.KlingClient(api_key=API_KEY, base_url=sb.base_url, image_poll_interval=0.05) as client,
     ):
         await client.wait(await client.submit(ka.OmniImageRequest(prompt="first")))
         before = sb.stats().queries + sb.stats().list_queries
