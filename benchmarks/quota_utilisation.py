@@ -1,53 +1,81 @@
 """Quota utilisation: how fully the client keeps an image pool of 9 slots busy.
 
-Runs N mixed image requests (single n 1–4, fixed series, auto series) against the sandbox,
-which runs in a separate process on 127.0.0.1, and prints from the sandbox's own counts:
+Runs N mixed image requests (single n 1–4, fixed series 2–6, ``auto`` series) at quota 9
+against the sandbox, which runs in a separate process on 127.0.0.1, and prints from the
+sandbox's own counts:
 
-- 1303s surfaced to outcomes (target 0; 1303s the client absorbed are shown separately),
+- 1303s surfaced to outcomes (target 0) and 1303s the client absorbed by re-queueing,
 - peak slots in use (target ≤ 9),
-- quota utilisation = slot-seconds used / (9 × makespan) (target ≥ 0.85).
+- quota utilisation = slot-seconds used / (9 × makespan): target ≥ 0.90, ≥ 0.95 with
+  ``--no-auto`` (the ``auto`` share of the mix becomes fixed series).
 
-Task durations are scaled down by --scale from Kling-like 10–30 s images, and the client's
-poll interval is scaled by the same factor; the output says so.
+``--foreign-load``: while the middle third of the outcomes arrive, another task in the client
+process (a raw aiohttp loop with its own session, the same key, the same pool) keeps creating
+n=3 tasks, each as soon as its previous one is seen ended, retrying 1303s every 10 ms (scaled).
+The client must follow: no 1303 reaches an outcome; the table shows who held what.
 
-Usage: python benchmarks/quota_utilisation.py [--requests 200] [--scale 0.05] [--seed 7]
+Task durations are scaled down by --scale from Kling-like 10–30 s images, and the client's poll
+intervals by the same factor. Head-of-line patience is the library default unless --patience
+is given (the library default is not scaled).
+
+Usage: python benchmarks/quota_utilisation.py [--requests 500] [--scale 0.05] [--seed 7]
+    [--no-auto] [--foreign-load] [--patience SECONDS]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import random
-import socket
-import subprocess
 import sys
 import time
-import urllib.request
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from _harness import (
+    IMAGE_MODEL,
+    IMAGE_PATH,
+    Report,
+    SandboxProcess,
+    auth_headers,
+    image_body,
+    library_default,
+    run_client,
+    scaled,
+)
 
 import kling_async as ka
 
 QUOTA = 9
+POOL = f"{IMAGE_MODEL}:image"
 REAL_IMAGE_SECONDS = (10.0, 30.0)  # unscaled task durations
-REAL_POLL_SECONDS = 1.0  # the client's default image poll interval
+FOREIGN_COST = 3
+FOREIGN_PREFIX = "foreign-"
+REAL_FOREIGN_RETRY = 0.2  # unscaled seconds between the foreign loop's retries after a 1303
+TARGET = 0.90
+TARGET_NO_AUTO = 0.95
 
 
-def make_requests(count: int, seed: int) -> list[ka.OmniImageRequest]:
-    """A reproducible mix: 60 % single n 1–4, 25 % fixed series 2–6, 15 % auto series."""
+def make_requests(count: int, seed: int, auto: bool) -> list[ka.OmniImageRequest]:
+    """A reproducible mix: 60 % single n 1–4, 25 % fixed series 2–6, 15 % auto series (fixed
+    series 2–6 instead when ``auto`` is False)."""
     rng = random.Random(seed)
     requests = []
     for i in range(count):
         roll = rng.random()
-        common = {
+        common: dict[str, Any] = {
             "prompt": f"product shot {i}",
-            "model_name": "kling-v3-omni",
+            "model_name": IMAGE_MODEL,
             "aspect_ratio": "1:1",
         }
         if roll < 0.60:
             requests.append(ka.OmniImageRequest(**common, n=rng.randint(1, 4)))
-        elif roll < 0.85:
+        elif roll < 0.85 or not auto:
+            amount = rng.randint(2, 6)
             requests.append(
-                ka.OmniImageRequest(**common, result_type="series", series_amount=rng.randint(2, 6))
+                ka.OmniImageRequest(**common, result_type="series", series_amount=amount)
             )
         else:
             requests.append(
@@ -56,115 +84,229 @@ def make_requests(count: int, seed: int) -> list[ka.OmniImageRequest]:
     return requests
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+@dataclass
+class ForeignLoad:
+    """A raw aiohttp loop holding ``FOREIGN_COST`` slots of the pool while ``active`` is set."""
 
+    base_url: str
+    poll: float
+    retry: float
+    active: asyncio.Event = field(default_factory=asyncio.Event)
+    stopped: asyncio.Event = field(default_factory=asyncio.Event)
+    started_at: float | None = None
+    stopped_at: float | None = None
+    created: int = 0
+    rejected_1303: int = 0
+    requests: int = 0
 
-def start_sandbox(port: int, scale: float, seed: int) -> subprocess.Popen[bytes]:
-    low, high = (d * scale for d in REAL_IMAGE_SECONDS)
-    code = (
-        "from kling_async.testing import serve; "
-        f"serve(port={port}, api_keys=('bench',), quota={{'image': {QUOTA}}}, "
-        f"image_duration=({low}, {high}), seed={seed})"
-    )
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return proc
-        except OSError:
-            time.sleep(0.05)
-    proc.kill()
-    raise SystemExit("sandbox did not start")
-
-
-def sandbox_stats(port: int) -> dict[str, object]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/sandbox/stats") as resp:
-        return json.loads(resp.read())  # type: ignore[no-any-return]
+    async def run(self) -> None:
+        url = self.base_url + IMAGE_PATH
+        await self.active.wait()
+        self.started_at = time.time()
+        async with aiohttp.ClientSession(headers=auth_headers()) as session:
+            while not self.stopped.is_set():
+                body = image_body(f"{FOREIGN_PREFIX}{self.created}", n=FOREIGN_COST)
+                async with session.post(url, json=body) as response:
+                    answer = await response.json()
+                self.requests += 1
+                if answer["code"] == 1303:
+                    self.rejected_1303 += 1
+                    await asyncio.sleep(self.retry)
+                    continue
+                if answer["code"] != 0:
+                    raise RuntimeError(f"foreign create refused: {answer}")
+                self.created += 1
+                task_id = answer["data"]["task_id"]
+                while True:
+                    await asyncio.sleep(self.poll)
+                    async with session.get(f"{url}/{task_id}") as response:
+                        answer = await response.json()
+                    self.requests += 1
+                    if answer["data"]["task_status"] in ("succeed", "failed"):
+                        break
+        self.stopped_at = time.time()
 
 
 async def run(
-    port: int,
+    base_url: str,
     requests: list[ka.OmniImageRequest],
-    poll: float,
-    patience: float | None,
-    lookahead: int,
-) -> list[ka.Outcome]:
-    async with ka.KlingClient(
-        api_key="bench",
-        base_url=f"http://127.0.0.1:{port}",
-        quota=ka.Quota(image=QUOTA, hol_patience=patience),
-        image_poll_interval=poll,
-        lookahead=lookahead,
-    ) as client:
-        return await client.run_all(requests)
+    foreign: ForeignLoad | None,
+    **options: Any,
+) -> tuple[list[tuple[ka.Outcome, float]], Any]:
+    """Stream ``requests``; with ``foreign``, run it from the 1/3 to the 2/3 outcome. Returns
+    ``(outcome, seen_at)`` pairs and the client's stats."""
+    if foreign is None:
+        return await run_client(base_url, requests, **options)
+    done = 0
+
+    def on_outcome(_outcome: ka.Outcome, _at: float) -> None:
+        nonlocal done
+        done += 1
+        if done >= len(requests) / 3:
+            foreign.active.set()
+        if done >= 2 * len(requests) / 3:
+            foreign.stopped.set()
+
+    async with asyncio.TaskGroup() as tg:
+        tg.create_task(foreign.run())
+        try:
+            pairs, stats = await run_client(base_url, requests, on_outcome=on_outcome, **options)
+        finally:
+            foreign.active.set()
+            foreign.stopped.set()
+    return pairs, stats
+
+
+def slot_seconds(tasks: Iterable[dict[str, Any]], start: float, end: float) -> float:
+    """Σ cost × seconds held within [start, end] (epoch seconds) over ``tasks``."""
+    total = 0.0
+    for t in tasks:
+        overlap = min(end, t["ends_at"]) - max(start, t["created_at"])
+        if overlap > 0:
+            total += t["cost"] * overlap
+    return total
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--requests", type=int, default=500)
     parser.add_argument("--scale", type=float, default=0.05)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--no-auto", action="store_true", help="fixed series instead of auto")
+    parser.add_argument("--foreign-load", action="store_true", help="hold 3 slots mid-run")
     parser.add_argument(
         "--patience",
         type=float,
-        default=10.0,
-        help="Quota.hol_patience in unscaled seconds (default 10, the library default)",
-    )
-    parser.add_argument(
-        "--lookahead", type=int, default=32, help="KlingClient(lookahead=); 32 is its default"
+        default=None,
+        help="override Quota.hol_patience, in unscaled seconds (scaled like the durations); "
+        "default: the library default, unscaled",
     )
     args = parser.parse_args()
 
-    requests = make_requests(args.requests, args.seed)
-    poll = REAL_POLL_SECONDS * args.scale
-    port = free_port()
-    proc = start_sandbox(port, args.scale, args.seed)
-    try:
-        started = time.monotonic()
-        outcomes = asyncio.run(
-            run(port, requests, poll, args.patience * args.scale, args.lookahead)
-        )
-        wall = time.monotonic() - started
-        stats = sandbox_stats(port)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    scale = args.scale
+    image_poll = library_default("image_poll_interval") * scale
+    video_poll = library_default("video_poll_interval") * scale
+    quota_options: dict[str, Any] = {"image": QUOTA}
+    if args.patience is not None:
+        quota_options["hol_patience"] = args.patience * scale
+    quota = ka.Quota(**quota_options)
+    target = TARGET_NO_AUTO if args.no_auto else TARGET
+    requests = make_requests(args.requests, args.seed, auto=not args.no_auto)
+    low, high = scaled(REAL_IMAGE_SECONDS, scale)
 
-    pool = stats["pools"]["kling-v3-omni:image"]  # type: ignore[index]
-    surfaced = sum(isinstance(o.error, ka.ConcurrencyLimitError) for o in outcomes)
-    failed = sum(not o.ok for o in outcomes)
-    utilisation = pool["slot_seconds"] / (QUOTA * stats["makespan"])  # type: ignore[operator]
+    report = Report(
+        "quota utilisation" + (" with foreign load" if args.foreign_load else ""), vars(args), scale
+    )
     kinds = {
         "single": sum(r.result_type == "single" for r in requests),
         "fixed series": sum(r.result_type == "series" and not r.is_auto_series for r in requests),
         "auto series": sum(r.is_auto_series for r in requests),
     }
-    print(f"requests: {len(requests)} {kinds}; quota {QUOTA}")
-    print(
-        f"task durations scaled by {args.scale}: {REAL_IMAGE_SECONDS[0] * args.scale:g}–"
-        f"{REAL_IMAGE_SECONDS[1] * args.scale:g} s; client poll interval {poll:g} s "
-        f"(scaled from {REAL_POLL_SECONDS:g} s)"
+    report.line(f"requests: {len(requests)} {kinds}; quota {QUOTA}")
+    report.line(
+        f"client: image_poll_interval {image_poll:g} s, video_poll_interval {video_poll:g} s "
+        f"(library defaults × {scale:g}); Quota.hol_patience {quota.hol_patience} s"
+        + (" (override, scaled)" if args.patience is not None else " (library default, unscaled)")
     )
-    print(f"wall time: {wall:.1f} s; sandbox makespan {stats['makespan']:.1f} s")
-    print(f"outcomes failed: {failed}")
-    print(
-        f"1303s surfaced to outcomes: {surfaced} (target 0); "
-        f"1303s absorbed by re-queueing: {stats['rejected_1303']}"
+    with SandboxProcess(quota={"image": QUOTA}, image_duration=(low, high), seed=args.seed) as sb:
+        report.line(sb.describe())
+        foreign = None
+        if args.foreign_load:
+            foreign = ForeignLoad(sb.base_url, poll=image_poll, retry=REAL_FOREIGN_RETRY * scale)
+            report.line(
+                f"foreign load: n={FOREIGN_COST} creates, same key and pool, from the 1/3 to the "
+                f"2/3 outcome; polls every {image_poll:g} s, retries a 1303 after "
+                f"{foreign.retry:g} s"
+            )
+        started = time.monotonic()
+        pairs, client_stats = asyncio.run(
+            run(
+                sb.base_url,
+                requests,
+                foreign,
+                quota=quota,
+                image_poll_interval=image_poll,
+                video_poll_interval=video_poll,
+            )
+        )
+        wall = time.monotonic() - started
+        stats = sb.stats()
+        tasks = sb.tasks()
+
+    pool = stats["pools"][POOL]
+    outcomes = [o for o, _ in pairs]
+    ends = {t["task_id"]: t["ends_at"] for t in tasks}
+    held_after_end = sum(
+        o.task.cost * (at - ends[o.task.task_id])
+        for o, at in pairs
+        if o.task is not None and o.task.task_id in ends
     )
-    print(f"peak slots in use: {pool['peak']} (target ≤ {QUOTA})")
-    print(f"slot-seconds used: {pool['slot_seconds']:.1f}")
-    print(f"quota utilisation: {utilisation:.3f} (target ≥ 0.85)")
-    print(
+    surfaced = sum(isinstance(o.error, ka.ConcurrencyLimitError) for o in outcomes)
+    failed = sum(not o.ok for o in outcomes)
+    utilisation = pool["slot_seconds"] / (QUOTA * stats["makespan"])
+    report.line(f"wall time {wall:.1f} s; sandbox makespan {stats['makespan']:.1f} s")
+    report.line(f"outcomes failed: {failed}")
+    report.line(
+        f"1303s: surfaced to outcomes {surfaced}; absorbed by the client (re-queued) "
+        f"{client_stats.requeued}; sandbox total {stats['rejected_1303']}"
+        + (f" (foreign loop: {foreign.rejected_1303})" if foreign is not None else "")
+    )
+    report.line(f"peak slots in use: {pool['peak']} of {QUOTA}")
+    idle = QUOTA * stats["makespan"] - pool["slot_seconds"]
+    report.line(
+        f"slot-seconds used: {pool['slot_seconds']:.1f}; idle: {idle:.1f} "
+        f"({idle / (QUOTA * stats['makespan']):.1%} of {QUOTA} × makespan)"
+    )
+    report.line(
+        f"  of it detection lag, Σ cost × (outcome seen − task end): {held_after_end:.1f} slot-s "
+        f"({held_after_end / (QUOTA * stats['makespan']):.1%} of {QUOTA} × makespan)"
+    )
+    report.line(
         f"HTTP requests seen by the sandbox: {stats['requests']} "
-        f"({stats['requests'] / len(requests):.2f} per task)"
+        f"({stats['requests'] / len(requests):.2f} per request"
+        + (f", {foreign.requests} of them the foreign loop's)" if foreign is not None else ")")
     )
-    ok = surfaced == 0 and pool["peak"] <= QUOTA and utilisation >= 0.85 and failed == 0
-    print("PASS" if ok else "FAIL")
-    return 0 if ok else 1
+    if foreign is not None and foreign.started_at and foreign.stopped_at:
+        ours = [t for t in tasks if not (t["external_task_id"] or "").startswith(FOREIGN_PREFIX)]
+        theirs = [t for t in tasks if (t["external_task_id"] or "").startswith(FOREIGN_PREFIX)]
+        a, b = foreign.started_at, foreign.stopped_at
+        first = min(t["created_at"] for t in tasks)
+        last = max(t["ends_at"] for t in tasks)
+        rows = []
+        last_create = max(t["created_at"] for t in ours)
+        phases = (
+            ("before", first, a),
+            ("foreign window", a, b),
+            ("after, to the last create", b, last_create),
+            ("drain (no request left)", last_create, last),
+        )
+        for name, lo, hi in phases:
+            span = max(hi - lo, 1e-9)
+            rows.append(
+                (
+                    name,
+                    f"{span:.1f}",
+                    f"{slot_seconds(ours, lo, hi) / span:.2f}",
+                    f"{slot_seconds(theirs, lo, hi) / span:.2f}",
+                    f"{(slot_seconds(ours, lo, hi) + slot_seconds(theirs, lo, hi)) / span:.2f}",
+                )
+            )
+        report.line(f"foreign loop created {foreign.created} tasks of {FOREIGN_COST} slots")
+        report.table(
+            ("phase", "seconds", "client slots (mean)", "foreign slots (mean)", "pool (mean)"),
+            rows,
+        )
+
+    report.target("1303s surfaced to outcomes", str(surfaced), "0", surfaced == 0)
+    report.target("peak slots", str(pool["peak"]), f"≤ {QUOTA}", pool["peak"] <= QUOTA)
+    report.target(
+        "quota utilisation" + (" (client + foreign)" if foreign is not None else ""),
+        f"{utilisation:.3f}",
+        f"≥ {target:.2f}",
+        utilisation >= target,
+    )
+    report.target("outcomes failed", str(failed), "0", failed == 0)
+    return report.finish()
 
 
 if __name__ == "__main__":

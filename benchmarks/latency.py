@@ -1,0 +1,152 @@
+"""Latency: from the sandbox ending a task to its Outcome reaching user code.
+
+N image tasks of 5–30 s (scaled) at quota Q run through ``client.stream()``. For each task the
+end instant is the sandbox's own ``ends_at`` (``GET /sandbox/tasks``, epoch seconds) and the
+arrival is ``time.time()`` in the client process when the ``async for`` body sees the outcome.
+
+- Polling (default): the client's poll settings are the library defaults × --scale, so the
+  measured latency is scaled too; the target is p95 ≤ 1 s unscaled, i.e. measured p95 / scale.
+  (Fixed costs such as a query's round trip are divided by the scale as well, so the unscaled
+  figure is pessimistic.)
+- ``--callbacks``: a CallbackReceiver on 127.0.0.1 with a webhook secret, the sandbox signing
+  its callbacks with the same secret (``callback_secret``); each callback is confirmed by one
+  authenticated query. Callbacks are pushed at the end instant, so nothing here is scaled:
+  the target is measured p95 ≤ 50 ms.
+
+Usage: python benchmarks/latency.py [--tasks 300] [--quota 50] [--scale 0.25] [--callbacks]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import os
+import sys
+from typing import Any
+
+from _harness import (
+    IMAGE_MODEL,
+    Report,
+    SandboxProcess,
+    end_times,
+    library_default,
+    outcome_latencies,
+    run_client,
+    scaled,
+    spread,
+)
+
+import kling_async as ka
+
+REAL_IMAGE_SECONDS = (5.0, 30.0)
+TARGET_POLLING = 1.0  # seconds, unscaled
+TARGET_CALLBACKS = 0.050  # seconds, as measured
+
+
+def receiver_class() -> Any:
+    try:
+        from kling_async import CallbackReceiver
+    except ImportError:  # not re-exported yet
+        from kling_async._callbacks import CallbackReceiver
+    return CallbackReceiver
+
+
+async def run(
+    base_url: str, requests: list[ka.OmniImageRequest], secret: str | None, **options: Any
+) -> tuple[list[tuple[Any, float]], Any, Any]:
+    if secret is None:
+        seen, stats = await run_client(base_url, requests, **options)
+        return seen, stats, None
+    async with receiver_class()(host="127.0.0.1", secret=secret) as receiver:
+        seen, stats = await run_client(base_url, requests, callbacks=receiver, **options)
+        return seen, stats, receiver.stats
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", type=int, default=300)
+    parser.add_argument("--quota", type=int, default=50)
+    parser.add_argument("--scale", type=float, default=0.25)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--callbacks", action="store_true", help="CallbackReceiver + polling")
+    args = parser.parse_args()
+
+    image_poll = library_default("image_poll_interval") * args.scale
+    video_poll = library_default("video_poll_interval") * args.scale
+    low, high = scaled(REAL_IMAGE_SECONDS, args.scale)
+    secret = "whsec_" + base64.b64encode(os.urandom(24)).decode() if args.callbacks else None
+    mode = "callbacks" if args.callbacks else "polling"
+    report = Report(f"latency ({mode})", vars(args), args.scale)
+    options: dict[str, Any] = {
+        "quota": {"image": args.quota},
+        "image_duration": (low, high),
+        "seed": args.seed,
+    }
+    if secret is not None:
+        options["callback_secret"] = secret
+    requests = [
+        ka.OmniImageRequest(prompt=f"product shot {i}", model_name=IMAGE_MODEL, aspect_ratio="1:1")
+        for i in range(args.tasks)
+    ]
+    with SandboxProcess(**options) as sb:
+        report.line(sb.describe().replace(secret or "\0", "whsec_…"))
+        report.line(
+            f"client: Quota(image={args.quota}), image_poll_interval {image_poll:g} s, "
+            f"video_poll_interval {video_poll:g} s (library defaults × {args.scale:g})"
+            + ("; CallbackReceiver on 127.0.0.1 with a webhook secret" if secret else "")
+        )
+        seen, client_stats, receiver_stats = asyncio.run(
+            run(
+                sb.base_url,
+                requests,
+                secret,
+                quota=ka.Quota(image=args.quota),
+                image_poll_interval=image_poll,
+                video_poll_interval=video_poll,
+            )
+        )
+        stats = sb.stats()
+        lags = outcome_latencies(seen, end_times(sb))
+
+    ok = sum(o.ok for o, _ in seen)
+    lag = spread(lags)
+    report.line(
+        f"{ok}/{args.tasks} succeeded; makespan {stats['makespan']:.1f} s; sandbox saw "
+        f"{stats['requests']} requests ({stats['requests'] / args.tasks:.2f} per task), "
+        f"callbacks sent {stats['callbacks_sent']}, failed {stats['callbacks_failed']}"
+    )
+    if receiver_stats is not None:
+        report.line(f"receiver: {receiver_stats}")
+    report.line(
+        f"client: {client_stats.list_queries} list queries, {client_stats.queries} single GETs"
+    )
+    if args.callbacks:  # pushed at the end instant: nothing to unscale
+        rows = [(k, f"{v * 1000:.1f}") for k, v in lag.items()]
+        report.table(("end → outcome", "measured ms"), rows)
+    else:
+        rows = [(k, f"{v * 1000:.1f}", f"{v / args.scale * 1000:.0f}") for k, v in lag.items()]
+        report.table(("end → outcome", "measured ms", "unscaled ms (÷ scale)"), rows)
+    report.line(
+        f"({len(lags)} tasks; negative would mean clock skew: min {min(lags) * 1000:.1f} ms)"
+    )
+    if args.callbacks:
+        report.target(
+            "p95 latency (callbacks, as measured)",
+            f"{lag['p95'] * 1000:.1f} ms",
+            f"≤ {TARGET_CALLBACKS * 1000:g} ms",
+            lag["p95"] <= TARGET_CALLBACKS,
+        )
+    else:
+        report.target(
+            "p95 latency (polling, unscaled)",
+            f"{lag['p95'] / args.scale:.3f} s (measured {lag['p95'] * 1000:.0f} ms)",
+            f"≤ {TARGET_POLLING:g} s",
+            lag["p95"] / args.scale <= TARGET_POLLING,
+        )
+    report.target("every task succeeded", f"{ok}/{args.tasks}", "all", ok == args.tasks)
+    return report.finish()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

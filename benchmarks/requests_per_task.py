@@ -1,0 +1,164 @@
+"""Requests per task: HTTP requests the client sends per task, next to the naive baseline.
+
+Runs N image tasks of 5–30 s (scaled) at quota Q through KlingClient, then the same N through
+the naive baseline (``baseline_naive.py``: aiohttp + Semaphore + one GET per task every 1 s,
+scaled), each on a fresh sandbox process with the same settings and seed. Figures come from the
+sandbox's counts (``GET /sandbox/stats``); latency is from the sandbox ending a task
+(``ends_at`` of ``GET /sandbox/tasks``) to the outcome reaching user code.
+
+Targets: requests per task ≤ 1.5, and ≤ 1/10 of the baseline's, with p95 latency no worse than
+the baseline's.
+
+Usage: python benchmarks/requests_per_task.py [--tasks 1000] [--quota 50] [--scale 0.1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from typing import Any
+
+from _harness import (
+    IMAGE_MODEL,
+    Report,
+    SandboxProcess,
+    end_times,
+    image_body,
+    library_default,
+    outcome_latencies,
+    run_client,
+    scaled,
+    spread,
+)
+from baseline_naive import REAL_IMAGE_SECONDS, REAL_POLL_SECONDS, latencies, run_naive
+
+import kling_async as ka
+
+TARGET_PER_TASK = 1.5
+TARGET_VS_BASELINE = 10.0
+
+
+def sandbox_options(args: argparse.Namespace) -> dict[str, Any]:
+    low, high = scaled(REAL_IMAGE_SECONDS, args.scale)
+    return {"quota": {"image": args.quota}, "image_duration": (low, high), "seed": args.seed}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", type=int, default=1000)
+    parser.add_argument("--quota", type=int, default=50)
+    parser.add_argument("--scale", type=float, default=0.1)
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+
+    image_poll = library_default("image_poll_interval") * args.scale
+    video_poll = library_default("video_poll_interval") * args.scale
+    naive_poll = REAL_POLL_SECONDS * args.scale
+    report = Report("requests per task", vars(args), args.scale)
+    requests = [
+        ka.OmniImageRequest(prompt=f"product shot {i}", model_name=IMAGE_MODEL, aspect_ratio="1:1")
+        for i in range(args.tasks)
+    ]
+    rows = []
+
+    with SandboxProcess(**sandbox_options(args)) as sb:
+        report.line(sb.describe() + " (a fresh one per side)")
+        report.line(
+            f"client: Quota(image={args.quota}), image_poll_interval {image_poll:g} s, "
+            f"video_poll_interval {video_poll:g} s (library defaults × {args.scale:g}); "
+            f"baseline: Semaphore({args.quota}), GET every {naive_poll:g} s"
+        )
+        seen, client_stats = asyncio.run(
+            run_client(
+                sb.base_url,
+                requests,
+                quota=ka.Quota(image=args.quota),
+                image_poll_interval=image_poll,
+                video_poll_interval=video_poll,
+            )
+        )
+        sdk_stats = sb.stats()
+        sdk_lag = spread(outcome_latencies(seen, end_times(sb)))
+    sdk_ok = sum(o.ok for o, _ in seen)
+
+    with SandboxProcess(**sandbox_options(args)) as sb:
+        bodies = [image_body(f"naive-{i}") for i in range(args.tasks)]
+        run = asyncio.run(
+            run_naive(sb.base_url, bodies, quota=args.quota, poll_interval=naive_poll)
+        )
+        naive_stats = sb.stats()
+        naive_lag = spread(latencies(run, end_times(sb)))
+    naive_ok = sum(t.status == "succeed" for t in run.tasks)
+
+    for name, stats, lag, ok in (
+        ("kling_async", sdk_stats, sdk_lag, sdk_ok),
+        ("naive baseline", naive_stats, naive_lag, naive_ok),
+    ):
+        rows.append(
+            (
+                name,
+                f"{ok}/{args.tasks}",
+                stats["requests"],
+                stats["create_attempts"],
+                stats["queries"],
+                stats["list_queries"],
+                stats["requests"] / args.tasks,
+                f"{stats['makespan']:.1f}",
+                f"{lag['p50'] * 1000:.0f}",
+                f"{lag['p95'] * 1000:.0f}",
+                f"{lag['max'] * 1000:.0f}",
+            )
+        )
+    report.line()
+    report.table(
+        (
+            "side",
+            "succeeded",
+            "requests",
+            "creates",
+            "GETs",
+            "list GETs",
+            "per task",
+            "makespan s",
+            "p50 ms",
+            "p95 ms",
+            "max ms",
+        ),
+        rows,
+    )
+    report.line("(latency: sandbox ends the task → outcome in user code, as measured, scaled run)")
+    report.line(
+        f"client's own count: {client_stats.http_requests} HTTP requests, "
+        f"{client_stats.list_queries} list queries, {client_stats.queries} single GETs, "
+        f"{client_stats.requeued} creates re-queued after a 1303"
+    )
+
+    per_task = sdk_stats["requests"] / args.tasks
+    naive_per_task = naive_stats["requests"] / args.tasks
+    report.target(
+        "requests per task", f"{per_task:.3f}", f"≤ {TARGET_PER_TASK}", per_task <= TARGET_PER_TASK
+    )
+    report.target(
+        "vs baseline",
+        f"1/{naive_per_task / per_task:.1f} ({naive_per_task:.2f} per task)",
+        f"≤ 1/{TARGET_VS_BASELINE:g}",
+        per_task * TARGET_VS_BASELINE <= naive_per_task,
+    )
+    report.target(
+        "p95 latency vs baseline",
+        f"{sdk_lag['p95'] * 1000:.0f} ms vs {naive_lag['p95'] * 1000:.0f} ms",
+        "no worse",
+        sdk_lag["p95"] <= naive_lag["p95"],
+    )
+    report.target(
+        "every task succeeded (both sides)",
+        f"{sdk_ok} + {naive_ok}",
+        f"{args.tasks} + {args.tasks}",
+        sdk_ok == naive_ok == args.tasks,
+    )
+    return report.finish()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
