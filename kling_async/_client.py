@@ -15,7 +15,14 @@ import random
 import uuid
 import warnings
 from collections import OrderedDict
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Callable,
+    Container,
+    Iterable,
+    Mapping,
+)
 from contextlib import asynccontextmanager
 from pathlib import Path
 from types import TracebackType
@@ -70,7 +77,7 @@ from ._models import (
 from ._providers.kling import DEFAULT_BASE_URL, KlingCodec
 from ._providers.modellix import DEFAULT_BASE_URL as MODELLIX_BASE_URL
 from ._providers.modellix import ModellixCodec
-from ._quota import AutoSeriesEstimator, PoolLimiter, request_cost
+from ._quota import AutoSeriesEstimator, PoolLimiter, raised_price, request_cost
 from ._transport import Transport
 
 __all__ = ["ClientStats", "KlingClient"]
@@ -674,9 +681,12 @@ class KlingClient:
         wire_request = request
         if self.callbacks is not None and request.callback_url is None:
             wire_request = attrs.evolve(request, callback_url=self.callbacks.url)
-        body = await anyio.to_thread.run_sync(
-            self._codec.build_create, wire_request, external_task_id
-        )
+        if request.has_local_media:  # reading and encoding files blocks: off the loop
+            body = await anyio.to_thread.run_sync(
+                self._codec.build_create, wire_request, external_task_id
+            )
+        else:
+            body = self._codec.build_create(wire_request, external_task_id)
         auto = self._auto[pool.name]
         self._ticket += 1
         ticket, since = self._ticket, anyio.current_time()
@@ -699,6 +709,8 @@ class KlingClient:
                 # §9 [S4]: the server is the source of truth; wait for a slot and try again.
                 is_auto = isinstance(request, OmniImageRequest) and request.is_auto_series
                 pool.reject(cost, proves_hidden=not is_auto)
+                if is_auto:  # it likely needs more than it reserved: price it higher
+                    price = raised_price(price, cost + 1)
                 self.stats.requeued += 1
                 await pool.wait_for_release(backoff)
                 backoff = min(backoff * 2, 4.0)
@@ -984,8 +996,10 @@ class KlingClient:
         missing; single GETs for the few the pages do not reach, or when only one or two tasks
         are in flight (then a single GET is as cheap). Queries use no quota (§9 [S4]).
         """
+        tick = anyio.current_time()
         while any(t.task.kind == kind for t in self._inflight.values()):
-            await anyio.sleep(self._poll_delay(kind))
+            await anyio.sleep_until(self._next_poll(kind, tick))
+            tick = anyio.current_time()
             pending = {t.task.task_id: t for t in self._inflight.values() if t.task.kind == kind}
             if len(pending) > _SINGLE_GET_MAX:
                 await self._poll_pages(kind, pending)
@@ -1006,14 +1020,14 @@ class KlingClient:
         page_size = min(_PAGE_SIZE_MAX, max(_PAGE_SIZE_MIN, 2 * len(pending)))
         for page in range(1, _PAGES_MAX + 1):
             try:
-                results = await self._list(kind, page, page_size)
+                results, held = await self._list(kind, page, page_size, pending)
             except KlingError:
                 return  # fall back to single GETs this tick
             for result in results:
                 tracked = pending.pop(result.task_id, None)
                 if tracked is not None:
                     await self._observe(tracked, result)
-            if not pending or len(results) < page_size:
+            if not pending or held < page_size:
                 return
 
     async def _observe(self, tracked: _Tracked, result: TaskResult) -> None:
@@ -1109,11 +1123,16 @@ class KlingClient:
         tracked = self._inflight.get(task_id) or self._finished.get(task_id)
         return self._codec.parse_task(data, series=tracked.series if tracked else None)
 
-    async def _list(self, kind: Kind, page: int, page_size: int) -> list[TaskResult]:
+    async def _list(
+        self, kind: Kind, page: int, page_size: int, wanted: Container[str]
+    ) -> tuple[list[TaskResult], int]:
+        """One list page: the results of the tasks in ``wanted``, and how many tasks the page
+        held (a full page means there may be more)."""
         self.stats.list_queries += 1
         params = {"pageNum": str(page), "pageSize": str(page_size)}
         data = await self._get(self._codec.list_path(kind), params)
-        return self._codec.parse_task_list(data)
+        results = self._codec.parse_task_list(data, wanted)
+        return results, len(data)
 
     async def _get(self, path: str, params: Mapping[str, str] | None = None) -> Any:
         """A GET, retried on transient errors with capped, jittered exponential backoff that
@@ -1184,24 +1203,27 @@ class KlingClient:
             self._confirming.discard(tracked.task.task_id)
         await self._observe(tracked, result)
 
-    def _poll_delay(self, kind: Kind) -> float:
-        """Seconds until the next poll of ``kind``: the poll interval with ±10 % jitter, or
-        longer while no task of that kind can have ended yet (each in-flight task is younger
-        than 80 % of the shortest its pool has seen), so long video tasks cost few queries."""
+    def _next_poll(self, kind: Kind, last: float) -> float:
+        """When to poll ``kind`` next (``anyio.current_time()`` clock): one poll interval, ±10 %
+        jitter, after the previous poll *began* (so the time a poll takes does not stretch the
+        cadence), or later while no task of that kind can have ended yet (each in-flight task
+        is younger than 80 % of the shortest its pool has seen), so long video tasks cost few
+        queries."""
         delay = self.poll_intervals[kind] * random.uniform(0.9, 1.1)
         if self.callbacks is not None:
             delay *= _CALLBACK_POLL_FACTOR
+        due = last + delay
         earliest = math.inf
         for tracked in self._inflight.values():
             if tracked.task.kind != kind:
                 continue
             shortest = self._durations[tracked.pool.name].shortest
             if shortest is None:
-                return delay
+                return due
             earliest = min(earliest, tracked.started + 0.8 * shortest)
         if earliest == math.inf:
-            return delay
-        return max(delay, earliest - anyio.current_time())
+            return due
+        return max(due, earliest)
 
     def _expected_frees(
         self, pool: PoolLimiter, durations: _DurationEstimate

@@ -149,6 +149,12 @@ class OmniImageRequest:
         """Whether this is a series whose size the model picks (``series_amount="auto"``)."""
         return self.result_type == "series" and self.series_amount == "auto"
 
+    @property
+    def has_local_media(self) -> bool:
+        """Whether an input is a local path or bytes (building the create body then reads and
+        encodes data, worth a worker thread); ``False`` when every input is a URL."""
+        return any(not isinstance(image, str) for image in self.image_list)
+
 
 @attrs.frozen(kw_only=True)
 class VideoImage:
@@ -268,6 +274,14 @@ class OmniVideoRequest:
         from ._validate import validate_video_request
 
         validate_video_request(self)
+
+    @property
+    def has_local_media(self) -> bool:
+        """Whether an input is a local path or bytes (building the create body then reads and
+        encodes data, worth a worker thread); ``False`` when every input is a URL."""
+        return any(not isinstance(item.image, str) for item in self.image_list) or any(
+            not isinstance(item.video, str) for item in self.video_list
+        )
 
 
 Request: TypeAlias = OmniImageRequest | OmniVideoRequest
@@ -436,7 +450,7 @@ class Quota:
             protects it (a large request may then starve). Default 300.0.
         auto_series_estimate: Slots first reserved for an ``auto`` series (2–9, default 9, the
             maximum). Once an ``auto`` series has finished, the reservation follows the counts
-            observed (their rounded-up mean), also for requests already waiting. Reserving
+            observed (their lower median), also for requests already waiting. Reserving
             too few is safe: the server answers 1303 and the request waits for room.
         team: Modellix only: the team's concurrent-task limit, one pool for every model and
             kind ("typically 3", modellix_api.md §4 [G-skill]). Image tasks are counted as on

@@ -416,6 +416,14 @@ def test_parse_task_list() -> None:
         CODEC.parse_task_list({"task_id": "t"})
 
 
+def test_parse_task_list_parses_only_wanted_tasks() -> None:
+    """With ``wanted``, only the followed tasks are parsed; a broken foreign item is skipped."""
+    page = [_image_answer(), {"task_id": "foreign", "task_status": "???"}, "junk"]
+    results = CODEC.parse_task_list(page, {"863540473567727650"})
+    assert [r.task_id for r in results] == ["863540473567727650"]
+    assert CODEC.parse_task_list(page, set()) == []
+
+
 # --------------------------------------------------------------------------------------------
 # unwrap
 # --------------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+from collections.abc import Container
 from pathlib import Path
 from typing import Any
 
@@ -278,10 +279,20 @@ class KlingCodec:
         wire = structure(data, _WireTask, "task answer")
         return self._to_result(wire)
 
-    def parse_task_list(self, data: Any) -> list[TaskResult]:
-        """The results of a list query answer (``data`` is an array, §5.4)."""
+    def parse_task_list(self, data: Any, wanted: Container[str] | None = None) -> list[TaskResult]:
+        """The results of a list query answer (``data`` is an array, §5.4).
+
+        Args:
+            data: The answer's ``data``.
+            wanted: Only the tasks whose ``task_id`` is in it are parsed (a page reports on
+                tasks the caller does not follow too); ``None`` parses every item.
+        """
         if not isinstance(data, list):
             raise ResponseFormatError(f"list answer is not an array: {data!r:.200}")
+        if wanted is not None:
+            data = [
+                item for item in data if isinstance(item, dict) and item.get("task_id") in wanted
+            ]
         return [self.parse_task(item) for item in data]
 
     def _to_result(self, wire: _WireTask) -> TaskResult:

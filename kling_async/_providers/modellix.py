@@ -24,7 +24,7 @@ import email.utils
 import math
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Container, Mapping
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import quote, urlsplit
@@ -475,7 +475,7 @@ class ModellixCodec:
             expires_at=expires,
         )
 
-    def parse_task_list(self, data: Any) -> list[TaskResult]:
+    def parse_task_list(self, data: Any, wanted: Container[str] | None = None) -> list[TaskResult]:
         """Modellix has no list query (§0).
 
         Raises:
