@@ -70,6 +70,49 @@ def test_readme_main_command_runs_the_example_campaign(tmp_path: Path) -> None:
     assert "done in" in proc.stderr and "succeeded" in proc.stderr
 
 
+@pytest.mark.slow
+def test_example_campaign_on_the_modellix_sandbox(tmp_path: Path) -> None:
+    """With --provider modellix --sandbox the example campaign runs to the end: lines Modellix
+    cannot express are reported with their number and reason, the rest leave files."""
+    out = tmp_path / "out"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KLING_", "MODELLIX_"))}
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "kling_async",
+            "run",
+            "examples/campaign.jsonl",
+            "--out",
+            str(out),
+            "--sandbox",
+            "--provider",
+            "modellix",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 1, proc.stderr[-3000:]  # 1: some lines were invalid here
+    rows = _manifest(out)
+    assert [r["line"] for r in rows] == list(range(1, len(rows) + 1)) and len(rows) >= 20
+    invalid = [r for r in rows if r["status"] == "invalid"]
+    succeeded = [r for r in rows if r["status"] == "succeeded"]
+    assert invalid and succeeded and len(invalid) + len(succeeded) == len(rows)
+    for row in invalid:
+        assert "modellix cannot carry" in str(row["error"]), row
+        assert f"line {row['line']}: invalid: modellix cannot carry" in " ".join(
+            proc.stderr.split()
+        )
+    for row in succeeded:
+        assert row["files"] and row["task_id"], row
+        for name in row["files"]:  # type: ignore[union-attr]
+            data = (out / name).read_bytes()
+            assert data.startswith(b"\x89PNG") or data[4:8] == b"ftyp", name
+
+
 def test_no_credentials_stops_at_once_with_help(tmp_path: Path) -> None:
     """Without credentials and without --sandbox the CLI exits 2 saying how to fix it."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("KLING_")}

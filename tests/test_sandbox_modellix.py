@@ -419,6 +419,20 @@ async def test_failed_task_says_why_in_message(http: aiohttp.ClientSession) -> N
 # --- limits ------------------------------------------------------------------------------------
 
 
+async def test_task_larger_than_the_team_limit_runs_alone(http: aiohttp.ClientSession) -> None:
+    """A 6-image series on a team limit of 3 is admitted when the team is idle, holding all 3
+    slots (else it could never run), and refused while anything else runs."""
+    async with Sandbox(api_keys=(KEY,), image_duration=0.4, modellix_concurrency=3) as sb:
+        assert (await submit(http, sb, {"prompt": "small"}))[0] == 200
+        big = {"prompt": "big", "result_type": "series", "series_amount": 6}
+        assert (await submit(http, sb, big))[0] == 429
+        await asyncio.sleep(0.45)
+        assert (await submit(http, sb, big))[0] == 200
+        assert (await submit(http, sb, {"prompt": "more"}))[0] == 429
+        pool = sb.stats().pools["modellix:team"]
+        assert pool.peak == 3
+
+
 async def test_team_concurrency_is_shared_by_keys_and_answers_429(
     http: aiohttp.ClientSession,
 ) -> None:

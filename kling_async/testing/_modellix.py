@@ -265,10 +265,14 @@ class ModellixApi:
             units = str((16 if spec.resolution == "4k" else 8) * spec.cost)
         else:
             units = str(spec.video_seconds)  # sandbox convention: one unit per second
+        # modellix_api.md §4 [G-skill]: the limit is a team *task* limit ("typically 3");
+        # counting images as on Kling is INFERRED, so a task with more images than the whole
+        # limit must still be able to run (INFERRED): it runs alone, holding every slot.
+        capacity = self._engine.named_pool(MODELLIX_POOL).capacity
         return self._engine.admit(
             kind=spec.kind,
             model_name=spec.model_id,
-            cost=spec.cost,
+            cost=min(spec.cost, capacity),
             outputs=spec.cost if spec.kind == "image" else 1,
             result_type=spec.result_type,
             watermark=False,  # modellix_api.md §5.5: no watermark on Modellix
