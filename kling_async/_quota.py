@@ -17,7 +17,7 @@ by a stream of cost-1 requests, and cost-1 requests keep the pool busy while it 
 from __future__ import annotations
 
 import bisect
-import math
+import statistics
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -31,7 +31,7 @@ from ._models import OmniImageRequest
 if TYPE_CHECKING:
     from ._models import Request
 
-__all__ = ["AutoSeriesEstimator", "PoolLimiter", "request_cost"]
+__all__ = ["AutoSeriesEstimator", "PoolLimiter", "raised_price", "request_cost"]
 
 MAX_SERIES = 9  # §5.1: series_amount 2–9 [S1]
 
@@ -239,10 +239,15 @@ class AutoSeriesEstimator:
 
     Kling decides the count while generating, and the series then holds as many slots as images
     it produced (reference §9 [S1, S6]). We reserve ``initial`` (the maximum, 9, by default)
-    until ``min_samples`` auto series have finished, then the rounded-up mean of the last
-    ``window`` counts plus ``margin``, capped at 9. Under-reserving is safe: the server answers
-    1303, the request waits for room, and the slots the series really holds are counted as
-    hidden until it ends (see :class:`PoolLimiter`).
+    until ``min_samples`` auto series have finished, then the lower median of the last
+    ``window`` counts plus ``margin``, within 2–9.
+
+    Why the median: a reservation above the real count leaves slots idle for the whole task,
+    while one below it is cheap and safe: the server answers 1303, the request waits for room,
+    and the slots the series really holds are counted as hidden until it ends (see
+    :class:`PoolLimiter`); a series the server refused is priced one slot higher each time
+    (:func:`raised_price`). The median minimises the expected reservation error, and the lower
+    median leans towards the cheap side.
     """
 
     initial: int = MAX_SERIES
@@ -258,8 +263,7 @@ class AutoSeriesEstimator:
         """Slots to reserve for the next auto series."""
         if len(self._seen) < self.min_samples:
             return self.initial
-        mean = sum(self._seen) / len(self._seen)
-        return max(2, min(MAX_SERIES, math.ceil(mean) + self.margin))
+        return max(2, min(MAX_SERIES, statistics.median_low(self._seen) + self.margin))
 
     def observe(self, count: int) -> None:
         """Record how many images a finished auto series produced."""
@@ -277,3 +281,12 @@ def request_cost(request: Request, auto: AutoSeriesEstimator) -> int | Callable[
         amount = request.series_amount
         return auto.estimate if amount == "auto" else int(amount)
     return request.n
+
+
+def raised_price(price: int | Callable[[], int], floor: int) -> Callable[[], int]:
+    """``price``, but at least ``floor`` slots (at most 9): for an ``auto`` series the server
+    refused with 1303 at a reservation of ``floor - 1``, which suggests it needs more."""
+    floor = min(floor, MAX_SERIES)
+    if callable(price):
+        return lambda: max(price(), floor)
+    return lambda: max(price, floor)
