@@ -628,9 +628,12 @@ class KlingClient:
     ) -> Outcome:
         tracked: _Tracked | None = None
         try:
-            # The create itself is shielded in _submit: the deadline never cuts one in half.
-            with anyio.CancelScope(deadline=math.inf if until is None else until):
+            if until is None:
                 tracked = await self._submit(request, admitted, key)
+            else:
+                # The create itself is shielded in _submit: the deadline never cuts one in half.
+                with anyio.CancelScope(deadline=until):
+                    tracked = await self._submit(request, admitted, key)
         except AuthenticationError:
             raise  # bad credentials make the whole batch pointless (DESIGN §4)
         except KlingError as exc:
@@ -1081,8 +1084,11 @@ class KlingClient:
             if anyio.current_time() + remaining < limit:
                 limit = anyio.current_time() + remaining
                 reason = f"it did not end within task_timeout={self.task_timeout} s"
-        with anyio.CancelScope(deadline=limit):
+        if limit == math.inf:
             await tracked.done.wait()
+        else:
+            with anyio.CancelScope(deadline=limit):
+                await tracked.done.wait()
         if not tracked.done.is_set():
             raise TaskTimeoutError(
                 f"task {tracked.task.task_id} is still running: {reason}; its quota slots stay "

@@ -16,7 +16,6 @@ from typing import Any
 import aiohttp
 import anyio
 import attrs
-from multidict import CIMultiDict
 
 from ._auth import ApiKeyAuth, JwtAuth
 from ._errors import RequestTimeoutError, TransportError
@@ -32,7 +31,12 @@ class Response:
     status: int
     headers: Mapping[str, str]
     body: Any
-    text: str
+    raw: bytes = b""
+
+    @property
+    def text(self) -> str:
+        """The body as text (UTF-8, undecodable bytes replaced), for error messages."""
+        return self.raw.decode("utf-8", errors="replace")
 
 
 @attrs.define
@@ -48,6 +52,10 @@ class Transport:
     _auth: ApiKeyAuth | JwtAuth = attrs.field(repr=False)
     request_timeout: float | None = 30.0
     requests_sent: int = 0
+    _timeout: aiohttp.ClientTimeout = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self._timeout = aiohttp.ClientTimeout(total=self.request_timeout)
 
     async def request(
         self,
@@ -71,7 +79,6 @@ class Transport:
             RequestTimeoutError: no answer within ``request_timeout`` seconds.
         """
         headers = {"Authorization": self._auth.header(), "Accept": "application/json"}
-        timeout = aiohttp.ClientTimeout(total=self.request_timeout)
         self.requests_sent += 1
         try:
             async with self._session.request(
@@ -80,11 +87,12 @@ class Transport:
                 json=json_body,
                 params=params,
                 headers=headers,
-                timeout=timeout,
+                timeout=self._timeout,
                 allow_redirects=False,
             ) as resp:
-                text = await resp.text(errors="replace")
-                return Response(resp.status, CIMultiDict(resp.headers), _parse_json(text), text)
+                raw = await resp.read()
+                # resp.headers is an immutable proxy that outlives the exchange: no copy needed
+                return Response(resp.status, resp.headers, _parse_json(raw), raw)
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise _translate(exc, method, path) from exc
 
@@ -132,10 +140,10 @@ def _redact(url: str) -> str:
     return url.split("?", 1)[0]
 
 
-def _parse_json(text: str) -> Any:
+def _parse_json(raw: bytes) -> Any:
     try:
-        return json.loads(text) if text else None
-    except ValueError:
+        return json.loads(raw) if raw else None
+    except ValueError:  # also UnicodeDecodeError
         return None
 
 

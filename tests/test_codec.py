@@ -432,7 +432,7 @@ def test_parse_task_list_parses_only_wanted_tasks() -> None:
 def _response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
     text = body if isinstance(body, str) else json.dumps(body)
     parsed = body if not isinstance(body, str) else None
-    return Response(status, headers or {}, parsed, text)
+    return Response(status, headers or {}, parsed, text.encode())
 
 
 def test_unwrap_success_returns_data() -> None:
