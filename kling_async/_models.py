@@ -450,7 +450,7 @@ class Quota:
             protects it (a large request may then starve). Default 300.0.
         auto_series_estimate: Slots first reserved for an ``auto`` series (2–9, default 9, the
             maximum). Once an ``auto`` series has finished, the reservation follows the counts
-            observed (their lower median), also for requests already waiting. Reserving
+            observed (their rounded-up mean), also for requests already waiting. Reserving
             too few is safe: the server answers 1303 and the request waits for room.
         team: Modellix only: the team's concurrent-task limit, one pool for every model and
             kind ("typically 3", modellix_api.md §4 [G-skill]). Image tasks are counted as on

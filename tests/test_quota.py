@@ -313,11 +313,11 @@ def test_auto_estimator_reserves_initial_until_min_samples() -> None:
     estimator.observe(3)
     assert estimator.estimate() == 9
     estimator.observe(4)
-    assert estimator.estimate() == 4  # lower median of (3, 3, 4) = 3, plus margin 1
+    assert estimator.estimate() == 5  # ceil(10/3)=4, plus margin 1
 
 
 def test_auto_estimator_caps_at_9_and_floors_at_2() -> None:
-    """The estimate is the lower median plus margin, never above 9 nor below 2."""
+    """The estimate is ceil(mean)+margin, never above 9 nor below 2."""
     high = AutoSeriesEstimator(min_samples=1)
     for _ in range(3):
         high.observe(9)
@@ -327,12 +327,12 @@ def test_auto_estimator_caps_at_9_and_floors_at_2() -> None:
     assert low.estimate() == 2
 
 
-def test_auto_estimator_reserves_the_lower_median() -> None:
-    """Counts 2–9 seen once each give 5, the lower median (the mean would round up to 6)."""
+def test_auto_estimator_reserves_the_rounded_up_mean() -> None:
+    """Counts 2–9 seen once each (mean 5.5) give 6."""
     estimator = AutoSeriesEstimator(min_samples=1)
     for count in range(2, 10):
         estimator.observe(count)
-    assert estimator.estimate() == 5
+    assert estimator.estimate() == 6
 
 
 def test_raised_price_is_at_least_the_floor_and_at_most_9() -> None:
@@ -350,11 +350,11 @@ def test_auto_estimator_ignores_empty_series() -> None:
 
 
 def test_auto_estimator_uses_only_the_last_window_counts() -> None:
-    """With window=3 the estimate follows the median of the last 3 counts only."""
+    """With window=3 the estimate follows the mean of the last 3 counts only."""
     estimator = AutoSeriesEstimator(min_samples=3, window=3, margin=1)
     for count in (9, 9, 9, 2, 2, 2):
         estimator.observe(count)
-    assert estimator.estimate() == 3  # median_low(2, 2, 2) + 1
+    assert estimator.estimate() == 3  # ceil(mean(2, 2, 2)) + 1
 
 
 @given(counts=st.lists(st.integers(1, 9), min_size=3, max_size=60))
@@ -400,7 +400,7 @@ def test_request_cost_auto_series_follows_the_estimator() -> None:
     assert callable(price) and price() == 9
     estimator.observe(3)
     estimator.observe(4)
-    assert price() == 3  # median_low(3, 4), the default margin is 0
+    assert price() == 4  # ceil(mean(3, 4)), the default margin is 0
 
 
 def test_request_cost_video_is_one() -> None:
