@@ -181,9 +181,16 @@ def main() -> int:
         help="override Quota.hol_patience, in unscaled seconds (scaled like the durations); "
         "default: the library default, unscaled",
     )
+    parser.add_argument(
+        "--lookahead",
+        type=int,
+        default=None,
+        help="override KlingClient(lookahead=...); default: the library default",
+    )
     args = parser.parse_args()
 
     scale = args.scale
+    lookahead = args.lookahead or library_default("lookahead")
     image_poll = library_default("image_poll_interval") * scale
     video_poll = library_default("video_poll_interval") * scale
     quota_options: dict[str, Any] = {"image": QUOTA}
@@ -205,7 +212,8 @@ def main() -> int:
     report.line(f"requests: {len(requests)} {kinds}; quota {QUOTA}")
     report.line(
         f"client: image_poll_interval {image_poll:g} s, video_poll_interval {video_poll:g} s "
-        f"(library defaults × {scale:g}); Quota.hol_patience {quota.hol_patience} s"
+        f"(library defaults × {scale:g}); lookahead {lookahead}; "
+        f"Quota.hol_patience {quota.hol_patience} s"
         + (" (override, scaled)" if args.patience is not None else " (library default, unscaled)")
     )
     with SandboxProcess(quota={"image": QUOTA}, image_duration=(low, high), seed=args.seed) as sb:
@@ -227,6 +235,7 @@ def main() -> int:
                 quota=quota,
                 image_poll_interval=image_poll,
                 video_poll_interval=video_poll,
+                lookahead=lookahead,
             )
         )
         wall = time.monotonic() - started
