@@ -77,7 +77,7 @@ from ._models import (
 from ._providers.kling import DEFAULT_BASE_URL, KlingCodec
 from ._providers.modellix import DEFAULT_BASE_URL as MODELLIX_BASE_URL
 from ._providers.modellix import ModellixCodec
-from ._quota import AutoSeriesEstimator, PoolLimiter, raised_price, request_cost
+from ._quota import AutoSeriesEstimator, PoolLimiter, request_cost
 from ._transport import Transport
 
 __all__ = ["ClientStats", "KlingClient"]
@@ -712,8 +712,6 @@ class KlingClient:
                 # §9 [S4]: the server is the source of truth; wait for a slot and try again.
                 is_auto = isinstance(request, OmniImageRequest) and request.is_auto_series
                 pool.reject(cost, proves_hidden=not is_auto)
-                if is_auto:  # it likely needs more than it reserved: price it higher
-                    price = raised_price(price, cost + 1)
                 self.stats.requeued += 1
                 await pool.wait_for_release(backoff)
                 backoff = min(backoff * 2, 4.0)

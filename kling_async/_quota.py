@@ -31,7 +31,7 @@ from ._models import OmniImageRequest
 if TYPE_CHECKING:
     from ._models import Request
 
-__all__ = ["AutoSeriesEstimator", "PoolLimiter", "raised_price", "request_cost"]
+__all__ = ["AutoSeriesEstimator", "PoolLimiter", "request_cost"]
 
 MAX_SERIES = 9  # §5.1: series_amount 2–9 [S1]
 
@@ -242,9 +242,9 @@ class AutoSeriesEstimator:
     until ``min_samples`` auto series have finished, then the rounded-up mean of the last
     ``window`` counts plus ``margin``, within 2–9. Under-reserving is safe: the server answers
     1303, the request waits for room, and the slots the series really holds are counted as
-    hidden until it ends (see :class:`PoolLimiter`); a series the server refused is priced one
-    slot higher at each refusal (:func:`raised_price`). (The lower median, which idles fewer
-    slots on paper, measured worse: 0.876 against 0.886 utilisation, benchmarks/README.md.)
+    hidden until it ends (see :class:`PoolLimiter`). (Two alternatives that idle fewer slots
+    on paper measured worse, see benchmarks/README.md: the lower median, and pricing a refused
+    series one slot higher at each refusal.)
     """
 
     initial: int = MAX_SERIES
@@ -279,12 +279,3 @@ def request_cost(request: Request, auto: AutoSeriesEstimator) -> int | Callable[
         amount = request.series_amount
         return auto.estimate if amount == "auto" else int(amount)
     return request.n
-
-
-def raised_price(price: int | Callable[[], int], floor: int) -> Callable[[], int]:
-    """``price``, but at least ``floor`` slots (at most 9): for an ``auto`` series the server
-    refused with 1303 at a reservation of ``floor - 1``, which suggests it needs more."""
-    floor = min(floor, MAX_SERIES)
-    if callable(price):
-        return lambda: max(price(), floor)
-    return lambda: max(price, floor)

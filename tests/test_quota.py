@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import kling_async as ka
-from kling_async._quota import AutoSeriesEstimator, PoolLimiter, raised_price, request_cost
+from kling_async._quota import AutoSeriesEstimator, PoolLimiter, request_cost
 
 
 @pytest.fixture
@@ -333,13 +333,6 @@ def test_auto_estimator_reserves_the_rounded_up_mean() -> None:
     for count in range(2, 10):
         estimator.observe(count)
     assert estimator.estimate() == 6
-
-
-def test_raised_price_is_at_least_the_floor_and_at_most_9() -> None:
-    """After a refused auto series its price is max(estimate, floor), capped at 9."""
-    assert raised_price(lambda: 3, 5)() == 5
-    assert raised_price(lambda: 7, 5)() == 7
-    assert raised_price(4, 12)() == 9
 
 
 def test_auto_estimator_ignores_empty_series() -> None:
