@@ -243,8 +243,8 @@ class AutoSeriesEstimator:
     ``window`` counts plus ``margin``, within 2–9. Under-reserving is safe: the server answers
     1303, the request waits for room, and the slots the series really holds are counted as
     hidden until it ends (see :class:`PoolLimiter`). (Two alternatives that idle fewer slots
-    on paper measured worse, see benchmarks/README.md: the lower median, and pricing a refused
-    series one slot higher at each refusal.)
+    on paper did not measure better, see benchmarks/README.md: the lower median, and pricing a
+    refused series one slot higher at each refusal.)
     """
 
     initial: int = MAX_SERIES
