@@ -65,9 +65,9 @@ class PoolLimiter:
             1303 answers: an ``auto`` series that produced more images than reserved, or
             another program sharing the account. They are treated as taken. A 1303 raises the
             figure to the lower bound it proves (:meth:`reject`); it falls again exactly when
-            an under-reserved auto series ends (:meth:`reconcile`) and by one slot per
-            successful create (additive probing, so capacity freed by other programs is found
-            again).
+            an under-reserved auto series ends (:meth:`reconcile`), by one slot per
+            successful create, and by one slot per mean task duration while requests wait
+            (additive probing, so capacity freed by other programs is found again).
     """
 
     name: str
@@ -80,6 +80,7 @@ class PoolLimiter:
     expected_duration: Callable[[], float | None] | None = None
     _waiters: list[_Waiter] = attrs.field(factory=list)
     _released: anyio.Event = attrs.field(factory=anyio.Event)
+    _last_probe: float = -math.inf
 
     @property
     def waiting(self) -> int:
@@ -112,7 +113,11 @@ class PoolLimiter:
         if waiter.granted:
             return waiter.granted
         try:
-            await waiter.event.wait()
+            while not waiter.event.is_set():
+                with anyio.move_on_after(self._probe_interval()):
+                    await waiter.event.wait()
+                if not waiter.event.is_set():
+                    self._probe()
         except BaseException:
             if waiter.granted:
                 self.release(waiter.granted)
@@ -152,6 +157,27 @@ class PoolLimiter:
         if self.hidden:
             self.hidden -= 1
             self._grant()
+
+    def _probe_interval(self) -> float:
+        """Seconds a waiter waits before probing: the pool's mean task duration (a hidden slot
+        held that long has likely been freed), else 1 s; at least 0.01 s."""
+        duration = self.expected_duration() if self.expected_duration is not None else None
+        return max(0.01, duration if duration is not None else 1.0)
+
+    def _probe(self) -> None:
+        """A waiter waited :meth:`_probe_interval` without a grant: if hidden slots block it,
+        give one back (at most once per interval for the whole pool) and grant again. Without
+        this, hidden slots fall only on successful creates or releases, and a pool whose
+        waiters all cost more than the room the hidden slots leave, with none of its own tasks
+        running, would wait forever after the other program's tasks ended."""
+        if not self.hidden:
+            return
+        now = anyio.current_time()
+        if now - self._last_probe < self._probe_interval():
+            return
+        self._last_probe = now
+        self.hidden -= 1
+        self._grant()
 
     def reconcile(self, reserved: int, actual: int) -> None:
         """A task that reserved ``reserved`` slots turned out to hold ``actual`` (an ``auto``

@@ -415,6 +415,20 @@ def test_reject_raises_hidden_to_the_proven_lower_bound() -> None:
     assert pool.hidden == 0  # the under-reserved auto series ended: its excess is gone
 
 
+@pytest.mark.anyio
+async def test_hidden_slots_are_probed_back_while_a_request_waits() -> None:
+    """Hidden slots that leave no room for any waiter are given back one per mean task duration,
+    so a pool with none of its own tasks running never waits forever (the foreign-load case)."""
+    pool = PoolLimiter("m:image", 9, expected_duration=lambda: 0.05)
+    pool.hidden = 8  # proven by 1303s while another program held the pool
+    with anyio.fail_after(2):
+        started = anyio.current_time()
+        granted = await pool.acquire(3, ticket=1, since=started)
+        waited = anyio.current_time() - started
+    assert granted == 3 and pool.hidden == 6
+    assert waited >= 0.09  # two probes, one per interval for the whole pool
+
+
 def test_reject_of_an_auto_series_proves_nothing() -> None:
     """An auto series' 1303 leaves hidden unchanged: its real cost was the server's choice."""
     pool = PoolLimiter("m:image", 9)
