@@ -14,6 +14,7 @@ bug in the client cannot flatter its own benchmark.
 
 from __future__ import annotations
 
+import argparse
 import ast
 import inspect
 import json
@@ -104,6 +105,17 @@ def library_default(option: str) -> Any:
     import kling_async as ka
 
     return inspect.signature(ka.KlingClient).parameters[option].default
+
+
+def task_parser(doc: str, *, tasks: int, scale: float, quota: int = 50) -> argparse.ArgumentParser:
+    """The command line shared by the task-count benchmarks: ``--tasks``, ``--quota``,
+    ``--scale`` and ``--seed`` (default 7), described by the first line of ``doc``."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--tasks", type=int, default=tasks)
+    parser.add_argument("--quota", type=int, default=quota)
+    parser.add_argument("--scale", type=float, default=scale)
+    parser.add_argument("--seed", type=int, default=7)
+    return parser
 
 
 # --- raw wire bodies (for the bare-aiohttp loops) --------------------------------------------

@@ -11,7 +11,6 @@ Usage: python benchmarks/baseline_naive.py [--tasks 200] [--quota 50] [--scale 0
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import sys
 import time
@@ -30,6 +29,7 @@ from _harness import (
     image_body,
     scaled,
     spread,
+    task_parser,
 )
 
 REAL_POLL_SECONDS = 1.0  # the naive loop's poll interval, unscaled
@@ -124,11 +124,7 @@ def latencies(run: NaiveRun, ends: dict[str, float]) -> list[float]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tasks", type=int, default=200)
-    parser.add_argument("--quota", type=int, default=50)
-    parser.add_argument("--scale", type=float, default=0.1)
-    parser.add_argument("--seed", type=int, default=7)
+    parser = task_parser(__doc__, tasks=200, scale=0.1)
     args = parser.parse_args()
 
     low, high = scaled(REAL_IMAGE_SECONDS, args.scale)

@@ -18,7 +18,6 @@ Usage: python benchmarks/latency.py [--tasks 300] [--quota 50] [--scale 0.25] [-
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import base64
 import os
@@ -35,6 +34,7 @@ from _harness import (
     run_client,
     scaled,
     spread,
+    task_parser,
 )
 
 import kling_async as ka
@@ -64,11 +64,7 @@ async def run(
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tasks", type=int, default=300)
-    parser.add_argument("--quota", type=int, default=50)
-    parser.add_argument("--scale", type=float, default=0.25)
-    parser.add_argument("--seed", type=int, default=7)
+    parser = task_parser(__doc__, tasks=300, scale=0.25)
     parser.add_argument("--callbacks", action="store_true", help="CallbackReceiver + polling")
     args = parser.parse_args()
 

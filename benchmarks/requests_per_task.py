@@ -30,6 +30,7 @@ from _harness import (
     run_client,
     scaled,
     spread,
+    task_parser,
 )
 from baseline_naive import REAL_IMAGE_SECONDS, REAL_POLL_SECONDS, latencies, run_naive
 
@@ -45,11 +46,7 @@ def sandbox_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tasks", type=int, default=1000)
-    parser.add_argument("--quota", type=int, default=50)
-    parser.add_argument("--scale", type=float, default=0.1)
-    parser.add_argument("--seed", type=int, default=7)
+    parser = task_parser(__doc__, tasks=1000, scale=0.1)
     args = parser.parse_args()
 
     image_poll = library_default("image_poll_interval") * args.scale

@@ -165,8 +165,9 @@ class PoolLimiter:
         return max(0.01, duration if duration is not None else 1.0)
 
     def _probe(self) -> None:
-        """A waiter waited :meth:`_probe_interval` without a grant: if hidden slots block it,
-        give one back (at most once per interval for the whole pool) and grant again. Without
+        """A waiter waited :meth:`_probe_interval` without a grant: if the pool counts hidden
+        slots, give one back (at most once per interval for the whole pool) and grant again; a
+        slot still held makes the next create a 1303, which raises the count again. Without
         this, hidden slots fall only on successful creates or releases, and a pool whose
         waiters all cost more than the room the hidden slots leave, with none of its own tasks
         running, would wait forever after the other program's tasks ended."""
