@@ -58,6 +58,21 @@ TARGET = 0.90
 TARGET_NO_AUTO = 0.95
 
 
+def idle_by_occupancy(tasks: list[dict[str, Any]], capacity: int) -> dict[int, float]:
+    """Idle slot-seconds spent at each occupancy level (slots held on the server), between
+    the first task's start and the last task's end, from the sandbox's task records."""
+    events = sorted(
+        [(t["created_at"], t["cost"]) for t in tasks] + [(t["ends_at"], -t["cost"]) for t in tasks]
+    )
+    idle: dict[int, float] = {}
+    level, last = 0, events[0][0] if events else 0.0
+    for at, change in events:
+        if at > last:
+            idle[level] = idle.get(level, 0.0) + (capacity - level) * (at - last)
+        level, last = level + change, at
+    return idle
+
+
 def make_requests(count: int, seed: int, auto: bool) -> list[ka.OmniImageRequest]:
     """A reproducible mix: 60 % single n 1–4, 25 % fixed series 2–6, 15 % auto series (fixed
     series 2–6 instead when ``auto`` is False)."""
@@ -260,6 +275,10 @@ def main() -> int:
         f"{client_stats.requeued}; sandbox total {stats['rejected_1303']}"
         + (f" (foreign loop: {foreign.rejected_1303})" if foreign is not None else "")
     )
+    report.line(
+        f"overbooking creates (in slots held by auto series' reservations): "
+        f"{client_stats.overbooked}, of them answered 1303: {client_stats.overbooked_requeued}"
+    )
     report.line(f"peak slots in use: {pool['peak']} of {QUOTA}")
     idle = QUOTA * stats["makespan"] - pool["slot_seconds"]
     report.line(
@@ -269,6 +288,15 @@ def main() -> int:
     report.line(
         f"  of it detection lag, Σ cost × (outcome seen − task end): {held_after_end:.1f} slot-s "
         f"({held_after_end / (QUOTA * stats['makespan']):.1%} of {QUOTA} × makespan)"
+    )
+    by_level = idle_by_occupancy([t for t in tasks if t["kind"] == "image"], QUOTA)
+    report.line(
+        "  idle by slots held on the server: "
+        + ", ".join(
+            f"{level}: {seconds / (QUOTA * stats['makespan']):.1%}"
+            for level, seconds in sorted(by_level.items())
+            if seconds / (QUOTA * stats["makespan"]) >= 0.001
+        )
     )
     report.line(
         f"HTTP requests seen by the sandbox: {stats['requests']} "

@@ -77,7 +77,7 @@ from ._models import (
 from ._providers.kling import DEFAULT_BASE_URL, KlingCodec
 from ._providers.modellix import DEFAULT_BASE_URL as MODELLIX_BASE_URL
 from ._providers.modellix import ModellixCodec
-from ._quota import AutoSeriesEstimator, PoolLimiter, request_cost
+from ._quota import MAX_SERIES, MIN_SERIES, AutoSeriesEstimator, PoolLimiter, request_cost
 from ._transport import Transport
 
 __all__ = ["ClientStats", "KlingClient"]
@@ -124,6 +124,9 @@ class ClientStats:
         http_requests: All HTTP requests sent.
         in_flight: Tasks created and not yet seen terminal.
         resumed: Requests answered from the journal (re-attached or already finished).
+        overbooked: Creates sent in slots counted as held by ``auto`` series, to find out
+            whether those series hold them (see ``PoolLimiter``).
+        overbooked_requeued: Of those, creates answered 1303 (the slots were held).
     """
 
     creates: int = 0
@@ -133,6 +136,8 @@ class ClientStats:
     http_requests: int = 0
     in_flight: int = 0
     resumed: int = 0
+    overbooked: int = 0
+    overbooked_requeued: int = 0
 
 
 class KlingClient:
@@ -695,10 +700,30 @@ class KlingClient:
         ticket, since = self._ticket, anyio.current_time()
         backoff = 0.25
         price = request_cost(request, auto)
+        is_auto = isinstance(request, OmniImageRequest) and request.is_auto_series
         if self.provider == "modellix":  # Quota.team: a large request runs alone
             price = _capped(price, pool.capacity)
+        upto: Callable[[], int] | None = None
+        refused = 0  # most slots an auto series was granted and refused (1303) with
+        if is_auto and callable(price):
+            # The server decides an auto series' count at create and admits it if that many
+            # slots are free (§9 [S1], admission: GAP): it may start in as few as 2 free slots
+            # and is granted up to the estimator's reservation of what is free. Once it has
+            # waited hol_patience, it asks for one slot more than it was ever refused with,
+            # so the head-of-line policy protects it even if the server's count is fixed.
+            upto, patience = price, self.quota.hol_patience
+
+            def floor() -> int:
+                if patience is None or anyio.current_time() - since < patience:
+                    return MIN_SERIES
+                return max(MIN_SERIES, min(refused + 1, MAX_SERIES, pool.capacity))
+
+            price = floor
+
         while True:
-            cost = await pool.acquire(price, ticket=ticket, since=since)
+            cost = await pool.acquire(price, ticket=ticket, since=since, upto=upto)
+            overbooked = pool.overbooking(ticket)
+            self.stats.overbooked += overbooked
             if admitted is not None:
                 admitted()
             try:
@@ -706,13 +731,14 @@ class KlingClient:
                 # so a cancelled stream never leaves an untracked task holding paid slots.
                 with anyio.CancelScope(shield=True):
                     task = await self._journaled_create(request, body, external_task_id, cost)
-                    pool.created()
+                    pool.created(ticket=ticket, auto_reserved=cost if is_auto else 0)
                     return self._track(task, pool, cost, request)
             except ConcurrencyLimitError:
                 # §9 [S4]: the server is the source of truth; wait for a slot and try again.
-                is_auto = isinstance(request, OmniImageRequest) and request.is_auto_series
-                pool.reject(cost, proves_hidden=not is_auto)
+                pool.reject(cost, ticket=ticket, proves_hidden=not is_auto)
                 self.stats.requeued += 1
+                self.stats.overbooked_requeued += overbooked
+                refused = max(refused, cost)
                 await pool.wait_for_release(backoff)
                 backoff = min(backoff * 2, 4.0)
             except BaseException:
@@ -784,7 +810,9 @@ class KlingClient:
             model=request.model_name,
             cost=cost,
         )
-        pool.occupy(cost)  # the task already holds these slots on the server
+        is_auto = isinstance(request, OmniImageRequest) and request.is_auto_series
+        # The task already holds these slots on the server.
+        pool.occupy(cost, auto_reserved=cost if is_auto else 0)
         self.stats.resumed += 1
         return self._track(task, pool, cost, request)
 
@@ -1051,9 +1079,12 @@ class KlingClient:
             return
         self._durations[tracked.pool.name].observe(anyio.current_time() - tracked.started)
         tracked.pool.release(tracked.reserved)
-        if tracked.auto_series and tracked.result is not None:
-            actual = len(tracked.result.series_images)
-            self._auto[tracked.pool.name].observe(actual)
+        if tracked.auto_series:
+            result = tracked.result
+            succeeded = result is not None and result.status is TaskStatus.SUCCEEDED
+            actual = len(result.series_images) if succeeded and result is not None else None
+            if actual is not None:
+                self._auto[tracked.pool.name].observe(actual)
             tracked.pool.reconcile(tracked.reserved, actual)
         self.stats.in_flight -= 1
         self._finished[task.task_id] = tracked

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 __all__ = ["AutoSeriesEstimator", "PoolLimiter", "request_cost"]
 
-MAX_SERIES = 9  # §5.1: series_amount 2–9 [S1]
+MIN_SERIES, MAX_SERIES = 2, 9  # §5.1: series_amount 2–9 [S1]
 
 
 @attrs.define(eq=False)
@@ -42,6 +42,7 @@ class _Waiter:
     price: Callable[[], int]
     since: float
     event: anyio.Event = attrs.field(factory=anyio.Event)
+    upto: Callable[[], int] | None = None  # see PoolLimiter.acquire
     granted: int = 0  # slots granted; 0 while waiting
 
     def __lt__(self, other: _Waiter) -> bool:
@@ -68,6 +69,11 @@ class PoolLimiter:
             an under-reserved auto series ends (:meth:`reconcile`), by one slot per
             successful create, and by one slot per mean task duration while requests wait
             (additive probing, so capacity freed by other programs is found again).
+        overbooked: Slots this client counts as held that the server has proven free: the
+            ``auto`` series in flight reserved more than they produced. See
+            :meth:`_grant` (overbooking); at most :attr:`auto_slack`.
+        auto_slack: Σ (reserved − 2) over the ``auto`` series in flight: the most their
+            reservations can exceed what they hold (a series has at least 2 images, §5.1).
     """
 
     name: str
@@ -76,18 +82,33 @@ class PoolLimiter:
     in_use: int = 0
     peak: int = 0
     hidden: int = 0
+    overbooked: int = 0
+    auto_slack: int = 0
     expected_frees: Callable[[], list[tuple[float, int]]] | None = None
     expected_duration: Callable[[], float | None] | None = None
     _waiters: list[_Waiter] = attrs.field(factory=list)
     _released: anyio.Event = attrs.field(factory=anyio.Event)
     _last_probe: float = -math.inf
+    _overbooking: tuple[int, int] | None = None  # (ticket, excess) of the create in flight
+    _refuted: bool = False  # an overbooking create got 1303 and no task has ended since
+
+    def overbooking(self, ticket: int) -> bool:
+        """Whether the request holding ``ticket`` was granted slots by overbooking."""
+        return self._overbooking is not None and self._overbooking[0] == ticket
 
     @property
     def waiting(self) -> int:
         """Requests waiting for slots."""
         return len(self._waiters)
 
-    async def acquire(self, cost: int | Callable[[], int], *, ticket: int, since: float) -> int:
+    async def acquire(
+        self,
+        cost: int | Callable[[], int],
+        *,
+        ticket: int,
+        since: float,
+        upto: Callable[[], int] | None = None,
+    ) -> int:
         """Wait until slots are granted; return how many.
 
         Args:
@@ -97,6 +118,10 @@ class PoolLimiter:
             ticket: Arrival order; lower tickets are served first. A request put back after a
                 1303 keeps its ticket, so it keeps its place.
             since: ``anyio.current_time()`` when the request first started waiting.
+            upto: For a request whose cost the server decides at create (an ``auto``
+                series): it fits once ``cost`` slots are free and is granted as many of the
+                free slots as ``upto()`` allows (at least ``cost``): as many as it may turn
+                out to hold, so the pool never counts fewer slots than it could hold.
 
         Raises:
             QuotaError: the cost exceeds the pool's capacity.
@@ -107,7 +132,7 @@ class PoolLimiter:
                 f"a request costing {price()} slots can never start in pool {self.name} of "
                 f"{self.capacity} slots; raise the quota for this pool or lower n/series_amount"
             )
-        waiter = _Waiter(ticket=ticket, price=price, since=since)
+        waiter = _Waiter(ticket=ticket, price=price, since=since, upto=upto)
         bisect.insort(self._waiters, waiter)
         self._grant()
         if waiter.granted:
@@ -132,31 +157,50 @@ class PoolLimiter:
         self.in_use -= cost
         if self.in_use < 0:  # pragma: no cover - a bookkeeping bug, never expected
             raise RuntimeError(f"pool {self.name}: released more slots than held")
+        self._refuted = False  # a task ended: overbooking may succeed again
         released, self._released = self._released, anyio.Event()
         released.set()
         self._grant()
 
-    def reject(self, cost: int, *, proves_hidden: bool = True) -> None:
+    def reject(self, cost: int, *, ticket: int | None = None, proves_hidden: bool = True) -> None:
         """A create holding ``cost`` slots got 1303: give the slots back *without* signalling
-        a release (no task ended, so nobody waiting for one should wake up), and, when
-        ``proves_hidden``, raise :attr:`hidden`: the server holds more than
-        ``capacity - cost`` slots, so at least that minus ``in_use`` are hidden from us.
+        a release (no task ended, so nobody waiting for one should wake up).
 
-        ``proves_hidden`` is ``False`` for an ``auto`` series, whose real cost the server
-        decides at create, so its 1303 says nothing about other slots.
+        If it was the overbooking create (``ticket``), the slots it assumed free are not:
+        :attr:`overbooked` falls back and no create overbooks again until a task ends.
+        Otherwise, when ``proves_hidden``, the server holds more than ``capacity - cost``
+        slots: :attr:`overbooked` falls and :attr:`hidden` rises until the slots counted as
+        held reach that lower bound. ``proves_hidden`` is ``False`` for an ``auto`` series,
+        whose real cost the server decides at create, so its 1303 says nothing about other
+        slots.
         """
         self.in_use -= cost
-        if proves_hidden:
-            proven = self.capacity - cost + 1 - self.in_use
-            # Keep room for a cost-1 probe so the pool can never lock itself up.
-            self.hidden = max(self.hidden, min(proven, self.capacity - 1))
+        if self._overbooking is not None and self._overbooking[0] == ticket:
+            self.overbooked = max(0, self.overbooked - self._overbooking[1])
+            self._overbooking, self._refuted = None, True
+        elif proves_hidden:
+            proven = self.capacity - cost + 1  # slots the server holds besides this create
+            deficit = proven - (self.in_use + self.hidden - self.overbooked)
+            if deficit > 0:
+                taken = min(deficit, self.overbooked)
+                self.overbooked -= taken
+                # Keep room for a cost-1 probe so the pool can never lock itself up.
+                ceiling = max(self.hidden, self.capacity - 1)
+                self.hidden = min(self.hidden + deficit - taken, ceiling)
         self._grant()
 
-    def created(self) -> None:
-        """A create succeeded: probe for one more slot (additive increase)."""
-        if self.hidden:
+    def created(self, *, ticket: int | None = None, auto_reserved: int = 0) -> None:
+        """A create succeeded. ``ticket`` is its request's; ``auto_reserved`` the slots an
+        ``auto`` series reserved (0 for any other request). An overbooking create that
+        succeeds proves its assumption; any other success probes for one hidden slot
+        (additive increase)."""
+        if auto_reserved:
+            self.auto_slack += auto_reserved - MIN_SERIES
+        if self._overbooking is not None and self._overbooking[0] == ticket:
+            self._overbooking = None
+        elif self.hidden:
             self.hidden -= 1
-            self._grant()
+        self._grant()
 
     def _probe_interval(self) -> float:
         """Seconds a waiter waits before probing: the pool's mean task duration (a hidden slot
@@ -180,19 +224,28 @@ class PoolLimiter:
         self.hidden -= 1
         self._grant()
 
-    def reconcile(self, reserved: int, actual: int) -> None:
-        """A task that reserved ``reserved`` slots turned out to hold ``actual`` (an ``auto``
-        series, reference §9 [S1]). Its release already returned ``reserved``; the excess it
-        held was counted as hidden, and is gone now."""
-        if actual > reserved and self.hidden:
+    def reconcile(self, reserved: int, actual: int | None) -> None:
+        """An ``auto`` series that reserved ``reserved`` slots ended holding ``actual`` (its
+        image count, reference §9 [S1]; ``None`` when unknown, e.g. it failed). Its release
+        already returned ``reserved``. Excess it held beyond that was counted as hidden, and is
+        gone now; slots it reserved but did not hold may have been overbooked, and are gone too.
+        """
+        self.auto_slack = max(0, self.auto_slack - (reserved - MIN_SERIES))
+        if actual is not None and actual > reserved and self.hidden:
             self.hidden = max(0, self.hidden - (actual - reserved))
-            self._grant()
+        elif actual is not None and actual < reserved:
+            self.overbooked = max(0, self.overbooked - (reserved - actual))
+        self.overbooked = min(self.overbooked, self.auto_slack)
+        self._grant()
 
-    def occupy(self, cost: int) -> None:
+    def occupy(self, cost: int, *, auto_reserved: int = 0) -> None:
         """Count ``cost`` slots as held without waiting: for a task already running on the
-        server (re-attached from a journal), which holds its slots whatever we think."""
+        server (re-attached from a journal), which holds its slots whatever we think;
+        ``auto_reserved`` as for :meth:`created`."""
         self.in_use += cost
-        self.peak = max(self.peak, self.in_use)
+        if auto_reserved:
+            self.auto_slack += auto_reserved - MIN_SERIES
+        self.peak = max(self.peak, self.in_use - self.overbooked)
 
     def _backfill(
         self, head_cost: int, others: list[tuple[int, _Waiter]], free: int
@@ -233,31 +286,54 @@ class PoolLimiter:
         """Admit waiters while slots allow: the oldest waiter first if it fits; if it does not
         and has waited ``hol_patience``, only backfill that cannot delay it; otherwise the
         largest waiter that fits (best fit packs the pool fullest and lets large requests in
-        as soon as room appears), the oldest among equals."""
-        patience = self.hol_patience
+        as soon as room appears), the oldest among equals.
+
+        Overbooking: when nothing fits and ``auto`` series are in flight, their reservations
+        may exceed what they hold (:attr:`auto_slack`), so one waiter at a time may start in
+        slots counted as held but possibly free, chosen by the same rule. The server is the
+        oracle: a success proves those slots free (:attr:`overbooked`); a 1303 proves them
+        held, and nothing overbooks again until a task ends (:meth:`reject`).
+        """
         while self._waiters:
-            free = self.capacity - self.in_use - self.hidden
+            free = self.capacity - self.in_use - self.hidden + self.overbooked
             priced = [(min(w.price(), self.capacity), w) for w in self._waiters]
-            head_cost, head = priced[0]
-            chosen: tuple[int, _Waiter] | None
-            if head_cost <= free:
-                chosen = (head_cost, head)
-            elif patience is not None and anyio.current_time() - head.since >= patience:
-                # The head has waited long enough: only backfill that does not delay it.
-                chosen = self._backfill(head_cost, priced[1:], free)
-            else:
-                fitting = [(c, w) for c, w in priced[1:] if c <= free]
+            chosen = self._choose(priced, free)
+            excess = 0
+            if chosen is None:
+                room = self.auto_slack - self.overbooked
+                if self._overbooking is not None or self._refuted or self.hidden or room <= 0:
+                    return
+                # The smallest request that fits: the least it assumes, the likelier it holds.
+                fitting = [(c, w) for c, w in priced if c <= free + room]
                 if not fitting:
                     return
-                chosen = max(fitting, key=lambda cw: (cw[0], -cw[1].ticket))
-            if chosen is None:
-                return
+                chosen = min(fitting, key=lambda cw: (cw[0], cw[1].ticket))
+                excess = chosen[0] - max(free, 0)
             cost, waiter = chosen
+            if waiter.upto is not None and not excess:
+                cost = max(cost, min(free, waiter.upto(), self.capacity))
             self._waiters.remove(waiter)
             waiter.granted = cost
             self.in_use += cost
-            self.peak = max(self.peak, self.in_use)
+            if excess:
+                self.overbooked += excess
+                self._overbooking = (waiter.ticket, excess)
+            self.peak = max(self.peak, self.in_use - self.overbooked)
             waiter.event.set()
+
+    def _choose(self, priced: list[tuple[int, _Waiter]], free: int) -> tuple[int, _Waiter] | None:
+        """The waiter to admit into ``free`` slots under the head-of-line policy, or ``None``."""
+        head_cost, head = priced[0]
+        if head_cost <= free:
+            return (head_cost, head)
+        patience = self.hol_patience
+        if patience is not None and anyio.current_time() - head.since >= patience:
+            # The head has waited long enough: only backfill that does not delay it.
+            return self._backfill(head_cost, priced[1:], free)
+        fitting = [(c, w) for c, w in priced[1:] if c <= free]
+        if not fitting:
+            return None
+        return max(fitting, key=lambda cw: (cw[0], -cw[1].ticket))
 
 
 @attrs.define

@@ -528,3 +528,91 @@ async def test_backfill_only_when_it_cannot_delay_an_expired_head(
         await anyio.sleep(0.01)
         assert granted == ([2] if backfilled else [])
         tg.cancel_scope.cancel()
+
+
+# -- auto series and overbooking ------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_auto_series_is_granted_up_to_its_reservation_of_the_free_slots() -> None:
+    """An auto series fits once 2 slots are free and takes what is free, up to ``upto()``."""
+    pool = PoolLimiter("m:image", 9)
+    pool.occupy(5)
+    assert await pool.acquire(2, ticket=1, since=0.0, upto=lambda: 6) == 4  # all 4 free
+    empty = PoolLimiter("m:image", 9)
+    assert await empty.acquire(2, ticket=1, since=0.0, upto=lambda: 6) == 6  # the reservation
+
+
+@pytest.mark.anyio
+async def test_overbooking_starts_one_request_at_a_time_in_an_auto_series_reservation() -> None:
+    """A full pool whose auto series reserved 6 (it holds ≥ 2) lets one request start in the
+    slots that series may not hold; the next waits until that create is answered."""
+    pool = PoolLimiter("m:image", 9, hol_patience=None)
+    pool.occupy(3)
+    pool.occupy(6, auto_reserved=6)
+    assert pool.auto_slack == 4
+    assert await pool.acquire(2, ticket=1, since=0.0) == 2
+    assert pool.overbooking(1) and pool.overbooked == 2
+    granted: list[int] = []
+
+    async def second() -> None:
+        granted.append(await pool.acquire(1, ticket=2, since=0.0))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(second)
+        await anyio.sleep(0.05)
+        assert granted == []  # one overbooking create at a time
+        pool.created(ticket=1)  # the server took it: those 2 slots were free
+        await _until(lambda: granted == [1])
+    assert pool.overbooking(2) and pool.overbooked == 3
+    assert pool.peak == 9  # slots counted as held on the server never exceed the capacity
+
+
+@pytest.mark.anyio
+async def test_refused_overbooking_waits_for_a_task_to_end() -> None:
+    """A 1303 on an overbooking create takes the assumption back; nothing overbooks again
+    until a task ends, and then the waiter starts in the slots that task freed."""
+    pool = PoolLimiter("m:image", 9, hol_patience=None)
+    pool.occupy(3)
+    pool.occupy(6, auto_reserved=6)
+    assert await pool.acquire(2, ticket=1, since=0.0) == 2
+    pool.reject(2, ticket=1)
+    assert (pool.in_use, pool.overbooked, pool.hidden) == (9, 0, 0)
+    granted: list[int] = []
+
+    async def retry() -> None:
+        granted.append(await pool.acquire(2, ticket=1, since=0.0))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(retry)
+        await anyio.sleep(0.05)
+        assert granted == []
+        pool.release(3)
+        await _until(lambda: granted == [2])
+    assert not pool.overbooking(1) and pool.overbooked == 0
+
+
+@pytest.mark.anyio
+async def test_auto_series_end_takes_back_what_was_overbooked_on_it() -> None:
+    """Overbooked slots belong to the auto series' reservation: when it ends holding less than
+    it reserved, those slots are gone with it; when it ends, its slack is gone too."""
+    pool = PoolLimiter("m:image", 9, hol_patience=None)
+    pool.occupy(3)
+    pool.occupy(6, auto_reserved=6)
+    assert await pool.acquire(2, ticket=1, since=0.0) == 2
+    pool.created(ticket=1)
+    pool.release(6)
+    pool.reconcile(reserved=6, actual=3)
+    assert (pool.in_use, pool.overbooked, pool.auto_slack) == (5, 0, 0)
+
+
+def test_a_1303_outside_overbooking_first_takes_back_overbooked_slots() -> None:
+    """A 1303 on an ordinary create proves the server holds ≥ capacity - cost + 1 slots: the
+    overbooked slots are counted as held again before any slot is counted as hidden."""
+    pool = PoolLimiter("m:image", 9, hol_patience=None)
+    pool.occupy(6, auto_reserved=6)
+    pool.occupy(3)
+    pool.overbooked = 2  # proven free earlier
+    pool.occupy(2)  # a create in the 2 slots the counts say are free
+    pool.reject(2)  # the server holds ≥ 8 besides it: 6 + 3 - 2 = 7 counted, so 1 more
+    assert (pool.overbooked, pool.hidden) == (1, 0)
