@@ -12,6 +12,12 @@ delay the oldest (EASY backfilling): it is expected to end before enough slots f
 oldest — judged from the in-flight tasks' ages and the pool's mean task duration — or it fits in
 the slots that will still be spare once the oldest starts. So a cost-9 request is never starved
 by a stream of cost-1 requests, and cost-1 requests keep the pool busy while it waits.
+
+``auto`` series (reference §9 [S1, S6]): the server decides the count at create and admits the
+series only if that many slots are free, so it may start in 2 free slots and is counted as
+holding what was free, up to :class:`AutoSeriesEstimator`'s reservation (``acquire(upto=)``).
+Its true count is known only when it ends; until then :meth:`PoolLimiter._grant` may overbook
+the difference, one create at a time, and the server's answer settles it.
 """
 
 from __future__ import annotations
@@ -338,16 +344,17 @@ class PoolLimiter:
 
 @attrs.define
 class AutoSeriesEstimator:
-    """Slots to reserve for a ``series_amount="auto"`` series (DESIGN §5).
+    """Most slots to count an admitted ``series_amount="auto"`` series as holding (DESIGN §5).
 
     Kling decides the count while generating, and the series then holds as many slots as images
-    it produced (reference §9 [S1, S6]). We reserve ``initial`` (the maximum, 9, by default)
+    it produced (reference §9 [S1, S6]). The client counts an admitted series as holding the
+    free slots it started in, up to this reservation: ``initial`` (the maximum, 9, by default)
     until ``min_samples`` auto series have finished, then the rounded-up mean of the last
-    ``window`` counts plus ``margin``, within 2–9. Under-reserving is safe: the server answers
-    1303, the request waits for room, and the slots the series really holds are counted as
-    hidden until it ends (see :class:`PoolLimiter`). (Two alternatives that idle fewer slots
-    on paper did not measure better, see benchmarks/README.md: the lower median, and pricing a
-    refused series one slot higher at each refusal.)
+    ``window`` counts plus ``margin``, within 2–9. The observed counts are those of admitted
+    series, so they are the right sample for the next admitted one. Under-reserving is safe:
+    the server answers 1303 to a later create, and the slots the series really holds are
+    counted as hidden until it ends; over-reserving is corrected by overbooking (see
+    :class:`PoolLimiter`).
     """
 
     initial: int = MAX_SERIES
