@@ -296,9 +296,11 @@ class PoolLimiter:
 
         Overbooking: when nothing fits and ``auto`` series are in flight, their reservations
         may exceed what they hold (:attr:`auto_slack`), so one waiter at a time may start in
-        slots counted as held but possibly free, chosen by the same rule. The server is the
-        oracle: a success proves those slots free (:attr:`overbooked`); a 1303 proves them
-        held, and nothing overbooks again until a task ends (:meth:`reject`).
+        slots counted as held but possibly free: the smallest that fits them (the less it
+        assumes, the likelier it holds), or only the oldest once it has waited
+        ``hol_patience``, so overbooking never delays it. The server is the oracle: a success
+        proves those slots free (:attr:`overbooked`); a 1303 proves them held, and nothing
+        overbooks again until a task ends (:meth:`reject`).
         """
         while self._waiters:
             free = self.capacity - self.in_use - self.hidden + self.overbooked
@@ -309,8 +311,9 @@ class PoolLimiter:
                 room = self.auto_slack - self.overbooked
                 if self._overbooking is not None or self._refuted or self.hidden or room <= 0:
                     return
-                # The smallest request that fits: the least it assumes, the likelier it holds.
                 fitting = [(c, w) for c, w in priced if c <= free + room]
+                if self._protected(priced[0][1]):
+                    fitting = fitting[:1] if fitting and fitting[0] is priced[0] else []
                 if not fitting:
                     return
                 chosen = min(fitting, key=lambda cw: (cw[0], cw[1].ticket))
@@ -327,13 +330,17 @@ class PoolLimiter:
             self.peak = max(self.peak, self.in_use - self.overbooked)
             waiter.event.set()
 
+    def _protected(self, head: _Waiter) -> bool:
+        """Whether the oldest waiter has waited ``hol_patience`` (later ones may not delay it)."""
+        patience = self.hol_patience
+        return patience is not None and anyio.current_time() - head.since >= patience
+
     def _choose(self, priced: list[tuple[int, _Waiter]], free: int) -> tuple[int, _Waiter] | None:
         """The waiter to admit into ``free`` slots under the head-of-line policy, or ``None``."""
         head_cost, head = priced[0]
         if head_cost <= free:
             return (head_cost, head)
-        patience = self.hol_patience
-        if patience is not None and anyio.current_time() - head.since >= patience:
+        if self._protected(head):
             # The head has waited long enough: only backfill that does not delay it.
             return self._backfill(head_cost, priced[1:], free)
         fitting = [(c, w) for c, w in priced[1:] if c <= free]

@@ -616,3 +616,30 @@ def test_a_1303_outside_overbooking_first_takes_back_overbooked_slots() -> None:
     pool.occupy(2)  # a create in the 2 slots the counts say are free
     pool.reject(2)  # the server holds ≥ 8 besides it: 6 + 3 - 2 = 7 counted, so 1 more
     assert (pool.overbooked, pool.hidden) == (1, 0)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(("patience", "overbooks"), [(0, False), (None, True)])
+async def test_overbooking_never_delays_a_protected_head(
+    patience: float | None, overbooks: bool
+) -> None:
+    """Once the oldest waiter has waited hol_patience, only it may overbook: a later cost-1
+    request that fits the slack waits behind a head of 7 that does not (without protection,
+    it overbooks)."""
+    pool = PoolLimiter("m:image", 9, hol_patience=patience)
+    pool.occupy(3)
+    pool.occupy(6, auto_reserved=6)
+    order: list[int] = []
+
+    async def want(cost: int, ticket: int) -> None:
+        await pool.acquire(cost, ticket=ticket, since=0.0)
+        order.append(ticket)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(want, 7, 1)
+        await anyio.sleep(0.01)
+        tg.start_soon(want, 1, 2)
+        await anyio.sleep(0.05)
+        assert order == ([2] if overbooks else [])
+        assert pool.overbooking(2) is overbooks
+        tg.cancel_scope.cancel()
