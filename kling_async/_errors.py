@@ -11,8 +11,8 @@ Every error the SDK raises on purpose, or puts in :attr:`Outcome.error`, derives
     │   ├── InvalidRequestError     1200–1203 (HTTP 400/404)
     │   ├── ContentPolicyError      1300, 1301 (HTTP 400)
     │   ├── RateLimitError          1302 (HTTP 429, retryable)
-    │   ├── ConcurrencyLimitError   1303 (HTTP 429; the scheduler re-queues it, users never see it
-    │   │                           in an Outcome)
+    │   │   └── ConcurrencyLimitError   1303 (HTTP 429; the scheduler re-queues it, users
+    │   │                               never see it in an Outcome)
     │   └── ServerError             5000–5002 and HTTP 5xx (retryable)
     ├── TransportError              the request did not complete (refused, reset, timed out)
     │   └── RequestTimeoutError     no answer within the per-request timeout
@@ -23,6 +23,9 @@ Every error the SDK raises on purpose, or puts in :attr:`Outcome.error`, derives
     ├── OutcomeUnknownError         a create was sent, its answer was lost, and the wire API has
     │                               no way to look the task up (Modellix): it may exist
     ├── QuotaError                  a request costs more slots than its pool can ever hold
+    ├── DownloadError               an output could not be saved (``download``)
+    ├── JournalError                the journal file cannot be opened, read or written
+    ├── JournalConflictError        a journalled request changed since its task was created
     └── InvalidInputError           a local input file breaks a documented rule (also a
                                     ValueError); found when the file is read, before sending
 
@@ -31,7 +34,8 @@ Programmer mistakes raise builtins instead: ``ValueError``/``TypeError`` for an 
 lifecycle misuse such as using a closed client.
 
 Error codes and HTTP statuses: https://kling.ai/document-api/get-started/error-codes
-(reference §8).
+(reference §8). ``docs/errors.md`` has the same tree with what each error carries and what the
+SDK does about it; a test keeps both trees equal to the classes.
 """
 
 from __future__ import annotations
