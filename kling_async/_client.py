@@ -78,7 +78,7 @@ from ._providers.kling import DEFAULT_BASE_URL, KlingCodec
 from ._providers.modellix import DEFAULT_BASE_URL as MODELLIX_BASE_URL
 from ._providers.modellix import ModellixCodec
 from ._quota import AutoSeriesEstimator, PoolLimiter, request_cost
-from ._transport import Transport
+from ._transport import Transport, new_session
 
 __all__ = ["ClientStats", "KlingClient"]
 
@@ -88,6 +88,9 @@ _PAGE_SIZE_MIN = 30  # §5.4: pageSize 1–500, default 30 [S1]
 _PAGE_SIZE_MAX = 500
 _PAGES_MAX = 3  # list pages per tick before falling back to single GETs for stragglers
 MODELLIX_REQUESTS_PER_MINUTE = 100.0  # modellix_api.md §4: 100 requests/min per key [S-arch]
+# Connections beyond one per quota slot (aiohttp's default pool size): creates up to the quota
+# never queue inside aiohttp behind each other or behind queries.
+_SPARE_CONNECTIONS = 100
 _CALLBACK_POLL_FACTOR = 10.0  # with callbacks, polling is a slow safety net
 # Budgeted polling (Modellix) checks a task first after this many poll intervals while its pool
 # has not seen a task end: with the defaults 3.2 s for images, 20 s for videos (images usually
@@ -306,7 +309,9 @@ class KlingClient:
             raise RuntimeError(f"KlingClient cannot be opened twice (it is {self._state})")
         if self.journal is not None:
             await self.journal.open()
-        self._session = aiohttp.ClientSession()
+        q = self.quota
+        slots = q.image + q.video + q.team + sum(q.pools.values())
+        self._session = new_session(_SPARE_CONNECTIONS + slots)
         self._transport = Transport(
             self._session, self.base_url, self._auth, request_timeout=self.request_timeout
         )
