@@ -477,7 +477,9 @@ class KlingClient:
             RuntimeError: the client is not open.
         """
         self._check_open()
-        send, receive = anyio.create_memory_object_stream[Outcome](self.lookahead)
+        send, plain = anyio.create_memory_object_stream[Outcome](self.lookahead)
+        receive = _OutcomeStream(plain._state)
+        plain.close()
         try:
             until = None if deadline is None else anyio.current_time() + deadline
             async with anyio.create_task_group() as tg:
@@ -1284,6 +1286,19 @@ class _RequestBudget:
 
     def pause(self, seconds: float) -> None:
         self._paused_until = max(self._paused_until, anyio.current_time() + seconds)
+
+
+class _OutcomeStream(MemoryObjectReceiveStream[Outcome]):
+    """The receive end ``stream()`` yields: an outcome already waiting is returned without
+    first yielding to the event loop (as ``asyncio.Queue.get`` does). anyio's ``receive()``
+    always yields first, so a reader took one outcome per pass of the event loop, and the
+    tasks ending in a burst (one list poll ends dozens) queued up behind it."""
+
+    async def receive(self) -> Outcome:
+        try:
+            return self.receive_nowait()
+        except anyio.WouldBlock:
+            return await super().receive()
 
 
 def _is_transient(exc: BaseException) -> bool:
