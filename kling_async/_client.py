@@ -581,7 +581,9 @@ class KlingClient:
         until: float | None,
         keys: Callable[[int, Request], str] | None,
     ) -> None:
-        window = anyio.Semaphore(self.lookahead)
+        # fast_acquire: taking a free place does not yield to the event loop (a pass of the
+        # loop per request); pulling stops at the next await whenever the window is full.
+        window = anyio.Semaphore(self.lookahead, fast_acquire=True)
         items = _aiter(requests)
         async with send:
             index = 0
@@ -623,7 +625,10 @@ class KlingClient:
                 outcome = await self._run_one(index, request, admitted, until, key)
             finally:
                 admitted()
-            await send.send(outcome)
+            try:
+                send.send_nowait(outcome)  # a reader waits or the buffer has room: no yield
+            except anyio.WouldBlock:
+                await send.send(outcome)
 
     async def _run_one(
         self,
