@@ -98,6 +98,7 @@ _CALLBACK_POLL_FACTOR = 10.0  # with callbacks, polling is a slow safety net
 _FIRST_CHECK_FACTOR = 4.0
 
 Codec = KlingCodec | ModellixCodec
+_Job = tuple[int, Request, str | None]  # a stream request: input position, request, key
 
 
 @attrs.define(eq=False)
@@ -581,11 +582,17 @@ class KlingClient:
         until: float | None,
         keys: Callable[[int, Request], str] | None,
     ) -> None:
+        """Pull requests into the lookahead window and hand each to a lifecycle worker: an
+        idle one if any waits, else a new one. Workers are reused, so a run spawns about as
+        many tasks as lifecycles run at once, not one per request (spawning an anyio task
+        costs more than the rest of the hand-over)."""
         # fast_acquire: taking a free place does not yield to the event loop (a pass of the
         # loop per request); pulling stops at the next await whenever the window is full.
         window = anyio.Semaphore(self.lookahead, fast_acquire=True)
         items = _aiter(requests)
-        async with send:
+        jobs, idle = anyio.create_memory_object_stream[_Job](0)
+        # Closing ``jobs`` at the end ends the idle workers; busy ones end after their job.
+        async with send, jobs, idle:
             index = 0
             while True:
                 await window.acquire()  # take a place in the window before pulling
@@ -599,17 +606,39 @@ class KlingClient:
                         f"got {type(request).__name__}"
                     )
                 key = keys(index, request) if keys is not None else None
-                tg.start_soon(self._lifecycle, index, request, send.clone(), window, until, key)
+                job = (index, request, key)
+                try:
+                    jobs.send_nowait(job)  # an idle worker takes it
+                except anyio.WouldBlock:
+                    tg.start_soon(self._worker, job, idle.clone(), send.clone(), window, until)
                 index += 1
+
+    async def _worker(
+        self,
+        job: _Job,
+        jobs: MemoryObjectReceiveStream[_Job],
+        send: MemoryObjectSendStream[Outcome],
+        window: anyio.Semaphore,
+        until: float | None,
+    ) -> None:
+        """Run the lifecycle of ``job``, then of each job the feeder hands over, until the
+        feeder is done."""
+        async with jobs, send:
+            while True:
+                await self._lifecycle(*job, send, window, until)
+                try:
+                    job = await jobs.receive()
+                except anyio.EndOfStream:
+                    return
 
     async def _lifecycle(
         self,
         index: int,
         request: Request,
+        key: str | None,
         send: MemoryObjectSendStream[Outcome],
         window: anyio.Semaphore,
         until: float | None,
-        key: str | None,
     ) -> None:
         released = False
 
@@ -620,15 +649,14 @@ class KlingClient:
                 released = True
                 window.release()
 
-        async with send:
-            try:
-                outcome = await self._run_one(index, request, admitted, until, key)
-            finally:
-                admitted()
-            try:
-                send.send_nowait(outcome)  # a reader waits or the buffer has room: no yield
-            except anyio.WouldBlock:
-                await send.send(outcome)
+        try:
+            outcome = await self._run_one(index, request, admitted, until, key)
+        finally:
+            admitted()
+        try:
+            send.send_nowait(outcome)  # a reader waits or the buffer has room: no yield
+        except anyio.WouldBlock:
+            await send.send(outcome)
 
     async def _run_one(
         self,
