@@ -478,7 +478,11 @@ class KlingClient:
             RuntimeError: the client is not open.
         """
         self._check_open()
-        send, plain = anyio.create_memory_object_stream[Outcome](self.lookahead)
+        # Unbounded: a slow reader never held anything back (a request leaves the lookahead
+        # window when it gets its slots, not when its outcome is read), so a bounded buffer
+        # only parked the outcomes of a burst (one list poll ends dozens of tasks) in blocked
+        # lifecycles, each with an Event and a wake-up of its own.
+        send, plain = anyio.create_memory_object_stream[Outcome](math.inf)
         receive = _OutcomeStream(plain._state)
         plain.close()
         try:
