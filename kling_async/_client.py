@@ -594,9 +594,9 @@ class KlingClient:
         # loop per request); pulling stops at the next await whenever the window is full.
         window = anyio.Semaphore(self.lookahead, fast_acquire=True)
         items = _aiter(requests)
-        jobs, idle = anyio.create_memory_object_stream[_Job](0)
-        # Closing ``jobs`` at the end ends the idle workers; busy ones end after their job.
-        async with send, jobs, idle:
+        idle = _IdleWorkers()
+        # Leaving ``idle`` at the end ends the idle workers; busy ones end after their job.
+        async with send, idle:
             index = 0
             while True:
                 await window.acquire()  # take a place in the window before pulling
@@ -611,29 +611,25 @@ class KlingClient:
                     )
                 key = keys(index, request) if keys is not None else None
                 job = (index, request, key)
-                try:
-                    jobs.send_nowait(job)  # an idle worker takes it
-                except anyio.WouldBlock:
-                    tg.start_soon(self._worker, job, idle.clone(), send.clone(), window, until)
+                if not idle.hand_over(job):
+                    tg.start_soon(self._worker, job, idle, send.clone(), window, until)
                 index += 1
 
     async def _worker(
         self,
         job: _Job,
-        jobs: MemoryObjectReceiveStream[_Job],
+        idle: _IdleWorkers,
         send: MemoryObjectSendStream[Outcome],
         window: anyio.Semaphore,
         until: float | None,
     ) -> None:
         """Run the lifecycle of ``job``, then of each job the feeder hands over, until the
         feeder is done."""
-        async with jobs, send:
-            while True:
-                await self._lifecycle(*job, send, window, until)
-                try:
-                    job = await jobs.receive()
-                except anyio.EndOfStream:
-                    return
+        async with send:
+            next_job: _Job | None = job
+            while next_job is not None:
+                await self._lifecycle(*next_job, send, window, until)
+                next_job = await idle.next_job()
 
     async def _lifecycle(
         self,
@@ -1323,6 +1319,49 @@ class _RequestBudget:
 
     def pause(self, seconds: float) -> None:
         self._paused_until = max(self._paused_until, anyio.current_time() + seconds)
+
+
+class _IdleWorkers:
+    """The lifecycle workers of one stream waiting for a request, and the hand-over to one.
+
+    A memory object stream did the same with a pass of the event loop and an exception more
+    per request (its ``receive()`` always yields first)."""
+
+    def __init__(self) -> None:
+        self._waiting: list[tuple[anyio.Event, list[_Job]]] = []
+        self._closed = False
+
+    def hand_over(self, job: _Job) -> bool:
+        """Give ``job`` to a waiting worker; ``False`` when none waits."""
+        if not self._waiting:
+            return False
+        woken, slot = self._waiting.pop()
+        slot.append(job)
+        woken.set()
+        return True
+
+    async def next_job(self) -> _Job | None:
+        """Wait for the next job; ``None`` once the feeder is done."""
+        if self._closed:
+            return None
+        entry: tuple[anyio.Event, list[_Job]] = (anyio.Event(), [])
+        self._waiting.append(entry)
+        try:
+            await entry[0].wait()
+        finally:
+            if not entry[0].is_set():  # cancelled while waiting
+                self._waiting.remove(entry)
+        return entry[1][0] if entry[1] else None
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        """The feeder is done: every waiting worker (and any that asks later) gets ``None``."""
+        self._closed = True
+        waiting, self._waiting = self._waiting, []
+        for woken, _ in waiting:
+            woken.set()
 
 
 class _OutcomeStream(MemoryObjectReceiveStream[Outcome]):
