@@ -30,6 +30,7 @@ from typing import Any, Literal, Self
 
 import aiohttp
 import anyio
+import anyio.lowlevel
 import attrs
 from aiolimiter import AsyncLimiter
 from anyio.abc import TaskGroup
@@ -78,7 +79,7 @@ from ._providers.kling import DEFAULT_BASE_URL, KlingCodec
 from ._providers.modellix import DEFAULT_BASE_URL as MODELLIX_BASE_URL
 from ._providers.modellix import ModellixCodec
 from ._quota import MAX_SERIES, MIN_SERIES, AutoSeriesEstimator, PoolLimiter, request_cost
-from ._transport import Transport
+from ._transport import Transport, new_session
 
 __all__ = ["ClientStats", "KlingClient"]
 
@@ -88,6 +89,9 @@ _PAGE_SIZE_MIN = 30  # §5.4: pageSize 1–500, default 30 [S1]
 _PAGE_SIZE_MAX = 500
 _PAGES_MAX = 3  # list pages per tick before falling back to single GETs for stragglers
 MODELLIX_REQUESTS_PER_MINUTE = 100.0  # modellix_api.md §4: 100 requests/min per key [S-arch]
+# Connections beyond one per quota slot (aiohttp's default pool size): creates up to the quota
+# never queue inside aiohttp behind each other or behind queries.
+_SPARE_CONNECTIONS = 100
 _CALLBACK_POLL_FACTOR = 10.0  # with callbacks, polling is a slow safety net
 # Budgeted polling (Modellix) checks a task first after this many poll intervals while its pool
 # has not seen a task end: with the defaults 3.2 s for images, 20 s for videos (images usually
@@ -95,6 +99,8 @@ _CALLBACK_POLL_FACTOR = 10.0  # with callbacks, polling is a slow safety net
 _FIRST_CHECK_FACTOR = 4.0
 
 Codec = KlingCodec | ModellixCodec
+_Job = tuple[int, Request, str | None]  # a stream request: input position, request, key
+_PULLS_PER_PASS = 4  # stream(): requests pulled per pass of the event loop at most
 
 
 @attrs.define(eq=False)
@@ -311,7 +317,9 @@ class KlingClient:
             raise RuntimeError(f"KlingClient cannot be opened twice (it is {self._state})")
         if self.journal is not None:
             await self.journal.open()
-        self._session = aiohttp.ClientSession()
+        q = self.quota
+        slots = q.image + q.video + q.team + sum(q.pools.values())
+        self._session = new_session(_SPARE_CONNECTIONS + slots)
         self._transport = Transport(
             self._session, self.base_url, self._auth, request_timeout=self.request_timeout
         )
@@ -477,7 +485,13 @@ class KlingClient:
             RuntimeError: the client is not open.
         """
         self._check_open()
-        send, receive = anyio.create_memory_object_stream[Outcome](self.lookahead)
+        # Unbounded: a slow reader never held anything back (a request leaves the lookahead
+        # window when it gets its slots, not when its outcome is read), so a bounded buffer
+        # only parked the outcomes of a burst (one list poll ends dozens of tasks) in blocked
+        # lifecycles, each with an Event and a wake-up of its own.
+        send, plain = anyio.create_memory_object_stream[Outcome](math.inf)
+        receive = _OutcomeStream(plain._state)
+        plain.close()
         try:
             until = None if deadline is None else anyio.current_time() + deadline
             async with anyio.create_task_group() as tg:
@@ -579,9 +593,17 @@ class KlingClient:
         until: float | None,
         keys: Callable[[int, Request], str] | None,
     ) -> None:
-        window = anyio.Semaphore(self.lookahead)
+        """Pull requests into the lookahead window and hand each to a lifecycle worker: an
+        idle one if any waits, else a new one. Workers are reused, so a run spawns about as
+        many tasks as lifecycles run at once, not one per request (spawning an anyio task
+        costs more than the rest of the hand-over)."""
+        # fast_acquire: taking a free place does not yield to the event loop (a pass of the
+        # loop per request); pulling stops at the next await whenever the window is full.
+        window = anyio.Semaphore(self.lookahead, fast_acquire=True)
         items = _aiter(requests)
-        async with send:
+        idle = _IdleWorkers()
+        # Leaving ``idle`` at the end ends the idle workers; busy ones end after their job.
+        async with send, idle:
             index = 0
             while True:
                 await window.acquire()  # take a place in the window before pulling
@@ -595,17 +617,40 @@ class KlingClient:
                         f"got {type(request).__name__}"
                     )
                 key = keys(index, request) if keys is not None else None
-                tg.start_soon(self._lifecycle, index, request, send.clone(), window, until, key)
+                job = (index, request, key)
+                if not idle.hand_over(job):
+                    tg.start_soon(self._worker, job, idle, send.clone(), window, until)
                 index += 1
+                if index % _PULLS_PER_PASS == 0:
+                    # Let answers that arrived be read before more creates start: a window
+                    # filled in one pass starts its creates in one burst, whose allocations
+                    # ran the garbage collector 2.5 times as often and delayed polls.
+                    await anyio.lowlevel.checkpoint()
+
+    async def _worker(
+        self,
+        job: _Job,
+        idle: _IdleWorkers,
+        send: MemoryObjectSendStream[Outcome],
+        window: anyio.Semaphore,
+        until: float | None,
+    ) -> None:
+        """Run the lifecycle of ``job``, then of each job the feeder hands over, until the
+        feeder is done."""
+        async with send:
+            next_job: _Job | None = job
+            while next_job is not None:
+                await self._lifecycle(*next_job, send, window, until)
+                next_job = await idle.next_job()
 
     async def _lifecycle(
         self,
         index: int,
         request: Request,
+        key: str | None,
         send: MemoryObjectSendStream[Outcome],
         window: anyio.Semaphore,
         until: float | None,
-        key: str | None,
     ) -> None:
         released = False
 
@@ -616,11 +661,13 @@ class KlingClient:
                 released = True
                 window.release()
 
-        async with send:
-            try:
-                outcome = await self._run_one(index, request, admitted, until, key)
-            finally:
-                admitted()
+        try:
+            outcome = await self._run_one(index, request, admitted, until, key)
+        finally:
+            admitted()
+        try:
+            send.send_nowait(outcome)  # a reader waits or the buffer has room: no yield
+        except anyio.WouldBlock:
             await send.send(outcome)
 
     async def _run_one(
@@ -1310,6 +1357,62 @@ class _RequestBudget:
 
     def pause(self, seconds: float) -> None:
         self._paused_until = max(self._paused_until, anyio.current_time() + seconds)
+
+
+class _IdleWorkers:
+    """The lifecycle workers of one stream waiting for a request, and the hand-over to one.
+
+    A memory object stream did the same with a pass of the event loop and an exception more
+    per request (its ``receive()`` always yields first)."""
+
+    def __init__(self) -> None:
+        self._waiting: list[tuple[anyio.Event, list[_Job]]] = []
+        self._closed = False
+
+    def hand_over(self, job: _Job) -> bool:
+        """Give ``job`` to a waiting worker; ``False`` when none waits."""
+        if not self._waiting:
+            return False
+        woken, slot = self._waiting.pop()
+        slot.append(job)
+        woken.set()
+        return True
+
+    async def next_job(self) -> _Job | None:
+        """Wait for the next job; ``None`` once the feeder is done."""
+        if self._closed:
+            return None
+        entry: tuple[anyio.Event, list[_Job]] = (anyio.Event(), [])
+        self._waiting.append(entry)
+        try:
+            await entry[0].wait()
+        finally:
+            if not entry[0].is_set():  # cancelled while waiting
+                self._waiting.remove(entry)
+        return entry[1][0] if entry[1] else None
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        """The feeder is done: every waiting worker (and any that asks later) gets ``None``."""
+        self._closed = True
+        waiting, self._waiting = self._waiting, []
+        for woken, _ in waiting:
+            woken.set()
+
+
+class _OutcomeStream(MemoryObjectReceiveStream[Outcome]):
+    """The receive end ``stream()`` yields: an outcome already waiting is returned without
+    first yielding to the event loop (as ``asyncio.Queue.get`` does). anyio's ``receive()``
+    always yields first, so a reader took one outcome per pass of the event loop, and the
+    tasks ending in a burst (one list poll ends dozens) queued up behind it."""
+
+    async def receive(self) -> Outcome:
+        try:
+            return self.receive_nowait()
+        except anyio.WouldBlock:
+            return await super().receive()
 
 
 def _is_transient(exc: BaseException) -> bool:

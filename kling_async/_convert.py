@@ -10,6 +10,9 @@ never break users. cattrs' exceptions are translated to :class:`ResponseFormatEr
 from __future__ import annotations
 
 import datetime as dt
+import types
+import typing
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import cattrs
@@ -44,16 +47,45 @@ def _structure_str(value: Any, _: type) -> str:
     raise ValueError(f"expected a string, got {type(value).__name__}")
 
 
+def _is_optional(tp: Any) -> bool:
+    """Whether ``tp`` is ``X | None`` (``Optional[X]``) for one type ``X``."""
+    args = typing.get_args(tp)
+    union = typing.get_origin(tp) in (typing.Union, types.UnionType)
+    return union and len(args) == 2 and type(None) in args
+
+
+def _optional_factory(conv: cattrs.Converter) -> Callable[[Any], Callable[[Any, Any], Any]]:
+    """Hooks for ``X | None`` that find ``X``'s hook once, when the hook is made.
+
+    cattrs' own ``X | None`` hook looks ``X``'s hook up again on every value it structures,
+    which was most of the time spent parsing a task answer (all its fields are optional).
+    """
+
+    def factory(union: Any) -> Callable[[Any, Any], Any]:
+        first, second = union.__args__
+        inner = second if first is type(None) else first
+        hook = conv.get_structure_hook(inner)
+
+        def structure_optional(value: Any, _: Any) -> Any:
+            return None if value is None else hook(value, inner)
+
+        return structure_optional
+
+    return factory
+
+
 def configure_converter(conv: cattrs.Converter) -> None:
     """Register every hook the SDK needs on ``conv``.
 
     - ``str`` fields accept numbers (ids and unit counts arrive as either).
     - ``dt.datetime`` fields accept epoch milliseconds (int, float or numeric string) or an
       ISO 8601 string (the journal's form), and unstructure to ISO 8601.
+    - ``X | None`` fields use ``X``'s hook, found once per type (not once per value).
     """
     conv.register_structure_hook(str, _structure_str)
     conv.register_structure_hook(dt.datetime, lambda v, _: _structure_datetime(v))
     conv.register_unstructure_hook(dt.datetime, lambda v: v.isoformat())
+    conv.register_structure_hook_factory(_is_optional, _optional_factory(conv))
 
 
 converter = cattrs.Converter(forbid_extra_keys=False)

@@ -20,7 +20,7 @@ import attrs
 from ._auth import ApiKeyAuth, JwtAuth
 from ._errors import RequestTimeoutError, TransportError
 
-__all__ = ["Response", "Transport"]
+__all__ = ["Response", "Transport", "new_session"]
 
 
 @attrs.frozen
@@ -133,6 +133,12 @@ class Transport:
     def invalidate_auth(self) -> bool:
         """Drop a cached JWT so the next request re-signs. ``False`` for a static API key."""
         return self._auth.invalidate()
+
+
+def new_session(connections: int) -> aiohttp.ClientSession:
+    """A session whose connection pool holds up to ``connections`` connections at once
+    (aiohttp's default is 100: above that, requests queue inside aiohttp for a connection)."""
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=connections))
 
 
 def _redact(url: str) -> str:

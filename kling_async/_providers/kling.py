@@ -306,14 +306,18 @@ class KlingCodec:
             external_task_id=wire.task_info.external_task_id if wire.task_info else None,
             status=status,
             status_message=wire.task_status_msg or None,
-            images=tuple(_image(i, w) for i, w in enumerate(res.images or ())),
-            series_images=tuple(_image(i, w) for i, w in enumerate(res.series_images or ())),
-            videos=tuple(_video(i, w) for i, w in enumerate(res.videos or ())),
+            images=_images(res.images),
+            series_images=_images(res.series_images),
+            videos=tuple([_video(i, w) for i, w in enumerate(res.videos)]) if res.videos else (),
             units_deducted=_number(wire.final_unit_deduction),
             created_at=wire.created_at,
             updated_at=updated,
             expires_at=updated + RESULT_LIFETIME if updated and status.is_terminal else None,
         )
+
+
+def _images(wire: list[_WireImage] | None) -> tuple[GeneratedImage, ...]:
+    return tuple([_image(i, w) for i, w in enumerate(wire)]) if wire else ()
 
 
 def _image(position: int, w: _WireImage) -> GeneratedImage:
