@@ -1408,6 +1408,9 @@ class _OutcomeStream(MemoryObjectReceiveStream[Outcome]):
     always yields first, so a reader took one outcome per pass of the event loop, and the
     tasks ending in a burst (one list poll ends dozens) queued up behind it."""
 
+    # Built from the plain stream's ``_state`` (anyio 4 internals; pyproject pins anyio < 5,
+    # and every stream test would fail if the layout changed).
+
     async def receive(self) -> Outcome:
         try:
             return self.receive_nowait()
