@@ -93,7 +93,7 @@ class PoolLimiter:
     expected_frees: Callable[[], list[tuple[float, int]]] | None = None
     expected_duration: Callable[[], float | None] | None = None
     _waiters: list[_Waiter] = attrs.field(factory=list)
-    _released: anyio.Event = attrs.field(factory=anyio.Event)
+    _released: anyio.Event | None = None  # made by the first wait_for_release after a release
     _last_probe: float = -math.inf
     _overbooking: tuple[int, int] | None = None  # (ticket, excess) of the create in flight
     _refuted: bool = False  # an overbooking create got 1303 and no task has ended since
@@ -138,6 +138,15 @@ class PoolLimiter:
                 f"a request costing {price()} slots can never start in pool {self.name} of "
                 f"{self.capacity} slots; raise the quota for this pool or lower n/series_amount"
             )
+        if not self._waiters:  # nobody to queue behind: grant without a waiter and an Event
+            wanted = price()
+            free = self.capacity - self.in_use - self.hidden + self.overbooked
+            if wanted <= free:
+                if upto is not None:
+                    wanted = max(wanted, min(free, upto(), self.capacity))
+                self.in_use += wanted
+                self.peak = max(self.peak, self.in_use - self.overbooked)
+                return wanted
         waiter = _Waiter(ticket=ticket, price=price, since=since, upto=upto)
         bisect.insort(self._waiters, waiter)
         self._grant()
@@ -164,8 +173,9 @@ class PoolLimiter:
         if self.in_use < 0:  # pragma: no cover - a bookkeeping bug, never expected
             raise RuntimeError(f"pool {self.name}: released more slots than held")
         self._refuted = False  # a task ended: overbooking may succeed again
-        released, self._released = self._released, anyio.Event()
-        released.set()
+        released, self._released = self._released, None
+        if released is not None:
+            released.set()
         self._grant()
 
     def reject(self, cost: int, *, ticket: int | None = None, proves_hidden: bool = True) -> None:
@@ -285,6 +295,8 @@ class PoolLimiter:
     async def wait_for_release(self, patience: float) -> None:
         """Wait until some slots are released, or ``patience`` seconds pass."""
         event = self._released
+        if event is None:
+            event = self._released = anyio.Event()
         with anyio.move_on_after(patience):
             await event.wait()
 
