@@ -747,7 +747,7 @@ class KlingClient:
         ticket, since = self._ticket, anyio.current_time()
         backoff = 0.25
         price = request_cost(request, auto)
-        is_auto = isinstance(request, OmniImageRequest) and request.is_auto_series
+        is_auto = _is_auto_series(request)
         if self.provider == "modellix":  # Quota.team: a large request runs alone
             price = _capped(price, pool.capacity)
         upto: Callable[[], int] | None = None
@@ -857,7 +857,7 @@ class KlingClient:
             model=request.model_name,
             cost=cost,
         )
-        is_auto = isinstance(request, OmniImageRequest) and request.is_auto_series
+        is_auto = _is_auto_series(request)
         # The task already holds these slots on the server.
         pool.occupy(cost, auto_reserved=cost if is_auto else 0)
         self.stats.resumed += 1
@@ -1011,7 +1011,7 @@ class KlingClient:
             task,
             pool,
             cost,
-            auto_series=isinstance(request, OmniImageRequest) and request.is_auto_series,
+            auto_series=_is_auto_series(request),
             series=isinstance(request, OmniImageRequest) and request.result_type == "series",
         )
         self._inflight[task.task_id] = tracked
@@ -1128,9 +1128,9 @@ class KlingClient:
         tracked.pool.release(tracked.reserved)
         if tracked.auto_series:
             result = tracked.result
-            succeeded = result is not None and result.status is TaskStatus.SUCCEEDED
-            actual = len(result.series_images) if succeeded and result is not None else None
-            if actual is not None:
+            actual = None  # unknown unless it succeeded (a failed series reports no images)
+            if result is not None and result.status is TaskStatus.SUCCEEDED:
+                actual = len(result.series_images)
                 self._auto[tracked.pool.name].observe(actual)
             tracked.pool.reconcile(tracked.reserved, actual)
         self.stats.in_flight -= 1
@@ -1430,6 +1430,10 @@ def _backoff(state: RetryCallState) -> float:
     exc = state.outcome.exception() if state.outcome else None
     retry_after = getattr(exc, "retry_after", None) or 0.0
     return max(float(_exp(state)), float(retry_after))
+
+
+def _is_auto_series(request: Request) -> bool:
+    return isinstance(request, OmniImageRequest) and request.is_auto_series
 
 
 def _capped(price: int | Callable[[], int], capacity: int) -> int | Callable[[], int]:

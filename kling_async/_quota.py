@@ -98,9 +98,12 @@ class PoolLimiter:
     _overbooking: tuple[int, int] | None = None  # (ticket, excess) of the create in flight
     _refuted: bool = False  # an overbooking create got 1303 and no task has ended since
 
-    def overbooking(self, ticket: int) -> bool:
-        """Whether the request holding ``ticket`` was granted slots by overbooking."""
-        return self._overbooking is not None and self._overbooking[0] == ticket
+    def overbooking(self, ticket: int | None) -> bool:
+        """Whether the request holding ``ticket`` was granted slots by overbooking and its
+        create is not answered yet."""
+        return (
+            ticket is not None and self._overbooking is not None and self._overbooking[0] == ticket
+        )
 
     @property
     def waiting(self) -> int:
@@ -139,14 +142,9 @@ class PoolLimiter:
                 f"{self.capacity} slots; raise the quota for this pool or lower n/series_amount"
             )
         if not self._waiters:  # nobody to queue behind: grant without a waiter and an Event
-            wanted = price()
-            free = self.capacity - self.in_use - self.hidden + self.overbooked
+            wanted, free = price(), self._free()
             if wanted <= free:
-                if upto is not None:
-                    wanted = max(wanted, min(free, upto(), self.capacity))
-                self.in_use += wanted
-                self.peak = max(self.peak, self.in_use - self.overbooked)
-                return wanted
+                return self._take(wanted, upto, free)
         waiter = _Waiter(ticket=ticket, price=price, since=since, upto=upto)
         bisect.insort(self._waiters, waiter)
         self._grant()
@@ -191,7 +189,7 @@ class PoolLimiter:
         slots.
         """
         self.in_use -= cost
-        if self._overbooking is not None and self._overbooking[0] == ticket:
+        if self._overbooking is not None and self.overbooking(ticket):
             self.overbooked = max(0, self.overbooked - self._overbooking[1])
             self._overbooking, self._refuted = None, True
         elif proves_hidden:
@@ -212,7 +210,7 @@ class PoolLimiter:
         (additive increase)."""
         if auto_reserved:
             self.auto_slack += auto_reserved - MIN_SERIES
-        if self._overbooking is not None and self._overbooking[0] == ticket:
+        if self.overbooking(ticket):
             self._overbooking = None
         elif self.hidden:
             self.hidden -= 1
@@ -315,7 +313,7 @@ class PoolLimiter:
         overbooks again until a task ends (:meth:`reject`).
         """
         while self._waiters:
-            free = self.capacity - self.in_use - self.hidden + self.overbooked
+            free = self._free()
             priced = [(min(w.price(), self.capacity), w) for w in self._waiters]
             chosen = self._choose(priced, free)
             excess = 0
@@ -331,16 +329,27 @@ class PoolLimiter:
                 chosen = min(fitting, key=lambda cw: (cw[0], cw[1].ticket))
                 excess = chosen[0] - max(free, 0)
             cost, waiter = chosen
-            if waiter.upto is not None and not excess:
-                cost = max(cost, min(free, waiter.upto(), self.capacity))
             self._waiters.remove(waiter)
-            waiter.granted = cost
-            self.in_use += cost
             if excess:
                 self.overbooked += excess
                 self._overbooking = (waiter.ticket, excess)
-            self.peak = max(self.peak, self.in_use - self.overbooked)
+                waiter.granted = self._take(cost, None, free)
+            else:
+                waiter.granted = self._take(cost, waiter.upto, free)
             waiter.event.set()
+
+    def _free(self) -> int:
+        """Slots counted as free: capacity less those held, hidden, plus those overbooked."""
+        return self.capacity - self.in_use - self.hidden + self.overbooked
+
+    def _take(self, cost: int, upto: Callable[[], int] | None, free: int) -> int:
+        """Hold ``cost`` slots (with ``upto``, as many of the ``free`` ones as it allows, at
+        least ``cost``; see :meth:`acquire`) and return how many."""
+        if upto is not None:
+            cost = max(cost, min(free, upto(), self.capacity))
+        self.in_use += cost
+        self.peak = max(self.peak, self.in_use - self.overbooked)
+        return cost
 
     def _protected(self, head: _Waiter) -> bool:
         """Whether the oldest waiter has waited ``hol_patience`` (later ones may not delay it)."""

@@ -367,23 +367,31 @@ async def test_many_tasks_are_polled_with_list_queries(
     assert stats.queries + stats.list_queries < 3 * len(requests)
 
 
+async def series_then_auto(
+    sandbox: Sandbox, quota: ka.Quota
+) -> tuple[list[ka.Outcome], ka.ClientStats]:
+    """Run a 6-image fixed series and then an auto series of the same prompt on ``sandbox``."""
+    async with ka.KlingClient(
+        api_key=API_KEY, base_url=sandbox.base_url, quota=quota, image_poll_interval=0.05
+    ) as client:
+        series = ka.OmniImageRequest(
+            prompt="p",
+            model_name="kling-v3-omni",
+            aspect_ratio="1:1",
+            result_type="series",
+            series_amount=6,
+        )
+        outcomes = await client.run_all([series, attrs_evolve(series, series_amount="auto")])
+    return outcomes, client.stats
+
+
 async def test_auto_series_starts_in_the_slots_a_running_task_leaves() -> None:
     """An auto series needs only as many free slots as the count the server draws (§9): with a
     6-slot series running it starts in the 3 slots left, before that series ends."""
     async with Sandbox(
         api_keys=(API_KEY,), quota={"image": 9}, image_duration=1.0, auto_series_range=(2, 3)
     ) as sb:
-        async with ka.KlingClient(
-            api_key=API_KEY, base_url=sb.base_url, quota=ka.Quota(image=9), image_poll_interval=0.05
-        ) as client:
-            series = ka.OmniImageRequest(
-                prompt="p",
-                model_name="kling-v3-omni",
-                aspect_ratio="1:1",
-                result_type="series",
-                series_amount=6,
-            )
-            outcomes = await client.run_all([series, attrs_evolve(series, series_amount="auto")])
+        outcomes, _ = await series_then_auto(sb, ka.Quota(image=9))
         assert all(o.ok for o in outcomes)
         fixed, auto = sb.tasks
         assert auto.created_at < fixed.ends_at
@@ -396,21 +404,8 @@ async def test_refused_auto_series_asks_for_more_slots_once_patience_is_over() -
     async with Sandbox(
         api_keys=(API_KEY,), quota={"image": 9}, image_duration=1.5, auto_series_range=(5, 5)
     ) as sb:
-        async with ka.KlingClient(
-            api_key=API_KEY,
-            base_url=sb.base_url,
-            quota=ka.Quota(image=9, hol_patience=0),
-            image_poll_interval=0.05,
-        ) as client:
-            series = ka.OmniImageRequest(
-                prompt="p",
-                model_name="kling-v3-omni",
-                aspect_ratio="1:1",
-                result_type="series",
-                series_amount=6,
-            )
-            outcomes = await client.run_all([series, attrs_evolve(series, series_amount="auto")])
+        outcomes, stats = await series_then_auto(sb, ka.Quota(image=9, hol_patience=0))
         assert all(o.ok for o in outcomes)
-        assert sb.stats().rejected_1303 == client.stats.requeued == 1
+        assert sb.stats().rejected_1303 == stats.requeued == 1
         fixed, auto = sb.tasks
         assert auto.created_at >= fixed.ends_at

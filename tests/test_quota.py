@@ -533,6 +533,14 @@ async def test_backfill_only_when_it_cannot_delay_an_expired_head(
 # -- auto series and overbooking ------------------------------------------------------------
 
 
+def full_pool_with_auto(patience: float | None = None) -> PoolLimiter:
+    """A full pool of 9: a cost-3 task and an auto series that reserved 6 (holds ≥ 2)."""
+    pool = PoolLimiter("m:image", 9, hol_patience=patience)
+    pool.occupy(3)
+    pool.occupy(6, auto_reserved=6)
+    return pool
+
+
 @pytest.mark.anyio
 async def test_auto_series_is_granted_up_to_its_reservation_of_the_free_slots() -> None:
     """An auto series fits once 2 slots are free and takes what is free, up to ``upto()``."""
@@ -547,9 +555,7 @@ async def test_auto_series_is_granted_up_to_its_reservation_of_the_free_slots() 
 async def test_overbooking_starts_one_request_at_a_time_in_an_auto_series_reservation() -> None:
     """A full pool whose auto series reserved 6 (it holds ≥ 2) lets one request start in the
     slots that series may not hold; the next waits until that create is answered."""
-    pool = PoolLimiter("m:image", 9, hol_patience=None)
-    pool.occupy(3)
-    pool.occupy(6, auto_reserved=6)
+    pool = full_pool_with_auto()
     assert pool.auto_slack == 4
     assert await pool.acquire(2, ticket=1, since=0.0) == 2
     assert pool.overbooking(1) and pool.overbooked == 2
@@ -572,9 +578,7 @@ async def test_overbooking_starts_one_request_at_a_time_in_an_auto_series_reserv
 async def test_refused_overbooking_waits_for_a_task_to_end() -> None:
     """A 1303 on an overbooking create takes the assumption back; nothing overbooks again
     until a task ends, and then the waiter starts in the slots that task freed."""
-    pool = PoolLimiter("m:image", 9, hol_patience=None)
-    pool.occupy(3)
-    pool.occupy(6, auto_reserved=6)
+    pool = full_pool_with_auto()
     assert await pool.acquire(2, ticket=1, since=0.0) == 2
     pool.reject(2, ticket=1)
     assert (pool.in_use, pool.overbooked, pool.hidden) == (9, 0, 0)
@@ -596,9 +600,7 @@ async def test_refused_overbooking_waits_for_a_task_to_end() -> None:
 async def test_auto_series_end_takes_back_what_was_overbooked_on_it() -> None:
     """Overbooked slots belong to the auto series' reservation: when it ends holding less than
     it reserved, those slots are gone with it; when it ends, its slack is gone too."""
-    pool = PoolLimiter("m:image", 9, hol_patience=None)
-    pool.occupy(3)
-    pool.occupy(6, auto_reserved=6)
+    pool = full_pool_with_auto()
     assert await pool.acquire(2, ticket=1, since=0.0) == 2
     pool.created(ticket=1)
     pool.release(6)
@@ -626,9 +628,7 @@ async def test_overbooking_never_delays_a_protected_head(
     """Once the oldest waiter has waited hol_patience, only it may overbook: a later cost-1
     request that fits the slack waits behind a head of 7 that does not (without protection,
     it overbooks)."""
-    pool = PoolLimiter("m:image", 9, hol_patience=patience)
-    pool.occupy(3)
-    pool.occupy(6, auto_reserved=6)
+    pool = full_pool_with_auto(patience)
     order: list[int] = []
 
     async def want(cost: int, ticket: int) -> None:
