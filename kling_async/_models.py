@@ -446,8 +446,12 @@ class Quota:
             largest first), but only until it has waited this long; after that nothing
             overtakes it unless it is expected to end before enough slots free up for the
             oldest, or fits in the slots that will be spare then (backfilling, judged from the
-            pool's observed task durations). ``0`` protects the oldest at once; ``None`` never
-            protects it (a large request may then starve). Default 300.0.
+            pool's observed task durations). Requests costing more than half the pool (no
+            two run at once) are protected the same way before this patience when they pile
+            up: when they are at least two and half the waiters, none of them runs and no
+            other program's tasks are suspected, the oldest of them is. ``0`` protects the
+            oldest at once; ``None`` never protects anyone (a large request may then
+            starve). Default 300.0.
         auto_series_estimate: Slots first reserved for an ``auto`` series (2–9, default 9, the
             maximum). Once an ``auto`` series has finished, the reservation follows the counts
             observed (their rounded-up mean), also for requests already waiting. Reserving

@@ -13,6 +13,15 @@ oldest — judged from the in-flight tasks' ages and the pool's mean task durati
 the slots that will still be spare once the oldest starts. So a cost-9 request is never starved
 by a stream of cost-1 requests, and cost-1 requests keep the pool busy while it waits.
 
+Exclusive requests (each costing more than half the pool, so no two run at once) are protected
+the same way, without waiting for the patience, when they pile up: when at least two of them
+wait, they make up at least half of the waiters, none of them runs and the pool counts no
+hidden slots, the oldest of them is protected. Best fit alone lets smaller requests plug every
+gap, so the gap an exclusive request needs appears only by chance: they pile up in the
+lookahead window, crowd out the small requests that would fill the gaps beside them, and run
+last, one at a time, beside nothing. Protecting one once they are half the queue starts a run of
+them, and while one runs, each that ends frees the room for the next.
+
 ``auto`` series (reference §9 [S1, S6]): the server decides the count at create and admits the
 series only if that many slots are free, so it may start in 2 free slots and is counted as
 holding what was free, up to :class:`AutoSeriesEstimator`'s reservation (``acquire(upto=)``).
@@ -80,6 +89,8 @@ class PoolLimiter:
             :meth:`_grant` (overbooking); at most :attr:`auto_slack`.
         auto_slack: Σ (reserved − 2) over the ``auto`` series in flight: the most their
             reservations can exceed what they hold (a series has at least 2 images, §5.1).
+        exclusive: Grants held that cost more than half the capacity (no two run at once;
+            see the module docstring on how they are protected when they pile up).
     """
 
     name: str
@@ -90,6 +101,7 @@ class PoolLimiter:
     hidden: int = 0
     overbooked: int = 0
     auto_slack: int = 0
+    exclusive: int = 0
     expected_frees: Callable[[], list[tuple[float, int]]] | None = None
     expected_duration: Callable[[], float | None] | None = None
     _waiters: list[_Waiter] = attrs.field(factory=list)
@@ -167,7 +179,7 @@ class PoolLimiter:
 
     def release(self, cost: int) -> None:
         """Give back ``cost`` slots and wake the waiters that now fit."""
-        self.in_use -= cost
+        self._hold(-cost)
         if self.in_use < 0:  # pragma: no cover - a bookkeeping bug, never expected
             raise RuntimeError(f"pool {self.name}: released more slots than held")
         self._refuted = False  # a task ended: overbooking may succeed again
@@ -188,7 +200,7 @@ class PoolLimiter:
         whose real cost the server decides at create, so its 1303 says nothing about other
         slots.
         """
-        self.in_use -= cost
+        self._hold(-cost)
         if self._overbooking is not None and self.overbooking(ticket):
             self.overbooked = max(0, self.overbooked - self._overbooking[1])
             self._overbooking, self._refuted = None, True
@@ -256,10 +268,9 @@ class PoolLimiter:
         """Count ``cost`` slots as held without waiting: for a task already running on the
         server (re-attached from a journal), which holds its slots whatever we think;
         ``auto_reserved`` as for :meth:`created`."""
-        self.in_use += cost
+        self._hold(cost)
         if auto_reserved:
             self.auto_slack += auto_reserved - MIN_SERIES
-        self.peak = max(self.peak, self.in_use - self.overbooked)
 
     def _backfill(
         self, head_cost: int, others: list[tuple[int, _Waiter]], free: int
@@ -322,8 +333,9 @@ class PoolLimiter:
                 if self._overbooking is not None or self._refuted or self.hidden or room <= 0:
                     return
                 fitting = [(c, w) for c, w in priced if c <= free + room]
-                if self._protected(priced[0][1]):
-                    fitting = fitting[:1] if fitting and fitting[0] is priced[0] else []
+                protected = self._protected(priced)
+                if protected is not None:
+                    fitting = [cw for cw in fitting if cw[1] is protected[1]]
                 if not fitting:
                     return
                 chosen = min(fitting, key=lambda cw: (cw[0], cw[1].ticket))
@@ -347,23 +359,46 @@ class PoolLimiter:
         least ``cost``; see :meth:`acquire`) and return how many."""
         if upto is not None:
             cost = max(cost, min(free, upto(), self.capacity))
-        self.in_use += cost
-        self.peak = max(self.peak, self.in_use - self.overbooked)
+        self._hold(cost)
         return cost
 
-    def _protected(self, head: _Waiter) -> bool:
-        """Whether the oldest waiter has waited ``hol_patience`` (later ones may not delay it)."""
+    def _hold(self, change: int) -> None:
+        """Count ``change`` slots more held (fewer when negative): one grant taken or given
+        back, so an exclusive one (more than half the capacity) is counted too."""
+        self.in_use += change
+        if 2 * abs(change) > self.capacity:
+            self.exclusive += 1 if change > 0 else -1
+        self.peak = max(self.peak, self.in_use - self.overbooked)
+
+    def _protected(self, priced: list[tuple[int, _Waiter]]) -> tuple[int, _Waiter] | None:
+        """The waiter later ones may not delay (module docstring), or ``None``: the oldest once
+        it has waited ``hol_patience``; else, when exclusive requests pile up (at least two
+        wait, at least half the waiters, none holds slots, no hidden slots), the oldest of
+        them."""
         patience = self.hol_patience
-        return patience is not None and anyio.current_time() - head.since >= patience
+        if patience is None:
+            return None
+        if anyio.current_time() - priced[0][1].since >= patience:
+            return priced[0]
+        if self.exclusive or self.hidden:
+            return None
+        exclusive = [cw for cw in priced if 2 * cw[0] > self.capacity]
+        if len(exclusive) >= 2 and 2 * len(exclusive) >= len(priced):
+            return exclusive[0]
+        return None
 
     def _choose(self, priced: list[tuple[int, _Waiter]], free: int) -> tuple[int, _Waiter] | None:
         """The waiter to admit into ``free`` slots under the head-of-line policy, or ``None``."""
         head_cost, head = priced[0]
         if head_cost <= free:
             return (head_cost, head)
-        if self._protected(head):
-            # The head has waited long enough: only backfill that does not delay it.
-            return self._backfill(head_cost, priced[1:], free)
+        protected = self._protected(priced)
+        if protected is not None:
+            # Only backfill that does not delay the protected waiter.
+            if protected[0] <= free:
+                return protected
+            others = [cw for cw in priced if cw[1] is not protected[1]]
+            return self._backfill(protected[0], others, free)
         fitting = [(c, w) for c, w in priced[1:] if c <= free]
         if not fitting:
             return None
