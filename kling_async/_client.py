@@ -454,6 +454,11 @@ class KlingClient:
         quota. Outcomes come in completion order; ``outcome.index`` is the input position.
         Per-task failures are values (``outcome.error``); a 1303 never appears there.
 
+        A slow reader does not hold creates back: the quota is kept full and outcomes not yet
+        read wait in an unbounded buffer (each holds its result's URLs, not the files). To
+        limit how far creates run ahead of your processing, feed ``requests`` from an async
+        iterable that waits for it.
+
         Leaving the block early cancels the requests not yet created; tasks already created
         are followed until they end, so their slots are released correctly.
 
@@ -758,9 +763,10 @@ class KlingClient:
             # and is granted up to the estimator's reservation of what is free. Once it has
             # waited hol_patience, it asks for one slot more than it was ever refused with,
             # so the head-of-line policy protects it even if the server's count is fixed.
-            upto, patience = price, self.quota.hol_patience
+            upto = price
 
             def floor() -> int:
+                patience = pool.patience()
                 if patience is None or anyio.current_time() - since < patience:
                     return MIN_SERIES
                 return max(MIN_SERIES, min(refused + 1, MAX_SERIES, pool.capacity))

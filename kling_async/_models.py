@@ -441,7 +441,10 @@ class Quota:
         video: Slots of every video pool. Default 5.
         pools: Per-pool overrides keyed ``"<model_name>:<kind>"``, e.g.
             ``{"kling-image-o1:image": 5}``.
-        hol_patience: Head-of-line policy, in seconds. The oldest waiting request starts first
+        hol_patience: Head-of-line policy: how long, in seconds, the oldest waiting request
+            may be overtaken, or ``"auto"`` (default): 30 of the pool's mean task durations
+            (an exponentially weighted mean of the tasks seen to end; 300 s until one has),
+            10 minutes for image tasks of 20 s. The oldest waiting request starts first
             when it fits. When it does not, later requests that fit may overtake it (the
             largest first), but only until it has waited this long; after that nothing
             overtakes it unless it is expected to end before enough slots free up for the
@@ -451,7 +454,9 @@ class Quota:
             up: when they are at least two and half the waiters, none of them runs and no
             other program's tasks are suspected, the oldest of them is. ``0`` protects the
             oldest at once; ``None`` never protects anyone (a large request may then
-            starve). Default 300.0.
+            starve). A patience that is short against the task durations costs utilisation:
+            each protection holds slots empty until the oldest fits (about 2 % less at 15
+            mean durations than at 30, and 30 as good as 60; ``benchmarks/README.md``).
         auto_series_estimate: Slots first reserved for an ``auto`` series (2–9, default 9, the
             maximum). Once an ``auto`` series has finished, the reservation follows the counts
             observed (their rounded-up mean), also for requests already waiting. Reserving
@@ -469,7 +474,7 @@ class Quota:
     image: int = 9
     video: int = 5
     pools: Mapping[str, int] = attrs.field(factory=dict, converter=_pools)
-    hol_patience: float | None = 300.0
+    hol_patience: float | Literal["auto"] | None = "auto"
     auto_series_estimate: int = 9
     team: int = 3
 
@@ -489,8 +494,14 @@ class Quota:
             raise ValueError(
                 f"Quota.auto_series_estimate: {self.auto_series_estimate}, must be 2–9"
             )
-        if self.hol_patience is not None and self.hol_patience < 0:
-            raise ValueError(f"Quota.hol_patience: {self.hol_patience}, must be ≥ 0 or None")
+        patience = self.hol_patience
+        if patience is not None and patience != "auto":
+            if isinstance(patience, bool) or not isinstance(patience, int | float):
+                raise ValueError(
+                    f"Quota.hol_patience: {patience!r}, must be seconds ≥ 0, 'auto' or None"
+                )
+            if patience < 0:
+                raise ValueError(f"Quota.hol_patience: {patience}, must be ≥ 0, 'auto' or None")
 
     def capacity(self, model: str, kind: Kind) -> int:
         """Slots of the pool ``(model, kind)``."""

@@ -219,10 +219,10 @@ def test_requests_are_hashable_and_compare_by_value() -> None:
 
 
 def test_quota_defaults() -> None:
-    """Quota() is 9 image slots, 5 video slots, patience 300 s, auto estimate 9."""
+    """Quota() is 9 image slots, 5 video slots, patience "auto", auto estimate 9."""
     quota = ka.Quota()
     assert (quota.image, quota.video, dict(quota.pools)) == (9, 5, {})
-    assert (quota.hol_patience, quota.auto_series_estimate) == (300.0, 9)
+    assert (quota.hol_patience, quota.auto_series_estimate) == ("auto", 9)
 
 
 def test_quota_capacity_uses_pool_overrides() -> None:
@@ -248,6 +248,8 @@ def test_quota_capacity_uses_pool_overrides() -> None:
         ({"auto_series_estimate": 1}, "Quota.auto_series_estimate"),
         ({"auto_series_estimate": 10}, "Quota.auto_series_estimate"),
         ({"hol_patience": -0.1}, "Quota.hol_patience"),
+        ({"hol_patience": "soon"}, "Quota.hol_patience"),
+        ({"hol_patience": True}, "Quota.hol_patience"),
     ],
 )
 def test_quota_validation_names_the_field(kwargs: dict[str, object], field: str) -> None:
@@ -258,9 +260,10 @@ def test_quota_validation_names_the_field(kwargs: dict[str, object], field: str)
 
 
 def test_quota_accepts_edge_values() -> None:
-    """Capacity 1, patience 0 or None, and estimates 2 and 9 are valid."""
+    """Capacity 1, patience 0, 'auto' or None, and estimates 2 and 9 are valid."""
     ka.Quota(image=1, video=1, hol_patience=0, auto_series_estimate=2)
     ka.Quota(hol_patience=None, auto_series_estimate=9)
+    ka.Quota(hol_patience="auto")
 
 
 def test_quota_parse_cli_form() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Literal
 
 import anyio
 import anyio.lowlevel
@@ -11,7 +12,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import kling_async as ka
-from kling_async._quota import AutoSeriesEstimator, PoolLimiter, request_cost
+from kling_async._quota import (
+    FIRST_PATIENCE,
+    PATIENCE_TASKS,
+    AutoSeriesEstimator,
+    PoolLimiter,
+    request_cost,
+)
 
 
 @pytest.fixture
@@ -199,10 +206,38 @@ async def test_hol_patience_none_lets_small_requests_overtake() -> None:
     assert limiter.in_use == 9
 
 
+def _patient(patience: float | Literal["auto"]) -> PoolLimiter:
+    """A pool whose patience is 0.15 s: given in seconds, or as ``"auto"``, 30 mean task
+    durations of 5 ms."""
+    if patience == "auto":
+        limiter = PoolLimiter("p:image", 9, hol_patience="auto")
+        limiter.expected_duration = lambda: 0.005
+        return limiter
+    return PoolLimiter("p:image", 9, hol_patience=patience)
+
+
+def test_patience_in_seconds_or_in_mean_task_durations() -> None:
+    """patience() is hol_patience in seconds, or for "auto" PATIENCE_TASKS mean durations of
+    the pool's tasks (FIRST_PATIENCE while no duration is known), or None."""
+    assert PoolLimiter("p:image", 9, hol_patience=12.5).patience() == 12.5
+    assert PoolLimiter("p:image", 9, hol_patience=None).patience() is None
+    limiter = PoolLimiter("p:image", 9)
+    assert limiter.hol_patience == "auto"
+    assert limiter.patience() == FIRST_PATIENCE == 300.0
+    known: list[float | None] = [None]
+    limiter.expected_duration = lambda: known[0]
+    assert limiter.patience() == FIRST_PATIENCE
+    known[0] = 20.0
+    assert limiter.patience() == PATIENCE_TASKS * 20.0 == 600.0
+
+
 @pytest.mark.anyio
-async def test_finite_patience_lets_small_ones_overtake_only_until_it_runs_out() -> None:
+@pytest.mark.parametrize("patience", [0.15, "auto"])
+async def test_finite_patience_lets_small_ones_overtake_only_until_it_runs_out(
+    patience: float | Literal["auto"],
+) -> None:
     """Small requests overtake a large head only until it has waited hol_patience seconds."""
-    limiter = PoolLimiter("p:image", 9, hol_patience=0.15)
+    limiter = _patient(patience)
     await limiter.acquire(5, ticket=0, since=anyio.current_time())
     order: list[str] = []
     async with anyio.create_task_group() as tg:
@@ -223,6 +258,45 @@ async def test_finite_patience_lets_small_ones_overtake_only_until_it_runs_out()
         limiter.release(9)
     assert order == ["early-small", "big", "late-small"]
     assert (limiter.in_use, limiter.waiting) == (1, 0)
+
+
+@pytest.mark.anyio
+async def test_patience_is_judged_on_the_pools_clock() -> None:
+    """With a virtual ``clock``, patience runs out when that clock says so, not anyio's: small
+    requests overtake the large head at virtual seconds 10 and 500, not at 700, with an
+    "auto" patience of 30 mean durations of 20 s (600 s)."""
+    virtual = [0.0]
+    limiter = PoolLimiter("p:image", 9, clock=lambda: virtual[0])
+    limiter.expected_duration = lambda: 20.0
+    await limiter.acquire(5, ticket=0, since=0.0)
+    order: list[str] = []
+    async with anyio.create_task_group() as tg:
+
+        async def take(cost: int, ticket: int, name: str) -> None:
+            await limiter.acquire(cost, ticket=ticket, since=virtual[0])
+            order.append(name)
+
+        tg.start_soon(take, 9, 1, "big")
+        await _until(lambda: limiter.waiting == 1)
+        virtual[0] = 10.0
+        tg.start_soon(take, 1, 2, "early-small")
+        await _until(lambda: order == ["early-small"])
+        virtual[0] = 500.0  # past a fixed 300 s, within 30 × 20 s
+        tg.start_soon(take, 1, 4, "mid-small")
+        await _until(lambda: order == ["early-small", "mid-small"])
+        virtual[0] = 700.0
+        tg.start_soon(take, 1, 3, "late-small")
+        await _until(lambda: limiter.waiting == 2)
+        await anyio.wait_all_tasks_blocked()
+        assert order == ["early-small", "mid-small"]  # big waited 700 s > 600 s: protected
+        limiter.release(5)
+        limiter.release(1)
+        await anyio.wait_all_tasks_blocked()
+        assert order == ["early-small", "mid-small"]  # 8 free: big needs 9
+        limiter.release(1)
+        await _until(lambda: order == ["early-small", "mid-small", "big"])
+        limiter.release(9)
+    assert order == ["early-small", "mid-small", "big", "late-small"]
 
 
 @pytest.mark.anyio
@@ -260,11 +334,11 @@ _jobs = st.lists(
 @given(
     capacity=st.integers(1, 9),
     jobs=_jobs,
-    patience=st.sampled_from([0, None, 0.0005, 10.0]),
+    patience=st.sampled_from([0, None, 0.0005, 10.0, "auto"]),
 )
 @settings(max_examples=120, deadline=None)
 def test_property_in_use_never_exceeds_capacity_and_returns_to_zero(
-    capacity: int, jobs: list[tuple[int, int, int | None]], patience: float | None
+    capacity: int, jobs: list[tuple[int, int, int | None]], patience: float | Literal["auto"] | None
 ) -> None:
     """Random acquire/hold/release/cancel sequences never exceed capacity and end at in_use 0."""
 
