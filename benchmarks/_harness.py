@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import base64
 import inspect
 import json
 import math
@@ -368,6 +369,27 @@ async def run_client(
                 if on_outcome is not None:
                     on_outcome(outcome, now)
         return seen, client.stats
+
+
+def webhook_secret() -> str:
+    """A fresh Standard Webhooks secret (``whsec_`` + base64 of 24 random bytes)."""
+    return "whsec_" + base64.b64encode(os.urandom(24)).decode()
+
+
+async def run_client_with_callbacks(
+    base_url: str, requests: Iterable[Any], secret: str | None, **options: Any
+) -> tuple[list[tuple[Any, float]], Any, Any]:
+    """:func:`run_client`, with a ``CallbackReceiver`` on 127.0.0.1 verifying ``secret`` when
+    ``secret`` is given. Returns the pairs, the client's stats and the receiver's (``None``
+    without a secret)."""
+    if secret is None:
+        seen, stats = await run_client(base_url, requests, **options)
+        return seen, stats, None
+    from kling_async import CallbackReceiver
+
+    async with CallbackReceiver(host="127.0.0.1", secret=secret) as receiver:
+        seen, stats = await run_client(base_url, requests, callbacks=receiver, **options)
+        return seen, stats, receiver.stats
 
 
 def outcome_latencies(seen: Iterable[tuple[Any, float]], ends: Mapping[str, float]) -> list[float]:

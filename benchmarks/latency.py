@@ -19,8 +19,6 @@ Usage: python benchmarks/latency.py [--tasks 300] [--quota 50] [--scale 0.25] [-
 from __future__ import annotations
 
 import asyncio
-import base64
-import os
 import sys
 from typing import Any
 
@@ -31,10 +29,11 @@ from _harness import (
     end_times,
     library_default,
     outcome_latencies,
-    run_client,
+    run_client_with_callbacks,
     scaled,
     spread,
     task_parser,
+    webhook_secret,
 )
 
 import kling_async as ka
@@ -42,25 +41,6 @@ import kling_async as ka
 REAL_IMAGE_SECONDS = (5.0, 30.0)
 TARGET_POLLING = 1.0  # seconds, unscaled
 TARGET_CALLBACKS = 0.050  # seconds, as measured
-
-
-def receiver_class() -> Any:
-    try:
-        from kling_async import CallbackReceiver
-    except ImportError:  # not re-exported yet
-        from kling_async._callbacks import CallbackReceiver
-    return CallbackReceiver
-
-
-async def run(
-    base_url: str, requests: list[ka.OmniImageRequest], secret: str | None, **options: Any
-) -> tuple[list[tuple[Any, float]], Any, Any]:
-    if secret is None:
-        seen, stats = await run_client(base_url, requests, **options)
-        return seen, stats, None
-    async with receiver_class()(host="127.0.0.1", secret=secret) as receiver:
-        seen, stats = await run_client(base_url, requests, callbacks=receiver, **options)
-        return seen, stats, receiver.stats
 
 
 def main() -> int:
@@ -71,7 +51,7 @@ def main() -> int:
     image_poll = library_default("image_poll_interval") * args.scale
     video_poll = library_default("video_poll_interval") * args.scale
     low, high = scaled(REAL_IMAGE_SECONDS, args.scale)
-    secret = "whsec_" + base64.b64encode(os.urandom(24)).decode() if args.callbacks else None
+    secret = webhook_secret() if args.callbacks else None
     mode = "callbacks" if args.callbacks else "polling"
     report = Report(f"latency ({mode})", vars(args), args.scale)
     options: dict[str, Any] = {
@@ -93,7 +73,7 @@ def main() -> int:
             + ("; CallbackReceiver on 127.0.0.1 with a webhook secret" if secret else "")
         )
         seen, client_stats, receiver_stats = asyncio.run(
-            run(
+            run_client_with_callbacks(
                 sb.base_url,
                 requests,
                 secret,

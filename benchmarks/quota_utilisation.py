@@ -14,12 +14,16 @@ process (a raw aiohttp loop with its own session, the same key, the same pool) k
 n=3 tasks, each as soon as its previous one is seen ended, retrying 1303s every 10 ms (scaled).
 The client must follow: no 1303 reaches an outcome; the table shows who held what.
 
+``--callbacks``: a ``CallbackReceiver`` on 127.0.0.1 with a webhook secret, the sandbox
+signing its callbacks with it; the client learns a task ended from its callback (confirmed by
+one query) instead of the next list poll, which keeps polling as a safety net.
+
 Task durations are scaled down by --scale from Kling-like 10–30 s images, and the client's poll
-intervals by the same factor. Head-of-line patience is the library default unless --patience
-is given (the library default is not scaled).
+intervals by the same factor. Head-of-line patience is the library default (30 mean task
+durations, so it scales with them) unless --patience is given (in unscaled seconds).
 
 Usage: python benchmarks/quota_utilisation.py [--requests 500] [--scale 0.05] [--seed 7]
-    [--no-auto] [--foreign-load] [--patience SECONDS]
+    [--no-auto] [--foreign-load] [--callbacks] [--patience SECONDS]
 """
 
 from __future__ import annotations
@@ -42,8 +46,9 @@ from _harness import (
     auth_headers,
     image_body,
     library_default,
-    run_client,
+    run_client_with_callbacks,
     scaled,
+    webhook_secret,
 )
 
 import kling_async as ka
@@ -146,12 +151,15 @@ async def run(
     base_url: str,
     requests: list[ka.OmniImageRequest],
     foreign: ForeignLoad | None,
+    secret: str | None,
     **options: Any,
 ) -> tuple[list[tuple[ka.Outcome, float]], Any]:
-    """Stream ``requests``; with ``foreign``, run it from the 1/3 to the 2/3 outcome. Returns
-    ``(outcome, seen_at)`` pairs and the client's stats."""
+    """Stream ``requests``, with a callback receiver when ``secret`` is given; with
+    ``foreign``, run it from the 1/3 to the 2/3 outcome. Returns ``(outcome, seen_at)`` pairs
+    and the client's stats."""
     if foreign is None:
-        return await run_client(base_url, requests, **options)
+        seen, stats, _ = await run_client_with_callbacks(base_url, requests, secret, **options)
+        return seen, stats
     done = 0
 
     def on_outcome(_outcome: ka.Outcome, _at: float) -> None:
@@ -165,7 +173,9 @@ async def run(
     async with asyncio.TaskGroup() as tg:
         tg.create_task(foreign.run())
         try:
-            pairs, stats = await run_client(base_url, requests, on_outcome=on_outcome, **options)
+            pairs, stats, _ = await run_client_with_callbacks(
+                base_url, requests, secret, on_outcome=on_outcome, **options
+            )
         finally:
             foreign.active.set()
             foreign.stopped.set()
@@ -190,11 +200,14 @@ def main() -> int:
     parser.add_argument("--no-auto", action="store_true", help="fixed series instead of auto")
     parser.add_argument("--foreign-load", action="store_true", help="hold 3 slots mid-run")
     parser.add_argument(
+        "--callbacks", action="store_true", help="CallbackReceiver + polling as a safety net"
+    )
+    parser.add_argument(
         "--patience",
         type=float,
         default=None,
         help="override Quota.hol_patience, in unscaled seconds (scaled like the durations); "
-        "default: the library default, unscaled",
+        "default: the library default, 'auto' (30 mean task durations)",
     )
     parser.add_argument(
         "--lookahead",
@@ -217,7 +230,11 @@ def main() -> int:
     low, high = scaled(REAL_IMAGE_SECONDS, scale)
 
     report = Report(
-        "quota utilisation" + (" with foreign load" if args.foreign_load else ""), vars(args), scale
+        "quota utilisation"
+        + (" with foreign load" if args.foreign_load else "")
+        + (" with callbacks" if args.callbacks else ""),
+        vars(args),
+        scale,
     )
     kinds = {
         "single": sum(r.result_type == "single" for r in requests),
@@ -228,11 +245,25 @@ def main() -> int:
     report.line(
         f"client: image_poll_interval {image_poll:g} s, video_poll_interval {video_poll:g} s "
         f"(library defaults × {scale:g}); lookahead {lookahead}; "
-        f"Quota.hol_patience {quota.hol_patience} s"
-        + (" (override, scaled)" if args.patience is not None else " (library default, unscaled)")
+        + (
+            f"Quota.hol_patience {quota.hol_patience:g} s (override, scaled)"
+            if args.patience is not None
+            else "Quota.hol_patience 'auto' (library default: 30 mean task durations, so it "
+            "scales with them)"
+        )
     )
-    with SandboxProcess(quota={"image": QUOTA}, image_duration=(low, high), seed=args.seed) as sb:
-        report.line(sb.describe())
+    secret = webhook_secret() if args.callbacks else None
+    sandbox_options: dict[str, Any] = {
+        "quota": {"image": QUOTA},
+        "image_duration": (low, high),
+        "seed": args.seed,
+    }
+    if secret is not None:
+        sandbox_options["callback_secret"] = secret
+    with SandboxProcess(**sandbox_options) as sb:
+        report.line(sb.describe().replace(secret or "\0", "whsec_…"))
+        if secret is not None:
+            report.line("client: CallbackReceiver on 127.0.0.1 with a webhook secret")
         foreign = None
         if args.foreign_load:
             foreign = ForeignLoad(sb.base_url, poll=image_poll, retry=REAL_FOREIGN_RETRY * scale)
@@ -247,6 +278,7 @@ def main() -> int:
                 sb.base_url,
                 requests,
                 foreign,
+                secret,
                 quota=quota,
                 image_poll_interval=image_poll,
                 video_poll_interval=video_poll,
