@@ -395,14 +395,17 @@ class PoolLimiter:
 
     def _protected(self, priced: list[tuple[int, _Waiter]]) -> tuple[int, _Waiter] | None:
         """The waiter later ones may not delay (module docstring), or ``None``: the oldest once
-        it has waited ``hol_patience``; else, when exclusive requests pile up (at least two
+        it has waited its patience, unless it costs more than the slots not :attr:`hidden`
+        (holding freed slots back for it could not start it, and would stall the pool until
+        the hidden slots are given back); else, when exclusive requests pile up (at least two
         wait, at least half the waiters, none holds slots, no hidden slots), the oldest of
         them."""
         patience = self.patience()
         if patience is None:
             return None
         if self.clock() - priced[0][1].since >= patience:
-            return priced[0]
+            # Slots held back can make its room only if other programs' tasks leave enough.
+            return priced[0] if priced[0][0] <= self.capacity - self.hidden else None
         if self.exclusive or self.hidden:
             return None
         exclusive = [cw for cw in priced if 2 * cw[0] > self.capacity]

@@ -300,6 +300,33 @@ async def test_patience_is_judged_on_the_pools_clock() -> None:
 
 
 @pytest.mark.anyio
+async def test_head_larger_than_the_room_others_leave_is_not_protected() -> None:
+    """A head whose patience ran out but which costs more than the slots other programs leave
+    (capacity − hidden) is not protected: holding slots back could not start it, so a later
+    small request still starts instead of the pool stalling. Once the hidden slots are gone,
+    the head is protected again."""
+    pool = PoolLimiter("m:image", 9, hol_patience=0.0)
+    pool.hidden = 3  # another program holds 3 slots, as proven by 1303s
+    await pool.acquire(2, ticket=0, since=anyio.current_time())
+    order: list[str] = []
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(_take, pool, 7, 1, order, "seven")
+        await _until(lambda: pool.waiting == 1)
+        tg.start_soon(_take, pool, 1, 2, order, "small")
+        await _until(lambda: order == ["small"])  # 7 > 9 - 3: not protected, small starts
+        pool.hidden = 0
+        tg.start_soon(_take, pool, 1, 3, order, "late-small")
+        await _until(lambda: pool.waiting == 2)
+        await anyio.wait_all_tasks_blocked()
+        assert order == ["small"]  # 7 <= 9 now: protected, late-small waits behind it
+        pool.release(1)
+        await _until(lambda: order == ["small", "seven"])
+        pool.release(7)
+        pool.release(2)
+    assert order == ["small", "seven", "late-small"]
+
+
+@pytest.mark.anyio
 async def test_lower_ticket_is_served_first() -> None:
     """A request put back with an earlier ticket is served before later arrivals."""
     limiter = PoolLimiter("p:video", 1, hol_patience=0)
