@@ -7,14 +7,14 @@ public ``acquire``/``release`` with ``clock=`` set to a virtual clock, and model
 the client as the client does it:
 
 - requests are the quota benchmark's mix without ``auto`` series (60 % single n 1–4, 40 %
-  fixed series 2–6, ``quota_utilisation.make_requests``'s draw), at most ``--lookahead``
-  waiting (the client's lookahead window);
+  fixed series 2–6: ``quota_utilisation.make_requests``, priced by ``request_cost``), at most
+  ``--lookahead`` waiting (the client's lookahead window);
 - a granted request's task starts at once and holds its slots for a uniform draw from
   ``--duration`` seconds;
 - the client sees a task end at the first poll after it (polls every ``--poll`` seconds, a
   random phase; ``--poll 0`` for instant detection) and releases its slots then;
 - the pool's mean duration is the client's ``_DurationEstimate`` over the tasks seen to end,
-  and ``expected_frees`` is the client's formula (``KlingClient._expected_frees``).
+  and ``expected_frees`` is the client's (``kling_async._quota.expected_frees``).
 
 Utilisation = Σ cost × duration / (capacity × makespan), as the sandbox counts it.
 
@@ -32,20 +32,23 @@ import sys
 from typing import Literal
 
 import anyio
+from quota_utilisation import make_requests
 
 from kling_async._client import _DurationEstimate
-from kling_async._quota import PoolLimiter
+from kling_async._quota import AutoSeriesEstimator, PoolLimiter, expected_frees, request_cost
 
 Patience = float | Literal["auto"] | None
 
 
 def costs(count: int, seed: int) -> list[int]:
-    """The quota benchmark's mix with fixed series in place of ``auto`` ones."""
-    rng = random.Random(seed)
+    """Slots of the quota benchmark's mix with fixed series in place of ``auto`` ones."""
+    estimator = AutoSeriesEstimator()  # never asked: no auto series
     out = []
-    for _ in range(count):
-        single = rng.random() < 0.60
-        out.append(rng.randint(1, 4) if single else rng.randint(2, 6))
+    for request in make_requests(count, seed, auto=False):
+        cost = request_cost(request, estimator)
+        if not isinstance(cost, int):  # an auto series: priced at its grant, not here
+            raise TypeError(f"request {request.prompt!r}: not a fixed-size request")
+        out.append(cost)
     return out
 
 
@@ -67,11 +70,9 @@ async def simulate(
     inflight: dict[int, tuple[float, int, float]] = {}  # ticket -> (start, slots, end)
     pool.expected_duration = durations.mean
 
-    def expected_frees() -> list[tuple[float, int]]:  # as KlingClient._expected_frees
-        mean = durations.mean() or 0.0
-        return [(max(s + mean, now + 0.1 * mean), c) for s, c, _ in inflight.values()]
-
-    pool.expected_frees = expected_frees
+    pool.expected_frees = lambda: expected_frees(
+        ((start, slots) for start, slots, _ in inflight.values()), durations.mean(), now
+    )
     granted: list[tuple[int, int]] = []
     waiting = 0
 
@@ -102,7 +103,7 @@ async def simulate(
             if waiting < lookahead and not exhausted:
                 continue  # grants made room in the window
             if not inflight:
-                if waiting:  # pragma: no cover - a limiter that grants nothing to a free pool
+                if waiting:  # a limiter that grants nothing to an empty pool
                     raise RuntimeError(f"seed {seed}: {waiting} waiting, nothing running")
                 break
             now = tick if poll > 0 else min(end for _, _, end in inflight.values())

@@ -78,7 +78,14 @@ from ._models import (
 from ._providers.kling import DEFAULT_BASE_URL, KlingCodec
 from ._providers.modellix import DEFAULT_BASE_URL as MODELLIX_BASE_URL
 from ._providers.modellix import ModellixCodec
-from ._quota import MAX_SERIES, MIN_SERIES, AutoSeriesEstimator, PoolLimiter, request_cost
+from ._quota import (
+    MAX_SERIES,
+    MIN_SERIES,
+    AutoSeriesEstimator,
+    PoolLimiter,
+    expected_frees,
+    request_cost,
+)
 from ._transport import Transport, new_session
 
 __all__ = ["ClientStats", "KlingClient"]
@@ -1317,13 +1324,8 @@ class KlingClient:
         self, pool: PoolLimiter, durations: _DurationEstimate
     ) -> list[tuple[float, int]]:
         """(expected end, slots) of the pool's in-flight tasks, for backfilling."""
-        mean = durations.mean() or 0.0
-        now = anyio.current_time()
-        return [
-            (max(t.started + mean, now + 0.1 * mean), t.reserved)
-            for t in self._inflight.values()
-            if t.pool is pool
-        ]
+        tasks = ((t.started, t.reserved) for t in self._inflight.values() if t.pool is pool)
+        return expected_frees(tasks, durations.mean(), pool.clock())
 
 
 @attrs.define

@@ -449,9 +449,9 @@ class Quota:
             largest first), but only until it has waited this long; after that nothing
             overtakes it unless it is expected to end before enough slots free up for the
             oldest, or fits in the slots that will be spare then (backfilling, judged from the
-            pool's observed task durations). Not while it costs more than the slots other
-            programs sharing the account are suspected to leave (holding slots back could not
-            start it). Requests costing more than half the pool (no
+            pool's observed task durations); the oldest is not protected while it costs more
+            than the slots that other programs sharing the account are suspected to leave
+            (holding slots back could not start it). Requests costing more than half the pool (no
             two run at once) are protected the same way before this patience when they pile
             up: when they are at least two and half the waiters, none of them runs and no
             other program's tasks are suspected, the oldest of them is. ``0`` protects the

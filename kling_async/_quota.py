@@ -42,7 +42,7 @@ from __future__ import annotations
 import bisect
 import math
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Literal
 
 import anyio
@@ -54,7 +54,7 @@ from ._models import OmniImageRequest
 if TYPE_CHECKING:
     from ._models import Request
 
-__all__ = ["AutoSeriesEstimator", "PoolLimiter", "request_cost"]
+__all__ = ["AutoSeriesEstimator", "PoolLimiter", "expected_frees", "request_cost"]
 
 MIN_SERIES, MAX_SERIES = 2, 9  # §5.1: series_amount 2–9 [S1]
 PATIENCE_TASKS = 30  # hol_patience="auto": this many of the pool's mean task durations
@@ -466,6 +466,16 @@ class AutoSeriesEstimator:
         """Record how many images a finished auto series produced."""
         if count > 0:
             self._seen.append(count)
+
+
+def expected_frees(
+    tasks: Iterable[tuple[float, int]], mean: float | None, now: float
+) -> list[tuple[float, int]]:
+    """``(expected end, slots)`` of in-flight tasks given as ``(started, slots)``, for
+    :attr:`PoolLimiter.expected_frees`: started + the mean duration (seconds), but no sooner
+    than a tenth of the mean from ``now`` (a task older than the mean is due soon, not over)."""
+    mean = mean or 0.0
+    return [(max(started + mean, now + 0.1 * mean), slots) for started, slots in tasks]
 
 
 def request_cost(request: Request, auto: AutoSeriesEstimator) -> int | Callable[[], int]:
