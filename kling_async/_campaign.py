@@ -1,11 +1,11 @@
 """Campaign files: one JSON request per line (JSON Lines).
 
-Each line is an object with ``"kind": "image"`` or ``"kind": "video"`` plus the request's fields
-under Kling's own names (see :class:`OmniImageRequest`, :class:`OmniVideoRequest`). Relative
-paths in ``image_list`` and ``video_list`` resolve against the campaign file's folder. Video
-``image_list`` items are a path/URL or ``{"image": ..., "type": "first_frame"|"end_frame"}``;
-``video_list`` items are ``{"video": ..., "refer_type": ..., "keep_original_sound": ...}``.
-Blank lines and lines starting with ``#`` are skipped.
+Each line is a create body as the vendor's docs write it, plus ``"kind": "image"`` or
+``"kind": "video"``: Kling's native omni-image / omni-video bodies (``image_list: [{"image":
+…}]``, video ``image_list: [{"image_url": …, "type": "first_frame"}]``, ``watermark_info``,
+``duration: "5"``, …), or with ``"provider": "modellix"`` Modellix's flat bodies (``images``,
+``element_ids``, ``videos``); the SDK's own shapes are read too. Local paths resolve against the
+campaign file's folder and must exist. Blank lines and lines starting with ``#`` are skipped.
 
 A malformed or invalid line becomes a :class:`CampaignLineError` naming its line number and the
 reason; the other lines are unaffected.
@@ -16,23 +16,13 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import attrs
 
-from ._models import (
-    MultiPrompt,
-    OmniImageRequest,
-    OmniVideoRequest,
-    ReferenceVideo,
-    Request,
-    VideoImage,
-)
+from ._models import OmniImageRequest, OmniVideoRequest, Request
+from ._wire_bodies import Dialect
 
 __all__ = ["CampaignLine", "CampaignLineError", "content_lines", "read_campaign"]
-
-_IMAGE_FIELDS = {f.name for f in attrs.fields(OmniImageRequest) if f.init}
-_VIDEO_FIELDS = {f.name for f in attrs.fields(OmniVideoRequest) if f.init}
 
 
 @attrs.frozen(kw_only=True)
@@ -53,10 +43,13 @@ class CampaignLineError:
     reason: str
 
 
-def read_campaign(path: Path) -> Iterator[CampaignLine | CampaignLineError]:
+def read_campaign(
+    path: Path, provider: Dialect = "kling"
+) -> Iterator[CampaignLine | CampaignLineError]:
     """Yield each non-blank line of the campaign file at ``path`` as a request or an error.
 
-    Lazy: one line is read and parsed at a time.
+    Lazy: one line is read and parsed at a time. ``provider`` is the dialect of lines that do
+    not name one (``"provider"`` on the line).
 
     Raises:
         OSError: the file cannot be opened.
@@ -64,7 +57,7 @@ def read_campaign(path: Path) -> Iterator[CampaignLine | CampaignLineError]:
     base = path.resolve().parent
     for number, text in content_lines(path):
         try:
-            yield CampaignLine(line=number, text=text, request=parse_line(text, base))
+            yield CampaignLine(line=number, text=text, request=parse_line(text, base, provider))
         except (ValueError, TypeError) as exc:
             yield CampaignLineError(line=number, text=text, reason=str(exc))
 
@@ -83,11 +76,16 @@ def content_lines(path: Path) -> Iterator[tuple[int, str]]:
                 yield number, text
 
 
-def parse_line(text: str, base: Path) -> Request:
+def parse_line(text: str, base: Path, provider: Dialect = "kling") -> Request:
     """Parse one campaign line into a request; relative paths resolve against ``base``.
 
+    The line is a vendor's create body plus ``"kind"`` (see :meth:`OmniImageRequest.from_wire`);
+    an optional ``"provider"`` (``"kling"`` or ``"modellix"``) names the dialect the body is
+    written in, else ``provider``.
+
     Raises:
-        ValueError: bad JSON, unknown ``kind`` or field, or a broken request rule.
+        ValueError: bad JSON, unknown ``kind``, ``provider`` or field, a missing local file, or
+            a broken request rule.
         TypeError: a field of the wrong type.
     """
     try:
@@ -97,72 +95,11 @@ def parse_line(text: str, base: Path) -> Request:
     if not isinstance(obj, dict):
         raise ValueError(f"expected a JSON object, got {type(obj).__name__}")
     kind = obj.pop("kind", None)
+    dialect = obj.pop("provider", provider)
+    if dialect not in ("kling", "modellix"):
+        raise ValueError(f"provider: {dialect!r}, must be 'kling' or 'modellix'")
     if kind == "image":
-        _reject_unknown(obj, _IMAGE_FIELDS, "image")
-        if "image_list" in obj:
-            obj["image_list"] = [_path(v, base, "image_list") for v in _list(obj, "image_list")]
-        return OmniImageRequest(**obj)
+        return OmniImageRequest.from_wire(obj, provider=dialect, base=base)
     if kind == "video":
-        _reject_unknown(obj, _VIDEO_FIELDS, "video")
-        if "image_list" in obj:
-            obj["image_list"] = [_video_image(v, base) for v in _list(obj, "image_list")]
-        if "video_list" in obj:
-            obj["video_list"] = [_ref_video(v, base) for v in _list(obj, "video_list")]
-        if "multi_prompt" in obj:
-            obj["multi_prompt"] = [_shot(v) for v in _list(obj, "multi_prompt")]
-        return OmniVideoRequest(**obj)
+        return OmniVideoRequest.from_wire(obj, provider=dialect, base=base)
     raise ValueError(f"kind: {kind!r}, must be 'image' or 'video'")
-
-
-def _reject_unknown(obj: dict[str, Any], allowed: set[str], kind: str) -> None:
-    unknown = sorted(set(obj) - allowed)
-    if unknown:
-        raise ValueError(
-            f"unknown field(s) for kind {kind!r}: {', '.join(unknown)} "
-            f"(allowed: {', '.join(sorted(allowed))})"
-        )
-
-
-def _list(obj: dict[str, Any], field: str) -> list[Any]:
-    value = obj[field]
-    if not isinstance(value, list):
-        raise TypeError(f"{field}: expected a JSON array, got {type(value).__name__}")
-    return value
-
-
-def _path(value: Any, base: Path, field: str) -> str | Path:
-    if not isinstance(value, str):
-        raise TypeError(f"{field}: items are URLs or paths (strings), got {value!r}")
-    if value.startswith(("http://", "https://")):
-        return value
-    return base / value
-
-
-def _video_image(value: Any, base: Path) -> VideoImage:
-    if isinstance(value, str):
-        return VideoImage(image=_path(value, base, "image_list"))
-    if isinstance(value, dict) and set(value) <= {"image", "type"} and "image" in value:
-        return VideoImage(image=_path(value["image"], base, "image_list"), type=value.get("type"))
-    raise ValueError(f"image_list: items are a path/URL or {{'image', 'type'}}, got {value!r}")
-
-
-def _ref_video(value: Any, base: Path) -> ReferenceVideo:
-    allowed = {"video", "refer_type", "keep_original_sound"}
-    if isinstance(value, str):
-        return ReferenceVideo(video=_path(value, base, "video_list"))
-    if isinstance(value, dict) and set(value) <= allowed and "video" in value:
-        fields = dict(value)
-        fields["video"] = _path(fields["video"], base, "video_list")
-        return ReferenceVideo(**fields)
-    raise ValueError(
-        f"video_list: items are a path/URL or {{'video', 'refer_type', 'keep_original_sound'}}, "
-        f"got {value!r}"
-    )
-
-
-def _shot(value: Any) -> MultiPrompt:
-    if not isinstance(value, dict) or set(value) != {"index", "prompt", "duration"}:
-        raise ValueError(
-            f"multi_prompt: items are {{'index', 'prompt', 'duration'}}, got {value!r}"
-        )
-    return MultiPrompt(**value)

@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 import attrs
 
+from ._wire_bodies import Dialect, image_kwargs, video_kwargs
+
 if TYPE_CHECKING:
     from ._errors import KlingError
 
@@ -144,6 +146,42 @@ class OmniImageRequest:
 
         validate_image_request(self)
 
+    @classmethod
+    def from_wire(
+        cls,
+        body: Mapping[str, Any],
+        *,
+        provider: Dialect = "kling",
+        base: str | os.PathLike[str] | None = None,
+    ) -> OmniImageRequest:
+        """Build a request from an omni-image create body exactly as the vendor documents it.
+
+        ``provider="kling"`` reads Kling's native body
+        (https://kling.ai/document-api/api/image/3-0-omni/image-omni)::
+
+            OmniImageRequest.from_wire({
+                "model_name": "kling-v3-omni",
+                "prompt": "cover in the style of <<<image_1>>>",
+                "image_list": [{"image": "https://example.com/style.png"}],
+                "element_list": [{"element_id": 160}],
+                "result_type": "series", "series_amount": "auto",
+                "watermark_info": {"enabled": False},
+            })
+
+        ``provider="modellix"`` reads Modellix's flat body (``images``, ``element_ids``;
+        https://docs.modellix.ai/kling/kling-v3-omni-image), with the model as ``model_name``
+        (``"kling-v3-omni-image"`` or ``"kling-v3-omni"``). The SDK's own field shapes are read
+        as well. Images are URLs, raw base64 (or ``data:`` URIs), or local paths resolved
+        against ``base`` (default: the working directory), which must exist.
+
+        Raises:
+            ValueError: an unknown field (the message names it and the nearest known one), a
+                missing local file, or a broken documented rule.
+            TypeError: a field of the wrong JSON type.
+        """
+        folder = None if base is None else Path(base)
+        return cls(**image_kwargs(body, dialect=provider, base=folder))
+
     @property
     def is_auto_series(self) -> bool:
         """Whether this is a series whose size the model picks (``series_amount="auto"``)."""
@@ -171,7 +209,11 @@ class VideoImage:
 
 def _video_images(values: Any) -> tuple[VideoImage, ...]:
     return tuple(
-        v if isinstance(v, VideoImage) else VideoImage(image=_media(v, f"image_list[{i}]"))
+        v
+        if isinstance(v, VideoImage)
+        else VideoImage(**v)
+        if isinstance(v, Mapping)
+        else VideoImage(image=_media(v, f"image_list[{i}]"))
         for i, v in enumerate(_items(values, "image_list"))
     )
 
@@ -218,7 +260,11 @@ def _ref_videos(values: Any) -> tuple[ReferenceVideo, ...]:
     if isinstance(values, ReferenceVideo):
         return (values,)
     return tuple(
-        v if isinstance(v, ReferenceVideo) else ReferenceVideo(video=_media(v, f"video_list[{i}]"))
+        v
+        if isinstance(v, ReferenceVideo)
+        else ReferenceVideo(**v)
+        if isinstance(v, Mapping)
+        else ReferenceVideo(video=_media(v, f"video_list[{i}]"))
         for i, v in enumerate(_items(values, "video_list"))
     )
 
@@ -274,6 +320,41 @@ class OmniVideoRequest:
         from ._validate import validate_video_request
 
         validate_video_request(self)
+
+    @classmethod
+    def from_wire(
+        cls,
+        body: Mapping[str, Any],
+        *,
+        provider: Dialect = "kling",
+        base: str | os.PathLike[str] | None = None,
+    ) -> OmniVideoRequest:
+        """Build a request from an omni-video create body exactly as the vendor documents it.
+
+        ``provider="kling"`` reads Kling's legacy-standard omni-video body (``POST
+        /v1/videos/omni-video``, in Kling's API documentation, https://kling.ai/document-api)::
+
+            OmniVideoRequest.from_wire({
+                "model_name": "kling-v3-omni",
+                "prompt": "the bottle turns slowly",
+                "image_list": [{"image_url": "https://example.com/a.png", "type": "first_frame"}],
+                "duration": "5", "mode": "pro", "sound": "off",
+            })
+
+        ``provider="modellix"`` reads Modellix's flat body (``images``, ``videos``, ``duration``
+        an integer; https://docs.modellix.ai/kling/kling-v3-omni-video), with the model as
+        ``model_name`` (``"kling-v3-omni-video"``, ``"kling-video-o1"`` or Kling's names). The
+        SDK's own field shapes are read as well. Media are URLs, raw base64 (or ``data:``
+        URIs), or local paths resolved against ``base`` (default: the working directory),
+        which must exist.
+
+        Raises:
+            ValueError: an unknown field (the message names it and the nearest known one), a
+                missing local file, or a broken documented rule.
+            TypeError: a field of the wrong JSON type.
+        """
+        folder = None if base is None else Path(base)
+        return cls(**video_kwargs(body, dialect=provider, base=folder))
 
     @property
     def has_local_media(self) -> bool:

@@ -188,7 +188,7 @@ async def run_campaign(options: RunOptions, console: Console | None = None) -> i
         progress.advance(bar)
 
     def requests() -> Iterator[Request]:
-        for item in read_campaign(options.campaign):
+        for item in read_campaign(options.campaign, options.provider):
             if isinstance(item, CampaignLineError):
                 invalid(item.line, item.reason)
                 continue
