@@ -1,102 +1,286 @@
-"""The ``kling-async`` command line.
+"""The ``kling-async`` command line: arguments, logging, signals, and one line per setup error.
 
 ``kling-async run CAMPAIGN.jsonl --out DIR [--sandbox] [--quota image=9,video=5]
-[--provider kling|modellix] [--base-url URL] [--deadline S]`` submits every line of a campaign
-under quota, downloads each output to ``DIR`` as soon as its task ends,
-writes ``DIR/manifest.jsonl`` (one line per campaign line) and prints a summary. Exit status 0
-when every line succeeded, 1 when any failed or was invalid, 2 for a usage error.
+[--provider kling|modellix] [--base-url URL] [--deadline S] [-v] [--log-file PATH]`` runs a
+campaign (see :mod:`kling_async._cli_run`). Exit status: 0 every line succeeded; 1 a line failed
+or was invalid; 2 a setup error (credentials, campaign file, ``--out``, ``--quota``), told in one
+line on stderr; 130 / 143 interrupted by Ctrl-C (SIGINT) / SIGTERM, after a summary and the
+command that resumes. ``--debug`` shows the traceback of an unexpected error.
 
-``kling-async sandbox --port N`` serves the built-in sandbox (a stand-in for Kling's API).
+``kling-async sandbox [--port N] [--api-key K] [--access-key AK --secret-key SK] [--quota ...]``
+serves the built-in sandbox (a stand-in for Kling's and Modellix's APIs) until Ctrl-C.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import logging
 import os
+import shlex
+import signal
 import sys
-import time
-import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import AsyncExitStack
+import tempfile
+import traceback
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
 
 import anyio
-import attrs
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.logging import RichHandler
 
-from ._campaign import CampaignLine, CampaignLineError, content_lines, read_campaign
-from ._client import KlingClient
-from ._download import safe_stem
-from ._errors import KlingError, OutcomeUnknownError
-from ._models import Outcome, Quota, Request
+from ._campaign import content_lines
+from ._cli_run import (
+    JOURNAL_NAME,
+    SANDBOX_KEY,
+    CredentialsRefused,
+    Interrupt,
+    RunOptions,
+    run_campaign,
+)
+from ._models import Quota
 
-__all__ = ["main"]
+__all__ = ["RunOptions", "main", "run_campaign"]
 
-SANDBOX_KEY = "sandbox-key"
-JOURNAL_NAME = "journal.sqlite"
-# Sandbox task durations for `run --sandbox`, in seconds: real Kling images take ~10–60 s and
-# videos minutes; the demo scales them down so a campaign finishes in under a minute.
-SANDBOX_IMAGE_DURATION = (1.0, 4.0)
-SANDBOX_VIDEO_DURATION = (3.0, 8.0)
+_EXIT_SETUP = 2
 
-NO_CREDENTIALS = """\
-kling-async: no credentials.
-  Give an API key:      export KLING_API_KEY=...            (https://kling.ai console)
-  or AccessKey/Secret:  export KLING_ACCESS_KEY=... KLING_SECRET_KEY=...
-  or try it offline:    kling-async run CAMPAIGN.jsonl --out DIR --sandbox"""
 
-NO_MODELLIX_CREDENTIALS = """\
-kling-async: no Modellix credentials.
-  Give an API key:      export MODELLIX_API_KEY=...   (https://modellix.ai/console/api-key)
-  or try it offline:    kling-async run CAMPAIGN.jsonl --out DIR --provider modellix --sandbox"""
+class SetupError(Exception):
+    """Something to fix before a run can start; shown as one line, exit status 2."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``kling-async``. Returns the exit status."""
     parser = _parser()
     args = parser.parse_args(argv)
-    if args.command == "sandbox":
-        from .testing import serve
+    console = Console(stderr=True)
+    try:
+        _configure_logging(args.verbose, args.log_file, console)
+        if args.command == "sandbox":
+            return _serve_sandbox(args)
+        return _run(args, console, argv)
+    except SetupError as exc:
+        print(f"kling-async: {exc}", file=sys.stderr)
+        return _EXIT_SETUP
+    except KeyboardInterrupt:  # before the signal handlers were in place, or a second Ctrl-C
+        print("kling-async: interrupted", file=sys.stderr)
+        return 128 + signal.SIGINT
+    except Exception as exc:
+        if args.debug:
+            traceback.print_exc()
+        else:
+            print(
+                f"kling-async: unexpected error: {type(exc).__name__}: {exc} "
+                "(run with --debug for the traceback)",
+                file=sys.stderr,
+            )
+        return _EXIT_SETUP
 
-        serve(port=args.port, host=args.host)
-        return 0
+
+def _run(args: argparse.Namespace, console: Console, argv: Sequence[str] | None) -> int:
     try:
         quota = Quota.parse(args.quota) if args.quota else Quota()
     except ValueError as exc:
-        parser.error(str(exc))
+        raise SetupError(str(exc)) from None
     campaign = Path(args.campaign)
-    if not campaign.is_file():
-        parser.error(f"campaign file not found: {campaign}")
+    _check_campaign(campaign)
     if not args.sandbox and not _has_credentials(args.provider):
-        print(
-            NO_MODELLIX_CREDENTIALS if args.provider == "modellix" else NO_CREDENTIALS,
-            file=sys.stderr,
-        )
-        return 2
-    if args.resume and not (Path(args.out) / JOURNAL_NAME).exists():
-        parser.error(f"--resume: no journal at {Path(args.out) / JOURNAL_NAME}")
+        raise SetupError(_no_credentials(args.provider))
+    out = Path(args.out)
+    if args.resume and not (out / JOURNAL_NAME).exists():
+        raise SetupError(f"--resume: no journal at {out / JOURNAL_NAME}")
+    _check_writable(out)
     options = RunOptions(
         campaign=campaign,
-        out=Path(args.out),
+        out=out,
         quota=quota,
         sandbox=args.sandbox,
         base_url=args.base_url,
         task_timeout=args.task_timeout,
         provider=args.provider,
         deadline=args.deadline,
+        resume_command=_resume_command(argv),
     )
-    return anyio.run(run_campaign, options, backend="asyncio")
+    interrupts: list[Interrupt] = []
+
+    async def run() -> int | CredentialsRefused:
+        interrupt = Interrupt()  # a cancel scope: made on the event loop
+        interrupts.append(interrupt)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(_watch_signals, interrupt, console)
+            try:
+                status: int | CredentialsRefused = await run_campaign(options, console, interrupt)
+            except CredentialsRefused as exc:
+                status = exc
+            finally:
+                tg.cancel_scope.cancel()
+        return status
+
+    status = anyio.run(run, backend="asyncio")
+    if isinstance(status, CredentialsRefused):
+        raise SetupError(f"credentials refused ({status}); {_key_hint(args.provider)}")
+    signum = interrupts[0].signum
+    if signum is not None:
+        return 128 + signum
+    return status
+
+
+async def _watch_signals(interrupt: Interrupt, console: Console) -> None:
+    """First Ctrl-C / SIGTERM: stop creating and wind down; a second one: exit at once."""
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for signum in signals:
+            if interrupt.signum is not None:
+                console.print("kling-async: stopped at once (second interrupt)")
+                os._exit(128 + signum)  # the journal's committed rows are safe on disk
+            interrupt.signum = signum
+            name = "Ctrl-C" if signum == signal.SIGINT else "SIGTERM"
+            console.print(
+                f"[yellow]{name}: creating nothing more; recording what runs[/yellow] "
+                "(press Ctrl-C again to stop at once)"
+            )
+            interrupt.stop(f"{name}")
+
+
+def _check_campaign(path: Path) -> None:
+    if not path.exists():
+        raise SetupError(f"campaign file not found: {path}")
+    if not path.is_file():
+        raise SetupError(f"campaign file is not a file: {path}")
+    try:
+        empty = next(content_lines(path), None) is None
+    except OSError as exc:
+        raise SetupError(f"cannot read campaign file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise SetupError(f"campaign file {path} is not UTF-8 text (JSON Lines)") from None
+    if empty:
+        raise SetupError(f"no requests in {path} (one JSON object per line)")
+
+
+def _check_writable(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as exc:
+        raise SetupError(f"--out {out}: not writable ({exc.strerror or exc})") from None
+
+
+def _has_credentials(provider: str) -> bool:
+    env = os.environ
+    if provider == "modellix":
+        return bool(env.get("MODELLIX_API_KEY"))
+    return bool(env.get("KLING_API_KEY")) or bool(
+        env.get("KLING_ACCESS_KEY") and env.get("KLING_SECRET_KEY")
+    )
+
+
+def _key_hint(provider: str) -> str:
+    if provider == "modellix":
+        return "set MODELLIX_API_KEY (https://modellix.ai/console/api-key)"
+    return "set KLING_API_KEY, or KLING_ACCESS_KEY and KLING_SECRET_KEY"
+
+
+def _no_credentials(provider: str) -> str:
+    offline = " --provider modellix" if provider == "modellix" else ""
+    return f"no credentials: {_key_hint(provider)}, or try it offline with{offline} --sandbox"
+
+
+def _resume_command(argv: Sequence[str] | None) -> str:
+    words = list(sys.argv[1:] if argv is None else argv)
+    return shlex.join(["kling-async", *[w for w in words if w != "--resume"], "--resume"])
+
+
+def _configure_logging(verbose: int, log_file: str | None, console: Console) -> None:
+    """``-v`` INFO and ``-vv`` DEBUG records of the ``kling_async`` loggers on stderr, through
+    rich so the progress bar stays readable; ``--log-file`` gets every DEBUG record."""
+    logger = logging.getLogger("kling_async")
+    if verbose:
+        handler = RichHandler(console=console, show_path=False, rich_tracebacks=False)
+        handler.setLevel(logging.DEBUG if verbose > 1 else logging.INFO)
+        logger.addHandler(handler)
+    if log_file:
+        try:
+            file_handler = logging.FileHandler(log_file, encoding="utf-8")
+        except OSError as exc:
+            raise SetupError(f"--log-file {log_file}: {exc.strerror or exc}") from None
+        file_handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+        )
+        file_handler.setLevel(logging.DEBUG)
+        logger.addHandler(file_handler)
+    if verbose or log_file:
+        logger.setLevel(logging.DEBUG if (verbose > 1 or log_file) else logging.INFO)
+
+
+def _serve_sandbox(args: argparse.Namespace) -> int:
+    from .testing import Faults, serve
+
+    try:
+        quota = Quota.parse(args.quota) if args.quota else Quota()
+        faults = Faults(**dict(_fault(text) for text in args.fault)) if args.fault else None
+        image_duration = _seconds_range(args.image_duration, "--image-duration")
+        video_duration = _seconds_range(args.video_duration, "--video-duration")
+    except (ValueError, TypeError) as exc:
+        raise SetupError(str(exc)) from None
+    if bool(args.access_key) != bool(args.secret_key):
+        raise SetupError("--access-key and --secret-key go together")
+    access_keys = {args.access_key: args.secret_key} if args.access_key else None
+    serve(
+        port=args.port,
+        host=args.host,
+        api_keys=tuple(args.api_key or [SANDBOX_KEY]),
+        access_keys=access_keys,
+        quota={"image": quota.image, "video": quota.video, **quota.pools},
+        modellix_concurrency=quota.team,
+        image_duration=image_duration,
+        video_duration=video_duration,
+        seed=args.seed,
+        fail_rate=args.fail_rate,
+        faults=faults,
+    )
+    return 0
+
+
+def _seconds_range(text: str, flag: str) -> tuple[float, float]:
+    low, _, high = text.partition(",")
+    try:
+        values = float(low), float(high or low)
+    except ValueError:
+        raise ValueError(f"{flag} {text!r}: give seconds as LOW,HIGH (e.g. 1,4)") from None
+    if not 0 <= values[0] <= values[1]:
+        raise ValueError(f"{flag} {text!r}: need 0 <= LOW <= HIGH")
+    return values
+
+
+def _fault(text: str) -> tuple[str, float]:
+    name, _, rate = text.partition("=")
+    try:
+        return name.strip().replace("-", "_"), float(rate)
+    except ValueError:
+        raise ValueError(f"--fault {text!r}: give NAME=RATE, e.g. drop_after_create=0.05") from None
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kling-async", description="Kling omni image/video generation at volume."
     )
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "-v", "--verbose", action="count", default=0, help="log INFO (-v) or DEBUG (-vv)"
+    )
+    common.add_argument("--log-file", help="write every DEBUG log record to this file")
+    common.add_argument(
+        "--debug", action="store_true", help="show the traceback of an unexpected error"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="run a campaign file (one JSON request per line)")
+    run = sub.add_parser(
+        "run",
+        parents=[common],
+        help="run a campaign file (one JSON request per line)",
+        description="Each line is a create body as Kling's docs print it "
+        "(https://kling.ai/document-api/api/image/3-0-omni/image-omni) plus "
+        '"kind": "image" or "video"; with --provider modellix (or "provider": "modellix" '
+        "on a line), Modellix's flat body (https://docs.modellix.ai/kling/kling-v3-omni-image).",
+    )
     run.add_argument("campaign", help="campaign file, JSON Lines")
     run.add_argument("--out", required=True, help="output folder (files + manifest.jsonl)")
     run.add_argument(
@@ -129,260 +313,38 @@ def _parser() -> argparse.ArgumentParser:
         help="continue an earlier run in --out (re-running the same command does the same; "
         "--resume also insists that the journal exists)",
     )
-    sandbox = sub.add_parser("sandbox", help="serve the sandbox API on a local port")
-    sandbox.add_argument("--port", type=int, default=8765)
-    sandbox.add_argument("--host", default="127.0.0.1")
+    sandbox = sub.add_parser(
+        "sandbox", parents=[common], help="serve the sandbox API on a local port"
+    )
+    sandbox.add_argument("--port", type=int, default=8765, help="TCP port (default 8765)")
+    sandbox.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1)")
+    sandbox.add_argument(
+        "--api-key",
+        action="append",
+        help=f"accepted Bearer key, repeatable (default {SANDBOX_KEY})",
+    )
+    sandbox.add_argument("--access-key", help="AccessKey for HS256 JWT auth")
+    sandbox.add_argument("--secret-key", help="SecretKey that signs the AccessKey's JWTs")
+    sandbox.add_argument("--quota", help="slots per pool, e.g. image=9,video=5,team=3")
+    sandbox.add_argument(
+        "--image-duration", default="2,6", help="image task seconds LOW,HIGH (default 2,6)"
+    )
+    sandbox.add_argument(
+        "--video-duration", default="20,60", help="video task seconds LOW,HIGH (default 20,60)"
+    )
+    sandbox.add_argument("--seed", type=int, default=None, help="seed of its random draws")
+    sandbox.add_argument(
+        "--fail-rate", type=float, default=0.0, help="fraction of tasks that end failed"
+    )
+    sandbox.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="NAME=RATE",
+        help="inject a fault at a rate, repeatable: error_before_create, error_after_create, "
+        "drop_after_create, query_error, malformed_query, slow, slow_download",
+    )
     return parser
-
-
-def _has_credentials(provider: str) -> bool:
-    env = os.environ
-    if provider == "modellix":
-        return bool(env.get("MODELLIX_API_KEY"))
-    return bool(env.get("KLING_API_KEY")) or bool(
-        env.get("KLING_ACCESS_KEY") and env.get("KLING_SECRET_KEY")
-    )
-
-
-@attrs.frozen(kw_only=True)
-class RunOptions:
-    """Settings of one ``kling-async run``."""
-
-    campaign: Path
-    out: Path
-    quota: Quota = attrs.field(factory=Quota)
-    sandbox: bool = False
-    base_url: str | None = None
-    task_timeout: float | None = None
-    provider: Literal["kling", "modellix"] = "kling"
-    deadline: float | None = None
-
-
-@attrs.define
-class _Tally:
-    succeeded: int = 0
-    failed: int = 0
-    invalid: int = 0
-    files: int = 0
-    bytes: int = 0
-
-
-async def run_campaign(options: RunOptions, console: Console | None = None) -> int:
-    """Run a campaign file to the end; return the exit status (0 all succeeded, else 1)."""
-    console = console or Console(stderr=True)
-    out = options.out
-    out.mkdir(parents=True, exist_ok=True)
-    run_id = _run_id(out)
-    total = sum(1 for _ in content_lines(options.campaign))
-    manifest_path = out / "manifest.jsonl"
-    rows: dict[int, dict[str, Any]] = {}
-    tally = _Tally()
-    started = time.monotonic()
-    line_of: list[int] = []
-    key_of: list[str] = []
-
-    def invalid(line: int, reason: str) -> None:
-        tally.invalid += 1
-        rows[line] = _row(line, status="invalid", error=reason)
-        console.print(f"[red]line {line}: invalid[/red]: {reason}")
-        progress.advance(bar)
-
-    def requests() -> Iterator[Request]:
-        for item in read_campaign(options.campaign, options.provider):
-            if isinstance(item, CampaignLineError):
-                invalid(item.line, item.reason)
-                continue
-            assert isinstance(item, CampaignLine)
-            request = item.request
-            # The line's key names its files and journal entry. Kling receives it as the
-            # external_task_id; Modellix has no such field, so there it stays local.
-            key = request.external_task_id or f"{run_id}-{item.line:05d}"
-            if options.provider == "modellix":
-                request = attrs.evolve(request, external_task_id=None)
-            try:
-                client.check(request)
-            except ValueError as exc:
-                invalid(item.line, str(exc))
-                continue
-            line_of.append(item.line)
-            key_of.append(key)
-            yield request
-
-    async with AsyncExitStack() as stack:
-        client = await stack.enter_async_context(await _make_client(options, stack, console))
-        progress = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[detail]}"),
-            TimeElapsedColumn(),
-            console=console,
-            disable=not console.is_terminal,
-        )
-        stack.enter_context(progress)
-        bar = progress.add_task("campaign", total=total, detail="")
-
-        async def finish(outcome: Outcome) -> None:
-            line, key = line_of[outcome.index], key_of[outcome.index]
-            row = await _save_outcome(client, outcome, line, key, out, tally)
-            rows[line] = row
-            _append(manifest_path, row)
-            progress.advance(bar)
-            progress.update(
-                bar,
-                detail=f"ok {tally.succeeded} · failed {tally.failed} · invalid {tally.invalid}"
-                f" · running {client.stats.in_flight}",
-            )
-            if not console.is_terminal:
-                console.print(_describe(row))
-
-        manifest_path.write_text("", encoding="utf-8")
-        stream = client.stream(
-            requests(), deadline=options.deadline, keys=lambda index, _: key_of[index]
-        )
-        async with stream as outcomes, anyio.create_task_group() as tg:
-            async for outcome in outcomes:
-                tg.start_soon(finish, outcome)
-
-    # Final manifest: one line per campaign line, in file order.
-    manifest_path.write_text(
-        "".join(json.dumps(rows[k], ensure_ascii=False) + "\n" for k in sorted(rows)),
-        encoding="utf-8",
-    )
-    elapsed = time.monotonic() - started
-    console.print(
-        f"[bold]done[/bold] in {elapsed:.1f} s: {tally.succeeded} succeeded, "
-        f"{tally.failed} failed, {tally.invalid} invalid lines; {tally.files} files "
-        f"({tally.bytes / 1e6:.1f} MB) in {out}; {client.stats.creates} tasks created, "
-        f"{client.stats.requeued} creates re-queued on a full quota; manifest {manifest_path}"
-    )
-    return 0 if tally.failed == 0 and tally.invalid == 0 else 1
-
-
-async def _make_client(options: RunOptions, stack: AsyncExitStack, console: Console) -> KlingClient:
-    journal = options.out / JOURNAL_NAME
-    if not options.sandbox:
-        return KlingClient(
-            provider=options.provider,
-            base_url=options.base_url,
-            quota=options.quota,
-            task_timeout=options.task_timeout,
-            journal=journal,
-        )
-    from .testing import Sandbox
-
-    quota = options.quota
-    sandbox = await stack.enter_async_context(
-        Sandbox(
-            api_keys=(SANDBOX_KEY,),
-            quota={"image": quota.image, "video": quota.video, **quota.pools},
-            modellix_concurrency=quota.team,
-            image_duration=SANDBOX_IMAGE_DURATION,
-            video_duration=SANDBOX_VIDEO_DURATION,
-        )
-    )
-    base_url = sandbox.modellix_base_url if options.provider == "modellix" else sandbox.base_url
-    console.print(
-        f"{options.provider} sandbox at {base_url} (task durations scaled down: images "
-        f"{SANDBOX_IMAGE_DURATION[0]:g}–{SANDBOX_IMAGE_DURATION[1]:g} s, videos "
-        f"{SANDBOX_VIDEO_DURATION[0]:g}–{SANDBOX_VIDEO_DURATION[1]:g} s)"
-    )
-    return KlingClient(
-        api_key=SANDBOX_KEY,
-        provider=options.provider,
-        base_url=base_url,
-        quota=quota,
-        task_timeout=options.task_timeout,
-        image_poll_interval=0.25,
-        video_poll_interval=0.5,
-        journal=journal,
-    )
-
-
-async def _save_outcome(
-    client: KlingClient, outcome: Outcome, line: int, ext: str, out: Path, tally: _Tally
-) -> dict[str, Any]:
-    task = outcome.task
-    files: list[str] = []
-    error = str(outcome.error) if outcome.error is not None else None
-    status = outcome.result.status.value if outcome.result else "error"
-    if isinstance(outcome.error, OutcomeUnknownError):
-        status = "outcome_unknown"
-    if outcome.ok and outcome.result is not None:
-        entry = await client.journal.get(ext) if client.journal else None
-        if entry is not None and entry.files and all((out / f).exists() for f in entry.files):
-            files = list(entry.files)  # saved by an earlier run: nothing to fetch
-            tally.files += len(files)
-            tally.bytes += sum((out / f).stat().st_size for f in files)
-        else:
-            try:
-                saved = await client.download(
-                    outcome.result, out, stem=f"{line:05d}-{safe_stem(ext)}"
-                )
-            except KlingError as exc:
-                error, status = f"download failed: {exc}", "download_failed"
-            else:
-                files = [s.path.name for s in saved]
-                tally.files += len(saved)
-                tally.bytes += sum(s.bytes for s in saved)
-                if client.journal is not None:
-                    await client.journal.record_saved(ext, files)
-    if status == "succeeded":
-        tally.succeeded += 1
-    else:
-        tally.failed += 1
-    return _row(
-        line,
-        task_id=task.task_id if task else None,
-        external_task_id=ext,
-        status=status,
-        files=files,
-        error=error,
-    )
-
-
-def _row(
-    line: int,
-    *,
-    status: str,
-    task_id: str | None = None,
-    external_task_id: str | None = None,
-    files: list[str] | None = None,
-    error: str | None = None,
-) -> dict[str, Any]:
-    return {
-        "line": line,
-        "task_id": task_id,
-        "external_task_id": external_task_id,
-        "status": status,
-        "files": files or [],
-        "error": error,
-    }
-
-
-def _describe(row: dict[str, Any]) -> str:
-    if row["status"] == "succeeded":
-        return f"line {row['line']}: succeeded, {len(row['files'])} file(s)"
-    return f"line {row['line']}: {row['status']}: {row['error']}"
-
-
-def _append(path: Path, row: dict[str, Any]) -> None:
-    with path.open("a", encoding="utf-8") as fh:
-        fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-
-
-def _run_id(out: Path) -> str:
-    """A short id for this output folder, kept in ``run.json`` so a re-run of the same command
-    derives the same ``external_task_id`` for each line."""
-    marker = out / "run.json"
-    if marker.exists():
-        try:
-            return str(json.loads(marker.read_text(encoding="utf-8"))["run_id"])
-        except (ValueError, KeyError):
-            pass
-    run_id = f"ka{uuid.uuid4().hex[:10]}"
-    marker.write_text(json.dumps({"run_id": run_id}) + "\n", encoding="utf-8")
-    return run_id
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Final, TypeVar
 
 import attrs
@@ -79,6 +79,7 @@ class Engine:
     _by_external: dict[str, Task] = attrs.field(factory=dict)
     _pools: dict[str, Pool] = attrs.field(factory=dict)
     _first_start: float | None = None
+    on_admit: Callable[[Task], None] | None = None  # told of every accepted task
 
     def __attrs_post_init__(self) -> None:
         self.offset = time.time() - self._clock()
@@ -236,7 +237,24 @@ class Engine:
         if self._first_start is None:
             self._first_start = now
         self.counters.creates += 1
+        if self.on_admit is not None:
+            self.on_admit(task)
         return task
+
+    def restore(self, tasks: Iterable[Task]) -> None:
+        """Take back tasks accepted by an earlier sandbox process: they answer queries and
+        lookups as before and hold their pool slots until their original end."""
+        for task in tasks:
+            if task.task_id in self._by_id:
+                continue
+            if task.api == "modellix":
+                self._pools[MODELLIX_POOL].hold(task.start, task.end, task.cost)
+            else:
+                self.pool(task.model_name, task.kind).hold(task.start, task.end, task.cost)
+            self._tasks.append(task)
+            self._by_id[task.task_id] = task
+            if task.external_task_id is not None:
+                self._by_external[task.external_task_id] = task
 
     def find(self, kind: Kind, ident: str) -> Task | None:
         """The Kling task of ``kind`` whose task_id, else external_task_id, is ``ident``

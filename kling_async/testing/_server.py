@@ -32,6 +32,7 @@ from ._faults import FaultInjector, Faults
 from ._kling import URL_LIFETIME, KlingNative, envelope
 from ._media import Signer, mp4_bytes, png_bytes
 from ._modellix import API_ROOT, SUBMIT_FORMS, ModellixApi
+from ._persist import StateFile
 from ._state import RequestWindow, SandboxStats, Status, Task, TaskRecord
 
 DEFAULT_API_KEY: Final = "sandbox-key"
@@ -140,6 +141,12 @@ class Sandbox:
         callback_secret: A ``whsec_...`` Standard Webhooks secret; when set, every callback
             POST carries ``webhook-id``, ``webhook-timestamp`` and ``webhook-signature``
             headers (ref §10.3). Default None: unsigned callbacks.
+        state_file: Path of a JSON Lines file that keeps every accepted task (one line per
+            create, flushed at once). A sandbox started on an existing file serves the tasks
+            an earlier process accepted: queries and lookups answer for them, their slots stay
+            held until their original end instants, and their result URLs keep working (the
+            URL-signing secret and, when it can be bound again, the port are kept too). This
+            lets a campaign run with ``--sandbox`` be killed and resumed. Default None.
 
     Raises:
         ValueError: an option is out of range (negative duration, bad quota key, a
@@ -168,6 +175,7 @@ class Sandbox:
         modellix_submit_paths: Collection[str] = SUBMIT_FORMS,
         faults: Faults | None = None,
         callback_secret: str | None = None,
+        state_file: str | os.PathLike[str] | None = None,
     ) -> None:
         if isinstance(api_keys, str):
             raise TypeError("api_keys: pass a collection of keys, e.g. ('sk-test',)")
@@ -214,7 +222,12 @@ class Sandbox:
         self._prefix = prefix
         self._host = host
         self._port = port
-        self._signer = Signer(os.urandom(32))
+        self._state = None if state_file is None else StateFile.open(state_file)
+        if self._state is not None:
+            self._engine.restore(self._state.restored(self._engine.offset))
+            state = self._state
+            self._engine.on_admit = lambda task: state.append(task, self._engine.offset)
+        self._signer = Signer(os.urandom(32) if self._state is None else self._state.secret)
         self._api = KlingNative(
             self._engine,
             api_keys=api_keys,
@@ -264,8 +277,7 @@ class Sandbox:
         await runner.setup()
         self._runner = runner
         try:
-            site = web.TCPSite(runner, self._host, self._port)
-            await site.start()
+            await self._bind(runner)
         except BaseException:
             await self.aclose()
             raise
@@ -276,6 +288,20 @@ class Sandbox:
             host = f"[{host}]"
         self._base_url = f"http://{host}:{port}{self._prefix}"
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=CALLBACK_TIMEOUT))
+        if self._state is not None:
+            self._state.remember_port(port)
+
+    async def _bind(self, runner: web.AppRunner) -> None:
+        """Listen on the configured port; with a state file and no port given, on the port the
+        earlier process used if it is free (so its result URLs stay valid), else any."""
+        remembered = self._state.port if self._state is not None else None
+        if self._port == 0 and remembered:
+            try:
+                await web.TCPSite(runner, self._host, remembered).start()
+                return
+            except OSError:
+                pass  # taken: old URLs will not work, queries still give fresh ones
+        await web.TCPSite(runner, self._host, self._port).start()
 
     async def aclose(self) -> None:
         """Stop serving: cancel pending callbacks, close the callback session and the socket.
@@ -294,6 +320,8 @@ class Sandbox:
         runner, self._runner = self._runner, None
         if runner is not None:
             await runner.cleanup()
+        if self._state is not None:
+            self._state.close()
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -460,7 +488,12 @@ def serve(port: int, host: str = "127.0.0.1", **sandbox_kwargs: Any) -> None:
             key = next(iter(keys), "<none>")
             print(f"Kling sandbox listening at {sandbox.base_url}", flush=True)
             print(f"Modellix API root: {sandbox.modellix_base_url}", flush=True)
-            print(f"API key: {key}   (Authorization: Bearer {key}); Ctrl-C stops it", flush=True)
+            print(f"API key: {key}   (Authorization: Bearer {key})", flush=True)
+            for access_key in sandbox_kwargs.get("access_keys") or {}:
+                print(
+                    f"AccessKey: {access_key}   (HS256 JWT signed with its SecretKey)", flush=True
+                )
+            print("Ctrl-C stops it", flush=True)
             await asyncio.Event().wait()
 
     try:

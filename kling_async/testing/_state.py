@@ -252,6 +252,12 @@ class Pool:
             self.peak = max(self.peak, used + cost)
         return True
 
+    def hold(self, start: float, end: float, cost: int) -> None:
+        """Hold ``cost`` slots from ``start`` to ``end`` unconditionally: a task accepted
+        earlier (by a previous sandbox process) still runs, so its slots are taken."""
+        self._active.append((start, end, cost))
+        self.tasks += 1
+
     def snapshot(self, now: float) -> PoolStats:
         """Figures at ``now``."""
         used = self.in_use(now)
