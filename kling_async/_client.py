@@ -9,6 +9,7 @@ task group: encode → wait for slots → create → wait for the tracker → ``
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import math
 import os
 import random
@@ -87,6 +88,9 @@ from ._quota import (
     request_cost,
 )
 from ._transport import Transport, new_session
+
+_log = logging.getLogger("kling_async.client")
+_quota_log = logging.getLogger("kling_async.quota")
 
 __all__ = ["ClientStats", "KlingClient"]
 
@@ -792,6 +796,14 @@ class KlingClient:
                 with anyio.CancelScope(shield=True):
                     task = await self._journaled_create(request, body, external_task_id, cost)
                     pool.created(ticket=ticket, auto_reserved=cost if is_auto else 0)
+                    _log.info(
+                        "task %s created (external_task_id %s, %s, %d slot(s) of pool %s)",
+                        task.task_id,
+                        external_task_id,
+                        request.kind,
+                        cost,
+                        pool.name,
+                    )
                     return self._track(task, pool, cost, request)
             except ConcurrencyLimitError:
                 # §9 [S4]: the server is the source of truth; wait for a slot and try again.
@@ -799,6 +811,12 @@ class KlingClient:
                 self.stats.requeued += 1
                 self.stats.overbooked_requeued += overbooked
                 refused = max(refused, cost)
+                _quota_log.info(
+                    "create %s refused for a full pool %s (1303 at %d slot(s)): re-queued",
+                    external_task_id,
+                    pool.name,
+                    cost,
+                )
                 await pool.wait_for_release(backoff)
                 backoff = min(backoff * 2, 4.0)
             except BaseException:
@@ -963,6 +981,9 @@ class KlingClient:
                 ambiguous = True
             if attempt == self.max_retries:
                 raise failure
+            _log.info(
+                "create %s: attempt %d failed (%s); retrying", external_task_id, attempt, failure
+            )
             await anyio.sleep(wait * (0.5 + random.random()))
             delay = min(delay * 2, 8.0)
         raise AssertionError("unreachable")  # pragma: no cover
@@ -985,12 +1006,22 @@ class KlingClient:
                 external_task_id=external_task_id,
                 http_status=getattr(failure, "http_status", None),
             ) from failure
+        _log.info(
+            "create %s may have reached the server (%s): looking it up by external_task_id",
+            external_task_id,
+            failure,
+        )
         try:
             found = await self._find_by_external_id(request, external_task_id, cost)
         except KlingError:
             raise failure from None
         if found is not None:
             self.stats.creates += 1
+        _log.info(
+            "lookup of %s: %s",
+            external_task_id,
+            f"task {found.task_id} exists" if found else "no task, the create may be sent again",
+        )
         return found
 
     async def _find_by_external_id(
@@ -1090,6 +1121,7 @@ class KlingClient:
             await anyio.sleep_until(self._next_poll(kind, tick))
             tick = anyio.current_time()
             pending = {t.task.task_id: t for t in self._inflight.values() if t.task.kind == kind}
+            _log.debug("poll: %d %s task(s) in flight", len(pending), kind)
             if len(pending) > _SINGLE_GET_MAX:
                 await self._poll_pages(kind, pending)
             for tracked in list(pending.values()):
@@ -1137,6 +1169,14 @@ class KlingClient:
         task = tracked.task
         if self._inflight.pop(task.task_id, None) is None:
             return
+        if _log.isEnabledFor(logging.INFO):
+            _log.info(
+                "task %s ended: %s after %.1f s%s",
+                task.task_id,
+                tracked.result.status.value if tracked.result else "not followed",
+                anyio.current_time() - tracked.started,
+                f" ({tracked.error})" if tracked.error else "",
+            )
         self._durations[tracked.pool.name].observe(anyio.current_time() - tracked.started)
         tracked.pool.release(tracked.reserved)
         if tracked.auto_series:

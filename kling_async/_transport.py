@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,8 @@ from ._auth import ApiKeyAuth, JwtAuth
 from ._errors import RequestTimeoutError, TransportError
 
 __all__ = ["Response", "Transport", "new_session"]
+
+_log = logging.getLogger("kling_async.http")
 
 
 @attrs.frozen
@@ -80,6 +84,7 @@ class Transport:
         """
         headers = {"Authorization": self._auth.header(), "Accept": "application/json"}
         self.requests_sent += 1
+        started = time.perf_counter() if _log.isEnabledFor(logging.DEBUG) else None
         try:
             async with self._session.request(
                 method,
@@ -92,9 +97,25 @@ class Transport:
             ) as resp:
                 raw = await resp.read()
                 # resp.headers is an immutable proxy that outlives the exchange: no copy needed
-                return Response(resp.status, resp.headers, _parse_json(raw), raw)
+                response = Response(resp.status, resp.headers, _parse_json(raw), raw)
         except (TimeoutError, aiohttp.ClientError) as exc:
-            raise _translate(exc, method, path) from exc
+            error = _translate(exc, method, path)
+            if started is not None:
+                _log.debug("%s %s failed after %.0f ms: %s", method, path, _ms(started), error)
+            raise error from exc
+        if started is not None:
+            data = response.body
+            request_id = data.get("request_id") if isinstance(data, dict) else None
+            _log.debug(
+                "%s %s%s -> %d in %.0f ms (request_id %s)",
+                method,
+                path,
+                f"?{'&'.join(f'{k}={v}' for k, v in params.items())}" if params else "",
+                response.status,
+                _ms(started),
+                request_id,
+            )
+        return response
 
     async def download(self, url: str, dest: Path, *, max_bytes: int) -> str:
         """Stream ``url`` into the file ``dest`` (created or truncated) with a plain GET and no
@@ -133,6 +154,10 @@ class Transport:
     def invalidate_auth(self) -> bool:
         """Drop a cached JWT so the next request re-signs. ``False`` for a static API key."""
         return self._auth.invalidate()
+
+
+def _ms(started: float) -> float:
+    return (time.perf_counter() - started) * 1000
 
 
 def new_session(connections: int) -> aiohttp.ClientSession:

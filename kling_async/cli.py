@@ -116,6 +116,11 @@ def _run(args: argparse.Namespace, console: Console, argv: Sequence[str] | None)
         return status
 
     status = anyio.run(run, backend="asyncio")
+    if interrupts[0].signum is not None:
+        # Interrupted: from here to the process's end (thread joins at exit included), a
+        # further signal ends it at once instead of raising where nothing can catch it.
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, _exit_now)
     if isinstance(status, CredentialsRefused):
         raise SetupError(f"credentials refused ({status}); {_key_hint(args.provider)}")
     signum = interrupts[0].signum
@@ -138,6 +143,10 @@ async def _watch_signals(interrupt: Interrupt, console: Console) -> None:
                 "(press Ctrl-C again to stop at once)"
             )
             interrupt.stop(f"{name}")
+
+
+def _exit_now(signum: int, frame: object) -> None:
+    os._exit(128 + signum)
 
 
 def _check_campaign(path: Path) -> None:
