@@ -116,16 +116,15 @@ def _run(args: argparse.Namespace, console: Console, argv: Sequence[str] | None)
         return status
 
     status = anyio.run(run, backend="asyncio")
-    if interrupts[0].signum is not None:
+    received = interrupts[0].signum
+    if received is not None:
         # Interrupted: from here to the process's end (thread joins at exit included), a
         # further signal ends it at once instead of raising where nothing can catch it.
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, _exit_now)
+        return 128 + received
     if isinstance(status, CredentialsRefused):
         raise SetupError(f"credentials refused ({status}); {_key_hint(args.provider)}")
-    signum = interrupts[0].signum
-    if signum is not None:
-        return 128 + signum
     return status
 
 
