@@ -61,7 +61,6 @@ class Interrupt:
 
     scope: anyio.CancelScope = attrs.field(factory=anyio.CancelScope)
     reason: str | None = None
-    signum: int | None = None  # the signal that stopped it, if one did
 
     def stop(self, reason: str) -> None:
         """Stop creating at once (idempotent; the first reason is kept)."""

@@ -14,6 +14,7 @@ serves the built-in sandbox (a stand-in for Kling's and Modellix's APIs) until C
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import os
 import shlex
@@ -100,52 +101,64 @@ def _run(args: argparse.Namespace, console: Console, argv: Sequence[str] | None)
         deadline=args.deadline,
         resume_command=_resume_command(argv),
     )
-    interrupts: list[Interrupt] = []
-
-    async def run() -> int | CredentialsRefused:
-        interrupt = Interrupt()  # a cancel scope: made on the event loop
-        interrupts.append(interrupt)
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(_watch_signals, interrupt, console)
-            try:
-                status: int | CredentialsRefused = await run_campaign(options, console, interrupt)
-            except CredentialsRefused as exc:
-                status = exc
-            finally:
-                tg.cancel_scope.cancel()
-        return status
-
-    status = anyio.run(run, backend="asyncio")
-    received = interrupts[0].signum
-    if received is not None:
-        # Interrupted: from here to the process's end (thread joins at exit included), a
-        # further signal ends it at once instead of raising where nothing can catch it.
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(signum, _exit_now)
-        return 128 + received
+    signals = _Signals(console)
+    previous = {n: signal.signal(n, signals.handle) for n in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        status = anyio.run(_run_campaign, options, console, signals, backend="asyncio")
+    finally:
+        for number, handler in previous.items():
+            # Interrupted: the run is over and the process ends now; a further signal during
+            # the interpreter's shutdown is ignored instead of killing it half-way.
+            signal.signal(number, signal.SIG_IGN if signals.signum is not None else handler)
+    if signals.signum is not None:
+        return 128 + signals.signum
     if isinstance(status, CredentialsRefused):
         raise SetupError(f"credentials refused ({status}); {_key_hint(args.provider)}")
     return status
 
 
-async def _watch_signals(interrupt: Interrupt, console: Console) -> None:
-    """First Ctrl-C / SIGTERM: stop creating and wind down; a second one: exit at once."""
-    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async for signum in signals:
-            if interrupt.signum is not None:
-                console.print("kling-async: stopped at once (second interrupt)")
-                os._exit(128 + signum)  # the journal's committed rows are safe on disk
-            interrupt.signum = signum
-            name = "Ctrl-C" if signum == signal.SIGINT else "SIGTERM"
-            console.print(
-                f"[yellow]{name}: creating nothing more; recording what runs[/yellow] "
-                "(press Ctrl-C again to stop at once)"
-            )
-            interrupt.stop(f"{name}")
+async def _run_campaign(
+    options: RunOptions, console: Console, signals: _Signals
+) -> int | CredentialsRefused:
+    signals.attach(Interrupt(), asyncio.get_running_loop())
+    assert signals.interrupt is not None
+    try:
+        return await run_campaign(options, console, signals.interrupt)
+    except CredentialsRefused as exc:
+        return exc
 
 
-def _exit_now(signum: int, frame: object) -> None:
-    os._exit(128 + signum)
+class _Signals:
+    """SIGINT / SIGTERM for a run: the first stops creating (on the event loop), a second
+    exits at once. Installed with ``signal.signal`` for the whole run, so no moment is left
+    where a signal would raise ``KeyboardInterrupt`` somewhere nothing catches it."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.signum: int | None = None
+        self.interrupt: Interrupt | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def attach(self, interrupt: Interrupt, loop: asyncio.AbstractEventLoop) -> None:
+        self.interrupt, self._loop = interrupt, loop
+
+    def handle(self, signum: int, frame: object) -> None:
+        if self.signum is not None:
+            os.write(2, b"kling-async: stopped at once (second interrupt)\n")
+            os._exit(128 + signum)  # the journal's committed rows are safe on disk
+        self.signum = signum
+        if self._loop is None:  # before the run began: nothing to wind down
+            raise KeyboardInterrupt
+        self._loop.call_soon_threadsafe(self._stop, signum)
+
+    def _stop(self, signum: int) -> None:
+        name = "Ctrl-C" if signum == signal.SIGINT else "SIGTERM"
+        self.console.print(
+            f"[yellow]{name}: creating nothing more; recording what runs[/yellow] "
+            "(press Ctrl-C again to stop at once)"
+        )
+        assert self.interrupt is not None
+        self.interrupt.stop(name)
 
 
 def _check_campaign(path: Path) -> None:

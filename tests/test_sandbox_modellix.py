@@ -361,7 +361,7 @@ async def test_image_lifecycle_pending_processing_success_with_resources(
         resources = data["result"]["resources"]
         assert [r["type"] for r in resources] == ["image", "image"]
         assert all(
-            r["format"] == "png" and r["width"] == r["height"] == 64 and r["role"] == "primary"
+            r["format"] == "png" and r["width"] == r["height"] == 1024 and r["role"] == "primary"
             for r in resources
         )
         assert data["result"]["metadata"]["image_count"] == 2

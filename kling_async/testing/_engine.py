@@ -264,6 +264,10 @@ class Engine:
             return None
         return task
 
+    def task(self, task_id: str) -> Task | None:
+        """The task whose task_id is ``task_id`` (either wire API), or None."""
+        return self._by_id.get(task_id)
+
     def get(self, api: Api, task_id: str) -> Task | None:
         """The task of wire API ``api`` whose task_id is ``task_id``, or None."""
         task = self._by_id.get(task_id)

@@ -34,6 +34,7 @@ from aiohttp import web
 
 from ._engine import MODELLIX_POOL, Engine
 from ._faults import FaultInjector, truncated_json
+from ._media import result_size
 from ._modellix_rules import (
     MODELS,
     ModellixFormatError,
@@ -56,8 +57,6 @@ STATUS: Final[dict[Status, str]] = {
     Status.SUCCEED: "success",
     Status.FAILED: "failed",
 }
-# Sandbox result sizes: _media.png_bytes() draws 64×64 PNGs, data/sample.mp4 is 64×64.
-RESULT_SIDE: Final = 64
 # Reason of a task failed by the sandbox's fail_rate (INFERRED, §2: the reason sits in message).
 FAILURE_MESSAGE: Final = "Task failed: Sandbox: task failed (fail_rate)"
 
@@ -338,12 +337,13 @@ class ModellixApi:
         else:
             # modellix_api.md §5.5 INFERRED: each series image is one resources[] entry
             names = [(f"{task.task_id}-{i}.png", "image", "png") for i in range(task.outputs)]
+        width, height = result_size(task.kind, task.body)
         resources = [
             {
                 "url": self._file_url(name, expires),
                 "type": kind,
-                "width": RESULT_SIDE,
-                "height": RESULT_SIDE,
+                "width": width,
+                "height": height,
                 "format": fmt,
                 "role": "primary",
             }

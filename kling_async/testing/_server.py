@@ -30,7 +30,7 @@ from aiohttp import web
 from ._engine import MODELLIX_POOL, Duration, Engine
 from ._faults import FaultInjector, Faults
 from ._kling import URL_LIFETIME, KlingNative, envelope
-from ._media import Signer, mp4_bytes, png_bytes
+from ._media import Signer, mp4_bytes, png_bytes, result_size
 from ._modellix import API_ROOT, SUBMIT_FORMS, ModellixApi
 from ._persist import StateFile
 from ._state import RequestWindow, SandboxStats, Status, Task, TaskRecord
@@ -410,10 +410,14 @@ class Sandbox:
         match = _FILE_NAME.match(name)
         if match is None:
             raise web.HTTPNotFound()
+        task = self._engine.task(match["task"])
+        if task is None:
+            raise web.HTTPNotFound()
+        size = result_size(task.kind, task.body)
         if match["ext"] == "mp4":
-            body, content_type = mp4_bytes(), "video/mp4"
+            body, content_type = mp4_bytes(float(task.video_seconds or 5), size), "video/mp4"
         else:
-            body, content_type = png_bytes(name), "image/png"
+            body, content_type = png_bytes(name, size), "image/png"
         if self._faults is not None:
             return await self._faults.maybe_slow_download(request, body, content_type)
         return web.Response(body=body, content_type=content_type)

@@ -1,0 +1,114 @@
+"""Sandbox result files look like what was asked: image pixels from resolution × aspect ratio
+(``auto`` keeps the first reference image's ratio), videos whose MP4 headers declare the
+requested duration and frame size. Checked with Pillow and a small MP4 box reader."""
+
+from __future__ import annotations
+
+import base64
+import io
+import struct
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+import kling_async as ka
+from kling_async.testing import Sandbox
+
+pytestmark = pytest.mark.anyio
+
+KEY = "media-key"
+
+
+def _png(size: tuple[int, int]) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", size, (10, 200, 30)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("model", "resolution", "ratio", "expected"),
+    [
+        ("kling-image-o1", "1k", "1:1", (1024, 1024)),
+        ("kling-image-o1", "2k", "16:9", (2728, 1536)),
+        ("kling-v3-omni", "1k", "3:4", (888, 1184)),
+        ("kling-v3-omni", "1k", "21:9", (1568, 672)),
+    ],
+)
+async def test_images_have_the_pixels_of_resolution_and_ratio(
+    tmp_path: Path, model: str, resolution: str, ratio: str, expected: tuple[int, int]
+) -> None:
+    """Downloaded images open in Pillow at the size the request's resolution and ratio give,
+    and are not one flat colour."""
+    async with (
+        Sandbox(api_keys=(KEY,), image_duration=0.05) as sb,
+        ka.KlingClient(api_key=KEY, base_url=sb.base_url, image_poll_interval=0.05) as client,
+    ):
+        request = ka.OmniImageRequest(
+            prompt="x", model_name=model, resolution=resolution, aspect_ratio=ratio, n=2
+        )
+        result = await client.wait(await client.submit(request))
+        saved = await client.download(result, tmp_path)
+    for file in saved:
+        with Image.open(file.path) as image:
+            assert image.size == expected
+            colours = image.convert("RGB").getcolors(maxcolors=1 << 16)
+            assert colours is None or len(colours) > 1
+
+
+async def test_auto_ratio_keeps_the_first_reference_image_ratio(tmp_path: Path) -> None:
+    """aspect_ratio 'auto' gives the first reference image's ratio (here 3:2)."""
+    async with (
+        Sandbox(api_keys=(KEY,), image_duration=0.05) as sb,
+        ka.KlingClient(api_key=KEY, base_url=sb.base_url, image_poll_interval=0.05) as client,
+    ):
+        request = ka.OmniImageRequest(prompt="x", image_list=[_png((600, 400))])
+        result = await client.wait(await client.submit(request))
+        (file,) = await client.download(result, tmp_path)
+    with Image.open(file.path) as image:
+        width, height = image.size
+    assert abs(width / height - 1.5) < 0.01 and abs(width * height - 1024**2) < 0.01 * 1024**2
+
+
+def _mp4_header(data: bytes) -> tuple[float, tuple[int, int]]:
+    """(mvhd duration in seconds, tkhd width × height) of an MP4 with version-0 boxes."""
+    found: dict[bytes, int] = {}
+
+    def walk(start: int, end: int) -> None:
+        while start + 8 <= end:
+            size, kind = struct.unpack_from(">I4s", data, start)
+            found.setdefault(kind, start + 8)
+            if kind in (b"moov", b"trak"):
+                walk(start + 8, start + size)
+            start += size
+
+    walk(0, len(data))
+    mvhd, tkhd = found[b"mvhd"], found[b"tkhd"]
+    scale, duration = struct.unpack_from(">II", data, mvhd + 12)
+    width, height = struct.unpack_from(">II", data, tkhd + 76)
+    return duration / scale, (width >> 16, height >> 16)
+
+
+@pytest.mark.parametrize(
+    ("mode", "ratio", "duration", "size"),
+    [
+        ("std", "16:9", 5, (1280, 720)),
+        ("pro", "9:16", 10, (1080, 1920)),
+        ("pro", "1:1", 7, (1080, 1080)),
+    ],
+)
+async def test_videos_declare_the_requested_duration_and_size(
+    tmp_path: Path, mode: str, ratio: str, duration: int, size: tuple[int, int]
+) -> None:
+    """A video's MP4 headers carry the requested duration and the mode's frame size."""
+    async with (
+        Sandbox(api_keys=(KEY,), video_duration=0.05) as sb,
+        ka.KlingClient(api_key=KEY, base_url=sb.base_url, video_poll_interval=0.05) as client,
+    ):
+        request = ka.OmniVideoRequest(
+            prompt="x", model_name="kling-v3-omni", mode=mode, aspect_ratio=ratio, duration=duration
+        )
+        result = await client.wait(await client.submit(request))
+        (file,) = await client.download(result, tmp_path)
+    assert _mp4_header(file.path.read_bytes()) == (duration, size)
+    assert base64.b64encode(file.path.read_bytes()[4:8]) == base64.b64encode(b"ftyp")
