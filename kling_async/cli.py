@@ -19,6 +19,7 @@ import logging
 import os
 import shlex
 import signal
+import ssl
 import sys
 import tempfile
 import traceback
@@ -245,6 +246,13 @@ def _serve_sandbox(args: argparse.Namespace) -> int:
     if bool(args.access_key) != bool(args.secret_key):
         raise SetupError("--access-key and --secret-key go together")
     access_keys = {args.access_key: args.secret_key} if args.access_key else None
+    context = None
+    if args.tls_cert:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        try:
+            context.load_cert_chain(args.tls_cert, args.tls_key)
+        except (OSError, ssl.SSLError) as exc:
+            raise SetupError(f"--tls-cert/--tls-key: {exc}") from None
     serve(
         port=args.port,
         host=args.host,
@@ -257,6 +265,7 @@ def _serve_sandbox(args: argparse.Namespace) -> int:
         seed=args.seed,
         fail_rate=args.fail_rate,
         faults=faults,
+        ssl_context=context,
     )
     return 0
 
@@ -354,6 +363,10 @@ def _parser() -> argparse.ArgumentParser:
         "--video-duration", default="20,60", help="video task seconds LOW,HIGH (default 20,60)"
     )
     sandbox.add_argument("--seed", type=int, default=None, help="seed of its random draws")
+    sandbox.add_argument(
+        "--tls-cert", help="serve HTTPS with this PEM certificate (for clients that need https)"
+    )
+    sandbox.add_argument("--tls-key", help="the certificate's PEM private key")
     sandbox.add_argument(
         "--fail-rate", type=float, default=0.0, help="fraction of tasks that end failed"
     )

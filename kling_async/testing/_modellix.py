@@ -126,7 +126,36 @@ class ModellixApi:
             web.post(root + "/kling/{model}/async", self._handler(self._submit, "async")),
             web.post(root + "/kling/{model}", self._handler(self._submit, "plain")),
             web.get(root + "/tasks/{task_id}", self._handler(self._query, "")),
+            web.get(root + "/models", self._handler(self._models, "")),
+            web.get(root + "/apikey/validate", self._validate_key),
         ]
+
+    # --- catalogue and key check (what Modellix's own CLI calls first) ------------------------
+
+    async def _models(self, request: web.Request, form: str, key_holder: list[str]) -> web.Response:
+        """``GET /api/v1/models``: the catalogue, top-level ``{"models": [{slug, type,
+        docs_url, description, price}]}`` (the shape Modellix's CLI reads,
+        https://docs.modellix.ai/ways-to-use/cli); here the four Kling omni models served."""
+        self._admit_request(request, key_holder)
+        models = [
+            {
+                "slug": f"kling/{model}",
+                "type": kind,
+                "docs_url": f"https://docs.modellix.ai/kling/{model}",
+                "description": f"Kling {model} (kling_async sandbox)",
+                "price": None,
+            }
+            for model, kind in MODELS.items()
+        ]
+        return web.json_response({"models": models})
+
+    async def _validate_key(self, request: web.Request) -> web.Response:
+        """``GET /api/v1/apikey/validate``: a free key check, HTTP 200 with ``data.is_valid``
+        true or false (https://docs.modellix.ai/ways-to-use/cli); not counted against the
+        request window."""
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        valid = scheme == "Bearer" and token in self._api_keys
+        return success_response({"is_valid": valid})
 
     def owns(self, path: str, prefix: str) -> bool:
         """True if ``path`` lies under this API's root (``prefix`` + ``/api/``)."""

@@ -18,6 +18,7 @@ import json
 import os
 import random
 import re
+import ssl
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Collection, Mapping
@@ -147,6 +148,9 @@ class Sandbox:
             held until their original end instants, and their result URLs keep working (the
             URL-signing secret and, when it can be bound again, the port are kept too). This
             lets a campaign run with ``--sandbox`` be killed and resumed. Default None.
+        ssl_context: Serve HTTPS with this context (for clients that insist on an
+            ``https://`` base URL); :attr:`base_url` then starts with ``https://``. Default
+            None: plain HTTP.
 
     Raises:
         ValueError: an option is out of range (negative duration, bad quota key, a
@@ -176,6 +180,7 @@ class Sandbox:
         faults: Faults | None = None,
         callback_secret: str | None = None,
         state_file: str | os.PathLike[str] | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         if isinstance(api_keys, str):
             raise TypeError("api_keys: pass a collection of keys, e.g. ('sk-test',)")
@@ -222,6 +227,7 @@ class Sandbox:
         self._prefix = prefix
         self._host = host
         self._port = port
+        self._ssl = ssl_context
         self._state = None if state_file is None else StateFile.open(state_file)
         if self._state is not None:
             self._engine.restore(self._state.restored(self._engine.offset))
@@ -286,7 +292,8 @@ class Sandbox:
         host = self._host if self._host not in ("0.0.0.0", "::", "") else "127.0.0.1"
         if ":" in host:
             host = f"[{host}]"
-        self._base_url = f"http://{host}:{port}{self._prefix}"
+        scheme = "http" if self._ssl is None else "https"
+        self._base_url = f"{scheme}://{host}:{port}{self._prefix}"
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=CALLBACK_TIMEOUT))
         if self._state is not None:
             self._state.remember_port(port)
@@ -297,11 +304,11 @@ class Sandbox:
         remembered = self._state.port if self._state is not None else None
         if self._port == 0 and remembered:
             try:
-                await web.TCPSite(runner, self._host, remembered).start()
+                await web.TCPSite(runner, self._host, remembered, ssl_context=self._ssl).start()
                 return
             except OSError:
                 pass  # taken: old URLs will not work, queries still give fresh ones
-        await web.TCPSite(runner, self._host, self._port).start()
+        await web.TCPSite(runner, self._host, self._port, ssl_context=self._ssl).start()
 
     async def aclose(self) -> None:
         """Stop serving: cancel pending callbacks, close the callback session and the socket.
