@@ -13,7 +13,7 @@ the client as the client does it:
   ``--duration`` seconds;
 - the client sees a task end at the first poll after it (polls every ``--poll`` seconds, a
   random phase; ``--poll 0`` for instant detection) and releases its slots then;
-- the pool's mean duration is the client's ``_DurationEstimate`` over the tasks seen to end,
+- the pool's mean duration is the client's ``DurationEstimate`` over the tasks seen to end,
   and ``expected_frees`` is the client's (``kling_async._quota.expected_frees``).
 
 Utilisation = Σ cost × duration / (capacity × makespan), as the sandbox counts it.
@@ -34,8 +34,13 @@ from typing import Literal
 import anyio
 from quota_utilisation import make_requests
 
-from kling_async._client import _DurationEstimate
-from kling_async._quota import AutoSeriesEstimator, PoolLimiter, expected_frees, request_cost
+from kling_async._quota import (
+    AutoSeriesEstimator,
+    DurationEstimate,
+    PoolLimiter,
+    expected_frees,
+    request_cost,
+)
 
 Patience = float | Literal["auto"] | None
 
@@ -66,7 +71,7 @@ async def simulate(
     now = 0.0
     rng = random.Random(seed * 7919 + 1)
     pool = PoolLimiter("sim:image", capacity, hol_patience=patience, clock=lambda: now)
-    durations = _DurationEstimate()
+    durations = DurationEstimate()
     inflight: dict[int, tuple[float, int, float]] = {}  # ticket -> (start, slots, end)
     pool.expected_duration = durations.mean
 

@@ -37,6 +37,7 @@ from ._errors import ServerError as ServerError
 from ._errors import TaskFailedError as TaskFailedError
 from ._errors import TaskTimeoutError as TaskTimeoutError
 from ._errors import TransportError as TransportError
+from ._errors import UnknownStatusError as UnknownStatusError
 from ._journal import Journal as Journal
 from ._journal import JournalConflictError as JournalConflictError
 from ._journal import JournalEntry as JournalEntry
@@ -54,6 +55,10 @@ from ._models import Task as Task
 from ._models import TaskResult as TaskResult
 from ._models import TaskStatus as TaskStatus
 from ._models import VideoImage as VideoImage
+from ._quota_backend import Lease as Lease
+from ._quota_backend import LocalQuota as LocalQuota
+from ._quota_backend import PoolSnapshot as PoolSnapshot
+from ._quota_backend import QuotaBackend as QuotaBackend
 
 __version__ = "0.1.0"
 
@@ -78,13 +83,17 @@ __all__ = [
     "JournalError",
     "KlingClient",
     "KlingError",
+    "Lease",
+    "LocalQuota",
     "MultiPrompt",
     "OmniImageRequest",
     "OmniVideoRequest",
     "Outcome",
     "OutcomeUnknownError",
     "PermissionDeniedError",
+    "PoolSnapshot",
     "Quota",
+    "QuotaBackend",
     "QuotaError",
     "RateLimitError",
     "ReceiverStats",
@@ -100,5 +109,6 @@ __all__ = [
     "TaskStatus",
     "TaskTimeoutError",
     "TransportError",
+    "UnknownStatusError",
     "VideoImage",
 ]

@@ -18,6 +18,7 @@ import attrs
 
 from ._errors import KlingError, TransportError
 from ._models import GeneratedImage, GeneratedVideo, TaskResult
+from ._retry import retrying
 from ._transport import Transport
 
 __all__ = ["DownloadError", "SavedFile", "download_result", "safe_stem"]
@@ -71,8 +72,11 @@ async def download_result(
     *,
     stem: str,
     watermarked: bool = False,
+    attempts: int = 3,
 ) -> list[SavedFile]:
-    """Download every output of ``result`` into ``directory`` (created if missing).
+    """Download every output of ``result`` into ``directory`` (created if missing). A file whose
+    download failed for a passing reason (a dropped connection, a timeout, HTTP 5xx or 429) is
+    tried again, up to ``attempts`` times, with the SDK's one backoff.
 
     Raises:
         DownloadError: an output could not be saved; files already saved stay.
@@ -88,10 +92,21 @@ async def download_result(
     for role, outputs in jobs:
         for position, output in enumerate(outputs):
             url = output.watermark_url if watermarked and output.watermark_url else output.url
-            saved.append(
-                await _save(transport, url, directory, f"{stem}-{role}-{position}", role, position)
-            )
+            name = f"{stem}-{role}-{position}"
+            async for attempt in retrying(attempts, _worth_retrying):
+                with attempt:
+                    saved.append(await _save(transport, url, directory, name, role, position))
     return saved
+
+
+def _worth_retrying(exc: BaseException) -> bool:
+    """A download failure that may pass: transport trouble, HTTP 429 or 5xx (not a 4xx, a size
+    cap or a wrong ``Content-Type``, which fail the same way again)."""
+    cause = exc.__cause__
+    if not isinstance(exc, DownloadError) or not isinstance(cause, TransportError):
+        return False
+    status = cause.http_status
+    return status is None or status == 429 or status >= 500
 
 
 async def _save(

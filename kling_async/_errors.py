@@ -17,6 +17,7 @@ Every error the SDK raises on purpose, or puts in :attr:`Outcome.error`, derives
     ├── TransportError              the request did not complete (refused, reset, timed out)
     │   └── RequestTimeoutError     no answer within the per-request timeout
     ├── ResponseFormatError         a 2xx answer that is not the documented JSON shape
+    │   └── UnknownStatusError      a task status no documentation names (never polled forever)
     ├── TaskFailedError             the task ended with ``task_status`` ``failed``
     ├── TaskTimeoutError            the per-task deadline passed before the task ended
     ├── DeadlineExceededError       the whole-run deadline passed before the request was created
@@ -60,6 +61,7 @@ __all__ = [
     "TaskFailedError",
     "TaskTimeoutError",
     "TransportError",
+    "UnknownStatusError",
     "error_from_code",
 ]
 
@@ -169,11 +171,13 @@ class TransportError(KlingError):
     Attributes:
         sent: ``True`` when the request may have reached the server (so a create may exist),
             ``False`` when it certainly did not (connection refused before sending).
+        http_status: For a download, the HTTP status of an answer that was not 200; else None.
     """
 
-    def __init__(self, message: str, *, sent: bool = True) -> None:
+    def __init__(self, message: str, *, sent: bool = True, http_status: int | None = None) -> None:
         super().__init__(message)
         self.sent = sent
+        self.http_status = http_status
 
 
 class RequestTimeoutError(TransportError):
@@ -182,6 +186,21 @@ class RequestTimeoutError(TransportError):
 
 class ResponseFormatError(KlingError):
     """A 2xx answer whose body is not the documented JSON shape (for example no ``task_id``)."""
+
+
+class UnknownStatusError(ResponseFormatError):
+    """The server reports a task status that no documentation names. Not retried: the task
+    ends with this error instead of being polled forever.
+
+    Attributes:
+        status: The status as the server spelt it.
+        task_id: The task's id.
+    """
+
+    def __init__(self, status: str, task_id: str) -> None:
+        super().__init__(f"task {task_id}: unknown status {status!r}; it is no longer followed")
+        self.status = status
+        self.task_id = task_id
 
 
 class TaskFailedError(KlingError):

@@ -54,7 +54,13 @@ from ._models import OmniImageRequest
 if TYPE_CHECKING:
     from ._models import Request
 
-__all__ = ["AutoSeriesEstimator", "PoolLimiter", "expected_frees", "request_cost"]
+__all__ = [
+    "AutoSeriesEstimator",
+    "DurationEstimate",
+    "PoolLimiter",
+    "expected_frees",
+    "request_cost",
+]
 
 MIN_SERIES, MAX_SERIES = 2, 9  # §5.1: series_amount 2–9 [S1]
 PATIENCE_TASKS = 30  # hol_patience="auto": this many of the pool's mean task durations
@@ -466,6 +472,29 @@ class AutoSeriesEstimator:
         """Record how many images a finished auto series produced."""
         if count > 0:
             self._seen.append(count)
+
+
+@attrs.define
+class DurationEstimate:
+    """Exponentially weighted mean of how long a pool's tasks hold their slots, in seconds, and
+    the shortest seen."""
+
+    _mean: float | None = None
+    weight: float = 0.1
+    shortest: float | None = None
+
+    def observe(self, seconds: float) -> None:
+        """Record one task that held its slots ``seconds``."""
+        self.shortest = seconds if self.shortest is None else min(self.shortest, seconds)
+        self._mean = (
+            seconds
+            if self._mean is None
+            else ((1 - self.weight) * self._mean + self.weight * seconds)
+        )
+
+    def mean(self) -> float | None:
+        """The mean so far, None before any task ended."""
+        return self._mean
 
 
 def expected_frees(

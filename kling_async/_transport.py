@@ -132,11 +132,14 @@ class Transport:
         try:
             async with self._session.get(url, timeout=timeout, allow_redirects=True) as resp:
                 if resp.status != 200:
-                    raise TransportError(f"GET {_redact(url)}: HTTP {resp.status}", sent=True)
+                    raise TransportError(
+                        f"GET {_redact(url)}: HTTP {resp.status}", http_status=resp.status
+                    )
                 declared = resp.content_length
                 if declared is not None and declared > max_bytes:
                     raise TransportError(
-                        f"GET {_redact(url)}: {declared} bytes, over the {max_bytes}-byte cap"
+                        f"GET {_redact(url)}: {declared} bytes, over the {max_bytes}-byte cap",
+                        http_status=resp.status,
                     )
                 size = 0
                 async with await anyio.open_file(dest, "wb") as out:
@@ -144,7 +147,8 @@ class Transport:
                         size += len(chunk)
                         if size > max_bytes:
                             raise TransportError(
-                                f"GET {_redact(url)}: body over the {max_bytes}-byte cap"
+                                f"GET {_redact(url)}: body over the {max_bytes}-byte cap",
+                                http_status=resp.status,
                             )
                         await out.write(chunk)
                 return (resp.content_type or "").lower()

@@ -387,7 +387,7 @@ def test_parse_images_without_index_use_their_position() -> None:
 
 def test_parse_unknown_status_is_response_format_error() -> None:
     """An undocumented task_status raises ResponseFormatError naming the value."""
-    with pytest.raises(ka.ResponseFormatError, match="unknown task_status 'succeeded'"):
+    with pytest.raises(ka.UnknownStatusError, match="unknown status 'succeeded'"):
         CODEC.parse_task(_image_answer(task_status="succeeded"))
 
 

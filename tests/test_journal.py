@@ -11,6 +11,7 @@ import pytest
 
 import kling_async as ka
 from kling_async._journal import request_fingerprint
+from kling_async._tracker import Tracker
 from kling_async.testing import Sandbox
 
 from .conftest import API_KEY
@@ -185,13 +186,13 @@ async def test_resume_never_creates_when_the_lookup_fails(
             "job-unsure", request_fingerprint(request), "image", request.model_name
         )
 
-    async def failing_query(kind: str, task_id: str) -> ka.TaskResult:
+    async def failing_query(self: Tracker, kind: str, task_id: str) -> ka.TaskResult:
         raise ka.ServerError("internal error", code=5000, http_status=500)
 
     async with ka.KlingClient(
         api_key=API_KEY, base_url=sandbox.base_url, journal=journal_path
     ) as client:
-        monkeypatch.setattr(client, "_query", failing_query)
+        monkeypatch.setattr(Tracker, "query", failing_query)
         [outcome] = await client.run_all([request])
     assert isinstance(outcome.error, ka.ServerError)
     assert sandbox.stats().create_attempts == 0

@@ -807,7 +807,7 @@ def test_parse_maps_each_status(wire: str, status: ka.TaskStatus) -> None:
 def test_unknown_status_is_not_terminal() -> None:
     """An unknown wire status is not terminal and makes parse_task raise ResponseFormatError."""
     assert CODEC.is_terminal_wire_status("queued") is False
-    with pytest.raises(ka.ResponseFormatError, match="unknown task status 'queued'"):
+    with pytest.raises(ka.UnknownStatusError, match="unknown status 'queued'"):
         CODEC.parse_task(_success(status="queued"))
 
 

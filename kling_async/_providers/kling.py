@@ -22,6 +22,7 @@ from .._errors import (
     ConcurrencyLimitError,
     RateLimitError,
     ResponseFormatError,
+    UnknownStatusError,
     error_from_code,
 )
 from .._models import (
@@ -30,6 +31,7 @@ from .._models import (
     Kind,
     OmniImageRequest,
     OmniVideoRequest,
+    Quota,
     Request,
     Task,
     TaskResult,
@@ -48,6 +50,8 @@ _PATHS: dict[Kind, str] = {
     "video": "/v1/videos/omni-video",  # §6 [S13]
 }
 
+_PAGE_SIZE_MIN = 30  # the list query's default page size
+_PAGE_SIZE_MAX = 500  # its largest
 _STATUS = {  # §4 [S1]: note the spelling 'succeed'
     "submitted": TaskStatus.SUBMITTED,
     "processing": TaskStatus.PROCESSING,
@@ -111,8 +115,37 @@ class KlingCodec:
     """Maps request models to Kling's native wire form and answers back to results."""
 
     name: str = "kling"
-    supports_list_query: bool = True  # §5.4 [S1]: pageNum/pageSize list query
-    supports_external_lookup: bool = True  # §5.3 [S1]: query by external_task_id
+    supports_list_query: bool = True  # pageNum/pageSize list query
+    supports_external_lookup: bool = True  # query by external_task_id
+    supports_callbacks: bool = True  # callback_url on creates
+    supports_jwt: bool = True  # AccessKey/SecretKey → HS256 JWT
+    api_key_env: str = "KLING_API_KEY"
+    base_url_env: str = "KLING_BASE_URL"
+    default_base_url: str = DEFAULT_BASE_URL
+    default_requests_per_minute: float | None = None  # no documented per-key request limit
+    shares_one_pool: bool = False  # pools per model and kind
+
+    def pool_name(self, model: str, kind: Kind) -> str:
+        """``"{model}:{kind}"``: concurrency is counted per model and pack type
+        (https://kling.ai/document-api/api/get-started/concurrency-rules)."""
+        return f"{model}:{kind}"
+
+    def pool_capacity(self, quota: Quota, model: str, kind: Kind) -> int:
+        """The pool's slots under ``quota`` (``Quota.capacity``)."""
+        return quota.capacity(model, kind)
+
+    def fallback(self, status: int | None) -> KlingCodec | None:
+        """Kling serves one create path: never another."""
+        return None
+
+    def list_params(self, page: int, page_size: int) -> dict[str, str]:
+        """``pageNum`` / ``pageSize`` (1–500)."""
+        return {"pageNum": str(page), "pageSize": str(page_size)}
+
+    def list_page_size(self, tracked: int) -> int:
+        """Twice the tasks in flight (newer tasks of other programs may come first), within the
+        documented 1–500 (default 30)."""
+        return min(_PAGE_SIZE_MAX, max(_PAGE_SIZE_MIN, 2 * tracked))
 
     def check(self, request: Request) -> None:
         """Refuse what this wire API cannot carry. Kling's native API carries every field of
@@ -298,7 +331,7 @@ class KlingCodec:
     def _to_result(self, wire: _WireTask) -> TaskResult:
         status = _STATUS.get(wire.task_status)
         if status is None:
-            raise ResponseFormatError(f"unknown task_status {wire.task_status!r}")
+            raise UnknownStatusError(str(wire.task_status), wire.task_id)
         res = wire.task_result or _WireResult()
         updated = wire.updated_at
         return TaskResult(

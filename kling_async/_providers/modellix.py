@@ -43,6 +43,7 @@ from .._errors import (
     RateLimitError,
     ResponseFormatError,
     ServerError,
+    UnknownStatusError,
 )
 from .._models import (
     GeneratedImage,
@@ -50,6 +51,7 @@ from .._models import (
     Kind,
     OmniImageRequest,
     OmniVideoRequest,
+    Quota,
     Request,
     Task,
     TaskResult,
@@ -155,6 +157,42 @@ class ModellixCodec:
     name: str = "modellix"
     supports_list_query: bool = False
     supports_external_lookup: bool = False
+    supports_callbacks: bool = False  # no callback_url field
+    supports_jwt: bool = False  # API keys only
+    api_key_env: str = "MODELLIX_API_KEY"
+    base_url_env: str = "MODELLIX_BASE_URL"
+    default_base_url: str = DEFAULT_BASE_URL
+    # 100 requests a minute per key (https://docs.modellix.ai/ways-to-use/api)
+    default_requests_per_minute: float | None = 100.0
+    shares_one_pool: bool = True  # the team's concurrency limit covers every model
+
+    def pool_name(self, model: str, kind: Kind) -> str:
+        """``"modellix:team"``: Modellix counts one concurrency limit per team."""
+        return "modellix:team"
+
+    def pool_capacity(self, quota: Quota, model: str, kind: Kind) -> int:
+        """``Quota.team``."""
+        return quota.team
+
+    def fallback(self, status: int | None) -> ModellixCodec | None:
+        """After a definite 404/405 the other documented create path form; else None."""
+        return self.other_submit_path() if status in (404, 405) else None
+
+    def list_params(self, page: int, page_size: int) -> dict[str, str]:
+        """Modellix has no list query.
+
+        Raises:
+            NotImplementedError: always.
+        """
+        raise NotImplementedError("modellix has no list or batch task query")
+
+    def list_page_size(self, tracked: int) -> int:
+        """Modellix has no list query.
+
+        Raises:
+            NotImplementedError: always.
+        """
+        raise NotImplementedError("modellix has no list or batch task query")
 
     def other_submit_path(self) -> ModellixCodec:
         """The same codec on the other create path form (§1). Use it only after a definite
@@ -439,7 +477,7 @@ class ModellixCodec:
             raise ResponseFormatError(f"malformed task answer: no status: {data!r:.200}")
         status = _STATUS.get(raw_status.strip().lower())
         if status is None:
-            raise ResponseFormatError(f"unknown task status {raw_status!r} for task {task_id}")
+            raise UnknownStatusError(raw_status, task_id)
 
         result = _dict(data.get("result"))
         metadata = _dict(result.get("metadata"))

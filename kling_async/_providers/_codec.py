@@ -1,0 +1,135 @@
+"""The ``Codec`` protocol: everything one wire API knows, asked by everything above it.
+
+A codec maps request models to a wire API's requests and its answers back to models, and answers
+every wire-specific question the rest of the SDK has: paths and envelopes, pagination, which
+lookups exist, how completion can be learned, the rate limit to keep, how quota pools are named,
+and which credentials and environment variables apply. Nothing above the codecs asks which wire
+API it talks to; a third wire API is a third class with these members.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Container, Mapping
+from typing import Any, Protocol
+
+from .._models import Kind, Quota, Request, Task, TaskResult
+from .._transport import Response
+
+__all__ = ["Codec"]
+
+
+class Codec(Protocol):
+    """One wire API (Kling's native legacy standard, Modellix, ...)."""
+
+    @property
+    def name(self) -> str:
+        """The provider's name, as users spell it (``"kling"``, ``"modellix"``)."""
+        ...
+
+    @property
+    def supports_list_query(self) -> bool:
+        """Whether one list query reports on many tasks (else single queries, budgeted)."""
+        ...
+
+    @property
+    def supports_external_lookup(self) -> bool:
+        """Whether a task can be looked up by the client's ``external_task_id`` (else a lost
+        create answer can never be resolved, and is never re-sent)."""
+        ...
+
+    @property
+    def supports_callbacks(self) -> bool:
+        """Whether creates can carry a ``callback_url``."""
+        ...
+
+    @property
+    def supports_jwt(self) -> bool:
+        """Whether AccessKey/SecretKey (HS256 JWT) authentication is accepted."""
+        ...
+
+    @property
+    def api_key_env(self) -> str:
+        """Environment variable holding the API key."""
+        ...
+
+    @property
+    def base_url_env(self) -> str:
+        """Environment variable holding the API root."""
+        ...
+
+    @property
+    def default_base_url(self) -> str:
+        """The API root when none is given."""
+        ...
+
+    @property
+    def default_requests_per_minute(self) -> float | None:
+        """The documented per-key request limit, or None where there is none."""
+        ...
+
+    @property
+    def shares_one_pool(self) -> bool:
+        """Whether every model and kind share one concurrency pool (a team limit), in which a
+        request costing more than the pool runs alone instead of never."""
+        ...
+
+    def pool_name(self, model: str, kind: Kind) -> str:
+        """The quota pool a task of ``(model, kind)`` holds slots in."""
+        ...
+
+    def pool_capacity(self, quota: Quota, model: str, kind: Kind) -> int:
+        """Slots of that pool under ``quota``."""
+        ...
+
+    def check(self, request: Request) -> None:
+        """Refuse, before sending, what this wire API cannot carry (``InvalidInputError``)."""
+        ...
+
+    def is_terminal_wire_status(self, raw: str) -> bool:
+        """Whether a wire status (e.g. in a callback) means the task ended."""
+        ...
+
+    def create_path(self, request: Request) -> str:
+        """Path of the create endpoint for ``request``."""
+        ...
+
+    def build_create(self, request: Request, external_task_id: str) -> dict[str, Any]:
+        """The JSON body of a create (blocking: reads and encodes local files)."""
+        ...
+
+    def fallback(self, status: int | None) -> Codec | None:
+        """The codec to try a create with after a definite refusal with HTTP ``status`` (a
+        path form the API does not serve), or None."""
+        ...
+
+    def query_path(self, kind: Kind, task_id: str) -> str:
+        """Path of the single-task query."""
+        ...
+
+    def list_path(self, kind: Kind) -> str:
+        """Path of the list query (only where :attr:`supports_list_query`)."""
+        ...
+
+    def list_params(self, page: int, page_size: int) -> Mapping[str, str]:
+        """Query parameters of list page ``page`` (1-based) of ``page_size`` tasks."""
+        ...
+
+    def list_page_size(self, tracked: int) -> int:
+        """Page size for a list poll while ``tracked`` tasks are in flight."""
+        ...
+
+    def unwrap(self, response: Response) -> Any:
+        """The ``data`` of a successful answer; raises the mapped ``APIError`` otherwise."""
+        ...
+
+    def parse_create(self, data: Any, request: Request, external_task_id: str, cost: int) -> Task:
+        """The created task."""
+        ...
+
+    def parse_task(self, data: Any, *, series: bool | None = None) -> TaskResult:
+        """One task's state."""
+        ...
+
+    def parse_task_list(self, data: Any, wanted: Container[str] | None = None) -> list[TaskResult]:
+        """The tasks of a list page (those in ``wanted`` only, when given)."""
+        ...

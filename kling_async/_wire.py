@@ -1,0 +1,146 @@
+"""Authenticated calls to one wire API: the request budget, the JWT re-sign after a 1004, and
+queries retried on transient failures. Creates, which may not be retried blindly, are sent
+once per call (see ``_creates``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Container, Mapping
+from typing import Any
+
+import anyio
+import attrs
+from aiolimiter import AsyncLimiter
+
+from ._errors import AuthenticationError, ConcurrencyLimitError, RateLimitError
+from ._models import Kind, TaskResult
+from ._providers import Codec
+from ._retry import retrying
+from ._transport import Transport
+
+__all__ = ["ClientStats", "RequestBudget", "Wire"]
+
+
+@attrs.define
+class ClientStats:
+    """Counters of what this client did (for progress displays and benchmarks).
+
+    Attributes:
+        creates: Tasks created.
+        requeued: Creates answered 1303 (concurrency full) and put back in the queue.
+        queries: Single-task queries sent.
+        list_queries: List queries sent (each reports on many tasks).
+        http_requests: All HTTP requests sent.
+        in_flight: Tasks created and not yet seen terminal.
+        resumed: Requests answered from the journal (re-attached or already finished).
+        overbooked: Creates sent in slots counted as held by ``auto`` series, to find out
+            whether those series hold them (see ``PoolLimiter``).
+        overbooked_requeued: Of those, creates answered 1303 (the slots were held).
+    """
+
+    creates: int = 0
+    requeued: int = 0
+    queries: int = 0
+    list_queries: int = 0
+    http_requests: int = 0
+    in_flight: int = 0
+    resumed: int = 0
+    overbooked: int = 0
+    overbooked_requeued: int = 0
+
+
+class RequestBudget:
+    """At most ``per_minute`` HTTP requests in any minute: a leaky bucket of capacity one
+    (aiolimiter) that lets one request through every ``60 / per_minute`` seconds (plus 2 %
+    for clock differences with the server), and a pause honouring a 429's ``Retry-After``."""
+
+    def __init__(self, per_minute: float) -> None:
+        self._limiter = AsyncLimiter(1, 60.0 / per_minute * 1.02)
+        self._paused_until = 0.0
+
+    async def acquire(self) -> None:
+        """Wait for the next request's turn."""
+        # A loop, not an Event: a 429 met while sleeping may push the pause further out.
+        while (wait := self._paused_until - anyio.current_time()) > 0:  # noqa: ASYNC110
+            await anyio.sleep(wait)
+        await self._limiter.acquire()
+
+    def pause(self, seconds: float) -> None:
+        """Send nothing for ``seconds``."""
+        self._paused_until = max(self._paused_until, anyio.current_time() + seconds)
+
+
+@attrs.define
+class Wire:
+    """Calls through one transport in one wire API's terms (its :attr:`codec`).
+
+    Attributes:
+        codec: The wire API; replaced by its fallback when a create path form is refused.
+        transport: Gives the open transport (raises ``RuntimeError`` when closed).
+        stats: Counters, shared with the client.
+        max_retries: Attempts of a query.
+        budget: Requests-per-minute budget, or None.
+    """
+
+    codec: Codec
+    transport: Callable[[], Transport]
+    stats: ClientStats
+    max_retries: int
+    budget: RequestBudget | None = None
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Mapping[str, Any] | None = None,
+        params: Mapping[str, str] | None = None,
+    ) -> Any:
+        """One request (two after an expired JWT, 1004): the answer's ``data``.
+
+        Raises:
+            APIError: the codec's mapping of an error answer.
+            TransportError: the exchange failed.
+        """
+        transport = self.transport()
+        for attempt in (1, 2):
+            if self.budget is not None:
+                await self.budget.acquire()
+            self.stats.http_requests += 1
+            response = await transport.request(method, path, json_body=json_body, params=params)
+            try:
+                return self.codec.unwrap(response)
+            except RateLimitError as exc:
+                if self.budget is not None and not isinstance(exc, ConcurrencyLimitError):
+                    self.budget.pause(exc.retry_after or 1.0)
+                raise
+            except AuthenticationError as exc:
+                # 1004: the JWT expired; re-sign once and try again.
+                if exc.code == 1004 and attempt == 1 and transport.invalidate_auth():
+                    continue
+                raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def get(self, path: str, params: Mapping[str, str] | None = None) -> Any:
+        """A GET, retried on transient failures (see ``_retry``)."""
+        async for attempt in retrying(self.max_retries):
+            with attempt:
+                return await self.call("GET", path, params=params)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def query(self, kind: Kind, task_id: str, *, series: bool | None = None) -> TaskResult:
+        """One task's state, by ``task_id`` (or ``external_task_id`` where the API allows)."""
+        self.stats.queries += 1
+        data = await self.get(self.codec.query_path(kind, task_id))
+        return self.codec.parse_task(data, series=series)
+
+    async def list_page(
+        self, kind: Kind, page: int, page_size: int, wanted: Container[str]
+    ) -> tuple[list[TaskResult], int]:
+        """One list page: the results of the tasks in ``wanted``, and how many tasks the page
+        held (a full page means there may be more)."""
+        self.stats.list_queries += 1
+        params = self.codec.list_params(page, page_size)
+        data = await self.get(self.codec.list_path(kind), params)
+        results = self.codec.parse_task_list(data, wanted)
+        return results, len(data)
