@@ -48,7 +48,6 @@ from ._models import MultiPrompt as MultiPrompt
 from ._models import OmniImageRequest as OmniImageRequest
 from ._models import OmniVideoRequest as OmniVideoRequest
 from ._models import Outcome as Outcome
-from ._models import Quota as Quota
 from ._models import ReferenceVideo as ReferenceVideo
 from ._models import Request as Request
 from ._models import Task as Task
@@ -59,6 +58,7 @@ from ._quota_backend import Lease as Lease
 from ._quota_backend import LocalQuota as LocalQuota
 from ._quota_backend import PoolSnapshot as PoolSnapshot
 from ._quota_backend import QuotaBackend as QuotaBackend
+from ._quota_config import Quota as Quota
 
 __version__ = "0.1.0"
 

@@ -26,7 +26,8 @@ from ._campaign import CampaignLine, CampaignLineError, content_lines, read_camp
 from ._client import KlingClient
 from ._download import safe_stem
 from ._errors import AuthenticationError, KlingError, OutcomeUnknownError
-from ._models import Outcome, Quota, Request
+from ._models import Outcome, Request
+from ._quota_config import Quota
 
 __all__ = ["CredentialsRefused", "Interrupt", "RunOptions", "run_campaign"]
 
@@ -121,9 +122,9 @@ async def run_campaign(
             assert isinstance(item, CampaignLine)
             request = item.request
             # The line's key names its files and journal entry. Kling receives it as the
-            # external_task_id; Modellix has no such field, so there it stays local.
+            # external_task_id; a wire API without one (Modellix) keeps it local.
             key = request.external_task_id or f"{run_id}-{item.line:05d}"
-            if options.provider == "modellix":
+            if not client.carries_external_task_id:
                 request = attrs.evolve(request, external_task_id=None)
             try:
                 client.check(request)
@@ -251,7 +252,7 @@ async def _make_client(options: RunOptions, stack: AsyncExitStack, console: Cons
             state_file=options.out / SANDBOX_STATE_NAME,
         )
     )
-    base_url = sandbox.modellix_base_url if options.provider == "modellix" else sandbox.base_url
+    base_url = {"kling": sandbox.base_url, "modellix": sandbox.modellix_base_url}[options.provider]
     console.print(
         f"{options.provider} sandbox at {base_url} (task durations scaled down: images "
         f"{SANDBOX_IMAGE_DURATION[0]:g}–{SANDBOX_IMAGE_DURATION[1]:g} s, videos "

@@ -21,10 +21,11 @@ from ._callbacks import CallbackHint, CallbackReceiver
 from ._creates import Creator
 from ._download import SavedFile, download_result
 from ._journal import Journal
-from ._models import Kind, Outcome, Quota, Request, Task, TaskResult
+from ._models import Kind, Outcome, Request, Task, TaskResult
 from ._providers import codec_for
 from ._quota import PoolLimiter
 from ._quota_backend import LocalQuota, QuotaBackend
+from ._quota_config import Quota
 from ._scheduler import Outcomes, Scheduler
 from ._tracker import Tracker
 from ._transport import Transport, new_session
@@ -471,6 +472,12 @@ class KlingClient:
         return self._quota.pool(
             codec.pool_name(model, kind), codec.pool_capacity(self.quota, model, kind)
         )
+
+    @property
+    def carries_external_task_id(self) -> bool:
+        """Whether this wire API takes (and can look tasks up by) ``external_task_id``; where
+        it does not (Modellix), the id stays the client's own key for journal and files."""
+        return self._wire.codec.supports_external_lookup
 
     def check(self, request: Request) -> None:
         """Check that this client's wire API can carry ``request``; sends nothing.

@@ -28,8 +28,9 @@ from ._errors import (
     TaskFailedError,
 )
 from ._journal import Journal
-from ._models import OmniImageRequest, OmniVideoRequest, Outcome, Quota, Request
+from ._models import OmniImageRequest, OmniVideoRequest, Outcome, Request
 from ._quota_backend import QuotaBackend
+from ._quota_config import Quota
 from ._tracker import Tracked, Tracker
 from ._wire import Wire
 

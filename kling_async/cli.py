@@ -39,7 +39,8 @@ from ._cli_run import (
     RunOptions,
     run_campaign,
 )
-from ._models import Quota
+from ._providers import PROVIDERS, codec_for
+from ._quota_config import Quota
 
 __all__ = ["RunOptions", "main", "run_campaign"]
 
@@ -187,23 +188,20 @@ def _check_writable(out: Path) -> None:
 
 
 def _has_credentials(provider: str) -> bool:
-    env = os.environ
-    if provider == "modellix":
-        return bool(env.get("MODELLIX_API_KEY"))
-    return bool(env.get("KLING_API_KEY")) or bool(
-        env.get("KLING_ACCESS_KEY") and env.get("KLING_SECRET_KEY")
-    )
+    env, codec = os.environ, codec_for(provider)
+    jwt = codec.supports_jwt and env.get("KLING_ACCESS_KEY") and env.get("KLING_SECRET_KEY")
+    return bool(env.get(codec.api_key_env) or jwt)
 
 
 def _key_hint(provider: str) -> str:
-    if provider == "modellix":
-        return "set MODELLIX_API_KEY (https://modellix.ai/console/api-key)"
-    return "set KLING_API_KEY, or KLING_ACCESS_KEY and KLING_SECRET_KEY"
+    codec = codec_for(provider)
+    if codec.supports_jwt:
+        return f"set {codec.api_key_env}, or KLING_ACCESS_KEY and KLING_SECRET_KEY"
+    return f"set {codec.api_key_env}"
 
 
 def _no_credentials(provider: str) -> str:
-    offline = " --provider modellix" if provider == "modellix" else ""
-    return f"no credentials: {_key_hint(provider)}, or try it offline with{offline} --sandbox"
+    return f"no credentials: {_key_hint(provider)}, or try it offline with --sandbox"
 
 
 def _resume_command(argv: Sequence[str] | None) -> str:
@@ -322,7 +320,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--provider",
-        choices=("kling", "modellix"),
+        choices=PROVIDERS,
         default="kling",
         help="wire API: Kling's native API and gateways (default), or Modellix",
     )

@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Container, Mapping
 from typing import Any, Protocol
 
-from .._models import Kind, Quota, Request, Task, TaskResult
+from .._models import Kind, Request, Task, TaskResult
+from .._quota_config import Quota
 from .._transport import Response
 
 __all__ = ["Codec"]

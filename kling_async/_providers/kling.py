@@ -31,12 +31,12 @@ from .._models import (
     Kind,
     OmniImageRequest,
     OmniVideoRequest,
-    Quota,
     Request,
     Task,
     TaskResult,
     TaskStatus,
 )
+from .._quota_config import Quota
 from .._transport import Response
 from .._validate import check_local_image, check_local_video
 
