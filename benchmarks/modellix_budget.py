@@ -26,7 +26,7 @@ import argparse
 import asyncio
 import sys
 
-from _harness import IMAGE_MODEL, Report, SandboxProcess, library_default, run_client, scaled
+from _harness import IMAGE_MODEL, Report, SandboxProcess, run_client, scaled
 
 import kling_async as ka
 
@@ -45,8 +45,6 @@ def main() -> int:
 
     scale = args.rpm_window / REAL_WINDOW
     budget = args.rpm * 60.0 / args.rpm_window
-    image_poll = library_default("image_poll_interval") * scale
-    video_poll = library_default("video_poll_interval") * scale
     low, high = scaled(REAL_IMAGE_SECONDS, scale)
     report = Report("Modellix request budget", vars(args), scale)
     requests = [
@@ -64,7 +62,7 @@ def main() -> int:
         report.line(
             f"client: provider='modellix', requests_per_minute {budget:g} "
             f"({args.rpm} per {args.rpm_window:g} s), Quota(team={args.team}), "
-            f"image_poll_interval {image_poll:g} s (library default × {scale:g})"
+            "the library's default poll cadence"
         )
         seen, client_stats = asyncio.run(
             run_client(
@@ -73,8 +71,6 @@ def main() -> int:
                 provider="modellix",
                 requests_per_minute=budget,
                 quota=ka.Quota(team=args.team),
-                image_poll_interval=image_poll,
-                video_poll_interval=video_poll,
             )
         )
         stats = sb.stats()

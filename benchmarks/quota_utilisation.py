@@ -18,9 +18,10 @@ The client must follow: no 1303 reaches an outcome; the table shows who held wha
 signing its callbacks with it; the client learns a task ended from its callback (confirmed by
 one query) instead of the next list poll, which keeps polling as a safety net.
 
-Task durations are scaled down by --scale from Kling-like 10–30 s images, and the client's poll
-intervals by the same factor. Head-of-line patience is the library default (30 mean task
-durations, so it scales with them) unless --patience is given (in unscaled seconds).
+Task durations are scaled down by --scale from Kling-like 10–30 s images; the client polls at
+its default cadence, which follows the task durations (no scaled override). Head-of-line
+patience is the library default (30 mean task durations, so it scales with them) unless
+--patience is given (in unscaled seconds).
 
 Usage: python benchmarks/quota_utilisation.py [--requests 500] [--scale 0.05] [--seed 7]
     [--no-auto] [--foreign-load] [--callbacks] [--patience SECONDS]
@@ -58,6 +59,7 @@ POOL = f"{IMAGE_MODEL}:image"
 REAL_IMAGE_SECONDS = (10.0, 30.0)  # unscaled task durations
 FOREIGN_COST = 3
 FOREIGN_PREFIX = "foreign-"
+REAL_FOREIGN_POLL = 0.8  # unscaled seconds between the foreign loop's polls
 REAL_FOREIGN_RETRY = 0.2  # unscaled seconds between the foreign loop's retries after a 1303
 TARGET = 0.90
 TARGET_NO_AUTO = 0.95
@@ -219,8 +221,7 @@ def main() -> int:
 
     scale = args.scale
     lookahead = args.lookahead or library_default("lookahead")
-    image_poll = library_default("image_poll_interval") * scale
-    video_poll = library_default("video_poll_interval") * scale
+    foreign_poll = REAL_FOREIGN_POLL * scale
     quota_options: dict[str, Any] = {"image": QUOTA}
     if args.patience is not None:
         quota_options["hol_patience"] = args.patience * scale
@@ -243,8 +244,8 @@ def main() -> int:
     }
     report.line(f"requests: {len(requests)} {kinds}; quota {QUOTA}")
     report.line(
-        f"client: image_poll_interval {image_poll:g} s, video_poll_interval {video_poll:g} s "
-        f"(library defaults × {scale:g}); lookahead {lookahead}; "
+        f"client: poll cadence the library default (at the pace of the tasks); "
+        f"lookahead {lookahead}; "
         + (
             f"Quota.hol_patience {quota.hol_patience:g} s (override, scaled)"
             if args.patience is not None
@@ -266,10 +267,10 @@ def main() -> int:
             report.line("client: CallbackReceiver on 127.0.0.1 with a webhook secret")
         foreign = None
         if args.foreign_load:
-            foreign = ForeignLoad(sb.base_url, poll=image_poll, retry=REAL_FOREIGN_RETRY * scale)
+            foreign = ForeignLoad(sb.base_url, poll=foreign_poll, retry=REAL_FOREIGN_RETRY * scale)
             report.line(
                 f"foreign load: n={FOREIGN_COST} creates, same key and pool, from the 1/3 to the "
-                f"2/3 outcome; polls every {image_poll:g} s, retries a 1303 after "
+                f"2/3 outcome; polls every {foreign_poll:g} s, retries a 1303 after "
                 f"{foreign.retry:g} s"
             )
         started = time.monotonic()
@@ -280,8 +281,6 @@ def main() -> int:
                 foreign,
                 secret,
                 quota=quota,
-                image_poll_interval=image_poll,
-                video_poll_interval=video_poll,
                 lookahead=lookahead,
             )
         )

@@ -25,7 +25,6 @@ from _harness import (
     SandboxProcess,
     end_times,
     image_body,
-    library_default,
     outcome_latencies,
     run_client,
     scaled,
@@ -49,8 +48,6 @@ def main() -> int:
     parser = task_parser(__doc__, tasks=1000, scale=0.1)
     args = parser.parse_args()
 
-    image_poll = library_default("image_poll_interval") * args.scale
-    video_poll = library_default("video_poll_interval") * args.scale
     naive_poll = REAL_POLL_SECONDS * args.scale
     report = Report("requests per task", vars(args), args.scale)
     requests = [
@@ -62,8 +59,7 @@ def main() -> int:
     with SandboxProcess(**sandbox_options(args)) as sb:
         report.line(sb.describe() + " (a fresh one per side)")
         report.line(
-            f"client: Quota(image={args.quota}), image_poll_interval {image_poll:g} s, "
-            f"video_poll_interval {video_poll:g} s (library defaults × {args.scale:g}); "
+            f"client: Quota(image={args.quota}), the library's default poll cadence; "
             f"baseline: Semaphore({args.quota}), GET every {naive_poll:g} s"
         )
         seen, client_stats = asyncio.run(
@@ -71,8 +67,6 @@ def main() -> int:
                 sb.base_url,
                 requests,
                 quota=ka.Quota(image=args.quota),
-                image_poll_interval=image_poll,
-                video_poll_interval=video_poll,
             )
         )
         sdk_stats = sb.stats()

@@ -264,8 +264,6 @@ async def _make_client(options: RunOptions, stack: AsyncExitStack, console: Cons
         base_url=base_url,
         quota=quota,
         task_timeout=options.task_timeout,
-        image_poll_interval=0.25,
-        video_poll_interval=0.5,
         journal=journal,
     )
 

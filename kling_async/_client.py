@@ -74,11 +74,15 @@ class KlingClient:
             ``stream()`` yields :class:`TaskTimeoutError` while the SDK keeps following the
             task so its quota slots are released when the server ends it. Default ``None``.
             (The whole-run deadline is ``stream(..., deadline=)``.)
-        image_poll_interval: Seconds between polls of the image tasks in flight, ±10 % jitter.
-            On Kling each poll is one list query for all of them (single GETs when only one or
-            two are in flight); while no task can have ended yet (all younger than 80 % of the
-            shortest their pool has seen) polls wait. Default 0.8.
-        video_poll_interval: The same for video tasks. Default 5.0.
+        image_poll_interval: Seconds between polls of the image tasks in flight, ±10 % jitter;
+            ``None`` (default) polls at the pace of the tasks: 5 % of the mean time the pool's
+            tasks take while requests wait for slots, 7.5 % when none wait (so detection lag
+            stays about 2.5 % of a task whether tasks take 1 s or 5 min), scaled from the
+            oldest task's age until one has ended, within 0.02–30 s. On Kling each poll is one
+            list query for all of them (single GETs when only one or two are in flight); while
+            no task can have ended yet (all younger than 80 % of the shortest their pool has
+            seen) polls wait.
+        video_poll_interval: The same for video tasks.
         lookahead: Requests ``stream()`` pulls from the input ahead of the ones running, so a
             small request can start while a large one waits for slots. Default 32.
         max_retries: Attempts for a query (and for a create the server certainly refused
@@ -121,8 +125,8 @@ class KlingClient:
         quota: Quota | None = None,
         request_timeout: float | None = 30.0,
         task_timeout: float | None = None,
-        image_poll_interval: float = 0.8,
-        video_poll_interval: float = 5.0,
+        image_poll_interval: float | None = None,
+        video_poll_interval: float | None = None,
         lookahead: int = 32,
         max_retries: int = 5,
         journal: str | os.PathLike[str] | None = None,
@@ -169,7 +173,7 @@ class KlingClient:
         self.quota = quota or Quota()
         self.request_timeout = request_timeout
         self.task_timeout = task_timeout
-        self.poll_intervals: dict[Kind, float] = {
+        self.poll_intervals: dict[Kind, float | None] = {
             "image": image_poll_interval,
             "video": video_poll_interval,
         }

@@ -22,6 +22,7 @@ from typing import assert_never
 import anyio
 import attrs
 
+from . import _cadence
 from ._errors import (
     AuthenticationError,
     InvalidRequestError,
@@ -74,7 +75,8 @@ class Tracker:
         wire: Calls to the wire API.
         quota: Gets each ended task's lease back.
         spawn: Starts a background task (the scheduler's task group).
-        poll_intervals: Seconds between polls per kind.
+        poll_intervals: Seconds between polls per kind; None: at the pace of the tasks
+            (see ``_cadence``).
         task_timeout: Seconds from create until :meth:`wait` gives up (None: never).
         journal: Where finished results are recorded, or None.
         callbacks: Whether a callback receiver feeds hints (polling then slows down).
@@ -83,7 +85,7 @@ class Tracker:
     wire: Wire
     quota: QuotaBackend
     spawn: Spawn
-    poll_intervals: dict[Kind, float]
+    poll_intervals: dict[Kind, float | None]
     task_timeout: float | None = None
     journal: Journal | None = None
     callbacks: bool = False
@@ -111,7 +113,7 @@ class Tracker:
         self.wire.stats.in_flight += 1
         durations = self._durations.setdefault(lease.pool, DurationEstimate())
         if not self.wire.codec.supports_list_query:
-            interval = self.poll_intervals[task.kind]
+            interval = self.interval(task.kind)
             shortest = durations.shortest
             first = 0.8 * shortest if shortest else _FIRST_CHECK_FACTOR * interval
             tracked.next_check = tracked.started + max(interval, first)
@@ -182,7 +184,7 @@ class Tracker:
                         if result.status is TaskStatus.FAILED:
                             raise _failed(result)
                         return result
-                    await anyio.sleep(self.poll_intervals[kind])
+                    await anyio.sleep(self.interval(kind))
         except TimeoutError:
             raise TaskTimeoutError(
                 f"task {task_id} did not end within {self.task_timeout} s"
@@ -219,13 +221,14 @@ class Tracker:
                 continue
             kind = tracked.task.kind
             result = await self._check(tracked)
+            interval = self.interval(kind)
             if result is None:
-                tracked.next_check = anyio.current_time() + self.poll_intervals[kind]
+                tracked.next_check = anyio.current_time() + interval
                 continue
             tracked.checks += 1
             cap = 5.0 if kind == "image" else 20.0
-            delay = min(cap, self.poll_intervals[kind] * 1.5 ** (tracked.checks - 1))
-            tracked.next_check = anyio.current_time() + max(delay, self.poll_intervals[kind])
+            delay = min(cap, interval * 1.5 ** (tracked.checks - 1))
+            tracked.next_check = anyio.current_time() + max(delay, interval)
             await self._observe(tracked, result)
         self._pollers.discard("budgeted")
 
@@ -272,13 +275,27 @@ class Tracker:
             if not pending or held < page_size:
                 return
 
+    def interval(self, kind: Kind) -> float:
+        """Seconds between polls of ``kind`` now: the override, else at the pace of the tasks
+        in flight (``_cadence``), shorter while requests wait for their slots."""
+        override = self.poll_intervals[kind]
+        if override is not None:
+            return override
+        now = anyio.current_time()
+        pools = {t.lease.pool for t in self._inflight.values() if t.task.kind == kind}
+        ages = [now - t.started for t in self._inflight.values() if t.task.kind == kind]
+        snapshot = self.quota.snapshot()
+        waiting = any(snapshot[p].waiting for p in pools if p in snapshot)
+        means = [self._durations[p].mean() for p in pools if p in self._durations]
+        return _cadence.interval(kind, means, max(ages, default=0.0), waiting=waiting)
+
     def _next_poll(self, kind: Kind, last: float) -> float:
         """When to poll ``kind`` next (``anyio.current_time()`` clock): one poll interval, ±10 %
         jitter, after the previous poll *began* (so the time a poll takes does not stretch the
         cadence), or later while no task of that kind can have ended yet (each in-flight task
         is younger than 80 % of the shortest its pool has seen), so long video tasks cost few
         queries."""
-        delay = self.poll_intervals[kind] * random.uniform(0.9, 1.1)
+        delay = self.interval(kind) * random.uniform(0.9, 1.1)
         if self.callbacks:
             delay *= _CALLBACK_POLL_FACTOR
         due = last + delay
