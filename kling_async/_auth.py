@@ -1,6 +1,9 @@
 """Authentication: a Bearer API key, or AccessKey + SecretKey signed into an HS256 JWT.
 
-Source: https://kling.ai/document-api/api/get-started/authentication (reference §3).
+Source: https://kling.ai/document-api/api/get-started/authentication [auth].
+
+Sources:
+[auth] https://kling.ai/document-api/api/get-started/authentication
 """
 
 from __future__ import annotations
@@ -14,14 +17,14 @@ from jwt.warnings import InsecureKeyLengthWarning
 
 __all__ = ["ApiKeyAuth", "Auth", "JwtAuth"]
 
-JWT_LIFETIME = 1800.0  # seconds; §3.2: exp = now + 1800 s (the documented example)
-JWT_NOT_BEFORE_SKEW = 5.0  # seconds; §3.2: nbf = now − 5 s
-JWT_RENEW_MARGIN = 300.0  # seconds; re-sign this long before exp (§3.2 INFERRED)
+JWT_LIFETIME = 1800.0  # seconds; [auth]: exp = now + 1800 s (the documented example)
+JWT_NOT_BEFORE_SKEW = 5.0  # seconds; [auth]: nbf = now − 5 s
+JWT_RENEW_MARGIN = 300.0  # seconds; re-sign this long before exp ([auth] INFERRED)
 
 
 @attrs.define
 class ApiKeyAuth:
-    """``Authorization: Bearer <API key>`` (reference §3.1). The key never appears in reprs."""
+    """``Authorization: Bearer <API key>`` [auth]. The key never appears in reprs."""
 
     _api_key: str = attrs.field(repr=False)
 
@@ -36,7 +39,7 @@ class ApiKeyAuth:
 
 @attrs.define
 class JwtAuth:
-    """AccessKey + SecretKey → HS256 JWT with ``iss``/``exp``/``nbf`` (reference §3.2).
+    """AccessKey + SecretKey → HS256 JWT with ``iss``/``exp``/``nbf`` [auth].
 
     The token is cached and re-signed :data:`JWT_RENEW_MARGIN` seconds before it expires, and
     at once after :meth:`invalidate` (called on a 1004 "authorization expired" answer).

@@ -4,10 +4,10 @@ A task's end is seen at the first poll after it, on average half an interval lat
 requests wait for slots that lag leaves slots idle. So the interval is a fixed fraction of how
 long the pool's tasks take (from create to seen ended), whether they take 1 s or 5 minutes:
 
-- ``FRACTION_WAITING`` (5 %) of the mean duration while requests wait for slots of that kind:
-  the mean detection lag is then about 2.5 % of a task, and a list poll every 5 % of a task
-  costs, at a quota of ``q`` tasks in flight, ``1 / (0.05 q)`` requests per task (0.4 at 50);
-- ``FRACTION_IDLE`` (7.5 %) when nothing waits: only the caller's latency is at stake, so a
+- ``FRACTION_WAITING`` (4.5 %) of the mean duration while requests wait for slots of that kind:
+  the mean detection lag is then about 2.3 % of a task, and a list poll every 4.5 % of a task
+  costs, at a quota of ``q`` tasks in flight, ``1 / (0.045 q)`` requests per task (0.44 at 50);
+- ``FRACTION_IDLE`` (7 %) when nothing waits: only the caller's latency is at stake, so a
   third fewer polls;
 - before any task of the pool has ended: the same fraction of the oldest in-flight task's age
   (a task that has run ``t`` seconds takes at least that long), at least ``MIN_AGE`` and at most
@@ -26,8 +26,8 @@ from ._models import Kind
 
 __all__ = ["CEILING", "FLOOR", "FRACTION_IDLE", "FRACTION_WAITING", "TYPICAL", "interval"]
 
-FRACTION_WAITING = 0.05
-FRACTION_IDLE = 0.075
+FRACTION_WAITING = 0.045
+FRACTION_IDLE = 0.07
 TYPICAL: dict[Kind, float] = {"image": 20.0, "video": 120.0}  # seconds
 MIN_AGE = 1.0  # seconds: before any end, the age the interval is scaled from at least
 FLOOR = 0.02  # seconds

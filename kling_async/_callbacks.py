@@ -1,7 +1,7 @@
-"""A small aiohttp server that receives Kling's task callbacks (DESIGN §6, reference §10).
+"""A small aiohttp server that receives Kling's task callbacks, [callbacks]).
 
 Kling POSTs a JSON body to a create's ``callback_url`` each time the task's status changes
-(reference §10.1). :class:`CallbackReceiver` listens for those POSTs, answers at once and hands
+[callbacks]. :class:`CallbackReceiver` listens for those POSTs, answers at once and hands
 each one to its subscribers as a :class:`CallbackHint`; :class:`~kling_async.KlingClient`
 subscribes when given ``callbacks=receiver`` and sets ``receiver.url`` as the ``callback_url`` of
 its creates.
@@ -9,13 +9,16 @@ its creates.
 Security model: a callback is only a *hint*. The client never ends a task because of one: a hint
 that says a task it follows has ended makes it send an authenticated query at once, and the
 answer to that query is the result. A forged callback can therefore cost one extra query, never
-a wrong result. Signatures (Standard Webhooks, reference §10.3) are still worth checking when
+a wrong result. Signatures (Standard Webhooks, [callbacks]) are still worth checking when
 the console has a webhook secret: pass it as ``secret=`` and unsigned, forged or replayed POSTs
 are refused with 401 before anyone sees them.
 
-Delivery facts Kling does not document (reference §10.3 GAP): retries, timeouts and ordering.
+Delivery facts Kling does not document ([callbacks] GAP): retries, timeouts and ordering.
 Callbacks may come late, twice, out of order or not at all, so the client keeps polling (ten
 times slower) as a safety net, and duplicates are harmless.
+
+Sources:
+[callbacks] https://kling.ai/document-api/api/get-started/callbacks
 """
 
 from __future__ import annotations
@@ -42,12 +45,12 @@ __all__ = ["CallbackHint", "CallbackReceiver", "ReceiverStats"]
 _log = logging.getLogger("kling_async.callbacks")
 
 DEFAULT_PATH: Final = "/kling/callback"
-# Largest callback body accepted, in bytes. A callback carries a few result URLs (ref §10.1);
+# Largest callback body accepted, in bytes. A callback carries a few result URLs [callbacks];
 # 1 MiB is far above any real one and keeps a stranger from making the receiver buffer much.
 MAX_BODY: Final = 1024 * 1024
 # How many webhook ids and (task_id, task_status) pairs are remembered to count duplicates.
 _SEEN_LIMIT: Final = 10_000
-# ``webhook-timestamp`` is integer seconds since the epoch (ref §10.3); 10 digits reach 2286.
+# ``webhook-timestamp`` is integer seconds since the epoch [callbacks]; 10 digits reach 2286.
 _TIMESTAMP = re.compile(r"[0-9]{1,10}")
 
 
@@ -55,7 +58,7 @@ def _wall_clock() -> float:
     """Seconds since the epoch; the clock ``webhook-timestamp`` is checked against.
 
     A module-level function so that a test can move "now" for this module alone (Kling's
-    published test vector, ref §10.3, is signed at a fixed moment in the past).
+    published test vector, [callbacks], is signed at a fixed moment in the past).
     """
     return time.time()
 
@@ -69,16 +72,16 @@ class CallbackHint:
 
     Attributes:
         task_id: Kling's task id (legacy ``task_id``, or ``id`` in a new-standard body,
-            reference §10.1/§10.2).
+            [callbacks]/[callbacks]).
         external_task_id: The caller's ``task_info.external_task_id`` (legacy) or
             ``external_id`` (new standard); ``None`` when absent or empty.
         task_status: The status exactly as sent, e.g. ``"processing"`` or ``"succeed"``
-            (legacy, ref §10.1) or ``"succeeded"`` (new standard, ref §10.2). Compare it with
+            (legacy, [callbacks]) or ``"succeeded"`` (new standard, [callbacks]). Compare it with
             the codec's wire names, not with :class:`~kling_async.TaskStatus`.
         received_at: ``time.monotonic()`` seconds when the POST was read: the clock asyncio's
             default event loop (and so ``anyio.current_time()`` under asyncio) uses, so it can
             be compared with loop times to measure callback latency.
-        webhook_id: The ``webhook-id`` header, if the POST had one (signed callbacks, §10.3).
+        webhook_id: The ``webhook-id`` header, if the POST had one (signed callbacks, [callbacks]).
         duplicate: ``True`` when the same ``webhook-id`` or the same ``(task_id, task_status)``
             was already accepted (see :attr:`ReceiverStats.duplicates`).
     """
@@ -136,9 +139,9 @@ class CallbackReceiver:
 
     Each POST to ``path`` is answered with a small JSON body and status 200 (accepted), 400
     (malformed), 401 (signature refused) or 413 (too large), before any subscriber runs.
-    The body is parsed leniently: the legacy callback (reference §10.1: ``task_id``,
+    The body is parsed leniently: the legacy callback ([callbacks]: ``task_id``,
     ``task_status``, ``task_info.external_task_id``, other fields ignored) and the new-standard
-    one (§10.2: ``id``, ``status``, ``external_id``; the console's "Send Test Callback" posts
+    one ([callbacks]: ``id``, ``status``, ``external_id``; the console's "Send Test Callback" posts
     that shape) are both accepted.
 
     Args:
@@ -149,7 +152,7 @@ class CallbackReceiver:
         public_url: The URL Kling must POST to (e.g. a tunnel's address), returned by
             :attr:`url`. Default ``None``: ``http://{host}:{port}{path}`` of the bound socket,
             which only reaches Kling if this machine is publicly reachable.
-        secret: The console's webhook secret (``"whsec_..."``, reference §10.3). With it, POSTs
+        secret: The console's webhook secret (``"whsec_..."``, [callbacks]). With it, POSTs
             without valid ``webhook-id``, ``webhook-timestamp`` and ``webhook-signature``
             headers are refused with 401. Without it (default) every well-formed POST is
             accepted: anyone who can reach the URL can send hints. That costs at most extra
@@ -157,7 +160,7 @@ class CallbackReceiver:
             believed), but setting a secret is recommended.
         tolerance: Seconds ``webhook-timestamp`` may differ from this machine's clock before a
             signed POST is refused as stale (or from the future); it bounds replays. Default
-            300.0 (5 minutes, as reference §10.3 prescribes); ``None`` disables the check.
+            300.0 (5 minutes, as [callbacks] prescribes); ``None`` disables the check.
 
     Raises:
         ValueError: ``secret`` is not a Standard Webhooks secret (``"whsec_"`` + base64),
@@ -346,7 +349,7 @@ class CallbackReceiver:
         return response
 
     def _verify(self, webhook: Webhook, body: bytes, headers: Mapping[str, str]) -> str | None:
-        """Check the Standard Webhooks signature (reference §10.3); the reason for refusal,
+        """Check the Standard Webhooks signature [callbacks]; the reason for refusal,
         or ``None`` when it is valid.
 
         The HMAC itself is the library's (:meth:`Webhook.sign`); the header parsing, the
@@ -373,7 +376,7 @@ class CallbackReceiver:
             return "body is not UTF-8"
         expected = webhook.sign(msg_id, datetime.fromtimestamp(timestamp, tz=UTC), text)
         expected_mac = base64.b64decode(expected.partition(",")[2])
-        for candidate in signatures.split():  # several during a secret rotation (§10.3)
+        for candidate in signatures.split():  # several during a secret rotation [callbacks]
             version, _, value = candidate.partition(",")
             if version != "v1":
                 continue
@@ -416,8 +419,8 @@ def _answer(status: int, error: str | None) -> web.Response:
 def _parse(body: bytes) -> tuple[str, str | None, str]:
     """``(task_id, external_task_id, task_status)`` of a callback body, leniently.
 
-    Legacy shape (reference §10.1): ``task_id``, ``task_status``,
-    ``task_info.external_task_id``. New-standard shape (§10.2): ``id``, ``status``,
+    Legacy shape [callbacks]: ``task_id``, ``task_status``,
+    ``task_info.external_task_id``. New-standard shape [callbacks]: ``id``, ``status``,
     ``external_id``. Other fields are ignored.
 
     Raises:

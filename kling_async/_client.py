@@ -75,9 +75,9 @@ class KlingClient:
             task so its quota slots are released when the server ends it. Default ``None``.
             (The whole-run deadline is ``stream(..., deadline=)``.)
         image_poll_interval: Seconds between polls of the image tasks in flight, ±10 % jitter;
-            ``None`` (default) polls at the pace of the tasks: 5 % of the mean time the pool's
-            tasks take while requests wait for slots, 7.5 % when none wait (so detection lag
-            stays about 2.5 % of a task whether tasks take 1 s or 5 min), scaled from the
+            ``None`` (default) polls at the pace of the tasks: 4.5 % of the mean time the pool's
+            tasks take while requests wait for slots, 7 % when none wait (so detection lag
+            stays about 2.3 % of a task whether tasks take 1 s or 5 min), scaled from the
             oldest task's age until one has ended, within 0.02–30 s. On Kling each poll is one
             list query for all of them (single GETs when only one or two are in flight); while
             no task can have ended yet (all younger than 80 % of the shortest their pool has

@@ -35,8 +35,13 @@ Programmer mistakes raise builtins instead: ``ValueError``/``TypeError`` for an 
 lifecycle misuse such as using a closed client.
 
 Error codes and HTTP statuses: https://kling.ai/document-api/get-started/error-codes
-(reference §8). ``docs/errors.md`` has the same tree with what each error carries and what the
+[errors]. ``docs/errors.md`` has the same tree with what each error carries and what the
 SDK does about it; a test keeps both trees equal to the classes.
+
+Sources:
+[errors] https://kling.ai/document-api/api/get-started/error-codes
+[modellix-api] https://docs.modellix.ai/ways-to-use/api
+[auth] https://kling.ai/document-api/api/get-started/authentication
 """
 
 from __future__ import annotations
@@ -252,7 +257,7 @@ class DeadlineExceededError(KlingError):
 class OutcomeUnknownError(KlingError):
     """A create was sent, but its answer was lost (timeout after sending, 5xx, dropped
     connection, or a 2xx without a task id), and the wire API has no way to look the task up
-    by a client-chosen id (Modellix, reference modellix_api.md §1–§2). The task may exist, may
+    by a client-chosen id (Modellix, [modellix-api]–[auth]). The task may exist, may
     run and may be billed. The SDK never re-sends such a create: check the provider's console
     before running the request again.
 
@@ -333,7 +338,7 @@ def error_from_code(
 ) -> APIError:
     """Build the most specific :class:`APIError` for a wire ``code`` and HTTP status.
 
-    Kling codes (reference §8) win over the HTTP status; without a known code the HTTP status
+    Kling codes [errors] win over the HTTP status; without a known code the HTTP status
     decides (5xx → :class:`ServerError`).
     """
     cls: type[APIError] = APIError

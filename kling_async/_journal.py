@@ -1,4 +1,4 @@
-"""A durable journal of every request's life, in SQLite (DESIGN §7).
+"""A durable journal of every request's life, in SQLite.
 
 One row per ``external_task_id``. The intent is recorded *before* the create (so after a crash
 we know a create may have reached the server), the ``task_id`` right after it, the final result

@@ -1,11 +1,15 @@
 """Request and result models.
 
-Requests carry Kling's own field names (reference §5.1 omni-image, §6.1 omni-video). They are
+Requests carry Kling's own field names ([omni-image] omni-image, [omni-video] omni-video). They are
 validated when they are built: a broken documented rule raises ``ValueError`` naming the field,
 the value and the rule, so a rejected request never reaches the network.
 
 Sources: https://kling.ai/document-api/api/image/3-0-omni/image-omni (omni-image) and the legacy
-omni-video page (reference §6, S13).
+omni-video page ([omni-video], S13).
+
+Sources:
+[omni-image] https://kling.ai/document-api/api/image/3-0-omni/image-omni
+[omni-video] https://kling.ai/document-api (omni-video; legacy POST /v1/videos/omni-video)
 """
 
 from __future__ import annotations
@@ -101,7 +105,7 @@ def _int_tuple(values: Any) -> tuple[int, ...]:
 
 @attrs.frozen(kw_only=True)
 class OmniImageRequest:
-    """One omni-image task (``POST /v1/images/omni-image``, reference §5.1).
+    """One omni-image task (``POST /v1/images/omni-image``, [omni-image]).
 
     Args:
         prompt: 1–2500 characters; reference inputs as ``<<<image_1>>>``.
@@ -193,7 +197,7 @@ class OmniImageRequest:
 
 @attrs.frozen(kw_only=True)
 class VideoImage:
-    """An image given to an omni-video task (``image_list`` item, reference §6.1).
+    """An image given to an omni-video task (``image_list`` item, [omni-video]).
 
     Args:
         image: URL, local path or bytes.
@@ -217,7 +221,7 @@ def _video_images(values: Any) -> tuple[VideoImage, ...]:
 
 @attrs.frozen(kw_only=True)
 class ReferenceVideo:
-    """A reference video for an omni-video task (``video_list`` item, reference §6.1).
+    """A reference video for an omni-video task (``video_list`` item, [omni-video]).
 
     Args:
         video: URL, local path or bytes (MP4/MOV, ≥ 3 s, 720–2160 px, ≤ 200 MB).
@@ -268,7 +272,7 @@ def _ref_videos(values: Any) -> tuple[ReferenceVideo, ...]:
 
 @attrs.frozen(kw_only=True)
 class OmniVideoRequest:
-    """One omni-video task (``POST /v1/videos/omni-video``, legacy standard, reference §6.1).
+    """One omni-video task (``POST /v1/videos/omni-video``, legacy standard, [omni-video]).
 
     Args:
         prompt: 1–2500 characters; required unless ``shot_type="customize"``. References as
@@ -368,7 +372,7 @@ class TaskStatus(enum.Enum):
     """A task's state, normalised across wire APIs.
 
     Kling's ``task_status`` values map as ``submitted`` → SUBMITTED, ``processing`` →
-    PROCESSING, ``succeed`` → SUCCEEDED, ``failed`` → FAILED (reference §4).
+    PROCESSING, ``succeed`` → SUCCEEDED, ``failed`` → FAILED [omni-image].
     """
 
     SUBMITTED = "submitted"

@@ -1,7 +1,8 @@
-"""Weighted concurrency limiting per quota pool (DESIGN §5, reference §9).
+"""Weighted concurrency limiting per quota pool, [concurrency]).
 
 A pool is ``(model_name, kind)``: Kling counts concurrency per account × model version × pack
-type (image/video) [S4]. A request takes ``cost`` slots before its create and gives them back
+type (image/video) [concurrency]. A request takes ``cost`` slots before its create and gives them
+back
 when the server reports the task terminal: slots belong to the remote task, not to a coroutine.
 
 Head-of-line policy (``Quota.hol_patience``): the oldest waiter starts first when it fits. When
@@ -30,11 +31,17 @@ lookahead window, crowd out the small requests that would fill the gaps beside t
 last, one at a time, beside nothing. Protecting one once they are half the queue starts a run of
 them, and while one runs, each that ends frees the room for the next.
 
-``auto`` series (reference §9 [S1, S6]): the server decides the count at create and admits the
+``auto`` series [concurrency] [omni-image] [changelog]: the server decides the count at create and
+admits the
 series only if that many slots are free, so it may start in 2 free slots and is counted as
 holding what was free, up to :class:`AutoSeriesEstimator`'s reservation (``acquire(upto=)``).
 Its true count is known only when it ends; until then :meth:`PoolLimiter._grant` may overbook
 the difference, one create at a time, and the server's answer settles it.
+
+Sources:
+[concurrency] https://kling.ai/document-api/api/get-started/concurrency-rules
+[omni-image] https://kling.ai/document-api/api/image/3-0-omni/image-omni
+[changelog] https://kling.ai/document-api/updates/api
 """
 
 from __future__ import annotations
@@ -62,7 +69,7 @@ __all__ = [
     "request_cost",
 ]
 
-MIN_SERIES, MAX_SERIES = 2, 9  # §5.1: series_amount 2–9 [S1]
+MIN_SERIES, MAX_SERIES = 2, 9  # [omni-image]: series_amount 2–9 [omni-image]
 PATIENCE_TASKS = 30  # hol_patience="auto": this many of the pool's mean task durations
 FIRST_PATIENCE = 300.0  # hol_patience="auto" before any task of the pool has ended, seconds
 
@@ -105,7 +112,7 @@ class PoolLimiter:
             ``auto`` series in flight reserved more than they produced. See
             :meth:`_grant` (overbooking); at most :attr:`auto_slack`.
         auto_slack: Σ (reserved − 2) over the ``auto`` series in flight: the most their
-            reservations can exceed what they hold (a series has at least 2 images, §5.1).
+            reservations can exceed what they hold (a series has at least 2 images, [omni-image]).
         exclusive: Grants held that cost more than half the capacity (no two run at once;
             see the module docstring on how they are protected when they pile up).
         clock: Seconds on the clock of ``acquire(since=)`` and ``expected_frees``; default
@@ -281,7 +288,7 @@ class PoolLimiter:
 
     def reconcile(self, reserved: int, actual: int | None) -> None:
         """An ``auto`` series that reserved ``reserved`` slots ended holding ``actual`` (its
-        image count, reference §9 [S1]; ``None`` when unknown, e.g. it failed). Its release
+        image count, [concurrency] [omni-image]; ``None`` when unknown, e.g. it failed). Its release
         already returned ``reserved``. Excess it held beyond that was counted as hidden, and is
         gone now; slots it reserved but did not hold may have been overbooked, and are gone too.
         """
@@ -439,10 +446,11 @@ class PoolLimiter:
 
 @attrs.define
 class AutoSeriesEstimator:
-    """Most slots to count an admitted ``series_amount="auto"`` series as holding (DESIGN §5).
+    """Most slots to count an admitted ``series_amount="auto"`` series as holding.
 
     Kling decides the count while generating, and the series then holds as many slots as images
-    it produced (reference §9 [S1, S6]). The client counts an admitted series as holding the
+    it produced [concurrency] [omni-image] [changelog]. The client counts an admitted series as
+    holding the
     free slots it started in, up to this reservation: ``initial`` (the maximum, 9, by default)
     until ``min_samples`` auto series have finished, then the rounded-up mean of the last
     ``window`` counts plus ``margin``, within 2–9. The observed counts are those of admitted
@@ -508,8 +516,9 @@ def expected_frees(
 
 
 def request_cost(request: Request, auto: AutoSeriesEstimator) -> int | Callable[[], int]:
-    """Quota slots a request holds (reference §9): image single ``n`` [S4], fixed series
-    ``series_amount`` (INFERRED), video 1 [S4]; for an ``auto`` series [S1], the estimator's
+    """Quota slots a request holds [concurrency]: image single ``n`` [concurrency], fixed series
+    ``series_amount`` (INFERRED), video 1 [concurrency]; for an ``auto`` series [omni-image], the
+    estimator's
     current reservation as a function, so it is priced when it is granted."""
     if not isinstance(request, OmniImageRequest):
         return 1

@@ -1,5 +1,11 @@
 """``Quota``: the concurrency slots a client may hold, per pool (model × image/video) and for
-a Modellix team (https://kling.ai/document-api/api/get-started/concurrency-rules)."""
+a Modellix team (https://kling.ai/document-api/api/get-started/concurrency-rules).
+
+Sources:
+[concurrency] https://kling.ai/document-api/api/get-started/concurrency-rules
+[modellix-cli] https://docs.modellix.ai/ways-to-use/cli
+[modellix-api] https://docs.modellix.ai/ways-to-use/api
+"""
 
 from __future__ import annotations
 
@@ -20,7 +26,7 @@ def _pools(value: Mapping[str, int] | None) -> Mapping[str, int]:
 
 @attrs.frozen(kw_only=True)
 class Quota:
-    """The account's concurrency quota, in slots per pool (reference §9).
+    """The account's concurrency quota, in slots per pool [concurrency].
 
     Kling counts concurrency per account × model version × pack type (image/video). An image
     task holds ``n`` slots, a fixed series ``series_amount``, an ``auto`` series the number of
@@ -54,7 +60,7 @@ class Quota:
             observed (their rounded-up mean), also for requests already waiting. Reserving
             too few is safe: the server answers 1303 and the request waits for room.
         team: Modellix only: the team's concurrent-task limit, one pool for every model and
-            kind ("typically 3", modellix_api.md §4 [G-skill]). Image tasks are counted as on
+            kind ("typically 3", [modellix-api] [modellix-cli]). Image tasks are counted as on
             Kling (``n``, ``series_amount``, the ``auto`` count), a video as 1; a request
             costing more than the whole limit runs alone, taking every slot (INFERRED: how
             Modellix counts a multi-image task is not documented). Default 3.

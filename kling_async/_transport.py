@@ -3,6 +3,9 @@
 It sends one request, reads the answer, and translates aiohttp's exceptions into the SDK's
 tree (:class:`TransportError`, :class:`RequestTimeoutError`) in :func:`_translate`. It does not
 interpret envelopes: the provider codec does.
+
+Sources:
+[omni-image] https://kling.ai/document-api/api/image/3-0-omni/image-omni
 """
 
 from __future__ import annotations
@@ -119,7 +122,8 @@ class Transport:
 
     async def download(self, url: str, dest: Path, *, max_bytes: int) -> str:
         """Stream ``url`` into the file ``dest`` (created or truncated) with a plain GET and no
-        ``Authorization`` header (result URLs are hotlink-protected, not authenticated; §12).
+        ``Authorization`` header (result URLs are hotlink-protected, not authenticated;
+        [omni-image]).
 
         Returns:
             The answer's ``Content-Type`` (without parameters), lower-case.

@@ -1,12 +1,17 @@
 """The documented request rules, checked before anything is sent.
 
-Each check cites its source in ../shared/reference/kling_native_api.md (§5.1 omni-image,
-§6.1 omni-video). Messages name the field, the value and the rule:
+Each check cites the vendor page it comes from ([omni-image] omni-image,
+[omni-video] omni-video). Messages name the field, the value and the rule:
 ``"n: 12, must be an integer 1–9"``.
 
 Pure rules run when a request model is built. Rules that need the file system (a local
 reference image's format, size and dimensions) run in :func:`check_local_image`, called by the
 codec when it reads the file, still before any HTTP request.
+
+Sources:
+[omni-image] https://kling.ai/document-api/api/image/3-0-omni/image-omni
+[omni-video] https://kling.ai/document-api (omni-video; legacy POST /v1/videos/omni-video)
+[changelog] https://kling.ai/document-api/updates/api
 """
 
 from __future__ import annotations
@@ -29,12 +34,12 @@ __all__ = [
     "validate_video_request",
 ]
 
-PROMPT_MAX = 2500  # §5.1 / §6.1 [S1, S13]
-SHOT_PROMPT_MAX = 512  # §6.1 multi_prompt [S13]
-IMAGE_MAX_BYTES = 10 * 1024 * 1024  # §5.1 reference images ≤ 10 MB [S1]
-IMAGE_MIN_SIDE = 300  # §5.1 each side ≥ 300 px [S1]
-IMAGE_MAX_RATIO = 2.5  # §5.1 aspect 1:2.5 … 2.5:1 [S1]
-VIDEO_MAX_BYTES = 200 * 1024 * 1024  # §6.1 reference video ≤ 200 MB [S13]
+PROMPT_MAX = 2500  # [omni-image] / [omni-video] [omni-image] [omni-video]
+SHOT_PROMPT_MAX = 512  # [omni-video] multi_prompt [omni-video]
+IMAGE_MAX_BYTES = 10 * 1024 * 1024  # [omni-image] reference images ≤ 10 MB [omni-image]
+IMAGE_MIN_SIDE = 300  # [omni-image] each side ≥ 300 px [omni-image]
+IMAGE_MAX_RATIO = 2.5  # [omni-image] aspect 1:2.5 … 2.5:1 [omni-image]
+VIDEO_MAX_BYTES = 200 * 1024 * 1024  # [omni-video] reference video ≤ 200 MB [omni-video]
 
 _IMAGE_MODELS = ("kling-image-o1", "kling-v3-omni")
 _VIDEO_MODELS = ("kling-video-o1", "kling-v3-omni")
@@ -77,7 +82,7 @@ def _common(req: OmniImageRequest | OmniVideoRequest) -> None:
         raise _fail("callback_url", req.callback_url, "must be an http(s) URL")
     ext = req.external_task_id
     if ext is not None and (not isinstance(ext, str) or not ext.strip()):
-        # §5.1: user-defined id, unique per account; an empty one cannot identify a task.
+        # [omni-image]: user-defined id, unique per account; an empty one cannot identify a task.
         raise _fail("external_task_id", ext, "must be a non-empty string")
     for i, element_id in enumerate(req.element_list):
         if element_id <= 0:
@@ -85,31 +90,32 @@ def _common(req: OmniImageRequest | OmniVideoRequest) -> None:
 
 
 def validate_image_request(req: OmniImageRequest) -> None:
-    """Check every documented omni-image rule (reference §5.1).
+    """Check every documented omni-image rule [omni-image].
 
     Raises:
         ValueError: naming the field, the value and the rule.
         TypeError: a field of the wrong type.
     """
     _one_of("model_name", req.model_name, _IMAGE_MODELS)
-    _prompt("prompt", req.prompt)  # §5.1: ≤ 2500 chars, required [S1]
-    _one_of("resolution", req.resolution, ("1k", "2k", "4k"))  # §5.1 lower-case [S1]
+    _prompt("prompt", req.prompt)  # [omni-image]: ≤ 2500 chars, required [omni-image]
+    # [omni-image] lower-case [omni-image]
+    _one_of("resolution", req.resolution, ("1k", "2k", "4k"))
     _one_of("result_type", req.result_type, ("single", "series"))
     _one_of("aspect_ratio", req.aspect_ratio, _IMAGE_RATIOS)
-    _int_in("n", req.n, 1, 9)  # §5.1 n 1–9 [S1]
+    _int_in("n", req.n, 1, 9)  # [omni-image] n 1–9 [omni-image]
     if req.series_amount != "auto":
-        _int_in("series_amount", req.series_amount, 2, 9)  # §5.1 2–9 or auto [S1]
+        _int_in("series_amount", req.series_amount, 2, 9)  # [omni-image] 2–9 or auto [omni-image]
     total = len(req.image_list) + len(req.element_list)
-    if total > 10:  # §5.1 image_list + element_list ≤ 10 [S1]
+    if total > 10:  # [omni-image] image_list + element_list ≤ 10 [omni-image]
         raise ValueError(f"image_list + element_list: {total} items, at most 10 allowed together")
     if req.model_name == "kling-image-o1":
-        # §5.1 model differences [S7]; ComfyUI refuses the same client-side [S19].
+        # [omni-image] model differences [omni-image]; ComfyUI refuses the same client-side .
         if req.resolution == "4k":
             raise _fail("resolution", "4k", "kling-image-o1 supports 1k and 2k only")
         if req.result_type == "series":
             raise _fail("result_type", "series", "kling-image-o1 does not generate series")
     if req.model_name == "kling-v3-omni" and not req.image_list and req.aspect_ratio == "auto":
-        # §5.1 [S7]: Image 3.0 Omni text-to-image does not support the 'auto' ratio.
+        # [omni-image]: Image 3.0 Omni text-to-image does not support the 'auto' ratio.
         raise _fail(
             "aspect_ratio",
             "auto",
@@ -119,7 +125,7 @@ def validate_image_request(req: OmniImageRequest) -> None:
 
 
 def validate_video_request(req: OmniVideoRequest) -> None:
-    """Check every documented omni-video rule (reference §6.1, legacy standard, S13 + S6).
+    """Check every documented omni-video rule ([omni-video], legacy standard, S13 + S6).
 
     Raises:
         ValueError: naming the field, the value and the rule.
@@ -139,7 +145,7 @@ def validate_video_request(req: OmniVideoRequest) -> None:
     base_video = any(v.refer_type == "base" for v in req.video_list)
     feature_video = any(v.refer_type == "feature" for v in req.video_list)
 
-    # Shots (§6.1 [S13]; 'intelligence' added 03/11/2026 [S6]).
+    # Shots ([omni-video]; 'intelligence' added 03/11/2026 [changelog]).
     if req.multi_shot:
         if req.shot_type is None:
             raise _fail("shot_type", None, "required when multi_shot is true")
@@ -152,12 +158,12 @@ def validate_video_request(req: OmniVideoRequest) -> None:
     elif req.multi_prompt:
         raise _fail("multi_prompt", "...", "only allowed with shot_type='customize'")
     if req.shot_type != "customize" or req.prompt is not None:
-        # §6.1: prompt required when multi_shot=false or shot_type=intelligence.
+        # [omni-video]: prompt required when multi_shot=false or shot_type=intelligence.
         if req.prompt is None:
             raise _fail("prompt", None, "required unless shot_type='customize'")
         _prompt("prompt", req.prompt)
 
-    # Inputs (§6.1 constraints [S13]).
+    # Inputs [omni-video] constraints [omni-video].
     if len(req.video_list) > 1:
         raise ValueError(f"video_list: {len(req.video_list)} videos, at most 1 allowed")
     count = len(req.image_list) + len(req.element_list)
@@ -186,14 +192,14 @@ def validate_video_request(req: OmniVideoRequest) -> None:
     if base_video and req.multi_shot:
         raise _fail("multi_shot", True, "not available when editing a base video")
     if feature_video and req.multi_shot and req.shot_type != "intelligence":
-        # §6.1 [S6 06/17/2026]: feature reference + multi-shot needs shot_type=intelligence.
+        # [omni-video] [changelog]: feature reference + multi-shot needs shot_type=intelligence.
         raise _fail(
             "shot_type",
             req.shot_type,
             "a feature reference video with multi_shot needs shot_type='intelligence'",
         )
     if o1 and req.multi_shot and (first or end):
-        # Multi-shot + frames allowed since 05/07/2026 for kling-v3-omni only [S6].
+        # Multi-shot + frames allowed since 05/07/2026 for kling-v3-omni only [changelog].
         raise _fail("multi_shot", True, "kling-video-o1 cannot combine multi-shot with frames")
 
     # Sound, mode, aspect ratio.
@@ -214,7 +220,7 @@ def validate_video_request(req: OmniVideoRequest) -> None:
     elif req.aspect_ratio is None:
         raise _fail("aspect_ratio", None, "required unless a first frame or a base video is given")
 
-    # Duration (§6.1 Durations [S8, S17]).
+    # Duration ([omni-video] Durations [omni-video]).
     if o1:
         _int_in("duration", req.duration, 3, 10)
         text_or_first_only = not req.video_list and not end and len(req.image_list) <= len(first)
@@ -256,7 +262,7 @@ def _bad(field: str, name: str, rule: str) -> InvalidInputError:
 
 
 def check_local_image(field: str, source: Path | bytes) -> bytes:
-    """Read a local reference image and check it against §5.1 [S1]: jpg/jpeg/png, ≤ 10 MB,
+    """Read a local reference image and check it against [omni-image]: jpg/jpeg/png, ≤ 10 MB,
     each side ≥ 300 px, aspect ratio between 1:2.5 and 2.5:1.
 
     Returns:
@@ -292,7 +298,7 @@ def check_local_image(field: str, source: Path | bytes) -> bytes:
 
 
 def check_local_video(field: str, source: Path | bytes) -> bytes:
-    """Read a local reference video and check §6.1 [S13]: .mp4/.mov, ≤ 200 MB.
+    """Read a local reference video and check [omni-video]: .mp4/.mov, ≤ 200 MB.
 
     Raises:
         InvalidInputError: (a ``ValueError``) naming the field, the file and the broken rule.

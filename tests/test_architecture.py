@@ -50,10 +50,12 @@ def _runtime_imports(name: str, path: Path) -> Iterator[str]:
                 target = ".".join([*base, node.module] if node.module else base)
             else:
                 target = node.module or ""
-            yield target
-            for alias in node.names:  # ``from . import x`` may name a submodule
-                if f"{target}.{alias.name}" in MODULES:
-                    yield f"{target}.{alias.name}"
+            submodules = [
+                f"{target}.{a.name}" for a in node.names if f"{target}.{a.name}" in MODULES
+            ]
+            if node.module or not submodules:
+                yield target
+            yield from submodules  # ``from . import x`` imports submodule x
 
 
 def _graph() -> dict[str, set[str]]:

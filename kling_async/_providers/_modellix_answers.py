@@ -1,6 +1,12 @@
 """Reading Modellix's answers: outputs, times, ``Retry-After`` / ``X-RateLimit-Reset`` and the
 error classes of its ``{code, message}`` envelope (https://docs.modellix.ai/how-to-use/error-handling,
 https://docs.modellix.ai/api-reference/query-task-result). Used by :mod:`.modellix` only.
+
+Sources:
+[modellix-errors] https://docs.modellix.ai/how-to-use/error-handling
+[modellix-api] https://docs.modellix.ai/ways-to-use/api
+[modellix-cli] https://docs.modellix.ai/ways-to-use/cli
+[modellix-query] https://docs.modellix.ai/api-reference/query-task-result
 """
 
 from __future__ import annotations
@@ -28,25 +34,27 @@ from .._errors import (
 )
 from .._models import GeneratedImage, GeneratedVideo
 
-# §3: ``code`` equals the HTTP status; no business codes exist beyond it.
+# [modellix-errors]: ``code`` equals the HTTP status; no business codes exist beyond it.
 _ERRORS: dict[int, type[APIError]] = {
     400: InvalidRequestError,  # invalid, missing or out-of-range parameters; bad JSON
     401: AuthenticationError,  # missing, invalid or expired key
-    402: AccountError,  # insufficient balance [S-api][S-cli-doc]
+    402: AccountError,  # insufficient balance [modellix-api] [modellix-cli]
     403: PermissionDeniedError,
     404: InvalidRequestError,  # not found; http_status kept: the client may switch path
     405: InvalidRequestError,  # wrong path form (kept: the client may switch path)
-    # §3: official clients treat 408 and 409 as "outcome unknown", like a 5xx: ServerError is
+    # [modellix-errors]: official clients treat 408 and 409 as "outcome unknown", like a 5xx:
+    # ServerError is
     # the class the client handles as ambiguous on a create.
     408: ServerError,
     409: ServerError,
-    413: InvalidRequestError,  # §3: counted as definitely rejected [G-cli]
+    413: InvalidRequestError,  # [modellix-errors]: counted as definitely rejected [modellix-cli]
     415: InvalidRequestError,
     422: InvalidRequestError,
     429: RateLimitError,  # split by message in _error(): rate limit vs concurrency
 }
 
-# §3: concurrency and rate limit share 429 and differ only in the message text (INFERRED:
+# [modellix-errors]: concurrency and rate limit share 429 and differ only in the message text
+# (INFERRED:
 # parsing the message is the only way to tell them apart).
 _CONCURRENCY = re.compile(r"concurren|parallel|simultaneous|running tasks|task limit", re.I)
 
@@ -79,12 +87,13 @@ def _outputs(
             images.append(GeneratedImage(index=len(images), url=url))
         elif kind == "video":
             videos.append(GeneratedVideo(index=len(videos), url=url, duration=duration))
-        # §2: "audio" (and anything else) is not an output the SDK models: skipped.
+        # [modellix-query]: "audio" (and anything else) is not an output the SDK models: skipped.
     return tuple(images), tuple(videos)
 
 
 def _guess_kind(url: str, model_id: str) -> str:
-    """INFERRED: §2 makes ``type`` part of each resource, but the CLI tolerates its absence."""
+    """INFERRED: [modellix-query] makes ``type`` part of each resource, but the CLI tolerates
+    its absence."""
     path = urlsplit(url).path.lower()
     if path.endswith(_VIDEO_SUFFIXES):
         return "video"
@@ -104,7 +113,8 @@ def _seconds(value: Any) -> float | None:
 
 
 def _reason(data: dict[str, Any], raw_status: str) -> str:
-    """A failed task's reason. §2/§3: no documented field (``data.error`` "is no longer
+    """A failed task's reason. [modellix-query]/[modellix-errors]: no documented field
+    (``data.error`` "is no longer
     used"); the fields tried here are INFERRED, and the status itself is the fallback."""
     for key in ("message", "error_message", "fail_reason", "reason", "error"):
         value = data.get(key)
@@ -150,7 +160,8 @@ def _header(headers: Mapping[str, str] | None, name: str) -> str | None:
 
 def _retry_after(headers: Mapping[str, str] | None, now: float | None = None) -> float | None:
     """Seconds to wait, from ``Retry-After`` (seconds or an HTTP date) or else
-    ``X-RateLimit-Reset`` (§4; epoch seconds or ms when large, else seconds). ``None`` when
+    ``X-RateLimit-Reset`` ([modellix-api]; epoch seconds or ms when large, else seconds). ``None``
+    when
     neither is usable."""
     now = time.time() if now is None else now
     value = _header(headers, "Retry-After")
@@ -193,7 +204,8 @@ def _error(
     headers: Mapping[str, str] | None,
     body: Any,
 ) -> APIError:
-    """Build the :class:`APIError` for an error answer (§3), with ``retry_after`` on 429."""
+    """Build the :class:`APIError` for an error answer [modellix-errors], with
+    ``retry_after`` on 429."""
     key = code if code is not None and 400 <= code < 600 else http_status
     cls: type[APIError] = ServerError if key >= 500 else _ERRORS.get(key, APIError)
     if cls is RateLimitError and _CONCURRENCY.search(message):

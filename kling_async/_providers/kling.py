@@ -1,10 +1,17 @@
 """Codec for Kling's native API (legacy standard) and gateways that proxy it under a prefix.
 
-Sources (reference ../shared/reference/kling_native_api.md):
-- create/query/list omni-image: §5.1–§5.4, https://kling.ai/document-api/api/image/3-0-omni/image-omni
-- create/query/list omni-video: §6.1–§6.2 (legacy ``/v1/videos/omni-video``, S13)
-- envelope ``{code, message, request_id, data}``, statuses, ms timestamps: §4
-- error codes: §8
+What comes from where:
+- create/query/list omni-image: [omni-image]
+- create/query/list omni-video: [omni-video] (legacy ``/v1/videos/omni-video``)
+- envelope ``{code, message, request_id, data}``, statuses, ms timestamps: [omni-image]
+- error codes: [errors]
+
+Sources:
+[omni-image] https://kling.ai/document-api/api/image/3-0-omni/image-omni
+[omni-video] https://kling.ai/document-api (omni-video; legacy POST /v1/videos/omni-video)
+[errors] https://kling.ai/document-api/api/get-started/error-codes
+[auth] https://kling.ai/document-api/api/get-started/authentication
+[callbacks] https://kling.ai/document-api/api/get-started/callbacks
 """
 
 from __future__ import annotations
@@ -42,17 +49,18 @@ from .._validate import check_local_image, check_local_video
 
 __all__ = ["DEFAULT_BASE_URL", "KlingCodec"]
 
-DEFAULT_BASE_URL = "https://api-singapore.klingai.com"  # §2 [S2]
-RESULT_LIFETIME = dt.timedelta(days=30)  # §12: results purged after 30 days [S1, S5]
+DEFAULT_BASE_URL = "https://api-singapore.klingai.com"  # [auth]
+# [omni-image]: results purged after 30 days [omni-image] [callbacks]
+RESULT_LIFETIME = dt.timedelta(days=30)
 
 _PATHS: dict[Kind, str] = {
-    "image": "/v1/images/omni-image",  # §5 [S1]
-    "video": "/v1/videos/omni-video",  # §6 [S13]
+    "image": "/v1/images/omni-image",  # [omni-image]
+    "video": "/v1/videos/omni-video",  # [omni-video]
 }
 
 _PAGE_SIZE_MIN = 30  # the list query's default page size
 _PAGE_SIZE_MAX = 500  # its largest
-_STATUS = {  # §4 [S1]: note the spelling 'succeed'
+_STATUS = {  # [omni-image]: note the spelling 'succeed'
     "submitted": TaskStatus.SUBMITTED,
     "processing": TaskStatus.PROCESSING,
     "succeed": TaskStatus.SUCCEEDED,
@@ -60,7 +68,8 @@ _STATUS = {  # §4 [S1]: note the spelling 'succeed'
 }
 
 
-# Wire shapes of the query answer (§5.3, §6.2). Every field has a default: parsing is lenient.
+# Wire shapes of the query answer ([omni-image], [omni-video]). Every field has a default: parsing
+# is lenient.
 @attrs.frozen
 class _WireImage:
     index: int | None = None
@@ -103,7 +112,7 @@ class _WireTask:
 
 def encode_media(field: str, value: str | Path | bytes, *, video: bool = False) -> str:
     """A URL as is; a path or bytes checked and encoded as raw base64, no ``data:`` prefix
-    (§4 [S13]). Blocking (reads files): call it in a worker thread."""
+    [omni-image] [omni-video]. Blocking (reads files): call it in a worker thread."""
     if isinstance(value, str):
         return value
     data = check_local_video(field, value) if video else check_local_image(field, value)
@@ -149,10 +158,11 @@ class KlingCodec:
 
     def check(self, request: Request) -> None:
         """Refuse what this wire API cannot carry. Kling's native API carries every field of
-        the request models (§5.1, §6.1), so this never raises."""
+        the request models ([omni-image], [omni-video]), so this never raises."""
 
     def is_terminal_wire_status(self, raw: str) -> bool:
-        """Whether ``raw`` (a wire ``task_status`` such as ``"succeed"``, §4) is terminal."""
+        """Whether ``raw`` (a wire ``task_status`` such as ``"succeed"``, [omni-image]) is
+        terminal."""
         status = _STATUS.get(raw)
         return status is not None and status.is_terminal
 
@@ -162,11 +172,11 @@ class KlingCodec:
 
     def query_path(self, kind: Kind, task_id: str) -> str:
         """Path of the single-task query; ``task_id`` may also be an ``external_task_id``
-        (§5.3 [S1])."""
+        [omni-image]."""
         return f"{_PATHS[kind]}/{task_id}"
 
     def list_path(self, kind: Kind) -> str:
-        """Path of the list query (``pageNum``/``pageSize``, §5.4)."""
+        """Path of the list query (``pageNum``/``pageSize``, [omni-image])."""
         return _PATHS[kind]
 
     def build_create(self, request: Request, external_task_id: str) -> dict[str, Any]:
@@ -187,7 +197,7 @@ class KlingCodec:
         return body
 
     def _image_body(self, r: OmniImageRequest) -> dict[str, Any]:
-        # §5.1 [S1]
+        # [omni-image]
         body: dict[str, Any] = {
             "model_name": r.model_name,
             "prompt": r.prompt,
@@ -208,7 +218,7 @@ class KlingCodec:
         return body
 
     def _video_body(self, r: OmniVideoRequest) -> dict[str, Any]:
-        # §6.1 [S13]: image_list items use the key 'image_url'; duration is a string.
+        # [omni-video]: image_list items use the key 'image_url'; duration is a string.
         body: dict[str, Any] = {
             "model_name": r.model_name,
             "multi_shot": r.multi_shot,
@@ -251,7 +261,7 @@ class KlingCodec:
         return body
 
     def unwrap(self, response: Response) -> Any:
-        """Return the envelope's ``data`` or raise the mapped error (§4, §8).
+        """Return the envelope's ``data`` or raise the mapped error ([omni-image], [errors]).
 
         Raises:
             APIError: a subclass chosen by ``code`` (then HTTP status).
@@ -283,7 +293,7 @@ class KlingCodec:
         raise error
 
     def parse_create(self, data: Any, request: Request, external_task_id: str, cost: int) -> Task:
-        """The :class:`Task` of a create answer (§5.2 [S1]).
+        """The :class:`Task` of a create answer [omni-image].
 
         Raises:
             ResponseFormatError: no ``task_id`` in ``data``.
@@ -302,7 +312,8 @@ class KlingCodec:
         )
 
     def parse_task(self, data: Any, *, series: bool | None = None) -> TaskResult:
-        """The :class:`TaskResult` of a query answer (§5.3, §6.2). ``series`` is ignored:
+        """The :class:`TaskResult` of a query answer ([omni-image], [omni-video]). ``series`` is
+        ignored:
         Kling's answer keeps ``series_images`` apart itself.
 
         Raises:
@@ -313,7 +324,7 @@ class KlingCodec:
         return self._to_result(wire)
 
     def parse_task_list(self, data: Any, wanted: Container[str] | None = None) -> list[TaskResult]:
-        """The results of a list query answer (``data`` is an array, §5.4).
+        """The results of a list query answer (``data`` is an array, [omni-image]).
 
         Args:
             data: The answer's ``data``.

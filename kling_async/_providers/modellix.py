@@ -4,16 +4,28 @@ The same :class:`OmniImageRequest` / :class:`OmniVideoRequest` run here unchange
 Modellix can carry them: :meth:`ModellixCodec.check` refuses, before anything is sent, every
 field Modellix has no place for.
 
-Sources (reference ../shared/reference/modellix_api.md; seeds 000–002 are the vendor pages):
-- base URL, Bearer auth, no list/batch query, no lookup by a client id: §0
+What comes from where:
+- base URL, Bearer auth, no list/batch query, no lookup by a client id: [modellix-api]
 - create paths (``/kling/{model}/async`` in the docs, ``/kling/{model}`` since CLI 0.0.7) and
-  the create answer ``{code, message, data: {status, task_id, model_id, get_result}}``: §1
-- query ``GET /tasks/{task_id}``: ``status``, ``result.resources[]``, ``result_expires_at``: §2
-- errors ``{code: <HTTP status>, message: "<Category>: <detail>"}``: §3
-- ``Retry-After`` / ``X-RateLimit-Reset``, no callbacks: §4
-- request fields (flat ``images``, ``element_ids``, ``videos``): §5.1–§5.5
+  the create answer ``{code, message, data: {status, task_id, model_id, get_result}}``:
+  [modellix-api]
+- query ``GET /tasks/{task_id}``: ``status``, ``result.resources[]``, ``result_expires_at``:
+  [modellix-query]
+- errors ``{code: <HTTP status>, message: "<Category>: <detail>"}``: [modellix-errors]
+- ``Retry-After`` / ``X-RateLimit-Reset``, no callbacks: [modellix-api]
+- request fields (flat ``images``, ``element_ids``, ``videos``): the model pages below
 
 Facts marked INFERRED are not stated by any source; the reason is given where they are used.
+
+Sources:
+[modellix-api] https://docs.modellix.ai/ways-to-use/api
+[modellix-query] https://docs.modellix.ai/api-reference/query-task-result
+[modellix-errors] https://docs.modellix.ai/how-to-use/error-handling
+[modellix-v3-image] https://docs.modellix.ai/kling/kling-v3-omni-image
+[modellix-cli] https://docs.modellix.ai/ways-to-use/cli
+[modellix-image-o1] https://docs.modellix.ai/kling/kling-image-o1
+[modellix-v3-video] https://docs.modellix.ai/kling/kling-v3-omni-video
+[modellix-video-o1] https://docs.modellix.ai/kling/kling-video-o1
 """
 
 from __future__ import annotations
@@ -48,20 +60,22 @@ from ._modellix_answers import _dict, _error, _outputs, _reason, _time
 
 __all__ = ["DEFAULT_BASE_URL", "ModellixCodec"]
 
-DEFAULT_BASE_URL = "https://api.modellix.ai/api/v1"  # §0 [S-api][G-cli]
-RESULT_LIFETIME = dt.timedelta(days=7)  # §2: result URLs expire after about 7 days [G-plugin]
+DEFAULT_BASE_URL = "https://api.modellix.ai/api/v1"  # [modellix-api] [modellix-cli]
+# [modellix-query]: result URLs expire after about 7 days [modellix-cli]
+RESULT_LIFETIME = dt.timedelta(days=7)
 
-# §5.1–§5.4: request model_name + kind → the model slug in the path.
+# [modellix-v3-image]–[modellix-image-o1]: request model_name + kind → the model slug in the path.
 _MODELS: dict[tuple[str, Kind], str] = {
-    ("kling-v3-omni", "image"): "kling-v3-omni-image",  # §5.1 [S-000]
-    ("kling-image-o1", "image"): "kling-image-o1",  # §5.4 [S-io1new]
-    ("kling-v3-omni", "video"): "kling-v3-omni-video",  # §5.2 [S-001]
-    ("kling-video-o1", "video"): "kling-video-o1",  # §5.3 [S-vo1]
+    ("kling-v3-omni", "image"): "kling-v3-omni-image",  # [modellix-v3-image]
+    ("kling-image-o1", "image"): "kling-image-o1",  # [modellix-image-o1]
+    ("kling-v3-omni", "video"): "kling-v3-omni-video",  # [modellix-v3-video]
+    ("kling-video-o1", "video"): "kling-video-o1",  # [modellix-video-o1]
 }
 
-# §2: pending → processing → success | failed [G-plugin]. The official CLI also takes
-# completed/succeeded as success and error/canceled/cancelled as failure [G-cli task.ts];
-# canceled/cancelled as a terminal failure is INFERRED in §2.
+# [modellix-query]: pending → processing → success | failed [modellix-cli]. The official CLI also
+# takes
+# completed/succeeded as success and error/canceled/cancelled as failure [modellix-cli];
+# canceled/cancelled as a terminal failure is INFERRED in [modellix-query].
 _STATUS: dict[str, TaskStatus] = {
     "pending": TaskStatus.SUBMITTED,
     "processing": TaskStatus.PROCESSING,
@@ -76,10 +90,11 @@ _STATUS: dict[str, TaskStatus] = {
 
 
 def _refuse(field: str, section: str, why: str = "") -> InvalidInputError:
+    """The refusal of a field Modellix has no place for; ``section`` names the page(s)."""
     reason = f": {why}" if why else ""
+    pages = ", ".join(dict.fromkeys(page.strip() for page in section.split(", ")))
     return InvalidInputError(
-        f"modellix cannot carry {field} (modellix_api.md {section}){reason}; remove it or use "
-        "provider='kling'"
+        f"modellix cannot carry {field} ({pages}){reason}; remove it or use provider='kling'"
     )
 
 
@@ -87,7 +102,8 @@ def encode_media(field: str, value: str | Path | bytes, *, video: bool = False) 
     """A URL as is; a local path or bytes checked and encoded as raw base64 (no ``data:``
     prefix).
 
-    §5.1–§5.3: each ``images``/``videos`` item is a "URL or Base64" string. INFERRED: raw
+    [modellix-v3-image]–[modellix-video-o1]: each ``images``/``videos`` item is a "URL or Base64"
+    string. INFERRED: raw
     base64, the form Kling itself takes, since Modellix forwards to Kling and no page says it
     wants a ``data:`` URL (only the old kling-image-o1 page's example shows one). Local files
     are checked against Kling's rules, which Modellix does not relax. Blocking (reads files).
@@ -106,12 +122,13 @@ class ModellixCodec:
     """Maps request models to Modellix's flat wire form and answers back to results.
 
     Attributes:
-        submit_path: Which documented create path to use (§1): ``"async"``
+        submit_path: Which documented create path to use [modellix-api]: ``"async"``
             (``/kling/{model}/async``, the docs' form; default) or ``"plain"``
             (``/kling/{model}``, CLI 0.0.7's form). :meth:`other_submit_path` gives the other.
         name: ``"modellix"``.
-        supports_list_query: ``False``: Modellix has no list or batch query (§0).
-        supports_external_lookup: ``False``: no client-chosen id, no lookup by it (§0, §5.5).
+        supports_list_query: ``False``: Modellix has no list or batch query [modellix-api].
+        supports_external_lookup: ``False``: no client-chosen id, no lookup by it ([modellix-api],
+        [modellix-api]).
     """
 
     submit_path: Literal["async", "plain"] = "async"
@@ -156,8 +173,8 @@ class ModellixCodec:
         raise NotImplementedError("modellix has no list or batch task query")
 
     def other_submit_path(self) -> ModellixCodec:
-        """The same codec on the other create path form (§1). Use it only after a definite
-        404/405: a create whose outcome is unknown must never be re-sent (§3)."""
+        """The same codec on the other create path form [modellix-api]. Use it only after a definite
+        404/405: a create whose outcome is unknown must never be re-sent [modellix-errors]."""
         return attrs.evolve(self, submit_path="plain" if self.submit_path == "async" else "async")
 
     # -- requests ----------------------------------------------------------------------------
@@ -165,32 +182,51 @@ class ModellixCodec:
     def check(self, request: Request) -> None:
         """Refuse what Modellix cannot carry, before any HTTP request. Pure: reads no files.
 
-        Refused (each message names ``modellix``, the field and the reference section):
+        Refused (each message names ``modellix``, the field and the vendor's page):
 
-        - ``watermark``, ``callback_url``, ``external_task_id`` set on the request (§4, §5.5:
+        - ``watermark``, ``callback_url``, ``external_task_id`` set on the request ([modellix-api],
+        [modellix-api]:
           the Kling pages on Modellix have no such fields). The key the client generates for
           its own bookkeeping is not a request field and is never sent.
-        - image: ``series_amount="auto"`` (§5.1: an integer 2–9); ``element_list`` on
-          ``kling-image-o1`` (§5.4: the current page lists no element field, a GAP: refused
+        - image: ``series_amount="auto"`` ([modellix-v3-image]: an integer 2–9); ``element_list`` on
+          ``kling-image-o1`` ([modellix-image-o1]: the current page lists no element field, a GAP:
+          refused
           rather than risk a paid task that silently ignores the elements).
-        - video: ``shot_type="customize"`` / ``multi_prompt`` (§5.2: only ``intelligence``);
-          an ``image_list`` item with a ``type`` (first/end frame; §5.2: images are plain
-          references); ``element_list`` (§5.2: no ``element_ids``, CONFIRMED absent);
-          ``mode="4k"`` (§5.2: ``std``/``pro``); ``keep_original_sound`` (§5.2: not listed);
-          ``refer_type="feature"`` (§5.2: with ``videos`` the duration must be left out, so the
+        - video: ``shot_type="customize"`` / ``multi_prompt`` ([modellix-v3-video]: only
+        ``intelligence``);
+          an ``image_list`` item with a ``type`` (first/end frame; [modellix-v3-video]: images are
+          plain
+          references); ``element_list`` ([modellix-v3-video]: no ``element_ids``, CONFIRMED absent);
+          ``mode="4k"`` ([modellix-v3-video]: ``std``/``pro``); ``keep_original_sound``
+          ([modellix-v3-video]: not listed);
+          ``refer_type="feature"`` ([modellix-v3-video]: with ``videos`` the duration must be left
+          out, so the
           output follows the input video as in a base edit; INFERRED: feature reference is
           not available).
-        - ``kling-video-o1`` without a reference video: ``duration`` other than 5 or 10 (§5.3).
+        - ``kling-video-o1`` without a reference video: ``duration`` other than 5 or 10
+        [modellix-video-o1].
 
         Raises:
             InvalidInputError: (a ``ValueError``) naming the provider and the field.
         """
         if request.watermark is not None:
-            raise _refuse("watermark", "§5.5", "Modellix drops watermark_info")
+            raise _refuse(
+                "watermark",
+                "https://docs.modellix.ai/ways-to-use/api",
+                "Modellix drops watermark_info",
+            )
         if request.callback_url is not None:
-            raise _refuse("callback_url", "§4, §5.5", "no per-request callback exists")
+            raise _refuse(
+                "callback_url",
+                "https://docs.modellix.ai/ways-to-use/api, https://docs.modellix.ai/ways-to-use/api",
+                "no per-request callback exists",
+            )
         if request.external_task_id is not None:
-            raise _refuse("external_task_id", "§0, §5.5", "no client-chosen id and no lookup by it")
+            raise _refuse(
+                "external_task_id",
+                "https://docs.modellix.ai/ways-to-use/api, https://docs.modellix.ai/ways-to-use/api",
+                "no client-chosen id and no lookup by it",
+            )
         if isinstance(request, OmniImageRequest):
             self._check_image(request)
         else:
@@ -198,46 +234,65 @@ class ModellixCodec:
 
     def _check_image(self, r: OmniImageRequest) -> None:
         if r.result_type == "series" and r.series_amount == "auto":
-            raise _refuse("series_amount='auto'", "§5.1", "series_amount is an integer 2–9")
+            raise _refuse(
+                "series_amount='auto'",
+                "https://docs.modellix.ai/kling/kling-v3-omni-image",
+                "series_amount is an integer 2–9",
+            )
         if r.model_name == "kling-image-o1" and r.element_list:
             raise _refuse(
                 "element_list on kling-image-o1",
-                "§5.4",
+                "https://docs.modellix.ai/kling/kling-image-o1",
                 "the current page lists no element field (use kling-v3-omni)",
             )
 
     def _check_video(self, r: OmniVideoRequest) -> None:
         if r.shot_type == "customize" or r.multi_prompt:
             field = "multi_prompt" if r.multi_prompt else "shot_type='customize'"
-            raise _refuse(field, "§5.2", "only shot_type='intelligence' is exposed")
+            raise _refuse(
+                field,
+                "https://docs.modellix.ai/kling/kling-v3-omni-video",
+                "only shot_type='intelligence' is exposed",
+            )
         for i, image in enumerate(r.image_list):
             if image.type is not None:
                 raise _refuse(
                     f"image_list[{i}].type={image.type!r}",
-                    "§5.2",
+                    "https://docs.modellix.ai/kling/kling-v3-omni-video",
                     "images are plain references, no first/end frames",
                 )
         if r.element_list:
-            raise _refuse("element_list", "§5.2", "the video pages have no element_ids")
+            raise _refuse(
+                "element_list",
+                "https://docs.modellix.ai/kling/kling-v3-omni-video",
+                "the video pages have no element_ids",
+            )
         if r.mode == "4k":
-            raise _refuse("mode='4k'", "§5.2", "mode is 'std' or 'pro'")
+            raise _refuse(
+                "mode='4k'",
+                "https://docs.modellix.ai/kling/kling-v3-omni-video",
+                "mode is 'std' or 'pro'",
+            )
         for i, video in enumerate(r.video_list):
             if video.keep_original_sound is not None:
-                raise _refuse(f"video_list[{i}].keep_original_sound", "§5.2")
+                raise _refuse(
+                    f"video_list[{i}].keep_original_sound",
+                    "https://docs.modellix.ai/kling/kling-v3-omni-video",
+                )
             if video.refer_type == "feature":
                 raise _refuse(
                     f"video_list[{i}].refer_type='feature'",
-                    "§5.2",
+                    "https://docs.modellix.ai/kling/kling-v3-omni-video",
                     "a reference video is edited; duration must be left out",
                 )
         if r.model_name == "kling-video-o1" and not r.video_list and r.duration not in (5, 10):
             raise InvalidInputError(
                 f"duration: {r.duration!r}, modellix kling-video-o1 accepts 5 or 10 without a "
-                "reference video (modellix_api.md §5.3)"
+                "reference video https://docs.modellix.ai/kling/kling-video-o1"
             )
 
     def create_path(self, request: Request) -> str:
-        """Path of the create endpoint, below :data:`DEFAULT_BASE_URL` (§1): e.g.
+        """Path of the create endpoint, below :data:`DEFAULT_BASE_URL` [modellix-api]: e.g.
         ``/kling/kling-v3-omni-image/async`` (``submit_path="async"``) or
         ``/kling/kling-v3-omni-image`` (``"plain"``)."""
         model = _MODELS[(request.model_name, request.kind)]
@@ -245,22 +300,25 @@ class ModellixCodec:
         return f"/kling/{model}{suffix}"
 
     def query_path(self, kind: Kind, task_id: str) -> str:
-        """Path of the task query, ``/tasks/{task_id}`` for every kind (§2). The id is
+        """Path of the task query, ``/tasks/{task_id}`` for every kind [modellix-query]. The id is
         percent-encoded, as the official CLI does."""
         return f"/tasks/{quote(task_id, safe='')}"
 
     def list_path(self, kind: Kind) -> str:
-        """Modellix has no list query (§0).
+        """Modellix has no list query [modellix-api].
 
         Raises:
             NotImplementedError: always.
         """
-        raise NotImplementedError("modellix has no list or batch task query (modellix_api.md §0)")
+        raise NotImplementedError(
+            "modellix has no list or batch task query https://docs.modellix.ai/ways-to-use/api"
+        )
 
     def build_create(self, request: Request, external_task_id: str) -> dict[str, Any]:
-        """The flat JSON body of a create (§5). ``external_task_id`` is the client's key for
-        its own bookkeeping; Modellix has no such field, so it is not sent (§5.5). No
-        ``model_name`` either: the path names the model (§1). Blocking: reads and
+        """The flat JSON body of a create [modellix-v3-image]. ``external_task_id`` is the client's
+        key for
+        its own bookkeeping; Modellix has no such field, so it is not sent [modellix-api]. No
+        ``model_name`` either: the path names the model [modellix-api]. Blocking: reads and
         base64-encodes local files.
 
         Raises:
@@ -279,17 +337,18 @@ class ModellixCodec:
             "aspect_ratio": r.aspect_ratio,
         }
         if r.model_name == "kling-v3-omni":
-            # §5.1 [S-000]: series → series_amount and no n; single → n and no series_amount.
+            # [modellix-v3-image]: series → series_amount and no n; single → n and no series_amount.
             body["result_type"] = r.result_type
             if r.result_type == "series":
                 body["series_amount"] = r.series_amount
             else:
                 body["n"] = r.n
             if r.element_list:
-                # §5.1: item type not stated; Kling's element ids are integers (INFERRED).
+                # [modellix-v3-image]: item type not stated; Kling's element ids are integers
+                # (INFERRED).
                 body["element_ids"] = list(r.element_list)
         else:
-            # §5.4 [S-io1new]: prompt, images, resolution, aspect_ratio, n only.
+            # [modellix-image-o1]: prompt, images, resolution, aspect_ratio, n only.
             body["n"] = r.n
         if r.image_list:
             body["images"] = [
@@ -298,7 +357,8 @@ class ModellixCodec:
         return body
 
     def _video_body(self, r: OmniVideoRequest) -> dict[str, Any]:
-        # §5.2/§5.3 [S-001][S-vo1]. prompt is always set here: validation requires it unless
+        # [modellix-v3-video]/[modellix-video-o1] [modellix-v3-video] [modellix-video-o1]. prompt is
+        # always set here: validation requires it unless
         # shot_type='customize', which check() refuses.
         body: dict[str, Any] = {
             "prompt": r.prompt,
@@ -313,13 +373,13 @@ class ModellixCodec:
                 encode_media(f"image_list[{i}]", im.image) for i, im in enumerate(r.image_list)
             ]
         if r.video_list:
-            # §5.2: exactly one video; duration left out when videos is given.
+            # [modellix-v3-video]: exactly one video; duration left out when videos is given.
             body["videos"] = [
                 encode_media(f"video_list[{i}]", v.video, video=True)
                 for i, v in enumerate(r.video_list)
             ]
         else:
-            body["duration"] = r.duration  # §5.2: an integer, seconds
+            body["duration"] = r.duration  # [modellix-v3-video]: an integer, seconds
         if r.aspect_ratio is not None:
             body["aspect_ratio"] = r.aspect_ratio
         return body
@@ -327,17 +387,19 @@ class ModellixCodec:
     # -- answers -----------------------------------------------------------------------------
 
     def unwrap(self, response: Response) -> Any:
-        """Return the envelope's ``data`` or raise the mapped error (§1–§4).
+        """Return the envelope's ``data`` or raise the mapped error ([modellix-api]–[modellix-api]).
 
         Success is a 2xx with ``code`` 0. Errors carry ``code`` = the HTTP status and
-        ``message`` = ``"<Category>: <detail>"`` (§3); the class follows ``code`` (or the HTTP
+        ``message`` = ``"<Category>: <detail>"`` [modellix-errors]; the class follows ``code`` (or
+        the HTTP
         status when the body is not the envelope): 400 :class:`InvalidRequestError`, 401
         :class:`AuthenticationError`, 402 :class:`AccountError`, 403
         :class:`PermissionDeniedError`, 404/405 :class:`InvalidRequestError`, 408/409/5xx
         :class:`ServerError`, 429 :class:`ConcurrencyLimitError` when the message speaks of
         concurrency, else :class:`RateLimitError`. ``http_status`` is the answer's status.
         On a 429, ``retry_after`` (seconds) comes from ``Retry-After`` (seconds or an HTTP
-        date), else ``X-RateLimit-Reset`` (§4; its unit is not documented: a value above 1e9
+        date), else ``X-RateLimit-Reset`` ([modellix-api]; its unit is not documented: a value above
+        1e9
         is read as an epoch time in seconds, above 1e12 in milliseconds, anything smaller as
         seconds to wait).
 
@@ -367,7 +429,8 @@ class ModellixCodec:
                 and isinstance(message, str)
                 and message.strip().lower() not in ("", "success", "ok")
             ):
-                # §2 [S-err]: a failed task's reason sits in the envelope's message; carry it
+                # [modellix-query] [modellix-errors]: a failed task's reason sits in the envelope's
+                # message; carry it
                 # into data so parse_task can read it.
                 data = {**data, "message": message}
             return data
@@ -377,13 +440,14 @@ class ModellixCodec:
 
     def parse_create(self, data: Any, request: Request, external_task_id: str, cost: int) -> Task:
         """The :class:`Task` of a create answer (``data = {status: "pending", task_id,
-        model_id, get_result}``, §1). ``external_task_id`` is the client's key, kept on the
+        model_id, get_result}``, [modellix-api]). ``external_task_id`` is the client's key, kept on
+        the
         task though Modellix never saw it. ``get_result.url`` is not trusted: queries build
-        their path from ``task_id`` (§1 [G-dsh]).
+        their path from ``task_id`` [modellix-api] [modellix-cli].
 
         Raises:
             ResponseFormatError: no usable ``task_id`` (the official CLI treats that as an
-                unknown paid outcome, §1).
+                unknown paid outcome, [modellix-api]).
         """
         task_id = data.get("task_id") if isinstance(data, dict) else None
         if isinstance(task_id, int) and not isinstance(task_id, bool):
@@ -396,29 +460,31 @@ class ModellixCodec:
             kind=request.kind,
             model=request.model_name,
             cost=cost,
-            created_at=None,  # §1: the create answer carries no time
+            created_at=None,  # [modellix-api]: the create answer carries no time
         )
 
     def parse_task(self, data: Any, *, series: bool | None = None) -> TaskResult:
-        """The :class:`TaskResult` of a query answer (§2).
+        """The :class:`TaskResult` of a query answer [modellix-query].
 
         ``status`` maps ``pending`` → SUBMITTED, ``processing`` → PROCESSING, ``success``
         (also ``succeeded``, ``completed``) → SUCCEEDED, ``failed`` (also ``error``,
         ``canceled``, ``cancelled``) → FAILED. Outputs come from ``result.resources[]`` (or
-        ``data.resources[]``; items may be bare URL strings, §2 [G-cli]): ``type`` ``image``
+        ``data.resources[]``; items may be bare URL strings, [modellix-query] [modellix-cli]):
+        ``type`` ``image``
         → ``images``, ``video`` → ``videos``; ``audio`` and other types are skipped; a missing
         type is guessed from the URL's suffix, then from ``model_id`` (INFERRED).
 
         Series: the reference shows one ``resources[]`` entry per image and no series marker
-        (§5.5, INFERRED; GAP §8). Image outputs go to ``series_images`` when ``series`` is
+        ([modellix-api], INFERRED; GAP ). Image outputs go to ``series_images`` when ``series`` is
         ``True`` (the caller knows its request's ``result_type``), or, when ``series`` is
         ``None``, when the answer says ``result_type: "series"`` in ``data``, ``result`` or
         ``result.metadata`` (INFERRED, by analogy with Kling's ``task_result.result_type``).
 
-        Times: ``result.extensions.submit_time`` / ``end_time`` (ISO 8601, §2) become
+        Times: ``result.extensions.submit_time`` / ``end_time`` (ISO 8601, [modellix-query]) become
         ``created_at`` / ``updated_at``; ``result_expires_at`` (epoch, ms in the official
-        client's fixture, §2 [G-canvas]; seconds tolerated) becomes ``expires_at``. Without it
-        a finished task's ``expires_at`` is estimated as its end time + 7 days (§2). All
+        client's fixture, [modellix-query] [modellix-cli]; seconds tolerated) becomes
+        ``expires_at``. Without it
+        a finished task's ``expires_at`` is estimated as its end time + 7 days [modellix-query]. All
         datetimes are aware (UTC when the wire gives no offset). Unknown fields are ignored;
         ill-typed optional fields are treated as absent.
 
@@ -463,7 +529,7 @@ class ModellixCodec:
             expires = updated + RESULT_LIFETIME
         return TaskResult(
             task_id=task_id,
-            external_task_id=None,  # §5.5: Modellix never knew one
+            external_task_id=None,  # [modellix-api]: Modellix never knew one
             status=status,
             status_message=_reason(data, raw_status) if status is TaskStatus.FAILED else None,
             images=() if series else images,
@@ -475,15 +541,17 @@ class ModellixCodec:
         )
 
     def parse_task_list(self, data: Any, wanted: Container[str] | None = None) -> list[TaskResult]:
-        """Modellix has no list query (§0).
+        """Modellix has no list query [modellix-api].
 
         Raises:
             NotImplementedError: always.
         """
-        raise NotImplementedError("modellix has no list or batch task query (modellix_api.md §0)")
+        raise NotImplementedError(
+            "modellix has no list or batch task query https://docs.modellix.ai/ways-to-use/api"
+        )
 
     def is_terminal_wire_status(self, raw: str) -> bool:
-        """Whether a wire ``status`` string means the task has ended (§2): ``success``,
+        """Whether a wire ``status`` string means the task has ended [modellix-query]: ``success``,
         ``failed`` and the aliases :meth:`parse_task` accepts. Case-insensitive."""
         status = _STATUS.get(raw.strip().lower())
         return status is not None and status.is_terminal

@@ -2,14 +2,14 @@
 offline runs.
 
 ``Sandbox`` is a real aiohttp server on a local port. It speaks Kling's legacy-standard omni API
-as the reference documents it: strict request validation (codes 1201/1200), authentication by API
+as the vendors document it: strict request validation (codes 1201/1200), authentication by API
 key or HS256 JWT (1001–1004), per-pool concurrency with 1303, task lifecycles on the clock, list
 queries, lookup by ``external_task_id``, callbacks (optionally signed, Standard Webhooks) and
 signed result files (real PNG/MP4 bytes). On the same port, under ``/api/v1``, it speaks the
 Modellix API for the Kling omni models: flat bodies, the ``{code, message, data}`` envelope, a
 team concurrency limit and a per-key requests-per-minute limit (both HTTP 429). ``Faults``
 injects errors, dropped connections, malformed and slow answers on both. It is written from the
-references, never from the SDK, so an encoding bug in the SDK is caught.
+docs, never from the SDK, so an encoding bug in the SDK is caught.
 
 Example::
 

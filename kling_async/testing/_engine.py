@@ -5,6 +5,11 @@ own requests, asks the engine to admit a task, and renders the engine's :class:`
 its own shapes. Both share one clock, one ``random.Random`` (durations, failures, ids, faults)
 and one set of counters. Kling tasks hold slots of their ``(model_name, kind)`` pool; Modellix
 tasks hold slots of the team pool :data:`MODELLIX_POOL`.
+
+Sources:
+[concurrency] https://kling.ai/document-api/api/get-started/concurrency-rules
+[modellix-api] https://docs.modellix.ai/ways-to-use/api
+[omni-image] https://kling.ai/document-api/api/image/3-0-omni/image-omni
 """
 
 from __future__ import annotations
@@ -28,10 +33,11 @@ from ._state import (
     TaskRecord,
 )
 
-DEFAULT_CAPACITY: dict[Kind, int] = {"image": 9, "video": 5}  # ref §9 [S15]: 9 image, 5 video packs
+# [concurrency] : 9 image, 5 video packs
+DEFAULT_CAPACITY: dict[Kind, int] = {"image": 9, "video": 5}
 KNOWN_MODELS: dict[Kind, tuple[str, ...]] = {"image": IMAGE_MODELS, "video": VIDEO_MODELS}
 
-# Stats key of the Modellix team concurrency pool (modellix_api.md §4: limits are per team).
+# Stats key of the Modellix team concurrency pool ([modellix-api]: limits are per team).
 MODELLIX_POOL: Final = "modellix:team"
 
 Duration = float | tuple[float, float]
@@ -131,13 +137,13 @@ class Engine:
         return mono + self.offset
 
     def ms(self, mono: float) -> int:
-        """Epoch milliseconds of monotonic instant ``mono`` (ref §4 [S1]: timestamps in ms)."""
+        """Epoch milliseconds of monotonic instant ``mono`` ([omni-image]: timestamps in ms)."""
         return round((mono + self.offset) * 1000)
 
     # --- pools, draws ------------------------------------------------------------------------
 
     def pool(self, model_name: str, kind: Kind) -> Pool:
-        """The pool ``(model_name, kind)`` (ref §9 [S4]: per account × model × pack type)."""
+        """The pool ``(model_name, kind)`` ([concurrency]: per account × model × pack type)."""
         key = f"{model_name}:{kind}"
         pool = self._pools.get(key)
         if pool is None:
@@ -168,7 +174,7 @@ class Engine:
 
     def _new_task_id(self, prefix: str) -> str:
         while True:
-            # 18 digits, like Kling ids; Modellix ids look like "task-<digits>" (modellix §1)
+            # 18 digits, like Kling ids; Modellix ids look like "task-<digits>" [modellix-api]
             task_id = prefix + str(self._rng.randrange(10**17, 10**18))
             if task_id not in self._by_id:
                 return task_id
@@ -258,7 +264,7 @@ class Engine:
 
     def find(self, kind: Kind, ident: str) -> Task | None:
         """The Kling task of ``kind`` whose task_id, else external_task_id, is ``ident``
-        (ref §5.3). Tasks of another wire API are not found."""
+        [omni-image]. Tasks of another wire API are not found."""
         task = self._by_id.get(ident) or self._by_external.get(ident)
         if task is None or task.kind != kind or task.api != "kling":
             return None
@@ -274,7 +280,7 @@ class Engine:
         return task if task is not None and task.api == api else None
 
     def newest_first(self, kind: Kind) -> Iterator[Task]:
-        """Kling tasks of ``kind``, most recently created first (ref §5.4)."""
+        """Kling tasks of ``kind``, most recently created first [omni-image]."""
         return (t for t in reversed(self._tasks) if t.kind == kind and t.api == "kling")
 
     def records(self) -> list[TaskRecord]:

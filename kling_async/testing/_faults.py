@@ -12,8 +12,12 @@ The route handlers (Kling native in ``_kling.py``, Modellix) ask the injector at
 * every API answer: ``await`` :meth:`FaultInjector.maybe_slow` just before returning it;
 * a result-file download: ``return await`` :meth:`FaultInjector.maybe_slow_download`.
 
-Ref §8 [S3] gives the codes and HTTP statuses; its INFERRED note says 5000/5002, timeouts and
+Ref [errors] gives the codes and HTTP statuses; its INFERRED note says 5000/5002, timeouts and
 dropped connections on a create mean "task may exist" — the faults here make both outcomes real.
+
+Sources:
+[errors] https://kling.ai/document-api/api/get-started/error-codes
+[omni-image] https://kling.ai/document-api/api/image/3-0-omni/image-omni
 """
 
 from __future__ import annotations
@@ -69,23 +73,23 @@ class Faults:
     """
 
     error_before_create: float = attrs.field(default=0.0, validator=_rate)
-    """A create is answered ``{"code": 5000, "message": ...}`` with HTTP 500 (ref §8 [S3]) and
+    """A create is answered ``{"code": 5000, "message": ...}`` with HTTP 500 [errors] and
     creates nothing."""
     error_after_create: float = attrs.field(default=0.0, validator=_rate)
     """A create makes the task (it runs, and a lookup by ``external_task_id`` finds it), then is
-    answered 5002 "internal timeout" with HTTP 504 (ref §8 [S3]; "task may exist", ref §8)."""
+    answered 5002 "internal timeout" with HTTP 504 ([errors]; "task may exist", [errors])."""
     drop_after_create: float = attrs.field(default=0.0, validator=_rate)
-    """A create makes the task, then the connection is closed with no HTTP answer at all (ref §8,
+    """A create makes the task, then the connection is closed with no HTTP answer at all ([errors],
     INFERRED: "dropped connections mean task may exist")."""
     query_error: float = attrs.field(default=0.0, validator=_rate)
-    """A single or list query is answered 5001 "unavailable" with HTTP 503 (ref §8 [S3])."""
+    """A single or list query is answered 5001 "unavailable" with HTTP 503 [errors]."""
     malformed_query: float = attrs.field(default=0.0, validator=_rate)
     """A single or list query is answered HTTP 200 with a truncated, invalid JSON body (the
-    envelope of ref §4 cut in half)."""
+    envelope of [omni-image] cut in half)."""
     slow: float = attrs.field(default=0.0, validator=_rate)
     """An API answer (any route, including error answers) is delayed by ``slow_seconds``."""
     slow_download: float = attrs.field(default=0.0, validator=_rate)
-    """A result file (ref §12) is streamed in chunks spread over about ``slow_seconds``."""
+    """A result file [omni-image] is streamed in chunks spread over about ``slow_seconds``."""
     slow_seconds: float = attrs.field(default=1.0, validator=_seconds)
     """Delay of a ``slow`` answer and duration of a ``slow_download``, in seconds (default 1)."""
 

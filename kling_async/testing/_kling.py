@@ -1,20 +1,29 @@
 """Kling's native (legacy-standard) wire API, as served by the sandbox.
 
-Routes (ref §5, §6), relative to the sandbox's ``path_prefix``::
+Routes ([omni-image], [omni-video]), relative to the sandbox's ``path_prefix``::
 
-    POST /v1/images/omni-image            create (ref §5.1, §5.2)
-    GET  /v1/images/omni-image/{id}       query by task_id or external_task_id (ref §5.3)
-    GET  /v1/images/omni-image            list, ?pageNum=&pageSize= (ref §5.4)
-    POST /v1/videos/omni-video            create (ref §6.1, §6.2)
-    GET  /v1/videos/omni-video/{id}       query (ref §6.2)
-    GET  /v1/videos/omni-video            list (ref §6.2)
+    POST /v1/images/omni-image            create ([omni-image], [omni-image])
+    GET  /v1/images/omni-image/{id}       query by task_id or external_task_id [omni-image]
+    GET  /v1/images/omni-image            list, ?pageNum=&pageSize= [omni-image]
+    POST /v1/videos/omni-video            create ([omni-video], [omni-video])
+    GET  /v1/videos/omni-video/{id}       query [omni-video]
+    GET  /v1/videos/omni-video            list [omni-video]
 
-Every answer is the envelope ``{code, message, request_id, data}`` (ref §4); error answers carry
-no ``data`` (ref §4 [S4]) and use the HTTP status of the ref §8 table.
+Every answer is the envelope ``{code, message, request_id, data}`` [omni-image]; error answers carry
+no ``data`` [omni-image] [concurrency] and use the HTTP status of the [errors] table.
 
 With a :class:`~._faults.FaultInjector`, creates may answer 5000 (nothing created), 5002 (task
 created) or drop the connection (task created); queries may answer 5001 or malformed JSON; any
 answer may be slow (see ``_faults.py``).
+
+Sources:
+[omni-image] https://kling.ai/document-api/api/image/3-0-omni/image-omni
+[omni-video] https://kling.ai/document-api (omni-video; legacy POST /v1/videos/omni-video)
+[concurrency] https://kling.ai/document-api/api/get-started/concurrency-rules
+[errors] https://kling.ai/document-api/api/get-started/error-codes
+[auth] https://kling.ai/document-api/api/get-started/authentication
+[changelog] https://kling.ai/document-api/updates/api
+[callbacks] https://kling.ai/document-api/api/get-started/callbacks
 """
 
 from __future__ import annotations
@@ -34,10 +43,10 @@ from ._rules import ImageSpec, RuleError, VideoSpec, check_image, check_video
 from ._state import Kind, Status, Task
 
 PATHS: Final[dict[Kind, str]] = {
-    "image": "/v1/images/omni-image",  # ref §5.1 [S1]
-    "video": "/v1/videos/omni-video",  # ref §6.1 [S13]
+    "image": "/v1/images/omni-image",  # [omni-image]
+    "video": "/v1/videos/omni-video",  # [omni-video]
 }
-# ref §8 [S3]: HTTP status of each code the sandbox answers with.
+# [errors]: HTTP status of each code the sandbox answers with.
 HTTP_STATUS: Final[dict[int, int]] = {
     1000: 401,
     1001: 401,
@@ -53,16 +62,17 @@ HTTP_STATUS: Final[dict[int, int]] = {
     5001: 503,
     5002: 504,
 }
-# ref §9 [S4]: the exact over-limit message.
+# [concurrency]: the exact over-limit message.
 OVER_LIMIT: Final = "parallel task over resource pack limit"
 # Shown in task_status_msg of tasks failed by the sandbox's fail_rate.
 FAILURE_MESSAGE: Final = "Sandbox: task failed (fail_rate)"
-# ref §12 [S1]: results are kept 30 days; file URLs expire then.
+# [omni-image]: results are kept 30 days; file URLs expire then.
 URL_LIFETIME: Final = 30 * 24 * 3600
 
 
 class ApiError(Exception):
-    """An error answer: HTTP status from ref §8, envelope without ``data`` (ref §4 [S4])."""
+    """An error answer: HTTP status from [errors], envelope without ``data`` [omni-image]
+    [concurrency]."""
 
     def __init__(self, code: int, message: str) -> None:
         super().__init__(message)
@@ -73,7 +83,7 @@ class ApiError(Exception):
 def envelope_body(
     code: int, message: str, data: Any = None, *, with_data: bool = True
 ) -> dict[str, Any]:
-    """The ref §4 envelope ``{code, message, request_id[, data]}`` as a dict."""
+    """The [omni-image] envelope ``{code, message, request_id[, data]}`` as a dict."""
     body: dict[str, Any] = {"code": code, "message": message, "request_id": str(uuid.uuid4())}
     if with_data:
         body["data"] = data
@@ -81,13 +91,13 @@ def envelope_body(
 
 
 def envelope(code: int, message: str, data: Any = None, *, with_data: bool = True) -> web.Response:
-    """A JSON answer in the ref §4 envelope (HTTP status from ref §8 for errors)."""
+    """A JSON answer in the [omni-image] envelope (HTTP status from [errors] for errors)."""
     body = envelope_body(code, message, data, with_data=with_data)
     return web.json_response(body, status=HTTP_STATUS.get(code, 200) if code else 200)
 
 
 def _units(task: Task, status: Status) -> str:
-    # ref §5.3 [S1]: final_unit_deduction is a string; nothing is charged before success
+    # [omni-image]: final_unit_deduction is a string; nothing is charged before success
     return task.units if status is Status.SUCCEED else "0"
 
 
@@ -96,8 +106,8 @@ class KlingNative:
 
     Args:
         engine: The account's tasks and pools.
-        api_keys: Accepted Bearer API keys (ref §3.1).
-        access_keys: AccessKey → SecretKey for HS256 JWTs (ref §3.2).
+        api_keys: Accepted Bearer API keys [auth].
+        access_keys: AccessKey → SecretKey for HS256 JWTs [auth].
         file_url: Builds the signed URL of a result file from its name.
         on_created: Called with each accepted task (callback delivery is scheduled there).
         faults: Draws the injected faults; None (default) injects none.
@@ -153,7 +163,7 @@ class KlingNative:
                 self._authenticate(request)
                 if is_query and self._faults is not None:
                     fault = self._faults.query_fault()
-                    if fault == "query_error":  # ref §8 [S3]: 5001 unavailable, HTTP 503
+                    if fault == "query_error":  # [errors]: 5001 unavailable, HTTP 503
                         raise ApiError(5001, "Service unavailable (sandbox fault: query_error)")
                 data = await method(request, kind)
             except ApiError as exc:
@@ -175,7 +185,7 @@ class KlingNative:
                 access_keys=self._access_keys,
                 now=time.time(),
             )
-        except AuthError as exc:  # ref §8: 1001–1004, HTTP 401
+        except AuthError as exc:  # [errors]: 1001–1004, HTTP 401
             raise ApiError(exc.code, exc.message) from None
 
     # --- create ------------------------------------------------------------------------------
@@ -186,23 +196,23 @@ class KlingNative:
         try:
             body = json.loads(raw)
         except (ValueError, UnicodeDecodeError):
-            # ref §8: 1200 invalid request parameters (the body is not JSON at all)
+            # [errors]: 1200 invalid request parameters (the body is not JSON at all)
             raise ApiError(1200, "Invalid request parameters: the body is not valid JSON") from None
         try:
             spec = check_image(body) if kind == "image" else check_video(body)
-        except RuleError as exc:  # ref §8: 1201 invalid parameter, message names it
+        except RuleError as exc:  # [errors]: 1201 invalid parameter, message names it
             raise ApiError(1201, str(exc)) from None
         external = spec.external_task_id
         if external is not None and engine.external_id_taken(external):
-            # INFERRED (ref §8 / §16 gap): duplicate external_task_id behaviour is undocumented;
-            # ref §5.1 says it "must be unique per user", so the sandbox refuses it as 1201.
+            # INFERRED ([errors] /  gap): duplicate external_task_id behaviour is undocumented;
+            # [omni-image] says it "must be unique per user", so the sandbox refuses it as 1201.
             engine.counters.duplicate_external_ids += 1
             raise ApiError(
                 1201, f"Invalid parameter: external_task_id already exists: {external!r}"
             )
         # Faults are drawn for a create that passed validation (a refused one is answered as is).
         fault = self._faults.create_fault() if self._faults is not None else None
-        if fault == "error_before_create":  # ref §8 [S3]: 5000 internal error, HTTP 500
+        if fault == "error_before_create":  # [errors]: 5000 internal error, HTTP 500
             raise ApiError(5000, "Internal error (sandbox fault: error_before_create)")
         if isinstance(spec, ImageSpec):
             task = self._admit_image(spec, body)
@@ -212,14 +222,14 @@ class KlingNative:
             if fault is not None and self._faults is not None:
                 self._faults.retract(fault)  # no task, so no post-create fault
             engine.counters.rejected_1303 += 1
-            raise ApiError(1303, OVER_LIMIT)  # ref §9 [S4]: HTTP 429, code 1303
+            raise ApiError(1303, OVER_LIMIT)  # [concurrency]: HTTP 429, code 1303
         self._on_created(task)
         if fault == "error_after_create":
-            # ref §8 [S3]: 5002 internal timeout, HTTP 504: the task exists and runs
+            # [errors]: 5002 internal timeout, HTTP 504: the task exists and runs
             raise ApiError(5002, "Internal timeout (sandbox fault: error_after_create)")
         if fault == "drop_after_create" and self._faults is not None:
-            await self._faults.drop(request)  # ref §8 INFERRED: dropped, "task may exist"
-        # ref §5.2 [S1] / §6.2 [S13]: task_id, task_info{external_task_id}, task_status, times
+            await self._faults.drop(request)  # [errors] INFERRED: dropped, "task may exist"
+        # [omni-image] / [omni-video]: task_id, task_info{external_task_id}, task_status, times
         return {
             "task_id": task.task_id,
             "task_info": {"external_task_id": task.external_task_id or ""},
@@ -230,14 +240,15 @@ class KlingNative:
 
     def _admit_image(self, spec: ImageSpec, body: dict[str, Any]) -> Task | None:
         if spec.result_type == "single":
-            cost = spec.n  # ref §9 [S4]: an image task occupies n slots
+            cost = spec.n  # [concurrency]: an image task occupies n slots
         elif spec.series_amount == "auto":
-            # ref §9 [S1, S6]: auto occupies as many slots as images actually generated; the
+            # [concurrency] [omni-image] [changelog]: auto occupies as many slots as images actually
+            # generated; the
             # sandbox decides that count now and admits only if it fits (admission rule: GAP).
             cost = self._engine.draw_auto_count()
         else:
-            cost = spec.series_amount  # INFERRED ref §9: a fixed series costs series_amount
-        # ref §5.5 [S12]: 8 units per image; Image 3.0 Omni 16 per image at 4K
+            cost = spec.series_amount  # INFERRED [concurrency]: a fixed series costs series_amount
+        # [omni-image] : 8 units per image; Image 3.0 Omni 16 per image at 4K
         per_image = 16 if spec.resolution == "4k" else 8
         return self._engine.admit(
             kind="image",
@@ -257,7 +268,7 @@ class KlingNative:
         return self._engine.admit(
             kind="video",
             model_name=spec.model_name,
-            cost=1,  # ref §9 [S4]: a video task occupies 1 slot
+            cost=1,  # [concurrency]: a video task occupies 1 slot
             outputs=1,
             result_type=None,
             watermark=spec.watermark,
@@ -273,13 +284,13 @@ class KlingNative:
 
     async def _query(self, request: web.Request, kind: Kind) -> dict[str, Any]:
         ident = request.match_info["id"]
-        task = self._engine.find(kind, ident)  # ref §5.3 [S1]: task_id or external_task_id
-        if task is None:  # ref §8: 404 / 1203 resource does not exist
+        task = self._engine.find(kind, ident)  # [omni-image]: task_id or external_task_id
+        if task is None:  # [errors]: 404 / 1203 resource does not exist
             raise ApiError(1203, f"Resource does not exist: no {kind} task {ident!r}")
         return self.task_data(task)
 
     async def _list(self, request: web.Request, kind: Kind) -> list[dict[str, Any]]:
-        # ref §5.4 [S1, S17]: pageNum 1–1000 (default 1), pageSize 1–500 (default 30)
+        # [omni-image]: pageNum 1–1000 (default 1), pageSize 1–500 (default 30)
         page_num = _page_param(request, "pageNum", 1, 1000)
         page_size = _page_param(request, "pageSize", 30, 500)
         skip = (page_num - 1) * page_size
@@ -294,18 +305,19 @@ class KlingNative:
     # --- shapes ------------------------------------------------------------------------------
 
     def _results(self, task: Task, status: Status) -> dict[str, list[dict[str, Any]]]:
-        """images / series_images / videos lists, filled only once succeeded (ref §5.3)."""
+        """images / series_images / videos lists, filled only once succeeded [omni-image]."""
         empty: dict[str, list[dict[str, Any]]] = {"images": [], "series_images": [], "videos": []}
         if status is not Status.SUCCEED:
             return empty
 
         def urls(name: str) -> dict[str, str]:
-            # ref §5.3 [S1] / §12: watermark_url only meaningful when watermark was requested
+            # [omni-image] / [omni-image]: watermark_url only meaningful when watermark was
+            # requested
             mark = self._file_url(name.replace(".", "-wm.", 1)) if task.watermark else ""
             return {"url": self._file_url(name), "watermark_url": mark}
 
         if task.kind == "video":
-            # ref §6.2 [S13]: videos[{id, url, watermark_url, duration (string seconds)}]
+            # [omni-video]: videos[{id, url, watermark_url, duration (string seconds)}]
             empty["videos"] = [
                 {
                     "id": f"{task.task_id}-v0",
@@ -315,12 +327,13 @@ class KlingNative:
             ]
             return empty
         images = [{"index": i, **urls(f"{task.task_id}-{i}.png")} for i in range(task.outputs)]
-        # ref §5.3 [third-party fixtures]: a series answer has images [] and series_images filled
+        # [omni-image] [third-party fixtures]: a series answer has images [] and series_images
+        # filled
         empty["series_images" if task.result_type == "series" else "images"] = images
         return empty
 
     def task_data(self, task: Task) -> dict[str, Any]:
-        """The single-task ``data`` of a query (ref §5.3 [S1] image, §6.2 [S13] video)."""
+        """The single-task ``data`` of a query ([omni-image] image, [omni-video] video)."""
         engine = self._engine
         now = engine.now()
         status = task.status(now)
@@ -342,14 +355,14 @@ class KlingNative:
             "task_result": task_result,
             "watermark_info": {"enabled": task.watermark},
             "final_unit_deduction": units,
-            # ref §5.3 [S1]: {quota, list_price} strings (sandbox: no cash billing, list_price 0)
+            # [omni-image]: {quota, list_price} strings (sandbox: no cash billing, list_price 0)
             "final_balance_deduction": {"quota": units, "list_price": "0"},
             "created_at": task.created_ms,
             "updated_at": task.updated_ms(now, engine.offset),
         }
 
     def callback_body(self, task: Task, status: Status) -> dict[str, Any]:
-        """The legacy callback body for ``task`` in ``status`` (ref §10.1 [S5])."""
+        """The legacy callback body for ``task`` in ``status`` [callbacks]."""
         results = self._results(task, status)
         units = _units(task, status)
         if status is Status.PROCESSING:
@@ -367,7 +380,7 @@ class KlingNative:
             "final_unit_deduction": units,
             "final_balance_deduction": {"quota": units, "list_price": "0"},
             "task_info": {"external_task_id": task.external_task_id or ""},
-            # GAP/INFERRED ref §10.1: series_images is not in the callback doc; sent as on query
+            # GAP/INFERRED [callbacks]: series_images is not in the callback doc; sent as on query
             "task_result": results,
         }
 
@@ -376,7 +389,7 @@ def _page_param(request: web.Request, name: str, default: int, high: int) -> int
     raw = request.query.get(name)
     if raw is None:
         return default
-    if not raw.isdigit() or not 1 <= int(raw) <= high:  # ref §5.4: out of range → 1201
+    if not raw.isdigit() or not 1 <= int(raw) <= high:  # [omni-image]: out of range → 1201
         raise ApiError(
             1201, f"Invalid parameter: {name} must be an integer in [1, {high}], got {raw!r}"
         )

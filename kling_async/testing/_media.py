@@ -5,11 +5,16 @@ requested resolution and aspect ratio, a two-colour gradient derived from the fi
 with the standard library; and MP4s whose container headers (``mvhd``, ``tkhd``, ``mdhd``,
 ``elst``, the ``avc1`` entry) declare the requested duration and frame size, made from one tiny
 bundled H.264 clip (``data/sample.mp4``; its coded frames stay 64×64, 1 s).
-Their URLs are "anti-hotlinking" style (ref §5.3, §12): ``expires`` plus an HMAC ``sign`` over
+Their URLs are "anti-hotlinking" style ([omni-image], [omni-image]): ``expires`` plus an HMAC
+``sign`` over
 name and expiry with a per-sandbox random secret.
 
 Reference images sent as raw base64 are decoded and inspected here (format, size, dimensions,
-ref §5.1 / §6.1) without Pillow, which is only a dev dependency.
+[omni-image] / [omni-video]) without Pillow, which is only a dev dependency.
+
+Sources:
+[omni-image] https://kling.ai/document-api/api/image/3-0-omni/image-omni
+[omni-video] https://kling.ai/document-api (omni-video; legacy POST /v1/videos/omni-video)
 """
 
 from __future__ import annotations

@@ -1,23 +1,33 @@
 """The Modellix wire API for Kling omni models, as served by the sandbox.
 
-Routes (``/work/shared/reference/modellix_api.md`` §1, §2), relative to the sandbox's
+Routes ([modellix-api], [modellix-query]), relative to the sandbox's
 ``path_prefix``::
 
-    POST /api/v1/kling/{model}/async      submit, "async" form (§1 v2, docs pages)
-    POST /api/v1/kling/{model}            submit, "plain" form (§1 v3, CLI 0.0.7)
-    GET  /api/v1/tasks/{task_id}          task status and result (§2)
+    POST /api/v1/kling/{model}/async      submit, "async" form ([modellix-api] v2, docs pages)
+    POST /api/v1/kling/{model}            submit, "plain" form ([modellix-api] v3, CLI 0.0.7)
+    GET  /api/v1/tasks/{task_id}          task status and result [modellix-query]
 
 ``{model}`` is one of ``kling-v3-omni-image``, ``kling-v3-omni-video``, ``kling-image-o1`` and
-``kling-video-o1`` (§5). Success answers are HTTP 200 ``{"code": 0, "message": "success",
+``kling-video-o1`` [modellix-v3-image]. Success answers are HTTP 200 ``{"code": 0, "message":
+"success",
 "data": {...}}``; error answers are ``{"code": <HTTP status>, "message": "<Category>: <detail>"}``
-with the HTTP status equal to ``code`` and no ``data`` (§3).
+with the HTTP status equal to ``code`` and no ``data`` [modellix-errors].
 
 Order of checks on every request: route (404: unknown model, or a submit form not enabled),
 then the Bearer key (401), then the per-key requests-per-window limit (429 with ``Retry-After``
 and ``X-RateLimit-Reset``), then the body (400) and the team concurrency limit (429). Refused
 by routing, authentication or the rate limit, a request does not enter the window; every other
-request with a known key does, whatever its answer (INFERRED: §4 gives the limit, not what
+request with a known key does, whatever its answer (INFERRED: [modellix-api] gives the limit, not
+what
 counts; a refused request that counted would lock a polling client out for good).
+
+Sources:
+[modellix-api] https://docs.modellix.ai/ways-to-use/api
+[modellix-query] https://docs.modellix.ai/api-reference/query-task-result
+[modellix-v3-image] https://docs.modellix.ai/kling/kling-v3-omni-image
+[modellix-errors] https://docs.modellix.ai/how-to-use/error-handling
+[modellix-cli] https://docs.modellix.ai/ways-to-use/cli
+[modellix-v3-video] https://docs.modellix.ai/kling/kling-v3-omni-video
 """
 
 from __future__ import annotations
@@ -44,25 +54,27 @@ from ._modellix_rules import (
 )
 from ._state import RequestWindow, Status, Task
 
-SUBMIT_FORMS: Final = ("async", "plain")  # modellix_api.md §1: ".../async" and the bare path
-API_ROOT: Final = "/api/v1"  # modellix_api.md §0: every model and task endpoint sits here
-# modellix_api.md §2 [G-plugin]: result URLs expire after about 7 days.
+SUBMIT_FORMS: Final = ("async", "plain")  # [modellix-api]: ".../async" and the bare path
+API_ROOT: Final = "/api/v1"  # [modellix-api]: every model and task endpoint sits here
+# [modellix-query] [modellix-cli]: result URLs expire after about 7 days.
 RESULT_LIFETIME: Final = 7 * 24 * 3600
-# Modellix task ids look like "task-…" (modellix_api.md §1 [S-000] example "task-v3-omni-…").
+# Modellix task ids look like "task-…" ([modellix-api] [modellix-v3-image] example
+# "task-v3-omni-…").
 TASK_ID_PREFIX: Final = "task-"
-# modellix_api.md §2: the task status vocabulary, mapped from the engine's lifecycle.
+# [modellix-query]: the task status vocabulary, mapped from the engine's lifecycle.
 STATUS: Final[dict[Status, str]] = {
     Status.SUBMITTED: "pending",
     Status.PROCESSING: "processing",
     Status.SUCCEED: "success",
     Status.FAILED: "failed",
 }
-# Reason of a task failed by the sandbox's fail_rate (INFERRED, §2: the reason sits in message).
+# Reason of a task failed by the sandbox's fail_rate (INFERRED, [modellix-query]: the reason sits in
+# message).
 FAILURE_MESSAGE: Final = "Task failed: Sandbox: task failed (fail_rate)"
 
 
 class ModellixError(Exception):
-    """An error answer: ``code`` is the HTTP status too (modellix_api.md §3)."""
+    """An error answer: ``code`` is the HTTP status too [modellix-errors]."""
 
     def __init__(self, code: int, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
@@ -72,12 +84,13 @@ class ModellixError(Exception):
 
 
 def error_response(code: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
-    """``{"code": code, "message": message}`` with HTTP status ``code`` (modellix_api.md §3)."""
+    """``{"code": code, "message": message}`` with HTTP status ``code`` [modellix-errors]."""
     return web.json_response({"code": code, "message": message}, status=code, headers=headers)
 
 
 def success_response(data: Any, message: str = "success") -> web.Response:
-    """HTTP 200 ``{"code": 0, "message": "success", "data": data}`` (modellix_api.md §1, §2)."""
+    """HTTP 200 ``{"code": 0, "message": "success", "data": data}`` ([modellix-api],
+    [modellix-query])."""
     return web.json_response({"code": 0, "message": message, "data": data})
 
 
@@ -91,11 +104,11 @@ class ModellixApi:
     Args:
         engine: The shared tasks, clock, random source and counters; it must hold the team pool
             :data:`~._engine.MODELLIX_POOL`.
-        api_keys: Accepted Bearer API keys (modellix_api.md §0), the same as on Kling. Kling's
-            AccessKey/SecretKey JWTs are not accepted: Modellix takes API keys only (§0).
+        api_keys: Accepted Bearer API keys [modellix-api], the same as on Kling. Kling's
+            AccessKey/SecretKey JWTs are not accepted: Modellix takes API keys only [modellix-api].
         base_url: Returns the sandbox's base URL (for ``get_result.url``).
         file_url: Builds the signed URL of a result file from its name and expiry (epoch s).
-        window: The per-key requests-per-window limit (modellix_api.md §4).
+        window: The per-key requests-per-window limit [modellix-api].
         submit_forms: The enabled submit path forms, a subset of :data:`SUBMIT_FORMS`.
         faults: Draws the injected faults; None injects none.
     """
@@ -164,10 +177,11 @@ class ModellixApi:
     def unrouted(self, request: web.Request, exc: web.HTTPException) -> web.Response:
         """The answer to a path or method under ``/api/`` that no route serves."""
         if isinstance(exc, web.HTTPMethodNotAllowed):
-            # INFERRED: not in the §3 table; an HTTP 405 as any server gives (the official CLI
-            # counts 405 as a definite rejection, modellix_api.md §3)
+            # INFERRED: not in the [modellix-errors] table; an HTTP 405 as any server gives (the
+            # official CLI
+            # counts 405 as a definite rejection, [modellix-errors])
             code, message = 405, f"Method not allowed: {request.method} {request.path}"
-        else:  # modellix_api.md §3: 404 task, model or provider not found
+        else:  # [modellix-errors]: 404 task, model or provider not found
             code, message = 404, f"Not found: {request.method} {request.path}"
         self._engine.counters.error(code)
         return error_response(code, message)
@@ -185,7 +199,7 @@ class ModellixApi:
                 self._engine.counters.error(exc.code)
                 response = error_response(exc.code, exc.message, exc.headers)
             if key_holder and "X-RateLimit-Remaining" not in response.headers:
-                # modellix_api.md §4 [G-skill]: X-RateLimit-Remaining on answers
+                # [modellix-api] [modellix-cli]: X-RateLimit-Remaining on answers
                 remaining = self._window.remaining(key_holder[0], self._engine.now())
                 response.headers["X-RateLimit-Limit"] = str(self._window.limit)
                 response.headers["X-RateLimit-Remaining"] = str(remaining)
@@ -199,9 +213,9 @@ class ModellixApi:
         """Authenticate (401) and apply the per-key request limit (429)."""
         header = request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
-        if not header:  # modellix_api.md §3 [S-err]: 401 "Authentication failed"
+        if not header:  # [modellix-errors]: 401 "Authentication failed"
             raise ModellixError(401, "Authentication failed: missing Authorization header")
-        # modellix_api.md §0 [S-api]: "Authorization: Bearer <API key>"
+        # [modellix-api]: "Authorization: Bearer <API key>"
         if scheme != "Bearer" or token not in self._api_keys:
             raise ModellixError(401, "Authentication failed: invalid API key")
         engine = self._engine
@@ -209,7 +223,7 @@ class ModellixApi:
         if wait is not None:
             engine.counters.rate_limited_429 += 1
             retry_after = max(1, math.ceil(wait))
-            # modellix_api.md §4 [G-skill @94c1e4e][G-cli]: Retry-After (seconds) and
+            # [modellix-api] [modellix-cli]: Retry-After (seconds) and
             # X-RateLimit-Reset; INFERRED: Reset is the epoch second the window frees a slot.
             headers = {
                 "Retry-After": str(retry_after),
@@ -217,7 +231,8 @@ class ModellixApi:
                 "X-RateLimit-Limit": str(self._window.limit),
                 "X-RateLimit-Remaining": "0",
             }
-            # modellix_api.md §3, §4: 429 for the rate limit (per API key, [S-arch])
+            # [modellix-errors], [modellix-api]: 429 for the rate limit (per API key, [modellix-
+            # api])
             raise ModellixError(
                 429,
                 f"Rate limit exceeded: at most {self._window.limit} requests per "
@@ -231,9 +246,9 @@ class ModellixApi:
     async def _submit(self, request: web.Request, form: str, key_holder: list[str]) -> web.Response:
         engine = self._engine
         model = request.match_info["model"]
-        if form not in self._forms:  # modellix_api.md §1: a path form this server does not serve
+        if form not in self._forms:  # [modellix-api]: a path form this server does not serve
             raise ModellixError(404, f"Not found: {request.path} (submit path form not served)")
-        if model not in MODELS:  # modellix_api.md §3: 404 model not found
+        if model not in MODELS:  # [modellix-errors]: 404 model not found
             raise ModellixError(404, f"Not found: model 'kling/{model}' does not exist")
         engine.counters.create_attempts += 1
         self._admit_request(request, key_holder)
@@ -241,16 +256,16 @@ class ModellixApi:
         try:
             body = json.loads(raw)
         except (ValueError, UnicodeDecodeError):
-            # modellix_api.md §3 [S-err]: "Invalid format" (e.g. invalid JSON), HTTP 400
+            # [modellix-errors]: "Invalid format" (e.g. invalid JSON), HTTP 400
             raise ModellixError(400, "Invalid format: the body is not valid JSON") from None
         try:
             spec = check_modellix(model, body)
-        except (ModellixRuleError, ModellixFormatError) as exc:  # modellix_api.md §3: 400
+        except (ModellixRuleError, ModellixFormatError) as exc:  # [modellix-errors]: 400
             raise ModellixError(400, str(exc)) from None
         faults = self._faults
         # Faults are drawn for a create that passed validation (a refused one is answered as is).
         fault = faults.create_fault() if faults is not None else None
-        if fault == "error_before_create":  # modellix_api.md §3: 500 internal error
+        if fault == "error_before_create":  # [modellix-errors]: 500 internal error
             raise ModellixError(500, "Internal error: sandbox fault error_before_create")
         task = self._admit(spec, body)
         if task is None:
@@ -259,22 +274,24 @@ class ModellixApi:
             engine.counters.concurrency_429 += 1
             pool = engine.named_pool(MODELLIX_POOL)
             in_use = pool.in_use(engine.now())
-            # modellix_api.md §4 [G-skill @94c1e4e]: "team concurrent task limit", 429;
-            # §3: concurrency and rate limits share 429 and differ only in the message.
+            # [modellix-api] [modellix-cli]: "team concurrent task limit", 429;
+            # [modellix-errors]: concurrency and rate limits share 429 and differ only in the
+            # message.
             raise ModellixError(
                 429,
                 f"Concurrency limit exceeded: team concurrent task limit is {pool.capacity} "
                 f"({in_use} in use, this task needs {spec.cost})",
             )
         if fault == "error_after_create":
-            # modellix_api.md §3: a 5xx after the POST leaves the outcome unknown; the task
+            # [modellix-errors]: a 5xx after the POST leaves the outcome unknown; the task
             # exists and runs
             code = engine.choice((500, 504))
             category = "Internal error" if code == 500 else "Gateway timeout"
             raise ModellixError(code, f"{category}: sandbox fault error_after_create")
         if fault == "drop_after_create" and faults is not None:
-            await faults.drop(request)  # modellix_api.md §3: a dropped answer, outcome unknown
-        # modellix_api.md §1 [S-000][S-001]: status pending, task_id, model_id, get_result
+            await faults.drop(request)  # [modellix-errors]: a dropped answer, outcome unknown
+        # [modellix-api] [modellix-v3-image] [modellix-v3-video]: status pending, task_id, model_id,
+        # get_result
         return success_response(
             {
                 "status": STATUS[Status.SUBMITTED],
@@ -289,11 +306,11 @@ class ModellixApi:
 
     def _admit(self, spec: ModellixSpec, body: dict[str, Any]) -> Task | None:
         if spec.kind == "image":
-            # Sandbox convention, as on Kling (ref §5.5): 8 units per image, 16 at 4K.
+            # Sandbox convention, as on Kling [modellix-api]: 8 units per image, 16 at 4K.
             units = str((16 if spec.resolution == "4k" else 8) * spec.cost)
         else:
             units = str(spec.video_seconds)  # sandbox convention: one unit per second
-        # modellix_api.md §4 [G-skill]: the limit is a team *task* limit ("typically 3");
+        # [modellix-api] [modellix-cli]: the limit is a team *task* limit ("typically 3");
         # counting images as on Kling is INFERRED, so a task with more images than the whole
         # limit must still be able to run (INFERRED): it runs alone, holding every slot.
         capacity = self._engine.named_pool(MODELLIX_POOL).capacity
@@ -303,14 +320,14 @@ class ModellixApi:
             cost=min(spec.cost, capacity),
             outputs=spec.cost if spec.kind == "image" else 1,
             result_type=spec.result_type,
-            watermark=False,  # modellix_api.md §5.5: no watermark on Modellix
+            watermark=False,  # [modellix-api]: no watermark on Modellix
             units=units,
             video_seconds=spec.video_seconds,
-            callback_url=None,  # modellix_api.md §4: no per-request callback
-            external_task_id=None,  # modellix_api.md §5.5: no external id
+            callback_url=None,  # [modellix-api]: no per-request callback
+            external_task_id=None,  # [modellix-api]: no external id
             body=body,
             api="modellix",
-            pool=MODELLIX_POOL,  # modellix_api.md §4 [G-skill]: limits are per team
+            pool=MODELLIX_POOL,  # [modellix-api] [modellix-cli]: limits are per team
             id_prefix=TASK_ID_PREFIX,
         )
 
@@ -323,12 +340,12 @@ class ModellixApi:
         fault = self._faults.query_fault() if self._faults is not None else None
         if fault == "query_error":
             code = engine.choice((503, 500))
-            # modellix_api.md §3: 503 unavailable / 500 internal error (GETs may retry)
+            # [modellix-errors]: 503 unavailable / 500 internal error (GETs may retry)
             category = "Service unavailable" if code == 503 else "Internal error"
             raise ModellixError(code, f"{category}: sandbox fault query_error")
         task_id = request.match_info["task_id"]
         task = engine.get("modellix", task_id)
-        if task is None:  # modellix_api.md §2 [S-err]: unknown task id → 404
+        if task is None:  # [modellix-query] [modellix-errors]: unknown task id → 404
             raise ModellixError(404, f"Not found: Task ID not found: {task_id!r}")
         data, message = self.task_data(task)
         if fault == "malformed_query":
@@ -338,7 +355,7 @@ class ModellixApi:
     # --- shapes ------------------------------------------------------------------------------
 
     def task_data(self, task: Task) -> tuple[dict[str, Any], str]:
-        """The query ``data`` of ``task`` now, and the envelope ``message`` (modellix §2)."""
+        """The query ``data`` of ``task`` now, and the envelope ``message`` [modellix-query]."""
         engine = self._engine
         status = task.status(engine.now())
         data: dict[str, Any] = {
@@ -347,24 +364,25 @@ class ModellixApi:
             "model_id": task.model_name,
         }
         if status in (Status.SUCCEED, Status.FAILED):
-            # modellix_api.md §2 [G-skill]: duration, INFERRED milliseconds of processing
+            # [modellix-query] [modellix-cli]: duration, INFERRED milliseconds of processing
             data["duration"] = task.end_ms - task.created_ms
         if status is Status.FAILED:
-            # modellix_api.md §2 [S-err] INFERRED: HTTP 200, status failed, reason in message
+            # [modellix-query] [modellix-errors] INFERRED: HTTP 200, status failed, reason in
+            # message
             return data, FAILURE_MESSAGE
         if status is Status.SUCCEED:
             expires = int(engine.wall(task.end)) + RESULT_LIFETIME
             data["result"] = self._result(task, expires)
-            # modellix_api.md §2 [G-canvas]: result_expires_at, epoch milliseconds
+            # [modellix-query] [modellix-cli]: result_expires_at, epoch milliseconds
             data["result_expires_at"] = expires * 1000
         return data, "success"
 
     def _result(self, task: Task, expires: int) -> dict[str, Any]:
-        """``result`` of a succeeded task (modellix_api.md §2 [G-skill @b537931][G-plugin])."""
+        """``result`` of a succeeded task [modellix-query] [modellix-cli]."""
         if task.kind == "video":
             names = [(f"{task.task_id}-0.mp4", "video", "mp4")]
         else:
-            # modellix_api.md §5.5 INFERRED: each series image is one resources[] entry
+            # [modellix-api] INFERRED: each series image is one resources[] entry
             names = [(f"{task.task_id}-{i}.png", "image", "png") for i in range(task.outputs)]
         width, height = result_size(task.kind, task.body)
         resources = [

@@ -1,18 +1,30 @@
-"""Strict validation of raw Modellix submit bodies, written from the reference (not from the SDK).
+"""Strict validation of raw Modellix submit bodies, written from Modellix's docs (not the SDK).
 
-Each rule cites the section of ``/work/shared/reference/modellix_api.md`` it enforces (§5.1
-kling-v3-omni-image, §5.2 kling-v3-omni-video, §5.3 kling-video-o1, §5.4 kling-image-o1) and the
+Each rule cites the Modellix page it enforces ([modellix-v3-image]
+kling-v3-omni-image, [modellix-v3-video] kling-v3-omni-video, [modellix-video-o1] kling-video-o1,
+[modellix-image-o1] kling-image-o1) and the
 source behind it. Modellix bodies are flat: media are plain string lists (``images``,
-``videos``, ``element_ids``), and the model is chosen by the URL, never by a body field (§1, §5).
+``videos``, ``element_ids``), and the model is chosen by the URL, never by a body field
+([modellix-api], [modellix-v3-image]).
 
 The first broken rule raises :class:`ModellixRuleError`; the server answers it HTTP 400 with
-``{"code": 400, "message": "Invalid parameters: parameter '<field>' ..."}`` (§3, whose example
+``{"code": 400, "message": "Invalid parameters: parameter '<field>' ..."}`` ([modellix-errors],
+whose example
 is ``Invalid parameters: parameter 'prompt' is required``).
 
 Unknown fields are refused, naming the field. INFERRED: the reference says nothing about
-unknown fields except kling-image-o1's explicit "not supported" list (§5.4); a strict sandbox
+unknown fields except kling-image-o1's explicit "not supported" list [modellix-image-o1]; a strict
+sandbox
 refuses them all so that a wrongly named or Kling-native field (``model_name``, ``image_list``,
 ``callback_url``, ...) is caught instead of silently ignored.
+
+Sources:
+[modellix-v3-image] https://docs.modellix.ai/kling/kling-v3-omni-image
+[modellix-v3-video] https://docs.modellix.ai/kling/kling-v3-omni-video
+[modellix-video-o1] https://docs.modellix.ai/kling/kling-video-o1
+[modellix-image-o1] https://docs.modellix.ai/kling/kling-image-o1
+[modellix-api] https://docs.modellix.ai/ways-to-use/api
+[modellix-errors] https://docs.modellix.ai/how-to-use/error-handling
 """
 
 from __future__ import annotations
@@ -26,17 +38,17 @@ import attrs
 
 from ._state import Kind
 
-# modellix_api.md §1, §5: the four Kling omni model ids of the submit path.
+# [modellix-api], [modellix-v3-image]: the four Kling omni model ids of the submit path.
 MODELS: Final[dict[str, Kind]] = {
-    "kling-v3-omni-image": "image",  # §5.1 [S-000]
-    "kling-image-o1": "image",  # §5.4 [S-002][S-io1new]
-    "kling-v3-omni-video": "video",  # §5.2 [S-001]
-    "kling-video-o1": "video",  # §5.3 [S-vo1]
+    "kling-v3-omni-image": "image",  # [modellix-v3-image]
+    "kling-image-o1": "image",  # [modellix-image-o1]
+    "kling-v3-omni-video": "video",  # [modellix-v3-video]
+    "kling-video-o1": "video",  # [modellix-video-o1]
 }
-MAX_PROMPT: Final = 2500  # §5.1–§5.4: prompt 1–2500 characters
+MAX_PROMPT: Final = 2500  # [modellix-v3-image]–[modellix-image-o1]: prompt 1–2500 characters
 IMAGE_ASPECT_RATIOS: Final = ("16:9", "9:16", "1:1", "4:3", "3:4", "3:2", "2:3", "21:9", "auto")
 VIDEO_ASPECT_RATIOS: Final = ("16:9", "9:16", "1:1")
-MAX_REFERENCES: Final = 10  # §5.1 [S-000], §5.4 [S-002]: images + element_ids ≤ 10
+MAX_REFERENCES: Final = 10  # [modellix-v3-image], [modellix-image-o1]: images + element_ids ≤ 10
 
 _V3_IMAGE_FIELDS: Final = frozenset(
     {
@@ -50,12 +62,12 @@ _V3_IMAGE_FIELDS: Final = frozenset(
         "aspect_ratio",
     }
 )
-# §5.4 [S-io1new]: prompt, images, resolution, aspect_ratio, n. element_ids is a GAP there;
-# INFERRED: accepted as the flattened form of the old page's element_list [S-002].
+# [modellix-image-o1]: prompt, images, resolution, aspect_ratio, n. element_ids is a GAP there;
+# INFERRED: accepted as the flattened form of the old page's element_list [modellix-image-o1].
 _O1_IMAGE_FIELDS: Final = frozenset(
     {"prompt", "images", "element_ids", "resolution", "aspect_ratio", "n"}
 )
-# §5.4 [S-002][S-io1new]: explicitly not supported by kling-image-o1.
+# [modellix-image-o1]: explicitly not supported by kling-image-o1.
 _O1_NOT_SUPPORTED: Final = frozenset(
     {
         "negative_prompt",
@@ -68,7 +80,7 @@ _O1_NOT_SUPPORTED: Final = frozenset(
         "style_image",
     }
 )
-# §5.2 [S-001] / §5.3 [S-vo1]: the same field set for both video models.
+# [modellix-v3-video] / [modellix-video-o1]: the same field set for both video models.
 _VIDEO_FIELDS: Final = frozenset(
     {
         "prompt",
@@ -82,26 +94,27 @@ _VIDEO_FIELDS: Final = frozenset(
         "duration",
     }
 )
-# Kling-native names with a flat Modellix counterpart (§5.5): named in the error as a hint.
+# Kling-native names with a flat Modellix counterpart [modellix-api]: named in the error as a hint.
 _NATIVE_NAMES: Final = {
     "image_list": "images",
     "element_list": "element_ids",
     "video_list": "videos",
 }
-# INFERRED (§5.2 gives an example of 8 but no default): a missing duration runs 5 s, the native
-# Kling default, which is also valid for kling-video-o1 (§5.3).
+# INFERRED ([modellix-v3-video] gives an example of 8 but no default): a missing duration runs 5 s,
+# the native
+# Kling default, which is also valid for kling-video-o1 [modellix-video-o1].
 DEFAULT_VIDEO_SECONDS: Final = 5
 
 
 class ModellixRuleError(ValueError):
-    """A submit body broke a documented rule (answered HTTP 400, modellix_api.md §3)."""
+    """A submit body broke a documented rule (answered HTTP 400, [modellix-errors])."""
 
     def __init__(self, detail: str) -> None:
         super().__init__(f"Invalid parameters: {detail}")
 
 
 class ModellixFormatError(ValueError):
-    """The body is not a JSON object at all (answered HTTP 400, modellix_api.md §3)."""
+    """The body is not a JSON object at all (answered HTTP 400, [modellix-errors])."""
 
     def __init__(self, detail: str) -> None:
         super().__init__(f"Invalid format: {detail}")
@@ -114,8 +127,8 @@ class ModellixSpec:
     Attributes:
         model_id: The model of the submit path, e.g. ``"kling-v3-omni-image"``.
         kind: ``"image"`` or ``"video"``.
-        cost: Team concurrency slots the task holds (INFERRED from native Kling, ref §9 /
-            modellix_api.md §4): ``n`` (single), ``series_amount`` (series) or 1 (video).
+        cost: Team concurrency slots the task holds (INFERRED from native Kling,  /
+            [modellix-api]): ``n`` (single), ``series_amount`` (series) or 1 (video).
         result_type: ``"single"`` or ``"series"`` for images, None for videos.
         resolution: ``1k`` / ``2k`` / ``4k`` for images, None for videos.
         video_seconds: Output length in seconds for videos, None for images.
@@ -141,11 +154,11 @@ def _fields(body: Mapping[str, Any], allowed: frozenset[str], model: str) -> Non
         if key in allowed:
             continue
         if model == "kling-image-o1" and key in _O1_NOT_SUPPORTED:
-            # modellix_api.md §5.4 [S-002]: explicitly not supported by kling-image-o1
+            # [modellix-image-o1]: explicitly not supported by kling-image-o1
             raise ModellixRuleError(f"parameter {key!r} is not supported by {model}")
         hint = _NATIVE_NAMES.get(key)
         if hint is not None and hint in allowed:
-            # modellix_api.md §5, §5.5: media lists are flattened on Modellix
+            # [modellix-v3-image], [modellix-api]: media lists are flattened on Modellix
             raise ModellixRuleError(
                 f"parameter {key!r} is not supported by {model}; use {hint!r} (a flat list)"
             )
@@ -163,12 +176,13 @@ def _enum(body: Mapping[str, Any], key: str, allowed: tuple[str, ...], default: 
 
 
 def _prompt(body: Mapping[str, Any]) -> None:
-    if "prompt" not in body:  # modellix_api.md §3 [S-err]: the documented example message
+    if "prompt" not in body:  # [modellix-errors]: the documented example message
         raise ModellixRuleError("parameter 'prompt' is required")
     value = body["prompt"]
     if not isinstance(value, str):
         raise ModellixRuleError(f"parameter 'prompt' must be a string, got {type(value).__name__}")
-    if not 1 <= len(value) <= MAX_PROMPT:  # modellix_api.md §5.1–§5.4: 1–2500 characters
+    # [modellix-v3-image]–[modellix-image-o1]: 1–2500 characters
+    if not 1 <= len(value) <= MAX_PROMPT:
         raise ModellixRuleError(
             f"parameter 'prompt' must have 1 to {MAX_PROMPT} characters, got {len(value)}"
         )
@@ -184,12 +198,12 @@ def _int_in(body: Mapping[str, Any], key: str, low: int, high: int, default: int
 
 
 def _media(value: object, name: str) -> None:
-    """modellix_api.md §5.1 [S-000] / §5.2 [S-001]: each item is a URL or Base64 data.
+    """[modellix-v3-image] / [modellix-v3-video]: each item is a URL or Base64 data.
 
     INFERRED: "Base64" is accepted raw or as a ``data:<type>;base64,`` URI (the old
-    kling-image-o1 page [S-002] shows the data-URI form); anything else is refused.
+    kling-image-o1 page [modellix-image-o1] shows the data-URI form); anything else is refused.
     """
-    if not isinstance(value, str) or not value:  # [S-000]: each item has length ≥ 1
+    if not isinstance(value, str) or not value:  # [modellix-v3-image]: each item has length ≥ 1
         raise ModellixRuleError(f"parameter {name!r} must be a non-empty string (URL or Base64)")
     if value.startswith(("http://", "https://")):
         return
@@ -234,12 +248,12 @@ def _element_ids(body: Mapping[str, Any]) -> list[Any]:
         raise ModellixRuleError(
             f"parameter 'element_ids' must be an array, got {type(value).__name__}"
         )
-    if len(value) > MAX_REFERENCES:  # modellix_api.md §5.1 [S-000]: at most 10
+    if len(value) > MAX_REFERENCES:  # [modellix-v3-image]: at most 10
         raise ModellixRuleError(
             f"parameter 'element_ids' must have at most {MAX_REFERENCES} items, got {len(value)}"
         )
     for i, item in enumerate(value):
-        # modellix_api.md §5.1 [S-000] / §8 GAP: item type not stated; native Kling ids are
+        # [modellix-v3-image] /  GAP: item type not stated; native Kling ids are
         # longs. INFERRED: a positive integer, or a non-empty string of digits, is accepted.
         good_int = _is_int(item) and item > 0
         good_str = isinstance(item, str) and item.isdigit() and item != "0" * len(item)
@@ -252,7 +266,7 @@ def _element_ids(body: Mapping[str, Any]) -> list[Any]:
 
 def _body(raw: object) -> Mapping[str, Any]:
     if not isinstance(raw, dict):
-        # modellix_api.md §3 [S-err]: "Invalid format" is the category of a malformed body
+        # [modellix-errors]: "Invalid format" is the category of a malformed body
         raise ModellixFormatError(
             f"the request body must be a JSON object, got {type(raw).__name__}"
         )
@@ -266,21 +280,21 @@ def _check_image(model: str, body: Mapping[str, Any]) -> ModellixSpec:
     v3 = model == "kling-v3-omni-image"
     _fields(body, _V3_IMAGE_FIELDS if v3 else _O1_IMAGE_FIELDS, model)
     _prompt(body)
-    # modellix_api.md §5.1 [S-000]: images 1–10 items; §5.4 [S-io1new]: at most 10
+    # [modellix-v3-image]: images 1–10 items; [modellix-image-o1]: at most 10
     images = _string_list(body, "images", low=1 if v3 else 0, high=MAX_REFERENCES)
     elements = _element_ids(body)
     if len(images) + len(elements) > MAX_REFERENCES:
-        # modellix_api.md §5.1 [S-000] / §5.4 [S-002]: images + element_ids ≤ 10 together
+        # [modellix-v3-image] / [modellix-image-o1]: images + element_ids ≤ 10 together
         raise ModellixRuleError(
             f"parameter 'images' and 'element_ids' together must have at most "
             f"{MAX_REFERENCES} items, got {len(images) + len(elements)}"
         )
-    # modellix_api.md §5.1 [S-000]: 1k/2k/4k (default INFERRED 1k); §5.4: 1k/2k, default 1k
+    # [modellix-v3-image]: 1k/2k/4k (default INFERRED 1k); [modellix-image-o1]: 1k/2k, default 1k
     resolution = _enum(body, "resolution", ("1k", "2k", "4k") if v3 else ("1k", "2k"), "1k")
-    # modellix_api.md §5.1 [S-000] / §5.4 [S-002]: nine ratios, default auto
+    # [modellix-v3-image] / [modellix-image-o1]: nine ratios, default auto
     _enum(body, "aspect_ratio", IMAGE_ASPECT_RATIOS, "auto")
     if not v3:
-        n = _int_in(body, "n", 1, 9, 1)  # modellix_api.md §5.4 [S-002]: n 1–9, default 1
+        n = _int_in(body, "n", 1, 9, 1)  # [modellix-image-o1]: n 1–9, default 1
         return ModellixSpec(
             model_id=model,
             kind="image",
@@ -289,34 +303,35 @@ def _check_image(model: str, body: Mapping[str, Any]) -> ModellixSpec:
             resolution=resolution,
             video_seconds=None,
         )
-    # modellix_api.md §5.1 [S-000]: single | series (default INFERRED single, the native one)
+    # [modellix-v3-image]: single | series (default INFERRED single, the native one)
     result_type = _enum(body, "result_type", ("single", "series"), "single")
     if result_type == "series":
-        if "n" in body:  # modellix_api.md §5.1 [S-000]: "when result_type=series, omit n"
+        if "n" in body:  # [modellix-v3-image]: "when result_type=series, omit n"
             raise ModellixRuleError("parameter 'n' must be omitted when result_type is series")
-        if "series_amount" not in body:  # §5.1 [S-000]: series "provide series_amount"
+        if "series_amount" not in body:  # [modellix-v3-image]: series "provide series_amount"
             raise ModellixRuleError(
                 "parameter 'series_amount' is required when result_type is series"
             )
-        # modellix_api.md §5.1 [S-000]: 2 ≤ series_amount ≤ 9 (no "auto" on Modellix)
+        # [modellix-v3-image]: 2 ≤ series_amount ≤ 9 (no "auto" on Modellix)
         amount = _int_in(body, "series_amount", 2, 9, 0)
         return ModellixSpec(
             model_id=model,
             kind="image",
-            cost=amount,  # INFERRED (§4 / native ref §9): a series holds series_amount slots
+            cost=amount,  # INFERRED ([modellix-api] / native ): a series holds series_amount slots
             result_type="series",
             resolution=resolution,
             video_seconds=None,
         )
-    if "series_amount" in body:  # §5.1 [S-000]: "when result_type=single, omit series_amount"
+    # [modellix-v3-image]: "when result_type=single, omit series_amount"
+    if "series_amount" in body:
         raise ModellixRuleError(
             "parameter 'series_amount' must be omitted when result_type is single"
         )
-    n = _int_in(body, "n", 1, 9, 1)  # modellix_api.md §5.1 [S-000]: 1 ≤ n ≤ 9
+    n = _int_in(body, "n", 1, 9, 1)  # [modellix-v3-image]: 1 ≤ n ≤ 9
     return ModellixSpec(
         model_id=model,
         kind="image",
-        cost=n,  # INFERRED (§4 / native ref §9): an image task holds n slots
+        cost=n,  # INFERRED ([modellix-api] / native ): an image task holds n slots
         result_type="single",
         resolution=resolution,
         video_seconds=None,
@@ -328,45 +343,45 @@ def _check_image(model: str, body: Mapping[str, Any]) -> ModellixSpec:
 
 def _check_video(model: str, body: Mapping[str, Any]) -> ModellixSpec:
     _fields(body, _VIDEO_FIELDS, model)
-    _prompt(body)  # modellix_api.md §5.2 [S-001]: prompt always required, even multi_shot
+    _prompt(body)  # [modellix-v3-video]: prompt always required, even multi_shot
     multi_shot = body.get("multi_shot", False)
-    if not isinstance(multi_shot, bool):  # modellix_api.md §5.2 [S-001]: bool, default false
+    if not isinstance(multi_shot, bool):  # [modellix-v3-video]: bool, default false
         raise ModellixRuleError(f"parameter 'multi_shot' must be a boolean, got {multi_shot!r}")
     if multi_shot:
-        if "shot_type" not in body:  # §5.2 [S-001]: required when multi_shot is true
+        if "shot_type" not in body:  # [modellix-v3-video]: required when multi_shot is true
             raise ModellixRuleError("parameter 'shot_type' is required when multi_shot is true")
-        # modellix_api.md §5.2 [S-001]: only "intelligence" (customize is not exposed)
+        # [modellix-v3-video]: only "intelligence" (customize is not exposed)
         _enum(body, "shot_type", ("intelligence",), "intelligence")
-    elif "shot_type" in body:  # modellix_api.md §5.2 [S-001]: omit when multi_shot is false
+    elif "shot_type" in body:  # [modellix-v3-video]: omit when multi_shot is false
         raise ModellixRuleError("parameter 'shot_type' must be omitted when multi_shot is false")
-    # modellix_api.md §5.2 [S-001]: images optional, at least 1 item when present
+    # [modellix-v3-video]: images optional, at least 1 item when present
     _string_list(body, "images", low=1, high=None)
-    # modellix_api.md §5.2 [S-001]: videos holds exactly 1 item when present
+    # [modellix-v3-video]: videos holds exactly 1 item when present
     videos = _string_list(body, "videos", low=1, high=1)
-    sound = _enum(body, "sound", ("on", "off"), "off")  # modellix_api.md §5.2: default off
-    if videos and sound != "off":  # modellix_api.md §5.2 [S-001] / §5.3: off with videos
+    sound = _enum(body, "sound", ("on", "off"), "off")  # [modellix-v3-video]: default off
+    if videos and sound != "off":  # [modellix-v3-video] / [modellix-video-o1]: off with videos
         raise ModellixRuleError("parameter 'sound' must be off when videos is provided")
-    _enum(body, "mode", ("std", "pro"), "pro")  # modellix_api.md §5.2 [S-001]: default pro
-    # modellix_api.md §5.2 [S-001]: 16:9 | 9:16 | 1:1 (optional; no default documented)
+    _enum(body, "mode", ("std", "pro"), "pro")  # [modellix-v3-video]: default pro
+    # [modellix-v3-video]: 16:9 | 9:16 | 1:1 (optional; no default documented)
     _enum(body, "aspect_ratio", VIDEO_ASPECT_RATIOS, "16:9")
     if videos:
-        if "duration" in body:  # modellix_api.md §5.2 [S-001] / §5.3: omit with videos
+        if "duration" in body:  # [modellix-v3-video] / [modellix-video-o1]: omit with videos
             raise ModellixRuleError("parameter 'duration' must be omitted when videos is provided")
         # INFERRED: the output follows the reference clip, whose length the sandbox does not
         # read; it reports the default length.
         seconds = DEFAULT_VIDEO_SECONDS
     else:
-        # modellix_api.md §5.2 [S-001]: an integer 3–15 (a JSON number, not a string)
+        # [modellix-v3-video]: an integer 3–15 (a JSON number, not a string)
         seconds = _int_in(body, "duration", 3, 15, DEFAULT_VIDEO_SECONDS)
         if model == "kling-video-o1" and seconds not in (5, 10):
-            # modellix_api.md §5.3 [S-vo1]: without videos only 5 or 10 is accepted
+            # [modellix-video-o1]: without videos only 5 or 10 is accepted
             raise ModellixRuleError(
                 f"parameter 'duration' must be 5 or 10 for {model} without videos, got {seconds}"
             )
     return ModellixSpec(
         model_id=model,
         kind="video",
-        cost=1,  # INFERRED (§4 / native ref §9): a video task holds 1 slot
+        cost=1,  # INFERRED ([modellix-api] / native ): a video task holds 1 slot
         result_type=None,
         resolution=None,
         video_seconds=seconds,

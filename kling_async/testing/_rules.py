@@ -1,11 +1,19 @@
-"""Strict validation of raw create bodies, written from the reference (not from the SDK).
+"""Strict validation of raw create bodies, written from Kling's docs (not from the SDK).
 
-Each rule cites the reference section it enforces (``/work/shared/reference/kling_native_api.md``;
-ref §5.1 omni-image, ref §6.1 omni-video). The first broken rule raises :class:`RuleError`; the
-server answers it as HTTP 400, code 1201 (ref §8). Unknown top-level fields are refused too, so an
+Each rule cites the vendor page it enforces (sources below;
+[omni-image] omni-image, [omni-video] omni-video). The first broken rule raises :class:`RuleError`;
+the
+server answers it as HTTP 400, code 1201 [errors]. Unknown top-level fields are refused too, so an
 encoder that sends a wrong field name is caught instead of silently ignored.
 
 The checks never look at the SDK's models: they read the JSON exactly as it arrived.
+
+Sources:
+[omni-image] https://kling.ai/document-api/api/image/3-0-omni/image-omni
+[omni-video] https://kling.ai/document-api (omni-video; legacy POST /v1/videos/omni-video)
+[errors] https://kling.ai/document-api/api/get-started/error-codes
+[callbacks] https://kling.ai/document-api/api/get-started/callbacks
+[changelog] https://kling.ai/document-api/updates/api
 """
 
 from __future__ import annotations
@@ -19,14 +27,14 @@ import attrs
 
 from ._media import image_dimensions, image_format
 
-IMAGE_MODELS: Final = ("kling-image-o1", "kling-v3-omni")  # ref §5.1 [S1]
-VIDEO_MODELS: Final = ("kling-video-o1", "kling-v3-omni")  # ref §6.1 [S13]
+IMAGE_MODELS: Final = ("kling-image-o1", "kling-v3-omni")  # [omni-image]
+VIDEO_MODELS: Final = ("kling-video-o1", "kling-v3-omni")  # [omni-video]
 IMAGE_ASPECT_RATIOS: Final = ("16:9", "9:16", "1:1", "4:3", "3:4", "3:2", "2:3", "21:9", "auto")
 VIDEO_ASPECT_RATIOS: Final = ("16:9", "9:16", "1:1")
-MAX_PROMPT: Final = 2500  # ref §5.1 / §6.1: prompt ≤ 2500 characters
-MAX_IMAGE_BYTES: Final = 10 * 1024 * 1024  # ref §5.1 / §6.1: ≤ 10 MB
-MIN_IMAGE_SIDE: Final = 300  # ref §5.1 / §6.1: each side ≥ 300 px
-MAX_IMAGE_RATIO: Final = 2.5  # ref §5.1 / §6.1: aspect 1:2.5 … 2.5:1
+MAX_PROMPT: Final = 2500  # [omni-image] / [omni-video]: prompt ≤ 2500 characters
+MAX_IMAGE_BYTES: Final = 10 * 1024 * 1024  # [omni-image] / [omni-video]: ≤ 10 MB
+MIN_IMAGE_SIDE: Final = 300  # [omni-image] / [omni-video]: each side ≥ 300 px
+MAX_IMAGE_RATIO: Final = 2.5  # [omni-image] / [omni-video]: aspect 1:2.5 … 2.5:1
 
 _IMAGE_FIELDS: Final = frozenset(
     {
@@ -66,7 +74,7 @@ _VIDEO_FIELDS: Final = frozenset(
 
 
 class RuleError(ValueError):
-    """A create body broke a documented rule (answered as HTTP 400, code 1201, ref §8)."""
+    """A create body broke a documented rule (answered as HTTP 400, code 1201, [errors])."""
 
     def __init__(self, detail: str) -> None:
         super().__init__(f"Invalid parameter: {detail}")
@@ -74,7 +82,7 @@ class RuleError(ValueError):
 
 @attrs.frozen(kw_only=True)
 class ImageSpec:
-    """What the sandbox needs from a valid omni-image body (defaults applied, ref §5.1)."""
+    """What the sandbox needs from a valid omni-image body (defaults applied, [omni-image])."""
 
     model_name: str
     resolution: str
@@ -88,7 +96,7 @@ class ImageSpec:
 
 @attrs.frozen(kw_only=True)
 class VideoSpec:
-    """What the sandbox needs from a valid omni-video body (defaults applied, ref §6.1)."""
+    """What the sandbox needs from a valid omni-video body (defaults applied, [omni-video])."""
 
     model_name: str
     mode: str
@@ -146,24 +154,25 @@ def _item(value: object, name: str, required: set[str], optional: set[str]) -> d
 
 
 def _common_tail(body: Mapping[str, Any]) -> tuple[bool, str | None, str | None]:
-    """watermark_info, callback_url, external_task_id (ref §5.1 / §6.1, same for both kinds)."""
+    """watermark_info, callback_url, external_task_id ([omni-image] / [omni-video], same for
+    both kinds)."""
     watermark = False
     if "watermark_info" in body:
-        # ref §5.1 [S1]: watermark_info {"enabled": bool}, no custom watermark
+        # [omni-image]: watermark_info {"enabled": bool}, no custom watermark
         info = _item(body["watermark_info"], "watermark_info", {"enabled"}, set())
         if not isinstance(info["enabled"], bool):
             raise RuleError(f"watermark_info.enabled must be a boolean, got {info['enabled']!r}")
         watermark = info["enabled"]
     callback_url = None
     if "callback_url" in body:
-        # ref §5.1 / §10: callback_url is a URL the server POSTs to
+        # [omni-image] / [callbacks]: callback_url is a URL the server POSTs to
         value = body["callback_url"]
         if not isinstance(value, str) or not value.startswith(("http://", "https://")):
             raise RuleError(f"callback_url must be an http(s) URL, got {value!r}")
         callback_url = value
     external_task_id = None
     if "external_task_id" in body:
-        # ref §5.1 [S1]: user-defined id, unique per account (uniqueness checked by the server)
+        # [omni-image]: user-defined id, unique per account (uniqueness checked by the server)
         value = body["external_task_id"]
         if not isinstance(value, str) or not value:
             raise RuleError(f"external_task_id must be a non-empty string, got {value!r}")
@@ -174,7 +183,7 @@ def _common_tail(body: Mapping[str, Any]) -> tuple[bool, str | None, str | None]
 def _inline_media(value: object, name: str) -> bytes | None:
     """The decoded bytes of a base64 media value, or ``None`` for an http(s) URL.
 
-    ref §5.1 [S1]: the value must not be empty; ref §4 [S13]: base64 is raw, with no
+    [omni-image]: the value must not be empty; [omni-image] [omni-video]: base64 is raw, with no
     ``data:...;base64,`` prefix.
     """
     if not isinstance(value, str) or not value:
@@ -190,30 +199,31 @@ def _inline_media(value: object, name: str) -> bytes | None:
 
 
 def _reference_image(value: object, name: str) -> None:
-    """ref §5.1 / §6.1: URL or raw base64 of a jpg/png ≤ 10 MB, sides ≥ 300 px, ratio ≤ 2.5."""
+    """[omni-image] / [omni-video]: URL or raw base64 of a jpg/png ≤ 10 MB, sides ≥ 300 px,
+    ratio ≤ 2.5."""
     data = _inline_media(value, name)
     if data is None:
         return
-    if len(data) > MAX_IMAGE_BYTES:  # ref §5.1 [S1]: ≤ 10 MB
+    if len(data) > MAX_IMAGE_BYTES:  # [omni-image]: ≤ 10 MB
         raise RuleError(f"{name} must be at most 10 MB, got {len(data)} bytes")
-    if image_format(data) is None:  # ref §5.1 [S1]: .jpg / .jpeg / .png only
+    if image_format(data) is None:  # [omni-image]: .jpg / .jpeg / .png only
         raise RuleError(f"{name} must be a JPEG or PNG image")
     size = image_dimensions(data)
     if size is None:
         raise RuleError(f"{name} is not a readable JPEG or PNG image")
     width, height = size
-    if min(width, height) < MIN_IMAGE_SIDE:  # ref §5.1 [S1]: each side ≥ 300 px
+    if min(width, height) < MIN_IMAGE_SIDE:  # [omni-image]: each side ≥ 300 px
         raise RuleError(f"{name} must be at least 300 px on each side, got {width}×{height}")
-    if max(width, height) > MAX_IMAGE_RATIO * min(width, height):  # ref §5.1: 1:2.5 … 2.5:1
+    if max(width, height) > MAX_IMAGE_RATIO * min(width, height):  # [omni-image]: 1:2.5 … 2.5:1
         raise RuleError(f"{name} aspect ratio must be within 1:2.5 and 2.5:1, got {width}×{height}")
 
 
 def _reference_video(value: object, name: str) -> None:
-    """ref §6.1 [S13]: a reference video URL (raw base64 of an MP4/MOV tolerated, INFERRED)."""
+    """[omni-video]: a reference video URL (raw base64 of an MP4/MOV tolerated, INFERRED)."""
     data = _inline_media(value, name)
     if data is None:
         return
-    if data[4:8] != b"ftyp":  # ref §6.1 [S13]: MP4/MOV only
+    if data[4:8] != b"ftyp":  # [omni-video]: MP4/MOV only
         raise RuleError(f"{name} must be an MP4 or MOV video")
 
 
@@ -221,7 +231,8 @@ def _elements(body: Mapping[str, Any]) -> list[dict[str, Any]]:
     items = _list(body, "element_list")
     for i, raw in enumerate(items):
         item = _item(raw, f"element_list[{i}]", {"element_id"}, set())
-        # ref §5.1 / §6.1: element_id is a long (INFERRED: a JSON integer, not a quoted string)
+        # [omni-image] / [omni-video]: element_id is a long (INFERRED: a JSON integer, not a quoted
+        # string)
         if not _is_int(item["element_id"]) or item["element_id"] <= 0:
             raise RuleError(
                 f"element_list[{i}].element_id must be a positive integer, "
@@ -240,46 +251,46 @@ def _body(body: object) -> Mapping[str, Any]:
 
 
 def check_image(raw: object) -> ImageSpec:
-    """Validate an omni-image create body (ref §5.1) and return its normalised spec.
+    """Validate an omni-image create body [omni-image] and return its normalised spec.
 
     Raises:
         RuleError: the first broken rule, naming the parameter.
     """
     body = _body(raw)
     _unknown_fields(body, _IMAGE_FIELDS, "the omni-image request")  # strict: wrong names fail
-    model = _enum(body, "model_name", IMAGE_MODELS, IMAGE_MODELS[0])  # ref §5.1 [S1]
-    if "prompt" not in body:  # ref §5.1 [S1]: prompt required
+    model = _enum(body, "model_name", IMAGE_MODELS, IMAGE_MODELS[0])  # [omni-image]
+    if "prompt" not in body:  # [omni-image]: prompt required
         raise RuleError("prompt is required")
-    _text(body["prompt"], "prompt", MAX_PROMPT)  # ref §5.1 [S1]: ≤ 2500 characters
+    _text(body["prompt"], "prompt", MAX_PROMPT)  # [omni-image]: ≤ 2500 characters
     images = _list(body, "image_list")
     for i, raw_item in enumerate(images):
-        # ref §5.1 [S1]: items {"image": "<url or raw base64>"}
+        # [omni-image]: items {"image": "<url or raw base64>"}
         item = _item(raw_item, f"image_list[{i}]", {"image"}, set())
         _reference_image(item["image"], f"image_list[{i}].image")
-    elements = _elements(body)  # ref §5.1 [S1]: items {"element_id": long}
-    if len(images) + len(elements) > 10:  # ref §5.1 [S1]: images + elements ≤ 10
+    elements = _elements(body)  # [omni-image]: items {"element_id": long}
+    if len(images) + len(elements) > 10:  # [omni-image]: images + elements ≤ 10
         raise RuleError(
             f"image_list and element_list together must have at most 10 items, "
             f"got {len(images) + len(elements)}"
         )
-    resolution = _enum(body, "resolution", ("1k", "2k", "4k"), "1k")  # ref §5.1 [S1]
-    if model == "kling-image-o1" and resolution == "4k":  # ref §5.1 [S7]: O1 is 1K/2K only
+    resolution = _enum(body, "resolution", ("1k", "2k", "4k"), "1k")  # [omni-image]
+    if model == "kling-image-o1" and resolution == "4k":  # [omni-image]: O1 is 1K/2K only
         raise RuleError("resolution 4k is not supported by kling-image-o1")
-    result_type = _enum(body, "result_type", ("single", "series"), "single")  # ref §5.1 [S1]
+    result_type = _enum(body, "result_type", ("single", "series"), "single")  # [omni-image]
     n = body.get("n", 1)
-    if not _is_int(n) or not 1 <= n <= 9:  # ref §5.1 [S1]: n 1–9
+    if not _is_int(n) or not 1 <= n <= 9:  # [omni-image]: n 1–9
         raise RuleError(f"n must be an integer in [1, 9], got {n!r}")
     series_amount = body.get("series_amount", 4)
-    # ref §5.1 [S1]: series_amount 2–9 or "auto", default 4
+    # [omni-image]: series_amount 2–9 or "auto", default 4
     if series_amount != "auto" and (not _is_int(series_amount) or not 2 <= series_amount <= 9):
         raise RuleError(
             f"series_amount must be an integer in [2, 9] or 'auto', got {series_amount!r}"
         )
-    if result_type == "series" and model == "kling-image-o1":  # ref §5.1 [S7, S19]: O1 no series
+    if result_type == "series" and model == "kling-image-o1":  # [omni-image]: O1 no series
         raise RuleError("result_type series is not supported by kling-image-o1")
-    aspect_ratio = _enum(body, "aspect_ratio", IMAGE_ASPECT_RATIOS, "auto")  # ref §5.1 [S1]
+    aspect_ratio = _enum(body, "aspect_ratio", IMAGE_ASPECT_RATIOS, "auto")  # [omni-image]
     if model == "kling-v3-omni" and aspect_ratio == "auto" and not images and not elements:
-        # ref §5.1 [S7]: Image 3.0 Omni text-to-image does not support the auto ratio
+        # [omni-image]: Image 3.0 Omni text-to-image does not support the auto ratio
         raise RuleError("aspect_ratio auto is not supported for kling-v3-omni text-to-image")
     watermark, callback_url, external_task_id = _common_tail(body)
     return ImageSpec(
@@ -298,39 +309,39 @@ def check_image(raw: object) -> ImageSpec:
 
 
 def _duration(value: object, name: str) -> int:
-    # ref §6.1 [S13]: durations are strings of whole seconds ("5"), not numbers
+    # [omni-video]: durations are strings of whole seconds ("5"), not numbers
     if not isinstance(value, str) or not value.isdigit() or value != str(int(value)):
         raise RuleError(f'{name} must be a string of whole seconds such as "5", got {value!r}')
     return int(value)
 
 
 def check_video(raw: object) -> VideoSpec:
-    """Validate an omni-video create body (ref §6.1) and return its normalised spec.
+    """Validate an omni-video create body [omni-video] and return its normalised spec.
 
     Raises:
         RuleError: the first broken rule, naming the parameter.
     """
     body = _body(raw)
     _unknown_fields(body, _VIDEO_FIELDS, "the omni-video request")  # strict: wrong names fail
-    model = _enum(body, "model_name", VIDEO_MODELS, VIDEO_MODELS[0])  # ref §6.1 [S13]
+    model = _enum(body, "model_name", VIDEO_MODELS, VIDEO_MODELS[0])  # [omni-video]
     multi_shot = body.get("multi_shot", False)
-    if not isinstance(multi_shot, bool):  # ref §6.1 [S13]: multi_shot bool, default false
+    if not isinstance(multi_shot, bool):  # [omni-video]: multi_shot bool, default false
         raise RuleError(f"multi_shot must be a boolean, got {multi_shot!r}")
     shot_type = None
-    if multi_shot and "shot_type" not in body:  # ref §6.1 [S13]: required when multi_shot
+    if multi_shot and "shot_type" not in body:  # [omni-video]: required when multi_shot
         raise RuleError("shot_type is required when multi_shot is true")
-    if "shot_type" in body:  # ref §6.1 [S13, S6]: customize | intelligence
+    if "shot_type" in body:  # [omni-video] [changelog]: customize | intelligence
         shot_type = _enum(body, "shot_type", ("customize", "intelligence"), "")
-    # ref §6.1 [S13]: prompt required when multi_shot=false or shot_type=intelligence
+    # [omni-video]: prompt required when multi_shot=false or shot_type=intelligence
     if (not multi_shot or shot_type == "intelligence") and "prompt" not in body:
         raise RuleError("prompt is required unless multi_shot is true with shot_type customize")
     if "prompt" in body:
-        _text(body["prompt"], "prompt", MAX_PROMPT)  # ref §6.1 [S13]: ≤ 2500 characters
+        _text(body["prompt"], "prompt", MAX_PROMPT)  # [omni-video]: ≤ 2500 characters
 
-    total = _duration(body.get("duration", "5"), "duration")  # ref §6.1 [S13]: default "5"
+    total = _duration(body.get("duration", "5"), "duration")  # [omni-video]: default "5"
 
     if multi_shot and shot_type == "customize":
-        # ref §6.1 [S13]: multi_prompt required for customize; 1–6 shots
+        # [omni-video]: multi_prompt required for customize; 1–6 shots
         if "multi_prompt" not in body:
             raise RuleError("multi_prompt is required when shot_type is customize")
         shots = _list(body, "multi_prompt")
@@ -340,101 +351,101 @@ def check_video(raw: object) -> VideoSpec:
         for i, raw_shot in enumerate(shots):
             name = f"multi_prompt[{i}]"
             shot = _item(raw_shot, name, {"index", "prompt", "duration"}, set())
-            if not _is_int(shot["index"]):  # ref §6.1 [S13]: index int
+            if not _is_int(shot["index"]):  # [omni-video]: index int
                 raise RuleError(f"{name}.index must be an integer, got {shot['index']!r}")
-            _text(shot["prompt"], f"{name}.prompt", 512)  # ref §6.1 [S13]: ≤ 512 chars each
+            _text(shot["prompt"], f"{name}.prompt", 512)  # [omni-video]: ≤ 512 chars each
             seconds = _duration(shot["duration"], f"{name}.duration")
-            if seconds < 1:  # ref §6.1 [S13]: each shot ≥ 1 s
+            if seconds < 1:  # [omni-video]: each shot ≥ 1 s
                 raise RuleError(f"{name}.duration must be at least 1 second, got {seconds}")
             shot_sum += seconds
-        if shot_sum != total:  # ref §6.1 [S13]: shot durations sum to duration
+        if shot_sum != total:  # [omni-video]: shot durations sum to duration
             raise RuleError(
                 f"multi_prompt durations must add up to duration {total}, got {shot_sum}"
             )
     elif "multi_prompt" in body:
-        _list(body, "multi_prompt")  # ref §6.1 [S13]: ignored unless customize, but typed
+        _list(body, "multi_prompt")  # [omni-video]: ignored unless customize, but typed
 
     images = _list(body, "image_list")
     frame_types: list[str] = []
     for i, raw_item in enumerate(images):
         name = f"image_list[{i}]"
-        # ref §6.1 [S13]: items {"image_url", "type"?}; the key is image_url, not image
+        # [omni-video]: items {"image_url", "type"?}; the key is image_url, not image
         item = _item(raw_item, name, {"image_url"}, {"type"})
         _reference_image(item["image_url"], f"{name}.image_url")
         if "type" in item:
             kind = item["type"]
-            if kind not in ("first_frame", "end_frame"):  # ref §6.1 [S13]
+            if kind not in ("first_frame", "end_frame"):  # [omni-video]
                 raise RuleError(f"{name}.type must be first_frame or end_frame, got {kind!r}")
             if kind in frame_types:
                 raise RuleError(f"image_list has more than one {kind}")
             frame_types.append(kind)
     has_first = "first_frame" in frame_types
     has_end = "end_frame" in frame_types
-    if has_end and not has_first:  # ref §6.1 [S13]: end frame alone not supported
+    if has_end and not has_first:  # [omni-video]: end frame alone not supported
         raise RuleError("image_list end_frame requires a first_frame")
     if model == "kling-video-o1" and frame_types and len(images) > 2:
-        # ref §6.1 [S13]: with O1, start/end frames not supported with more than two images
+        # [omni-video]: with O1, start/end frames not supported with more than two images
         raise RuleError("kling-video-o1 does not support frames with more than two images")
 
-    elements = _elements(body)  # ref §6.1 [S13]: {"element_id": long}
+    elements = _elements(body)  # [omni-video]: {"element_id": long}
     if has_first and has_end and model == "kling-video-o1" and elements:
-        # ref §6.1 [S13]: start+end frames: O1 takes no elements
+        # [omni-video]: start+end frames: O1 takes no elements
         raise RuleError("kling-video-o1 does not support element_list with start and end frames")
     if has_first and len(elements) > 3:
-        # ref §6.1 [S13]: first-frame (and v3-omni start+end) generation ≤ 3 elements
+        # [omni-video]: first-frame (and v3-omni start+end) generation ≤ 3 elements
         raise RuleError(f"element_list must have at most 3 items with frames, got {len(elements)}")
 
     videos = _list(body, "video_list")
-    if len(videos) > 1:  # ref §6.1 [S13]: ≤ 1 reference video
+    if len(videos) > 1:  # [omni-video]: ≤ 1 reference video
         raise RuleError(f"video_list must have at most 1 item, got {len(videos)}")
     refer_type = None
     for i, raw_item in enumerate(videos):
         name = f"video_list[{i}]"
         item = _item(raw_item, name, {"video_url"}, {"refer_type", "keep_original_sound"})
         _reference_video(item["video_url"], f"{name}.video_url")
-        refer_type = _enum(item, "refer_type", ("base", "feature"), "base")  # ref §6.1 [S13]
-        if "keep_original_sound" in item:  # ref §6.1 [S13]: yes | no
+        refer_type = _enum(item, "refer_type", ("base", "feature"), "base")  # [omni-video]
+        if "keep_original_sound" in item:  # [omni-video]: yes | no
             _enum(item, "keep_original_sound", ("yes", "no"), "no")
     has_video = bool(videos)
     limit = 4 if has_video else 7
     if len(images) + len(elements) > limit:
-        # ref §6.1 [S13]: images + elements ≤ 7, ≤ 4 with a reference video
+        # [omni-video]: images + elements ≤ 7, ≤ 4 with a reference video
         raise RuleError(
             f"image_list and element_list together must have at most {limit} items"
             f"{' with a reference video' if has_video else ''}, got {len(images) + len(elements)}"
         )
     if refer_type == "base" and frame_types:
-        # ref §6.1 [S13]: first/last-frame mode disables video editing (base)
+        # [omni-video]: first/last-frame mode disables video editing (base)
         raise RuleError("first_frame/end_frame cannot be combined with a base reference video")
     if multi_shot and frame_types and model == "kling-video-o1":
-        # ref §6.1 [S6 05/07/2026]: multi-shot + frames allowed only for kling-v3-omni
+        # [omni-video] [changelog]: multi-shot + frames allowed only for kling-v3-omni
         raise RuleError("kling-video-o1 does not support multi_shot with first/end frames")
     if refer_type == "feature" and multi_shot and shot_type != "intelligence":
-        # ref §6.1 [S6 06/17/2026]: feature reference + multi-shot needs shot_type intelligence
+        # [omni-video] [changelog]: feature reference + multi-shot needs shot_type intelligence
         raise RuleError("a feature reference video with multi_shot requires shot_type intelligence")
 
-    sound = _enum(body, "sound", ("on", "off"), "off")  # ref §6.1 [S13]
-    if has_video and sound != "off":  # ref §6.1 [S13]: sound off with a reference video
+    sound = _enum(body, "sound", ("on", "off"), "off")  # [omni-video]
+    if has_video and sound != "off":  # [omni-video]: sound off with a reference video
         raise RuleError("sound must be off when video_list has a reference video")
-    mode = _enum(body, "mode", ("std", "pro", "4k"), "pro")  # ref §6.1 [S13; S6 04/23/2026]
-    if mode == "4k" and model != "kling-v3-omni":  # ref §6.1 [S6]: 4k only kling-v3-omni
+    mode = _enum(body, "mode", ("std", "pro", "4k"), "pro")  # [omni-video] [changelog]
+    if mode == "4k" and model != "kling-v3-omni":  # [omni-video] [changelog]: 4k only kling-v3-omni
         raise RuleError(f"mode 4k is only supported by kling-v3-omni, not {model}")
-    if mode == "4k" and has_video:  # ref §6.1 [S6]: 4k not with a reference video
+    if mode == "4k" and has_video:  # [omni-video] [changelog]: 4k not with a reference video
         raise RuleError("mode 4k is not supported with a reference video")
     if "aspect_ratio" in body:
-        _enum(body, "aspect_ratio", VIDEO_ASPECT_RATIOS, "16:9")  # ref §6.1 [S13]
+        _enum(body, "aspect_ratio", VIDEO_ASPECT_RATIOS, "16:9")  # [omni-video]
     elif not has_first and refer_type != "base":
-        # ref §6.1 [S13]: aspect_ratio required unless first-frame or video editing is used
+        # [omni-video]: aspect_ratio required unless first-frame or video editing is used
         raise RuleError("aspect_ratio is required without a first_frame or base reference video")
 
-    if refer_type != "base":  # ref §6.1 [S13]: duration ignored for refer_type base
-        high = 15 if model == "kling-v3-omni" else 10  # ref §6.1 [S8]: v3-omni 3–15, O1 3–10
+    if refer_type != "base":  # [omni-video]: duration ignored for refer_type base
+        high = 15 if model == "kling-v3-omni" else 10  # [omni-video]: v3-omni 3–15, O1 3–10
         if not 3 <= total <= high:
             raise RuleError(f'duration must be "3" to "{high}" for {model}, got "{total}"')
         text_only = not images and not elements and not has_video
         first_frame_only = has_first and not has_end and not has_video
         if model == "kling-video-o1" and (text_only or first_frame_only) and total not in (5, 10):
-            # ref §6.1 [S8, S17]: O1 text-to-video / first-frame only → 5 or 10 s
+            # [omni-video]: O1 text-to-video / first-frame only → 5 or 10 s
             raise RuleError(
                 f'duration must be "5" or "10" for kling-video-o1 text-to-video or '
                 f'first-frame-only, got "{total}"'

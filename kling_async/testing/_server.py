@@ -3,8 +3,19 @@
 Wire APIs plug in as route sets over one shared :class:`~._engine.Engine`: Kling native
 (``_kling.py``) and Modellix (``_modellix.py``, under ``/api/v1``). The sandbox's own routes live
 under ``/sandbox/`` (result files, stats, task list) and are not API routes: no auth, not counted
-as requests. Kling callbacks are signed here (Standard Webhooks, ref §10.3) when a callback
+as requests. Kling callbacks are signed here (Standard Webhooks, [callbacks]) when a callback
 secret is configured.
+
+Sources:
+[callbacks] https://kling.ai/document-api/api/get-started/callbacks
+[omni-image] https://kling.ai/document-api/api/image/3-0-omni/image-omni
+[omni-video] https://kling.ai/document-api (omni-video; legacy POST /v1/videos/omni-video)
+[concurrency] https://kling.ai/document-api/api/get-started/concurrency-rules
+[auth] https://kling.ai/document-api/api/get-started/authentication
+[changelog] https://kling.ai/document-api/updates/api
+[modellix-api] https://docs.modellix.ai/ways-to-use/api
+[modellix-errors] https://docs.modellix.ai/how-to-use/error-handling
+[errors] https://kling.ai/document-api/api/get-started/error-codes
 """
 
 from __future__ import annotations
@@ -38,19 +49,19 @@ from ._state import RequestWindow, SandboxStats, Status, Task, TaskRecord
 
 DEFAULT_API_KEY: Final = "sandbox-key"
 # Largest create body accepted, in bytes. The vendor limit is not documented (INFERRED): room for
-# ten 10 MB reference images in base64 (ref §5.1) or one 200 MB reference video (ref §6.1).
+# ten 10 MB reference images in base64 [omni-image] or one 200 MB reference video [omni-video].
 MAX_BODY: Final = 300 * 1024 * 1024
 # Seconds a callback POST may take before it counts as failed.
 CALLBACK_TIMEOUT: Final = 10.0
 _FILE_NAME = re.compile(r"^(?P<task>[0-9A-Za-z_-]+?)-(?P<index>\d+)(?P<wm>-wm)?\.(?P<ext>png|mp4)$")
-# ref §10.3: the prefix of a Standard Webhooks secret (the rest is the base64 key).
+# [callbacks]: the prefix of a Standard Webhooks secret (the rest is the base64 key).
 SECRET_PREFIX: Final = "whsec_"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def webhook_key(secret: str) -> bytes:
-    """The HMAC key of a ``whsec_...`` webhook secret (ref §10.3).
+    """The HMAC key of a ``whsec_...`` webhook secret [callbacks].
 
     Args:
         secret: ``"whsec_"`` followed by the base64 key (the prefix may be left out, as the
@@ -72,7 +83,7 @@ def webhook_key(secret: str) -> bytes:
 
 
 def webhook_signature(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
-    """The ``webhook-signature`` header value of one callback (ref §10.3, Standard Webhooks).
+    """The ``webhook-signature`` header value of one callback ([callbacks], Standard Webhooks).
 
     ``"v1," + base64(HMAC-SHA256(key=b64decode(secret without "whsec_"),
     msg=f"{msg_id}.{timestamp}.{body}"))``, computed with the standard library only (the
@@ -96,33 +107,36 @@ class Sandbox:
     """A fake of Kling's native (legacy-standard) HTTP API and of the Modellix API for Kling
     omni models, served by aiohttp on one real port.
 
-    Kling: it validates raw JSON strictly against the reference (ref §5.1, §6.1), enforces
-    per-pool concurrency with code 1303 (ref §9), runs task lifecycles on the clock, answers
-    queries and list queries (ref §5.3, §5.4, §6.2), posts legacy callbacks (ref §10.1), signed
-    when ``callback_secret`` is set (ref §10.3), and serves result files (real PNG / MP4 bytes)
-    at signed URLs (ref §12).
+    Kling: it validates raw JSON strictly against the reference ([omni-image], [omni-video]),
+    enforces
+    per-pool concurrency with code 1303 [concurrency], runs task lifecycles on the clock, answers
+    queries and list queries ([omni-image], [omni-image], [omni-video]), posts legacy callbacks
+    [callbacks], signed
+    when ``callback_secret`` is set [callbacks], and serves result files (real PNG / MP4 bytes)
+    at signed URLs [omni-image].
 
-    Modellix (``modellix_api.md``): submit and query routes under :attr:`modellix_base_url`
-    (§1, §2) with strict validation of the flat bodies (§5), the ``{code, message, data}``
-    envelope (§1–§3), a team concurrency limit and a per-key requests-per-window limit (§4),
+    Modellix: submit and query routes under :attr:`modellix_base_url`
+    (, [auth]) with strict validation of the flat bodies [omni-image], the ``{code, message, data}``
+    envelope (–[auth]), a team concurrency limit and a per-key requests-per-window limit
+    [omni-image],
     both answered HTTP 429. Both APIs share the clock, the durations, ``fail_rate``, the seeded
     random source, the counters and :attr:`tasks`. It never imports the SDK.
 
     Use ``async with Sandbox(...) as sb`` or ``await sb.start()`` / ``await sb.aclose()``.
 
     Args:
-        api_keys: Bearer API keys accepted as is (ref §3.1), on the Kling and the Modellix
+        api_keys: Bearer API keys accepted as is [auth], on the Kling and the Modellix
             routes alike. Default ``("sandbox-key",)``.
         access_keys: AccessKey → SecretKey; HS256 JWTs signed with the SecretKey and ``iss`` =
-            AccessKey are accepted while valid (ref §3.2). Default none.
-        quota: Capacity in slots per pool ``(model_name, kind)`` (ref §9). Keys ``"image"`` and
+            AccessKey are accepted while valid [auth]. Default none.
+        quota: Capacity in slots per pool ``(model_name, kind)`` [concurrency]. Keys ``"image"`` and
             ``"video"`` apply to every model of that kind, ``"<model_name>:<kind>"`` overrides
             one pool. Default image 9, video 5.
         image_duration: Running time of an image task in seconds: a ``(low, high)`` range drawn
             uniformly, or one value. Default ``(2.0, 6.0)``.
         video_duration: Same for video tasks. Default ``(20.0, 60.0)``.
         auto_series_range: ``(low, high)`` range of the image count drawn for
-            ``series_amount="auto"`` (ref §9 [S1, S6]). Default ``(2, 9)``.
+            ``series_amount="auto"`` [concurrency] [omni-image] [changelog]. Default ``(2, 9)``.
         seed: Seed of the sandbox's ``random.Random`` (durations, auto counts, failures, ids).
         path_prefix: Prefix of every route (Kling, Modellix and ``/sandbox/``), e.g.
             ``"/kling"`` to act like a gateway.
@@ -130,18 +144,18 @@ class Sandbox:
         port: TCP port; 0 (default) picks a free one.
         fail_rate: Fraction of tasks, in [0, 1], that end ``failed`` with a ``task_status_msg``.
         modellix_concurrency: Modellix team concurrency, in slots shared by all keys (an image
-            task holds ``n`` or ``series_amount`` slots, a video 1). Default 3 (modellix §4).
+            task holds ``n`` or ``series_amount`` slots, a video 1). Default 3 [modellix-api].
         modellix_rpm: Modellix API requests (submits and queries) one key may make in any
-            ``modellix_rpm_window`` seconds. Default 100 (modellix §4).
+            ``modellix_rpm_window`` seconds. Default 100 [modellix-api].
         modellix_rpm_window: Length of the sliding request window, in seconds. Default 60.0.
         modellix_submit_paths: Served Modellix submit forms: ``"async"``
             (``/api/v1/kling/{model}/async``) and/or ``"plain"`` (``/api/v1/kling/{model}``);
-            the other answers 404 (modellix §1). Default both.
+            the other answers 404 [modellix-api]. Default both.
         faults: Faults to inject on both APIs (errors, drops, malformed and slow answers, slow
             downloads), drawn with a random source seeded from ``seed``. Default none.
         callback_secret: A ``whsec_...`` Standard Webhooks secret; when set, every callback
             POST carries ``webhook-id``, ``webhook-timestamp`` and ``webhook-signature``
-            headers (ref §10.3). Default None: unsigned callbacks.
+            headers [callbacks]. Default None: unsigned callbacks.
         state_file: Path of a JSON Lines file that keeps every accepted task (one line per
             create, flushed at once). A sandbox started on an existing file serves the tasks
             an earlier process accepted: queries and lookups answer for them, their slots stay
@@ -357,7 +371,7 @@ class Sandbox:
 
     @property
     def modellix_base_url(self) -> str:
-        """:attr:`base_url` + ``"/api/v1"``: the Modellix API root (modellix §0), to which a
+        """:attr:`base_url` + ``"/api/v1"``: the Modellix API root [modellix-api], to which a
         client appends ``/kling/{model}/async``, ``/kling/{model}`` or ``/tasks/{task_id}``.
 
         Raises:
@@ -391,9 +405,9 @@ class Sandbox:
         try:
             return await handler(request)
         except (web.HTTPNotFound, web.HTTPMethodNotAllowed) as exc:
-            if self._modellix.owns(request.path, self._prefix):  # modellix §3: 404
+            if self._modellix.owns(request.path, self._prefix):  # [modellix-errors]: 404
                 return self._modellix.unrouted(request, exc)
-            # ref §8: 404 / 1202 invalid method (no such route or method)
+            # [errors]: 404 / 1202 invalid method (no such route or method)
             self._engine.counters.error(1202)
             message = f"Invalid method: {request.method} {request.path}"
             return envelope(1202, message, with_data=False)
@@ -409,7 +423,7 @@ class Sandbox:
     async def _serve_file(self, request: web.Request) -> web.StreamResponse:
         name = request.match_info["name"]
         expires = request.query.get("expires")
-        # ref §12: anti-hotlinking URLs; a wrong, missing or expired signature is refused
+        # [omni-image]: anti-hotlinking URLs; a wrong, missing or expired signature is refused
         if not self._signer.check(name, expires, request.query.get("sign")):
             raise web.HTTPForbidden(text="bad or missing signature")
         if expires is None or int(expires) < time.time():
@@ -436,7 +450,7 @@ class Sandbox:
         """Every task (both APIs) without bodies; times are epoch seconds."""
         return web.json_response([record.to_json() for record in self.tasks])
 
-    # --- callbacks (ref §10.1) ---------------------------------------------------------------
+    # --- callbacks [callbacks] ---------------------------------------------------------------
 
     def _schedule_callbacks(self, task: Task) -> None:
         if task.callback_url is None or self._closed:
@@ -460,7 +474,7 @@ class Sandbox:
         data = json.dumps(body).encode()
         headers = {"Content-Type": "application/json"}
         if self._callback_secret is not None:
-            # ref §10.3: Standard Webhooks headers; the timestamp is in seconds
+            # [callbacks]: Standard Webhooks headers; the timestamp is in seconds
             msg_id = uuid.uuid4().hex
             timestamp = int(time.time())
             headers["webhook-id"] = msg_id

@@ -4,9 +4,13 @@ Time: slot accounting uses ``time.monotonic()`` seconds. Everything shown to use
 stats, API timestamps) is wall-clock, obtained as ``monotonic + offset`` with one offset fixed when
 the sandbox starts, so all figures are consistent with each other.
 
-Quota model (ref §9 [S4]): a pool is ``(model_name, kind)``; a task holds ``cost`` slots of its
+Quota model [concurrency]: a pool is ``(model_name, kind)``; a task holds ``cost`` slots of its
 pool from create until it ends (succeed or failed) and releases them at that instant. Release is
 computed from the task's end time, so it never depends on anyone querying.
+
+Sources:
+[concurrency] https://kling.ai/document-api/api/get-started/concurrency-rules
+[omni-image] https://kling.ai/document-api/api/image/3-0-omni/image-omni
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ Api = Literal["kling", "modellix"]
 
 
 class Status(enum.Enum):
-    """Legacy task status (ref §4 [S1]); note the vendor spelling ``succeed``."""
+    """Legacy task status [omni-image]; note the vendor spelling ``succeed``."""
 
     SUBMITTED = "submitted"
     PROCESSING = "processing"
@@ -46,7 +50,7 @@ class Task:
     outputs: int  # images (single: n; series: cost) or videos (1)
     result_type: str | None  # image only: "single" | "series"
     watermark: bool
-    units: str  # final_unit_deduction once succeeded (ref §5.3)
+    units: str  # final_unit_deduction once succeeded [omni-image]
     video_seconds: int | None
     failed: bool
     callback_url: str | None
@@ -89,7 +93,7 @@ class TaskRecord:
         external_task_id: The client's ``external_task_id``, or None if it sent none.
         kind: ``"image"`` or ``"video"``.
         model_name: The model the task ran on (default applied).
-        cost: Slots held in its pool (ref §9): ``n``, ``series_amount``, the drawn ``auto``
+        cost: Slots held in its pool [concurrency]: ``n``, ``series_amount``, the drawn ``auto``
             count, or 1 for a video.
         created_at: Wall-clock create instant, epoch seconds.
         ends_at: Wall-clock instant the task ends and releases its slots, epoch seconds.
@@ -127,7 +131,7 @@ class TaskRecord:
 
 @attrs.frozen(kw_only=True)
 class PoolStats:
-    """Slot figures of one pool ``(model_name, kind)`` (ref §9), or of the Modellix team.
+    """Slot figures of one pool ``(model_name, kind)`` [concurrency], or of the Modellix team.
 
     Attributes:
         capacity: Concurrency limit of the pool, in slots.
@@ -157,7 +161,7 @@ class SandboxStats:
             submit path of a known model).
         queries: Single-task queries (``GET …/{id}``, Modellix ``GET /api/v1/tasks/{id}``).
         list_queries: List queries (``GET …?pageNum=&pageSize=``).
-        rejected_1303: Creates refused with code 1303 (pool full, ref §9 [S4]).
+        rejected_1303: Creates refused with code 1303 (pool full, [concurrency]).
         errors_by_code: Error answers by API code (e.g. ``{1201: 3, 1303: 7}``; Modellix codes
             are HTTP statuses such as 400 or 429).
         callbacks_sent: Callback POSTs answered with a 2xx status.
@@ -225,7 +229,7 @@ class Pool:
     tasks: int = 0
 
     def _release(self, now: float) -> None:
-        # ref §9 [S4]: slots are released the instant a task ends (succeed or failed)
+        # [concurrency]: slots are released the instant a task ends (succeed or failed)
         still: list[tuple[float, float, int]] = []
         for start, end, cost in self._active:
             if end <= now:
@@ -242,7 +246,7 @@ class Pool:
     def try_admit(self, now: float, end: float, cost: int) -> bool:
         """Hold ``cost`` slots from ``now`` to ``end`` if they fit; False if they do not."""
         used = self.in_use(now)
-        if cost > self.capacity - used:  # ref §9 [S4]: over the pack's concurrency → 1303
+        if cost > self.capacity - used:  # [concurrency]: over the pack's concurrency → 1303
             return False
         self._active.append((now, end, cost))
         self.tasks += 1
