@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Final, Literal, NoReturn, TypeVar
 
 import attrs
@@ -215,3 +215,35 @@ def truncated_json(payload: Mapping[str, Any]) -> web.Response:
         body=text[: max(1, len(text) // 2)].encode(),
         content_type="application/json",
     )
+
+
+T = TypeVar("T")
+
+
+async def create_with_faults(
+    faults: FaultInjector | None,
+    request: web.Request,
+    admit: Callable[[], T | None],
+    *,
+    before: Callable[[], Exception],
+    full: Callable[[], Exception],
+    after: Callable[[], Exception],
+) -> T:
+    """One validated create with its drawn fault, the same for every wire API: ``before()`` is
+    raised for ``error_before_create`` (nothing created); ``admit()`` creates the task or gives
+    None for a full pool, and ``full()`` is raised then (the drawn fault is retracted: there is
+    no task to fault); ``after()`` is raised for ``error_after_create`` (the task exists and
+    runs); ``drop_after_create`` closes the connection without an answer."""
+    fault = faults.create_fault() if faults is not None else None
+    if fault == "error_before_create":
+        raise before()
+    task = admit()
+    if task is None:
+        if fault is not None and faults is not None:
+            faults.retract(fault)
+        raise full()
+    if fault == "error_after_create":
+        raise after()
+    if fault == "drop_after_create" and faults is not None:
+        await faults.drop(request)
+    return task

@@ -38,7 +38,7 @@ from aiohttp import web
 
 from ._auth import AuthError, check_authorization
 from ._engine import Engine
-from ._faults import FaultInjector, truncated_json
+from ._faults import FaultInjector, create_with_faults, truncated_json
 from ._rules import ImageSpec, RuleError, VideoSpec, check_image, check_video
 from ._state import Kind, Status, Task
 
@@ -130,6 +130,17 @@ class KlingNative:
         self._on_created = on_created
         self._faults = faults
 
+    def owns(self, path: str, prefix: str) -> bool:
+        """True for every API path: Kling's native API answers whatever no other wire API
+        owns (it is registered last)."""
+        return True
+
+    def unrouted(self, request: web.Request, exc: web.HTTPException) -> web.Response:
+        """The answer to a path or method no route serves: [errors] 1202 invalid method."""
+        self._engine.counters.error(1202)
+        message = f"Invalid method: {request.method} {request.path}"
+        return envelope(1202, message, with_data=False)
+
     def routes(self, prefix: str) -> list[web.RouteDef]:
         """aiohttp route definitions under ``prefix``."""
         routes: list[web.RouteDef] = []
@@ -210,25 +221,32 @@ class KlingNative:
             raise ApiError(
                 1201, f"Invalid parameter: external_task_id already exists: {external!r}"
             )
-        # Faults are drawn for a create that passed validation (a refused one is answered as is).
-        fault = self._faults.create_fault() if self._faults is not None else None
-        if fault == "error_before_create":  # [errors]: 5000 internal error, HTTP 500
-            raise ApiError(5000, "Internal error (sandbox fault: error_before_create)")
-        if isinstance(spec, ImageSpec):
-            task = self._admit_image(spec, body)
-        else:
-            task = self._admit_video(spec, body)
-        if task is None:
-            if fault is not None and self._faults is not None:
-                self._faults.retract(fault)  # no task, so no post-create fault
+
+        def admit() -> Task | None:
+            task = (
+                self._admit_image(spec, body)
+                if isinstance(spec, ImageSpec)
+                else self._admit_video(spec, body)
+            )
+            if task is not None:
+                self._on_created(task)
+            return task
+
+        def full() -> Exception:
             engine.counters.rejected_1303 += 1
-            raise ApiError(1303, OVER_LIMIT)  # [concurrency]: HTTP 429, code 1303
-        self._on_created(task)
-        if fault == "error_after_create":
-            # [errors]: 5002 internal timeout, HTTP 504: the task exists and runs
-            raise ApiError(5002, "Internal timeout (sandbox fault: error_after_create)")
-        if fault == "drop_after_create" and self._faults is not None:
-            await self._faults.drop(request)  # [errors] INFERRED: dropped, "task may exist"
+            return ApiError(1303, OVER_LIMIT)  # [concurrency]: HTTP 429, code 1303
+
+        # Faults are drawn for a create that passed validation (a refused one is answered as is):
+        # [errors] 5000 internal error (HTTP 500) before, 5002 internal timeout (HTTP 504, the
+        # task exists and runs) after; a dropped connection: INFERRED "task may exist".
+        task = await create_with_faults(
+            self._faults,
+            request,
+            admit,
+            before=lambda: ApiError(5000, "Internal error (sandbox fault: error_before_create)"),
+            full=full,
+            after=lambda: ApiError(5002, "Internal timeout (sandbox fault: error_after_create)"),
+        )
         # [omni-image] / [omni-video]: task_id, task_info{external_task_id}, task_status, times
         return {
             "task_id": task.task_id,

@@ -43,7 +43,7 @@ from typing import Any, Final
 from aiohttp import web
 
 from ._engine import MODELLIX_POOL, Engine
-from ._faults import FaultInjector, truncated_json
+from ._faults import FaultInjector, create_with_faults, truncated_json
 from ._media import result_size
 from ._modellix_rules import (
     MODELS,
@@ -262,34 +262,37 @@ class ModellixApi:
             spec = check_modellix(model, body)
         except (ModellixRuleError, ModellixFormatError) as exc:  # [modellix-errors]: 400
             raise ModellixError(400, str(exc)) from None
-        faults = self._faults
-        # Faults are drawn for a create that passed validation (a refused one is answered as is).
-        fault = faults.create_fault() if faults is not None else None
-        if fault == "error_before_create":  # [modellix-errors]: 500 internal error
-            raise ModellixError(500, "Internal error: sandbox fault error_before_create")
-        task = self._admit(spec, body)
-        if task is None:
-            if fault is not None and faults is not None:
-                faults.retract(fault)  # no task, so no post-create fault
+
+        def full() -> Exception:
             engine.counters.concurrency_429 += 1
             pool = engine.named_pool(MODELLIX_POOL)
             in_use = pool.in_use(engine.now())
             # [modellix-api] [modellix-cli]: "team concurrent task limit", 429;
             # [modellix-errors]: concurrency and rate limits share 429 and differ only in the
             # message.
-            raise ModellixError(
+            return ModellixError(
                 429,
                 f"Concurrency limit exceeded: team concurrent task limit is {pool.capacity} "
                 f"({in_use} in use, this task needs {spec.cost})",
             )
-        if fault == "error_after_create":
+
+        def after() -> Exception:
             # [modellix-errors]: a 5xx after the POST leaves the outcome unknown; the task
             # exists and runs
             code = engine.choice((500, 504))
             category = "Internal error" if code == 500 else "Gateway timeout"
-            raise ModellixError(code, f"{category}: sandbox fault error_after_create")
-        if fault == "drop_after_create" and faults is not None:
-            await faults.drop(request)  # [modellix-errors]: a dropped answer, outcome unknown
+            return ModellixError(code, f"{category}: sandbox fault error_after_create")
+
+        # Faults are drawn for a create that passed validation (a refused one is answered as is);
+        # [modellix-errors]: 500 internal error before; a dropped answer: outcome unknown.
+        task = await create_with_faults(
+            self._faults,
+            request,
+            lambda: self._admit(spec, body),
+            before=lambda: ModellixError(500, "Internal error: sandbox fault error_before_create"),
+            full=full,
+            after=after,
+        )
         # [modellix-api] [modellix-v3-image] [modellix-v3-video]: status pending, task_id, model_id,
         # get_result
         return success_response(

@@ -41,7 +41,7 @@ from aiohttp import web
 
 from ._engine import MODELLIX_POOL, Duration, Engine
 from ._faults import FaultInjector, Faults
-from ._kling import URL_LIFETIME, KlingNative, envelope
+from ._kling import URL_LIFETIME, KlingNative
 from ._media import Signer, mp4_bytes, png_bytes, result_size
 from ._modellix import API_ROOT, SUBMIT_FORMS, ModellixApi
 from ._persist import StateFile
@@ -266,6 +266,9 @@ class Sandbox:
             submit_forms=modellix_submit_paths,
             faults=self._faults,
         )
+        # Each wire API registers its routes and answers unrouted paths it owns; Kling's native
+        # API owns whatever the others do not, so it comes last.
+        self._wire_apis: tuple[ModellixApi | KlingNative, ...] = (self._modellix, self._api)
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
         self._callbacks: set[asyncio.Task[None]] = set()
@@ -284,8 +287,8 @@ class Sandbox:
         if self._runner is not None or self._closed:
             raise RuntimeError("Sandbox.start() may be called once, before aclose()")
         app = web.Application(middlewares=[self._middleware], client_max_size=MAX_BODY)
-        app.add_routes(self._api.routes(self._prefix))
-        app.add_routes(self._modellix.routes(self._prefix))
+        for api in self._wire_apis:
+            app.add_routes(api.routes(self._prefix))
         app.add_routes(
             [
                 web.get(self._prefix + "/sandbox/files/{name}", self._serve_file),
@@ -405,12 +408,9 @@ class Sandbox:
         try:
             return await handler(request)
         except (web.HTTPNotFound, web.HTTPMethodNotAllowed) as exc:
-            if self._modellix.owns(request.path, self._prefix):  # [modellix-errors]: 404
-                return self._modellix.unrouted(request, exc)
-            # [errors]: 404 / 1202 invalid method (no such route or method)
-            self._engine.counters.error(1202)
-            message = f"Invalid method: {request.method} {request.path}"
-            return envelope(1202, message, with_data=False)
+            # The first wire API owning the path answers in its own shape (Kling: 1202).
+            api = next(a for a in self._wire_apis if a.owns(request.path, self._prefix))
+            return api.unrouted(request, exc)
 
     def _file_url(self, name: str) -> str:
         return self._signed_url(name, int(time.time()) + URL_LIFETIME)
