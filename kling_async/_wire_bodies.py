@@ -96,10 +96,7 @@ def image_kwargs(
             documented form, or a local file that does not exist or cannot be read.
         TypeError: a field of the wrong JSON type.
     """
-    body = _object(body, "body")
-    allowed = _MODELLIX_IMAGE_FIELDS if dialect == "modellix" else _IMAGE_FIELDS
-    _reject_unknown(body, allowed, "")
-    out = _common(body, dialect)
+    body, out = _common(body, dialect, _MODELLIX_IMAGE_FIELDS, _IMAGE_FIELDS)
     images = _pick(body, "image_list", "images")
     if images is not None:
         out["image_list"] = [
@@ -131,10 +128,7 @@ def video_kwargs(
             documented form, or a local file that does not exist or cannot be read.
         TypeError: a field of the wrong JSON type.
     """
-    body = _object(body, "body")
-    allowed = _MODELLIX_VIDEO_FIELDS if dialect == "modellix" else _VIDEO_FIELDS
-    _reject_unknown(body, allowed, "")
-    out = _common(body, dialect)
+    body, out = _common(body, dialect, _MODELLIX_VIDEO_FIELDS, _VIDEO_FIELDS)
     for field in ("prompt", "multi_shot", "shot_type", "sound", "mode", "aspect_ratio"):
         if field in body:
             out[field] = body[field]
@@ -164,7 +158,12 @@ def video_kwargs(
 # -- fields shared by both kinds -------------------------------------------------------------
 
 
-def _common(body: Mapping[str, Any], dialect: Dialect) -> dict[str, Any]:
+def _common(
+    body: Any, dialect: Dialect, modellix_fields: set[str], kling_fields: set[str]
+) -> tuple[Mapping[str, Any], dict[str, Any]]:
+    """The body checked (an object, known fields only) and the fields both kinds share."""
+    body = _object(body, "body")
+    _reject_unknown(body, modellix_fields if dialect == "modellix" else kling_fields, "")
     out: dict[str, Any] = {}
     if "model_name" in body:
         model = body["model_name"]
@@ -183,7 +182,7 @@ def _common(body: Mapping[str, Any], dialect: Dialect) -> dict[str, Any]:
         out["watermark"] = enabled
     elif "watermark" in body:
         out["watermark"] = body["watermark"]
-    return out
+    return body, out
 
 
 # -- list items --------------------------------------------------------------------------------
