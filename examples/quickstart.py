@@ -11,23 +11,29 @@ from pathlib import Path
 
 import kling_async as ka
 
-# A local reference photo; the SDK reads and encodes it. URLs and raw bytes work too.
-PERFUME = Path(__file__).parent / "media" / "perfume_bottle.jpg"
+MEDIA = Path(__file__).parent / "media"
 
 
 async def main() -> None:
-    request = ka.OmniImageRequest(
-        model_name="kling-v3-omni",
-        # <<<image_1>>> refers to the first entry of image_list.
-        prompt=(
-            "The perfume bottle from <<<image_1>>> on a pale stone plinth, surrounded by "
-            "cherry-blossom petals, soft morning light, blush-pink backdrop."
-        ),
-        image_list=[PERFUME],
-        n=2,  # two alternatives in one task
-        resolution="1k",
-        aspect_ratio="1:1",
+    # The create body exactly as Kling's omni-image page prints it
+    # (https://kling.ai/document-api/api/image/3-0-omni/image-omni). The image may be a URL, raw
+    # base64, or a local path (resolved against base=); the SDK reads and encodes local files.
+    request = ka.OmniImageRequest.from_wire(
+        {
+            "model_name": "kling-v3-omni",
+            # <<<image_1>>> refers to the first entry of image_list.
+            "prompt": "The perfume bottle from <<<image_1>>> on a pale stone plinth, surrounded "
+            "by cherry-blossom petals, soft morning light, blush-pink backdrop.",
+            "image_list": [{"image": "perfume_bottle.jpg"}],
+            "n": 2,  # two alternatives in one task
+            "resolution": "1k",
+            "aspect_ratio": "1:1",
+            "watermark_info": {"enabled": False},
+        },
+        base=MEDIA,
     )
+    # The same request in Python: ka.OmniImageRequest(model_name="kling-v3-omni", prompt=...,
+    # image_list=[MEDIA / "perfume_bottle.jpg"], n=2, aspect_ratio="1:1", watermark=False)
     # KlingClient() reads KLING_API_KEY and KLING_BASE_URL from the environment.
     async with ka.KlingClient() as client:
         task = await client.submit(request)  # creates the task, returns at once

@@ -23,16 +23,13 @@ def image_requests(path: Path) -> Iterator[ka.OmniImageRequest]:
         for line in fh:
             if not line.strip() or line.lstrip().startswith("#"):
                 continue  # blank and comment lines
-            fields = json.loads(line)
-            if fields.pop("kind") != "image":
+            body = json.loads(line)
+            if body.pop("kind") != "image":
                 continue  # this example runs the image lines only
-            # Relative paths are relative to the campaign file; URLs pass through unchanged.
-            fields["image_list"] = [
-                ref if ref.startswith(("http://", "https://")) else path.parent / ref
-                for ref in fields.get("image_list", [])
-            ]
+            # Each line is a create body as Kling's docs print it. Relative paths are relative
+            # to the campaign file; URLs pass through unchanged.
             # external_task_id is unique per account: re-running the file fails line by line.
-            yield ka.OmniImageRequest(**fields)
+            yield ka.OmniImageRequest.from_wire(body, base=path.parent)
 
 
 async def main() -> None:
