@@ -273,8 +273,9 @@ class Report:
             print(f"scale: {scale}")
         else:
             print(
-                f"scale: task durations × {scale:g}, client poll settings × {scale:g} "
-                "(figures in seconds are as measured unless marked unscaled)"
+                f"scale: task durations × {scale:g}; the client polls at its default cadence, "
+                "which follows the task durations (figures in seconds are as measured unless "
+                "marked unscaled)"
             )
         print(f"machine: {machine()}")
 
