@@ -323,13 +323,7 @@ class Outcomes:
 
     async def __anext__(self) -> Outcome:
         try:
-            return self._receive.receive_nowait()
-        except anyio.WouldBlock:
-            pass
-        except anyio.EndOfStream:
-            raise StopAsyncIteration from None
-        try:
-            return await self._receive.receive()
+            return await self.receive()
         except anyio.EndOfStream:
             raise StopAsyncIteration from None
 
