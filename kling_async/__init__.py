@@ -58,7 +58,9 @@ from ._quota_backend import Lease as Lease
 from ._quota_backend import LocalQuota as LocalQuota
 from ._quota_backend import PoolSnapshot as PoolSnapshot
 from ._quota_backend import QuotaBackend as QuotaBackend
+from ._quota_backend import QuotaContext as QuotaContext
 from ._quota_config import Quota as Quota
+from ._redis_quota import RedisQuotaBackend as RedisQuotaBackend
 
 __version__ = "0.1.0"
 
@@ -94,9 +96,11 @@ __all__ = [
     "PoolSnapshot",
     "Quota",
     "QuotaBackend",
+    "QuotaContext",
     "QuotaError",
     "RateLimitError",
     "ReceiverStats",
+    "RedisQuotaBackend",
     "ReferenceVideo",
     "Request",
     "RequestTimeoutError",

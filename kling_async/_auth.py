@@ -8,6 +8,7 @@ Sources:
 
 from __future__ import annotations
 
+import hashlib
 import time
 import warnings
 
@@ -31,6 +32,10 @@ class ApiKeyAuth:
     def header(self) -> str:
         """The ``Authorization`` header value."""
         return f"Bearer {self._api_key}"
+
+    def key_id(self) -> str:
+        """Who the key belongs to, without the key: a hash of it."""
+        return "sha256:" + hashlib.sha256(self._api_key.encode()).hexdigest()[:16]
 
     def invalidate(self) -> bool:
         """Nothing to renew for a static key. Returns ``False``."""
@@ -72,6 +77,10 @@ class JwtAuth:
                 )
             self._expires_at = exp
         return f"Bearer {self._token}"
+
+    def key_id(self) -> str:
+        """Who the key belongs to: the AccessKey (an id, not the secret)."""
+        return self._access_key
 
     def invalidate(self) -> bool:
         """Drop the cached token so the next request signs a new one. Returns ``True``."""

@@ -24,7 +24,7 @@ from ._journal import Journal
 from ._models import Kind, Outcome, Request, Task, TaskResult
 from ._providers import codec_for
 from ._quota import PoolLimiter
-from ._quota_backend import LocalQuota, QuotaBackend
+from ._quota_backend import LocalQuota, PoolSnapshot, QuotaBackend, QuotaContext
 from ._quota_config import Quota
 from ._scheduler import Outcomes, Scheduler
 from ._tracker import Tracker
@@ -234,7 +234,12 @@ class KlingClient:
             self._transport = Transport(
                 session, self.base_url, self._auth, request_timeout=self.request_timeout
             )
-            await stack.enter_async_context(self._scheduler.running())
+            context = QuotaContext(
+                account=f"{self._wire.codec.name}|{self.base_url}|{self._auth.key_id()}",
+                limits=self.quota,
+                lookup=self._tracker.task_state,
+            )
+            await stack.enter_async_context(self._scheduler.running(context))
             if self.callbacks is not None:
                 stack.callback(self.callbacks.subscribe(self._on_hint))
             self._stack = stack.pop_all()
@@ -476,6 +481,13 @@ class KlingClient:
         return self._quota.pool(
             codec.pool_name(model, kind), codec.pool_capacity(self.quota, model, kind)
         )
+
+    def quota_snapshot(self) -> dict[str, PoolSnapshot]:
+        """Figures per quota pool, keyed by pool name: slots held by this process
+        (``in_use``), by other processes on a shared backend (``others``), requests
+        ``waiting``, ``hidden`` slots, ``peak``; see :class:`PoolSnapshot`. A shared backend
+        reports what it saw last (updated whenever this process waits or its tasks end)."""
+        return self._quota.snapshot()
 
     @property
     def carries_external_task_id(self) -> bool:

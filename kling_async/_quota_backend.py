@@ -10,7 +10,9 @@ key (its ``external_task_id``), so a backend that shares one account's quota bet
   the lease's cost) or :meth:`~QuotaBackend.abandon` (nothing was created);
 - :meth:`~QuotaBackend.occupy` for a task an earlier run created (it holds its slots already);
 - :meth:`~QuotaBackend.ended` when the task ended, with the images an ``auto`` series produced;
-- :meth:`~QuotaBackend.snapshot` for stats.
+- :meth:`~QuotaBackend.snapshot` for stats;
+- :meth:`~QuotaBackend.run` in the background while the client is open (a shared backend's
+  heartbeat and wake-ups).
 
 :class:`LocalQuota` keeps one :class:`~._quota.PoolLimiter` per pool, the ``auto``-series
 estimate and the pools' task durations (for backfilling), all in this process.
@@ -18,13 +20,14 @@ estimate and the pools' task durations (for backfilling), all in this process.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Protocol
+from collections.abc import Awaitable, Callable
+from typing import Literal, Protocol
 
 import anyio
+import anyio.abc
 import attrs
 
-from ._models import OmniImageRequest, Request
+from ._models import Kind, OmniImageRequest, Request
 from ._quota import (
     MAX_SERIES,
     MIN_SERIES,
@@ -34,8 +37,9 @@ from ._quota import (
     expected_frees,
     request_cost,
 )
+from ._quota_config import Quota
 
-__all__ = ["Lease", "LocalQuota", "PoolSnapshot", "QuotaBackend"]
+__all__ = ["Lease", "LocalQuota", "PoolSnapshot", "QuotaBackend", "QuotaContext"]
 
 
 @attrs.define(eq=False)
@@ -78,13 +82,33 @@ class Lease:
 @attrs.frozen(kw_only=True)
 class PoolSnapshot:
     """Figures of one pool: ``capacity``, slots ``in_use`` by this process, requests
-    ``waiting``, slots ``hidden`` (held by others, as 1303s proved), ``peak`` slots held."""
+    ``waiting``, slots ``hidden`` (held outside the backend's count, as 1303s proved), ``peak``
+    slots held, and on a shared backend the slots held by ``others`` (other processes)."""
 
     capacity: int
     in_use: int
     waiting: int
     hidden: int
     peak: int
+    others: int = 0
+
+
+@attrs.frozen
+class QuotaContext:
+    """What a backend learns of the client when it opens (:meth:`QuotaBackend.run`).
+
+    Attributes:
+        account: Who shares the quota, never a secret: the wire API, base URL and key id (a
+            hash of an API key), joined; a shared backend namespaces its state by it.
+        limits: The client's :class:`Quota`.
+        lookup: ``await lookup(kind, task_id_or_external_task_id)`` → ``"running"``,
+            ``"ended"`` or ``"missing"`` (the server has no such task); raises
+            :class:`KlingError` when the server cannot tell.
+    """
+
+    account: str
+    limits: Quota
+    lookup: Callable[[Kind, str], Awaitable[Literal["running", "ended", "missing"]]]
 
 
 class QuotaBackend(Protocol):
@@ -131,7 +155,16 @@ class QuotaBackend(Protocol):
         ...
 
     def snapshot(self) -> dict[str, PoolSnapshot]:
-        """Figures per pool."""
+        """Figures per pool (as last seen, on a shared backend)."""
+        ...
+
+    async def run(self, context: QuotaContext, *, task_status: anyio.abc.TaskStatus[None]) -> None:
+        """Background work while the client is open (started by the client, cancelled when it
+        closes): call ``task_status.started()`` once ready; may return after.
+
+        Raises:
+            QuotaError: the backend refuses this client's :class:`Quota`.
+        """
         ...
 
 
@@ -238,6 +271,14 @@ class LocalQuota:
             if images is not None:
                 self._auto[lease.pool].observe(images)
             limiter.reconcile(lease.cost, images)
+
+    async def run(
+        self,
+        context: QuotaContext,
+        *,
+        task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+    ) -> None:
+        task_status.started()  # nothing runs in the background in process
 
     def snapshot(self) -> dict[str, PoolSnapshot]:
         return {

@@ -29,7 +29,7 @@ from ._errors import (
 )
 from ._journal import Journal
 from ._models import OmniImageRequest, OmniVideoRequest, Outcome, Request
-from ._quota_backend import QuotaBackend
+from ._quota_backend import QuotaBackend, QuotaContext
 from ._quota_config import Quota
 from ._tracker import Tracked, Tracker
 from ._wire import Wire
@@ -69,10 +69,15 @@ class Scheduler:
     _tg: TaskGroup | None = None
 
     @asynccontextmanager
-    async def running(self) -> AsyncIterator[Self]:
-        """The background task group (pollers, callback confirmations) while the client is
-        open; leaving it cancels them."""
+    async def running(self, context: QuotaContext) -> AsyncIterator[Self]:
+        """The background task group (pollers, callback confirmations, the quota backend's own
+        work) while the client is open; leaving it cancels them.
+
+        Raises:
+            QuotaError: the quota backend refused this client's quota (see its ``run``).
+        """
         async with anyio.create_task_group() as tg:
+            await tg.start(self.quota.run, context)
             self._tg = tg
             try:
                 yield self

@@ -17,7 +17,7 @@ import math
 import random
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import assert_never
+from typing import Literal, assert_never
 
 import anyio
 import attrs
@@ -138,6 +138,21 @@ class Tracker:
         """One query of ``task_id`` (parsed with what the tracker knows of it)."""
         tracked = self.get(task_id)
         return await self.wire.query(kind, task_id, series=tracked.series if tracked else None)
+
+    async def task_state(self, kind: Kind, task_id: str) -> Literal["running", "ended", "missing"]:
+        """Whether the server says ``task_id`` (or an ``external_task_id``) still runs, ended,
+        or does not exist (1203), for a shared quota's reconciliation.
+
+        Raises:
+            KlingError: the server could not tell (nothing is guessed).
+        """
+        try:
+            result = await self.query(kind, task_id)
+        except InvalidRequestError as exc:
+            if exc.code not in (None, 1203):
+                raise
+            return "missing"
+        return "ended" if result.status.is_terminal else "running"
 
     async def wait(self, tracked: Tracked, until: float | None = None) -> TaskResult:
         """The task's final result, waiting for it until ``until`` (``anyio.current_time()``)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
 import kling_async as ka
 from kling_async.testing import Sandbox
+
+from .redis_server import RedisServer
 
 API_KEY = "test-key"
 
@@ -42,3 +44,14 @@ async def client(sandbox: Sandbox) -> AsyncIterator[ka.KlingClient]:
         video_poll_interval=0.05,
     ) as c:
         yield c
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A private redis-server for the session (each test uses its own namespace)."""
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

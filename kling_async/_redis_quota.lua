@@ -1,0 +1,392 @@
+-- kling_async: one account's concurrency quota shared on Redis.
+--
+-- One script, many operations (ARGV[1]); every operation runs atomically on the server, so no
+-- slot is ever counted from a value read in an earlier round trip. KEYS[1] is the namespace's
+-- epoch key "kling_async:{<namespace>}:epoch"; every other key shares its "{<namespace>}" hash
+-- tag (one cluster slot). ARGV[2] is the epoch the caller knows, ARGV[3] its holder id.
+--
+-- Keys (P = "kling_async:{<namespace>}"):
+--   P:epoch            id of this Redis state; missing after a restart without persistence
+--   P:config           the Quota every process of the namespace must agree on (JSON)
+--   P:rebuild_until    no grants before this time (seconds): live processes re-register first
+--   P:ticket           arrival counter: the shared wait queue's order
+--   P:holders          set of holder ids; P:alive:<holder> is its heartbeat (expires)
+--   P:pools            set of pool names
+--   P:pool:<pool>      hash: capacity, in_use, hidden, peak, mean, last_probe
+--   P:queue:<pool>     sorted set: waiting lease keys by ticket (oldest first)
+--   P:waiters:<pool>   hash: lease key -> JSON {c cost, a auto, t since, h holder, r refused, k kind}
+--   P:leases:<pool>    hash: lease key (external_task_id) -> JSON
+--                      {c cost, h holder, s "g" granted | "c" created, k kind, a auto, t since, i task_id}
+--   P:auto:<pool>      list: images of the last 50 ended auto series
+--   P:granted:<holder> hash: lease key -> "cost" (grants not yet collected by their holder)
+--   P:ch               pub/sub channel: "g" a grant was made, "r" slots were released
+
+local LOOKAHEAD = 64          -- waiters a grant pass looks at, oldest first
+local MIN_SERIES, MAX_SERIES = 2, 9
+local PATIENCE_TASKS, FIRST_PATIENCE = 30, 300.0
+
+local op, epoch, holder = ARGV[1], ARGV[2], ARGV[3]
+local P = string.sub(KEYS[1], 1, #KEYS[1] - #":epoch")
+
+local function now()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) + tonumber(t[2]) / 1e6
+end
+
+local function num(v, default)
+  if v == false or v == nil then return default end
+  return tonumber(v)
+end
+
+local function pool_key(pool) return P .. ':pool:' .. pool end
+
+local function auto_estimate(pool)
+  -- The rounded-up mean of the last auto series' image counts, within 2-9; 9 before any ended.
+  local seen = redis.call('LRANGE', P .. ':auto:' .. pool, 0, -1)
+  if #seen == 0 then return MAX_SERIES end
+  local sum = 0
+  for _, v in ipairs(seen) do sum = sum + tonumber(v) end
+  return math.max(MIN_SERIES, math.min(MAX_SERIES, math.ceil(sum / #seen)))
+end
+
+local function patience(pool)
+  -- hol_patience from the shared config: seconds, "auto" (30 mean task durations, 300 s before
+  -- any task ended) or null (never protect).
+  local config = cjson.decode(redis.call('GET', P .. ':config'))
+  local p = config['hol_patience']
+  if p == cjson.null or p == nil then return nil end
+  if p == 'auto' then
+    local mean = num(redis.call('HGET', pool_key(pool), 'mean'), nil)
+    if mean == nil then return FIRST_PATIENCE end
+    return PATIENCE_TASKS * mean
+  end
+  return tonumber(p)
+end
+
+local function grant_pass(pool, t)
+  -- Admit waiters while slots allow: the oldest first when it fits; else, once the oldest has
+  -- waited its patience, only waiters that fit beside it (they cannot delay it); before that,
+  -- the largest waiter that fits (best fit), the oldest among equals.
+  if t < num(redis.call('GET', P .. ':rebuild_until'), 0) then return 0 end
+  local pk = pool_key(pool)
+  local ids = redis.call('ZRANGE', P .. ':queue:' .. pool, 0, LOOKAHEAD - 1)
+  if #ids == 0 then return 0 end
+  local f = redis.call('HMGET', pk, 'capacity', 'in_use', 'hidden', 'peak', 'mean', 'last_probe')
+  local cap, in_use, hidden, peak = num(f[1], 0), num(f[2], 0), num(f[3], 0), num(f[4], 0)
+  local mean, last_probe = num(f[5], nil), num(f[6], 0)
+  local raw = redis.call('HMGET', P .. ':waiters:' .. pool, unpack(ids))
+  local ws = {}
+  for i, v in ipairs(raw) do
+    if v then
+      local w = cjson.decode(v)
+      w.key = ids[i]
+      table.insert(ws, w)
+    else
+      redis.call('ZREM', P .. ':queue:' .. pool, ids[i])
+    end
+  end
+  if #ws == 0 then return 0 end
+  local wait = patience(pool)
+  -- Additive probing: slots proven held by others (hidden) are given back one per mean task
+  -- duration while requests wait, so capacity freed elsewhere is found again.
+  local probe = math.max(0.01, mean or 1.0)
+  if hidden > 0 and t - ws[1].t >= probe and t - last_probe >= probe then
+    hidden = hidden - 1
+    last_probe = t
+  end
+  local estimate = nil
+  local function price(w)
+    if w.a == 1 then
+      if wait ~= nil and t - w.t >= wait then
+        return math.max(MIN_SERIES, math.min(w.r + 1, MAX_SERIES, cap))
+      end
+      return MIN_SERIES
+    end
+    return math.min(w.c, cap)
+  end
+  local granted = 0
+  while #ws > 0 do
+    local free = cap - in_use - hidden
+    local head = ws[1]
+    local head_price = price(head)
+    local chosen, chosen_price = nil, 0
+    if head_price <= free then
+      chosen, chosen_price = 1, head_price
+    else
+      local protected = wait ~= nil and t - head.t >= wait and head_price <= cap - hidden
+      local room = free
+      if protected then room = free - head_price end
+      for i = 2, #ws do
+        local c = price(ws[i])
+        if c <= room and c > chosen_price then chosen, chosen_price = i, c end
+      end
+    end
+    if chosen == nil then break end
+    local w = table.remove(ws, chosen)
+    local cost = chosen_price
+    if w.a == 1 then
+      -- The server decides an auto series' count at create: count it as holding the free
+      -- slots it starts in, up to the learned reservation.
+      if estimate == nil then estimate = auto_estimate(pool) end
+      cost = math.max(cost, math.min(free, estimate, cap))
+    end
+    in_use = in_use + cost
+    if in_use > peak then peak = in_use end
+    redis.call('ZREM', P .. ':queue:' .. pool, w.key)
+    redis.call('HDEL', P .. ':waiters:' .. pool, w.key)
+    redis.call('HSET', P .. ':leases:' .. pool, w.key,
+      cjson.encode({c = cost, h = w.h, s = 'g', k = w.k, a = w.a, t = t, i = ''}))
+    redis.call('HSET', P .. ':granted:' .. w.h, w.key, cost)
+    granted = granted + 1
+  end
+  redis.call('HSET', pk, 'in_use', in_use, 'hidden', hidden, 'peak', peak, 'last_probe', last_probe)
+  if granted > 0 then redis.call('PUBLISH', P .. ':ch', 'g') end
+  return granted
+end
+
+local function figures(pool)
+  -- {pool, capacity, in_use, hidden, waiting, mine, peak}: mine = slots held by this holder.
+  local pk = pool_key(pool)
+  local f = redis.call('HMGET', pk, 'capacity', 'in_use', 'hidden', 'peak')
+  local mine = 0
+  local leases = redis.call('HVALS', P .. ':leases:' .. pool)
+  for _, v in ipairs(leases) do
+    local l = cjson.decode(v)
+    if l.h == holder then mine = mine + l.c end
+  end
+  return {pool, num(f[1], 0), num(f[2], 0), num(f[3], 0),
+          redis.call('ZCARD', P .. ':queue:' .. pool), mine, num(f[4], 0)}
+end
+
+local function collect(pools)
+  -- This holder's grants (flat: key, cost, ...) and the figures of ``pools``.
+  local mailbox = P .. ':granted:' .. holder
+  local grants = redis.call('HGETALL', mailbox)
+  redis.call('DEL', mailbox)
+  local figs = {}
+  for _, pool in ipairs(pools) do table.insert(figs, figures(pool)) end
+  return {'ok', grants, figs}
+end
+
+local function release(pool, key, t, images, seconds)
+  -- Give back the slots of lease ``key`` (idempotent: a lease is released once, by whichever
+  -- process learns first that its task ended). Returns the slots given back.
+  local lk = P .. ':leases:' .. pool
+  local v = redis.call('HGET', lk, key)
+  if not v then return 0 end
+  local l = cjson.decode(v)
+  redis.call('HDEL', lk, key)
+  redis.call('HDEL', P .. ':granted:' .. l.h, key)
+  local pk = pool_key(pool)
+  local f = redis.call('HMGET', pk, 'in_use', 'hidden', 'mean')
+  local in_use, hidden, mean = num(f[1], 0) - l.c, num(f[2], 0), num(f[3], nil)
+  if in_use < 0 then in_use = 0 end
+  if seconds >= 0 then
+    if mean == nil then mean = seconds else mean = 0.9 * mean + 0.1 * seconds end
+    redis.call('HSET', pk, 'mean', mean)
+  end
+  if l.a == 1 and images > 0 then
+    redis.call('LPUSH', P .. ':auto:' .. pool, images)
+    redis.call('LTRIM', P .. ':auto:' .. pool, 0, 49)
+    -- An auto series that held more than it was counted for: those slots were counted as
+    -- hidden, and are free now.
+    if images > l.c and hidden > 0 then hidden = math.max(0, hidden - (images - l.c)) end
+  end
+  redis.call('HSET', pk, 'in_use', in_use, 'hidden', hidden)
+  redis.call('PUBLISH', P .. ':ch', 'r')
+  grant_pass(pool, t)
+  return l.c
+end
+
+-- -- operations -------------------------------------------------------------------------------
+
+if op == 'init' or op == 'rejoin' then
+  -- ARGV[4] config JSON, ARGV[5] a new epoch id, ARGV[6] grace seconds before grants.
+  local config, candidate, grace = ARGV[4], ARGV[5], tonumber(ARGV[6])
+  local current = redis.call('GET', KEYS[1])
+  local existing = redis.call('GET', P .. ':config')
+  if existing and existing ~= config and current then
+    return {'conflict', existing}
+  end
+  if not current then
+    -- A new (or restarted, empty) Redis: give live processes time to re-register what they
+    -- hold before anything is admitted.
+    redis.call('SET', KEYS[1], candidate)
+    redis.call('SET', P .. ':config', config)
+    redis.call('SET', P .. ':rebuild_until', now() + grace)
+    current = candidate
+  end
+  return {'ok', current}
+end
+
+if redis.call('GET', KEYS[1]) ~= epoch then return {'epoch'} end
+local t = now()
+
+if op == 'heartbeat' then
+  -- ARGV[4] ttl ms.
+  redis.call('SET', P .. ':alive:' .. holder, '1', 'PX', ARGV[4])
+  redis.call('SADD', P .. ':holders', holder)
+  return {'ok'}
+
+elseif op == 'enqueue' then
+  -- ARGV[4] pool, [5] capacity, [6] key, [7] cost, [8] auto 0/1, [9] kind, [10] ticket (0: new),
+  -- [11] since (0: now), [12] slots a create of it was refused with.
+  local pool, cap, key = ARGV[4], tonumber(ARGV[5]), ARGV[6]
+  local pk = pool_key(pool)
+  local known = num(redis.call('HGET', pk, 'capacity'), nil)
+  if known ~= nil and known ~= cap then return {'conflict', tostring(known)} end
+  if known == nil then
+    redis.call('HSET', pk, 'capacity', cap)
+    redis.call('SADD', P .. ':pools', pool)
+  end
+  local ticket, since = tonumber(ARGV[10]), tonumber(ARGV[11])
+  if ticket == 0 then
+    ticket = redis.call('INCR', P .. ':ticket')
+  elseif ticket > num(redis.call('GET', P .. ':ticket'), 0) then
+    redis.call('SET', P .. ':ticket', ticket)  -- re-queued after a restart of Redis
+  end
+  if since == 0 then since = t end
+  if redis.call('HEXISTS', P .. ':leases:' .. pool, key) == 0 then
+    -- (Already granted when a retried enqueue finds its lease: only collect.)
+    redis.call('ZADD', P .. ':queue:' .. pool, ticket, key)
+    redis.call('HSET', P .. ':waiters:' .. pool, key, cjson.encode({
+      c = tonumber(ARGV[7]), a = tonumber(ARGV[8]), k = ARGV[9], t = since, h = holder,
+      r = tonumber(ARGV[12])}))
+    grant_pass(pool, t)
+  end
+  local result = collect({pool})
+  table.insert(result, ticket)
+  table.insert(result, tostring(since))
+  return result
+
+elseif op == 'pass' then
+  -- ARGV[4..]: pools this holder waits on or holds slots in.
+  local pools = {}
+  for i = 4, #ARGV do
+    table.insert(pools, ARGV[i])
+    grant_pass(ARGV[i], t)
+  end
+  return collect(pools)
+
+elseif op == 'cancel' then
+  -- ARGV[4] pool, [5] key: a waiter gave up (cancelled); slots granted to it go back.
+  local pool, key = ARGV[4], ARGV[5]
+  redis.call('ZREM', P .. ':queue:' .. pool, key)
+  redis.call('HDEL', P .. ':waiters:' .. pool, key)
+  local v = redis.call('HGET', P .. ':leases:' .. pool, key)
+  if v and cjson.decode(v).s == 'g' then release(pool, key, t, 0, -1) end
+  grant_pass(pool, t)
+  return {'ok'}
+
+elseif op == 'created' then
+  -- ARGV[4] pool, [5] key, [6] task_id, [7] cost, [8] auto, [9] kind. A missing lease (Redis
+  -- restarted since the grant) is counted afresh.
+  local pool, key = ARGV[4], ARGV[5]
+  local lk = P .. ':leases:' .. pool
+  local v = redis.call('HGET', lk, key)
+  local l
+  if v then
+    l = cjson.decode(v)
+  else
+    l = {c = tonumber(ARGV[7]), a = tonumber(ARGV[8]), k = ARGV[9], t = t}
+    redis.call('HINCRBY', pool_key(pool), 'in_use', l.c)
+  end
+  l.s, l.h, l.i = 'c', holder, ARGV[6]
+  redis.call('HSET', lk, key, cjson.encode(l))
+  -- Additive increase: a successful create gives back one slot proven held elsewhere.
+  local hidden = num(redis.call('HGET', pool_key(pool), 'hidden'), 0)
+  if hidden > 0 then redis.call('HSET', pool_key(pool), 'hidden', hidden - 1) end
+  grant_pass(pool, t)
+  return {'ok'}
+
+elseif op == 'refused' then
+  -- ARGV[4] pool, [5] key, [6] proves hidden (0/1). A 1303 at the lease's cost: its slots
+  -- go back without a release signal (no task ended), and the server holds at least
+  -- capacity - cost + 1 slots besides it: count the difference as hidden.
+  local pool, key = ARGV[4], ARGV[5]
+  local lk = P .. ':leases:' .. pool
+  local v = redis.call('HGET', lk, key)
+  if not v then return {'ok'} end
+  local l = cjson.decode(v)
+  redis.call('HDEL', lk, key)
+  local pk = pool_key(pool)
+  local f = redis.call('HMGET', pk, 'capacity', 'in_use', 'hidden')
+  local cap, in_use, hidden = num(f[1], 0), math.max(0, num(f[2], 0) - l.c), num(f[3], 0)
+  if ARGV[6] == '1' then
+    local deficit = (cap - l.c + 1) - (in_use + hidden)
+    if deficit > 0 then
+      hidden = math.min(hidden + deficit, math.max(hidden, cap - 1))
+    end
+  end
+  redis.call('HSET', pk, 'in_use', in_use, 'hidden', hidden)
+  grant_pass(pool, t)
+  return {'ok'}
+
+elseif op == 'release' then
+  -- ARGV[4] pool, [5] key, [6] images (0: unknown), [7] seconds held (-1: do not learn).
+  return {'ok', release(ARGV[4], ARGV[5], t, tonumber(ARGV[6]), tonumber(ARGV[7]))}
+
+elseif op == 'occupy' then
+  -- ARGV[4] pool, [5] capacity, [6] key, [7] cost (0: as priced now), [8] auto, [9] kind,
+  -- [10] task_id. A task already running (re-attached from a journal, or re-registered after a
+  -- restart of Redis): if its lease exists it now belongs to this holder; else it is counted.
+  local pool, key = ARGV[4], ARGV[6]
+  local pk = pool_key(pool)
+  if not redis.call('HGET', pk, 'capacity') then
+    redis.call('HSET', pk, 'capacity', tonumber(ARGV[5]))
+    redis.call('SADD', P .. ':pools', pool)
+  end
+  local lk = P .. ':leases:' .. pool
+  local v = redis.call('HGET', lk, key)
+  local l
+  if v then
+    l = cjson.decode(v)
+  else
+    local cost = tonumber(ARGV[7])
+    if cost == 0 then cost = auto_estimate(pool) end
+    l = {c = cost, a = tonumber(ARGV[8]), k = ARGV[9], t = t}
+    local in_use = num(redis.call('HGET', pk, 'in_use'), 0) + cost
+    local peak = num(redis.call('HGET', pk, 'peak'), 0)
+    redis.call('HSET', pk, 'in_use', in_use, 'peak', math.max(peak, in_use))
+  end
+  l.s, l.h = 'c', holder
+  if ARGV[10] ~= '' then l.i = ARGV[10] end
+  redis.call('HSET', lk, key, cjson.encode(l))
+  return {'ok', l.c}
+
+elseif op == 'orphans' then
+  -- Leases whose holder's heartbeat expired (flat: pool, key, kind, task_id, state); their
+  -- waiters leave the queue. Holders with nothing left are forgotten.
+  local dead = {}
+  for _, h in ipairs(redis.call('SMEMBERS', P .. ':holders')) do
+    if redis.call('EXISTS', P .. ':alive:' .. h) == 0 then dead[h] = true end
+  end
+  local out, busy = {}, {}
+  for _, pool in ipairs(redis.call('SMEMBERS', P .. ':pools')) do
+    local wk = P .. ':waiters:' .. pool
+    local ws = redis.call('HGETALL', wk)
+    for i = 1, #ws, 2 do
+      if dead[cjson.decode(ws[i + 1]).h] then
+        redis.call('HDEL', wk, ws[i])
+        redis.call('ZREM', P .. ':queue:' .. pool, ws[i])
+      end
+    end
+    local ls = redis.call('HGETALL', P .. ':leases:' .. pool)
+    for i = 1, #ls, 2 do
+      local l = cjson.decode(ls[i + 1])
+      if dead[l.h] then
+        busy[l.h] = true
+        for _, x in ipairs({pool, ls[i], l.k, l.i or '', l.s}) do table.insert(out, x) end
+      end
+    end
+  end
+  for h, _ in pairs(dead) do
+    if not busy[h] then
+      redis.call('SREM', P .. ':holders', h)
+      redis.call('DEL', P .. ':granted:' .. h)
+    end
+  end
+  return {'ok', out}
+end
+
+return redis.error_reply('kling_async quota script: unknown operation ' .. tostring(op))
