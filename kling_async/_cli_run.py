@@ -28,6 +28,7 @@ from ._download import safe_stem
 from ._errors import AuthenticationError, KlingError, OutcomeUnknownError
 from ._models import Outcome, Request
 from ._quota_config import Quota
+from ._redis_quota import RedisQuotaBackend
 
 __all__ = ["CredentialsRefused", "Interrupt", "RunOptions", "run_campaign"]
 
@@ -53,6 +54,7 @@ class RunOptions:
     provider: Literal["kling", "modellix"] = "kling"
     deadline: float | None = None
     resume_command: str | None = None  # shown after an interrupt
+    redis: str | None = None  # share the account's quota on this Redis (RedisQuotaBackend)
 
 
 @attrs.define
@@ -207,6 +209,12 @@ async def run_campaign(
         f"({tally.bytes / 1e6:.1f} MB) in {out}; {client.stats.creates} tasks created, "
         f"{client.stats.requeued} creates re-queued on a full quota; manifest {manifest_path}"
     )
+    if options.redis:
+        for name, pool in sorted(client.quota_snapshot().items()):
+            console.print(
+                f"shared pool {name} on Redis: {pool.capacity} slots, {pool.in_use} held by "
+                f"this process and {pool.others} by others at the end; peak {pool.peak}"
+            )
     return 0 if tally.failed == 0 and tally.invalid == 0 else 1
 
 
@@ -237,6 +245,7 @@ async def _make_client(options: RunOptions, stack: AsyncExitStack, console: Cons
             quota=options.quota,
             task_timeout=options.task_timeout,
             journal=journal,
+            quota_backend=RedisQuotaBackend(options.redis) if options.redis else None,
         )
     from .testing import Sandbox
 

@@ -276,7 +276,7 @@ elseif op == 'cancel' then
   local v = redis.call('HGET', P .. ':leases:' .. pool, key)
   if v and cjson.decode(v).s == 'g' then release(pool, key, t, 0, -1) end
   grant_pass(pool, t)
-  return {'ok'}
+  return collect({pool})
 
 elseif op == 'created' then
   -- ARGV[4] pool, [5] key, [6] task_id, [7] cost, [8] auto, [9] kind. A missing lease (Redis
@@ -297,7 +297,7 @@ elseif op == 'created' then
   local hidden = num(redis.call('HGET', pool_key(pool), 'hidden'), 0)
   if hidden > 0 then redis.call('HSET', pool_key(pool), 'hidden', hidden - 1) end
   grant_pass(pool, t)
-  return {'ok'}
+  return collect({pool})
 
 elseif op == 'refused' then
   -- ARGV[4] pool, [5] key, [6] proves hidden (0/1). A 1303 at the lease's cost: its slots
@@ -320,11 +320,12 @@ elseif op == 'refused' then
   end
   redis.call('HSET', pk, 'in_use', in_use, 'hidden', hidden)
   grant_pass(pool, t)
-  return {'ok'}
+  return collect({pool})
 
 elseif op == 'release' then
   -- ARGV[4] pool, [5] key, [6] images (0: unknown), [7] seconds held (-1: do not learn).
-  return {'ok', release(ARGV[4], ARGV[5], t, tonumber(ARGV[6]), tonumber(ARGV[7]))}
+  release(ARGV[4], ARGV[5], t, tonumber(ARGV[6]), tonumber(ARGV[7]))
+  return collect({ARGV[4]})
 
 elseif op == 'occupy' then
   -- ARGV[4] pool, [5] capacity, [6] key, [7] cost (0: as priced now), [8] auto, [9] kind,

@@ -178,8 +178,8 @@ class RedisQuotaBackend:
         going until cancelled.
 
         Raises:
-            QuotaError: another process of this account runs with a different :class:`Quota`.
-            ConnectionError: Redis cannot be reached when the client opens.
+            QuotaError: another process of this account runs with a different :class:`Quota`,
+                or Redis cannot be reached when the client opens.
         """
         self._context = context
         namespace = self.namespace or hashlib.sha256(context.account.encode()).hexdigest()[:16]
@@ -199,7 +199,9 @@ class RedisQuotaBackend:
             await self._join("init", "")
             await self._call("heartbeat", str(int(self.heartbeat * 5000)))
         except _Unavailable as exc:
-            raise ConnectionError(f"Redis at {self.url} is unreachable: {exc}") from None
+            raise QuotaError(
+                f"the shared quota's Redis at {self.url} is unreachable: {exc}"
+            ) from None
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._heartbeats)
@@ -278,7 +280,6 @@ class RedisQuotaBackend:
                         )
                     queued.ticket, queued.since = int(answer[3]), float(_text(answer[4]))
                     enqueued = True
-                    self._deliver(answer)
                     continue
                 await waiting.event.wait()
                 waiting.event = anyio.Event()
@@ -365,8 +366,9 @@ class RedisQuotaBackend:
         if answer and _text(answer[0]) == "epoch":
             raise _EpochLost
         answer[0] = _text(answer[0])
-        if answer[0] == "ok" and op in ("pass", "enqueue"):
+        if answer[0] == "ok" and len(answer) >= 3:  # this holder's grants and the figures
             self._note_figures(answer[2])
+            self._deliver(answer)
         return answer
 
     async def _send(self, op: str, *args: str) -> None:
@@ -513,7 +515,7 @@ class RedisQuotaBackend:
             if not pools or not self._up.is_set():
                 continue
             try:
-                self._deliver(await self._call("pass", *pools))
+                await self._call("pass", *pools)
             except (_Unavailable, _EpochLost):
                 continue
 

@@ -39,6 +39,7 @@ from ._cli_run import (
     RunOptions,
     run_campaign,
 )
+from ._errors import QuotaError
 from ._providers import PROVIDERS, codec_for
 from ._quota_config import Quota
 
@@ -79,6 +80,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _EXIT_SETUP
 
 
+def _redis_url(url: str | None, *, sandbox: bool) -> str | None:
+    if not url:
+        return None
+    if sandbox:
+        raise SetupError(
+            "--redis with --sandbox: each --sandbox run has a private sandbox, so there is no "
+            "account to share; run 'kling-async sandbox' once and point every run at it with "
+            "--base-url"
+        )
+    if not url.startswith(("redis://", "rediss://", "unix://")):
+        raise SetupError(f"--redis: {url!r} is not a redis://, rediss:// or unix:// URL")
+    try:
+        import redis  # noqa: F401
+    except ImportError:
+        raise SetupError("--redis needs redis-py: pip install 'kling-async[redis]'") from None
+    return url
+
+
 def _run(args: argparse.Namespace, console: Console, argv: Sequence[str] | None) -> int:
     try:
         quota = Quota.parse(args.quota) if args.quota else Quota()
@@ -102,6 +121,7 @@ def _run(args: argparse.Namespace, console: Console, argv: Sequence[str] | None)
         provider=args.provider,
         deadline=args.deadline,
         resume_command=_resume_command(argv),
+        redis=_redis_url(args.redis, sandbox=args.sandbox),
     )
     signals = _Signals(console)
     previous = {n: signal.signal(n, signals.handle) for n in (signal.SIGINT, signal.SIGTERM)}
@@ -114,6 +134,8 @@ def _run(args: argparse.Namespace, console: Console, argv: Sequence[str] | None)
             signal.signal(number, signal.SIG_IGN if signals.signum is not None else handler)
     if signals.signum is not None:
         return 128 + signals.signum
+    if isinstance(status, SetupError):
+        raise status
     if isinstance(status, CredentialsRefused):
         raise SetupError(f"credentials refused ({status}); {_key_hint(args.provider)}")
     return status
@@ -121,13 +143,15 @@ def _run(args: argparse.Namespace, console: Console, argv: Sequence[str] | None)
 
 async def _run_campaign(
     options: RunOptions, console: Console, signals: _Signals
-) -> int | CredentialsRefused:
+) -> int | CredentialsRefused | SetupError:
     signals.attach(Interrupt(), asyncio.get_running_loop())
     assert signals.interrupt is not None
     try:
         return await run_campaign(options, console, signals.interrupt)
     except CredentialsRefused as exc:
         return exc
+    except QuotaError as exc:  # the client could not open its shared quota (--redis)
+        return SetupError(str(exc))
 
 
 class _Signals:
@@ -325,6 +349,13 @@ def _parser() -> argparse.ArgumentParser:
         help="wire API: Kling's native API and gateways (default), or Modellix",
     )
     run.add_argument("--base-url", help="API root, e.g. a gateway https://host/kling")
+    run.add_argument(
+        "--redis",
+        default=os.environ.get("KLING_ASYNC_REDIS_URL") or None,
+        metavar="URL",
+        help="share the account's quota with every process using this Redis, e.g. "
+        "redis://host:6379/0 (default: $KLING_ASYNC_REDIS_URL; needs kling-async[redis])",
+    )
     run.add_argument(
         "--deadline",
         type=float,
