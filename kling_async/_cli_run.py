@@ -29,7 +29,7 @@ from ._errors import AuthenticationError, KlingError, OutcomeUnknownError
 from ._models import Outcome, Request
 from ._quota_config import Quota
 
-__all__ = ["CredentialsRefused", "Interrupt", "RunOptions", "run_campaign"]
+__all__ = ["CredentialsRefused", "Interrupt", "RunOptions", "run_campaign", "stderr_console"]
 
 SANDBOX_KEY = "sandbox-key"
 JOURNAL_NAME = "journal.sqlite"
@@ -70,6 +70,15 @@ class Interrupt:
         self.scope.cancel()
 
 
+def stderr_console() -> Console:
+    """The console the command line writes to: stderr. When stderr is not a terminal (a file,
+    a pipe, CI) nothing is wrapped: rich would otherwise break every line at 80 columns, which
+    split the printed resume command over several lines."""
+    console = Console(stderr=True)
+    console.soft_wrap = not console.is_terminal
+    return console
+
+
 class CredentialsRefused(Exception):
     """The API refused the credentials (codes 1000–1004, or Modellix 401): nothing can run."""
 
@@ -94,7 +103,7 @@ async def run_campaign(
     Raises:
         CredentialsRefused: the API refused the key; the manifest then shows nothing ran.
     """
-    console = console or Console(stderr=True)
+    console = console or stderr_console()
     interrupt = interrupt or Interrupt()
     out = options.out
     out.mkdir(parents=True, exist_ok=True)

@@ -38,6 +38,7 @@ from ._cli_run import (
     Interrupt,
     RunOptions,
     run_campaign,
+    stderr_console,
 )
 from ._providers import PROVIDERS, codec_for
 from ._quota_config import Quota
@@ -45,6 +46,7 @@ from ._quota_config import Quota
 __all__ = ["RunOptions", "main", "run_campaign"]
 
 _EXIT_SETUP = 2
+_LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 class SetupError(Exception):
@@ -55,7 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``kling-async``. Returns the exit status."""
     parser = _parser()
     args = parser.parse_args(argv)
-    console = Console(stderr=True)
+    console = stderr_console()
     try:
         _configure_logging(args.verbose, args.log_file, console)
         if args.command == "sandbox":
@@ -210,11 +212,17 @@ def _resume_command(argv: Sequence[str] | None) -> str:
 
 
 def _configure_logging(verbose: int, log_file: str | None, console: Console) -> None:
-    """``-v`` INFO and ``-vv`` DEBUG records of the ``kling_async`` loggers on stderr, through
-    rich so the progress bar stays readable; ``--log-file`` gets every DEBUG record."""
+    """``-v`` INFO and ``-vv`` DEBUG records of the ``kling_async`` loggers on stderr (through
+    rich on a terminal, so the progress bar stays readable; one plain line per record
+    otherwise, never wrapped); ``--log-file`` gets every DEBUG record."""
     logger = logging.getLogger("kling_async")
     if verbose:
-        handler = RichHandler(console=console, show_path=False, rich_tracebacks=False)
+        handler: logging.Handler
+        if console.is_terminal:
+            handler = RichHandler(console=console, show_path=False, rich_tracebacks=False)
+        else:
+            handler = logging.StreamHandler(console.file)
+            handler.setFormatter(logging.Formatter(_LOG_FORMAT))
         handler.setLevel(logging.DEBUG if verbose > 1 else logging.INFO)
         logger.addHandler(handler)
     if log_file:
@@ -222,9 +230,7 @@ def _configure_logging(verbose: int, log_file: str | None, console: Console) -> 
             file_handler = logging.FileHandler(log_file, encoding="utf-8")
         except OSError as exc:
             raise SetupError(f"--log-file {log_file}: {exc.strerror or exc}") from None
-        file_handler.setFormatter(
-            logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-        )
+        file_handler.setFormatter(logging.Formatter(_LOG_FORMAT))
         file_handler.setLevel(logging.DEBUG)
         logger.addHandler(file_handler)
     if verbose or log_file:
