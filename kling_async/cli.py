@@ -18,6 +18,7 @@ import asyncio
 import logging
 import os
 import shlex
+import shutil
 import signal
 import ssl
 import sys
@@ -207,8 +208,21 @@ def _no_credentials(provider: str) -> str:
 
 
 def _resume_command(argv: Sequence[str] | None) -> str:
+    """The command line that resumes this run, started the way this process was."""
     words = list(sys.argv[1:] if argv is None else argv)
-    return shlex.join(["kling-async", *[w for w in words if w != "--resume"], "--resume"])
+    return shlex.join([*_program(argv), *[w for w in words if w != "--resume"], "--resume"])
+
+
+def _program(argv: Sequence[str] | None) -> list[str]:
+    first = sys.argv[0] if argv is None and sys.argv and sys.argv[0] else ""
+    if not first:
+        return ["kling-async"]
+    if Path(first).name == "__main__.py":  # python -m kling_async
+        return [sys.executable, "-m", "kling_async"]
+    found = shutil.which(Path(first).name)
+    if found and Path(found).resolve() == Path(first).resolve():
+        return [Path(first).name]  # on PATH: the short name runs the same program
+    return [first]  # e.g. .venv/bin/kling-async, as the README starts it
 
 
 def _configure_logging(verbose: int, log_file: str | None, console: Console) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from kling_async.cli import RunOptions, run_campaign
+from kling_async.cli import RunOptions, _resume_command, run_campaign
 from kling_async.testing import Sandbox
 
 from .conftest import API_KEY
@@ -213,3 +213,32 @@ async def test_rerun_reuses_the_journal_and_creates_nothing_twice(
     assert sandbox_env.stats().creates == creates
     assert victim.exists()
     assert _manifest(tmp_path / "out") == first
+
+
+@pytest.mark.parametrize(
+    ("program", "on_path", "expected"),
+    [
+        ("/x/lib/kling_async/__main__.py", False, [sys.executable, "-m", "kling_async"]),
+        (".venv/bin/kling-async", False, [".venv/bin/kling-async"]),
+        ("kling-async", True, ["kling-async"]),
+    ],
+)
+def test_resume_command_starts_the_program_as_it_was_started(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    program: str,
+    on_path: bool,
+    expected: list[str],
+) -> None:
+    """The printed resume command names the program the way the user started it, so it runs
+    as printed (a venv path stays a path; ``python -m kling_async`` stays that)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    if on_path:
+        (bin_dir / program).write_text("#!/bin/sh\n")
+        (bin_dir / program).chmod(0o755)
+        program = str(bin_dir / program)
+    monkeypatch.setenv("PATH", str(bin_dir))
+    monkeypatch.setattr(sys, "argv", [program, "run", "my campaign.jsonl", "--out", "o"])
+    command = _resume_command(None)
+    assert shlex.split(command) == [*expected, "run", "my campaign.jsonl", "--out", "o", "--resume"]

@@ -296,7 +296,7 @@ def test_interrupt_stops_creating_and_says_how_to_resume(
 ) -> None:
     """Ctrl-C or SIGTERM mid-run: exit 130/143 without a traceback, one summary line, a
     manifest of done / running / not started lines, and a resume command on one line (stderr is
-    not a terminal) that finishes every line without a duplicate create."""
+    not a terminal) that, run as printed, finishes every line without a duplicate create."""
     campaign = _campaign(tmp_path, lines=16)
     out = tmp_path / "o"
     args = ("run", str(campaign), "--out", str(out), "--base-url", account.url)
@@ -316,8 +316,8 @@ def test_interrupt_stops_creating_and_says_how_to_resume(
     assert statuses["not_started"] + statuses["running"] > 0
     [command] = [line for line in err.splitlines() if line.startswith("resume with: ")]
     words = shlex.split(command.removeprefix("resume with: "))
-    assert words == ["kling-async", *args, "--resume"], command
-    resumed = _cli(*words[1:], env=env)
+    assert words == [sys.executable, "-m", "kling_async", *args, "--resume"], command
+    resumed = subprocess.run(words, env=env, capture_output=True, text=True, timeout=120)
     assert resumed.returncode == 0, resumed.stderr
     assert _statuses(out) == {"succeeded": 16}
     assert _duplicates(account.tasks()) == []
