@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import logging
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -24,7 +25,7 @@ import ssl
 import sys
 import tempfile
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import anyio
@@ -48,6 +49,7 @@ __all__ = ["RunOptions", "main", "run_campaign"]
 
 _EXIT_SETUP = 2
 _LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+_SECRET_ENV = ("KLING_API_KEY", "KLING_SECRET_KEY", "MODELLIX_API_KEY")  # masked in log output
 
 
 class SetupError(Exception):
@@ -59,8 +61,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     console = stderr_console()
+    handlers: list[logging.Handler] = []
     try:
-        _configure_logging(args.verbose, args.log_file, console)
+        handlers = _configure_logging(args.verbose, args.log_file, console)
         if args.command == "sandbox":
             return _serve_sandbox(args)
         return _run(args, console, argv)
@@ -80,6 +83,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 file=sys.stderr,
             )
         return _EXIT_SETUP
+    finally:
+        for handler in handlers:
+            logging.getLogger("kling_async").removeHandler(handler)
+            handler.close()
 
 
 def _run(args: argparse.Namespace, console: Console, argv: Sequence[str] | None) -> int:
@@ -225,11 +232,16 @@ def _program(argv: Sequence[str] | None) -> list[str]:
     return [first]  # e.g. .venv/bin/kling-async, as the README starts it
 
 
-def _configure_logging(verbose: int, log_file: str | None, console: Console) -> None:
+def _configure_logging(
+    verbose: int, log_file: str | None, console: Console
+) -> list[logging.Handler]:
     """``-v`` INFO and ``-vv`` DEBUG records of the ``kling_async`` loggers on stderr (through
     rich on a terminal, so the progress bar stays readable; one plain line per record
-    otherwise, never wrapped); ``--log-file`` gets every DEBUG record."""
+    otherwise, never wrapped); ``--log-file`` gets every DEBUG record. Both mask the
+    credentials found in the environment and anything shaped like a JWT. Returns the handlers
+    added."""
     logger = logging.getLogger("kling_async")
+    handlers: list[logging.Handler] = []
     if verbose:
         handler: logging.Handler
         if console.is_terminal:
@@ -238,7 +250,7 @@ def _configure_logging(verbose: int, log_file: str | None, console: Console) -> 
             handler = logging.StreamHandler(console.file)
             handler.setFormatter(logging.Formatter(_LOG_FORMAT))
         handler.setLevel(logging.DEBUG if verbose > 1 else logging.INFO)
-        logger.addHandler(handler)
+        handlers.append(handler)
     if log_file:
         try:
             file_handler = logging.FileHandler(log_file, encoding="utf-8")
@@ -246,9 +258,36 @@ def _configure_logging(verbose: int, log_file: str | None, console: Console) -> 
             raise SetupError(f"--log-file {log_file}: {exc.strerror or exc}") from None
         file_handler.setFormatter(logging.Formatter(_LOG_FORMAT))
         file_handler.setLevel(logging.DEBUG)
-        logger.addHandler(file_handler)
-    if verbose or log_file:
+        handlers.append(file_handler)
+    redact = _Redact(os.environ.get(name, "") for name in _SECRET_ENV)
+    for handler in handlers:
+        handler.addFilter(redact)
+        logger.addHandler(handler)
+    if handlers:
         logger.setLevel(logging.DEBUG if (verbose > 1 or log_file) else logging.INFO)
+    return handlers
+
+
+class _Redact(logging.Filter):
+    """Masks the given secrets and anything shaped like a JWT in a record's message (the
+    library logs no credential; this guards the CLI's own output against a future slip)."""
+
+    _JWT = re.compile(r"eyJ[\w-]+\.[\w-]+\.[\w-]*")
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        super().__init__()
+        # Longest first, so a secret containing another is masked whole; very short values
+        # would mask ordinary words.
+        self._secrets = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        clean = self._JWT.sub("<jwt>", text)
+        for secret in self._secrets:
+            clean = clean.replace(secret, "<secret>")
+        if clean != text:
+            record.msg, record.args = clean, None
+        return True
 
 
 def _serve_sandbox(args: argparse.Namespace) -> int:

@@ -417,3 +417,17 @@ def test_verbose_and_log_file_without_secrets(tmp_path: Path, account: Account) 
     ), proc.stderr
     for secret in (SECRET_KEY, "eyJ"):  # a JWT's header starts with eyJ
         assert secret not in text and secret not in proc.stderr
+
+
+def test_debug_logging_with_an_api_key_shows_no_key(tmp_path: Path, account: Account) -> None:
+    """-vv and --log-file with an API key: every HTTP request is logged, the key nowhere."""
+    log = tmp_path / "run.log"
+    args = ("run", str(_campaign(tmp_path, lines=2)), "--out", str(tmp_path / "o"))
+    proc = _cli(
+        *args, "--base-url", account.url, "-vv", "--log-file", str(log),
+        env=_env(KLING_API_KEY=API_KEY),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    text = log.read_text()
+    assert "GET /v1/images/omni-image" in text and "GET /v1/images/omni-image" in proc.stderr
+    assert API_KEY not in text and API_KEY not in proc.stderr
