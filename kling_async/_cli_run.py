@@ -29,7 +29,15 @@ from ._errors import AuthenticationError, KlingError, OutcomeUnknownError
 from ._models import Outcome, Request
 from ._quota_config import Quota
 
-__all__ = ["CredentialsRefused", "Interrupt", "RunOptions", "run_campaign", "stderr_console"]
+__all__ = [
+    "CredentialsRefused",
+    "Interrupt",
+    "RunOptions",
+    "SetupError",
+    "parse_quota",
+    "run_campaign",
+    "stderr_console",
+]
 
 SANDBOX_KEY = "sandbox-key"
 JOURNAL_NAME = "journal.sqlite"
@@ -81,6 +89,29 @@ def stderr_console() -> Console:
 
 class CredentialsRefused(Exception):
     """The API refused the credentials (codes 1000–1004, or Modellix 401): nothing can run."""
+
+
+class SetupError(Exception):
+    """Something to fix before a run (or the sandbox) can start; the command line shows it as
+    one line and exits with status 2."""
+
+
+def parse_quota(text: str | None) -> Quota:
+    """``--quota image=9,video=5,...`` as a :class:`Quota` (the default when not given).
+
+    Raises:
+        SetupError: the text is malformed, names an unknown pool or a capacity below 1; the
+            message starts with the flag.
+    """
+    if not text:
+        return Quota()
+    try:
+        return Quota.parse(text)
+    except (ValueError, TypeError) as exc:
+        message = str(exc)
+        if message.startswith("--quota"):
+            raise SetupError(message) from None
+        raise SetupError(f"--quota {text!r}: {message}") from None
 
 
 @attrs.define

@@ -39,21 +39,18 @@ from ._cli_run import (
     CredentialsRefused,
     Interrupt,
     RunOptions,
+    SetupError,
+    parse_quota,
     run_campaign,
     stderr_console,
 )
 from ._providers import PROVIDERS, codec_for
-from ._quota_config import Quota
 
 __all__ = ["RunOptions", "main", "run_campaign"]
 
 _EXIT_SETUP = 2
 _LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 _SECRET_ENV = ("KLING_API_KEY", "KLING_SECRET_KEY", "MODELLIX_API_KEY")  # masked in log output
-
-
-class SetupError(Exception):
-    """Something to fix before a run can start; shown as one line, exit status 2."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -90,14 +87,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace, console: Console, argv: Sequence[str] | None) -> int:
-    try:
-        quota = Quota.parse(args.quota) if args.quota else Quota()
-    except ValueError as exc:
-        raise SetupError(str(exc)) from None
+    quota = parse_quota(args.quota)
     campaign = Path(args.campaign)
     _check_campaign(campaign)
-    if not args.sandbox and not _has_credentials(args.provider):
-        raise SetupError(_no_credentials(args.provider))
+    if not args.sandbox:
+        _check_credentials(args.provider)
+    _check_base_url(args)
     out = Path(args.out)
     if args.resume and not (out / JOURNAL_NAME).exists():
         raise SetupError(f"--resume: no journal at {out / JOURNAL_NAME}")
@@ -125,7 +120,7 @@ def _run(args: argparse.Namespace, console: Console, argv: Sequence[str] | None)
     if signals.signum is not None:
         return 128 + signals.signum
     if isinstance(status, CredentialsRefused):
-        raise SetupError(f"credentials refused ({status}); {_key_hint(args.provider)}")
+        raise SetupError(f"credentials refused ({status}); {_refused_hint(args)}")
     return status
 
 
@@ -197,10 +192,29 @@ def _check_writable(out: Path) -> None:
         raise SetupError(f"--out {out}: not writable ({exc.strerror or exc})") from None
 
 
-def _has_credentials(provider: str) -> bool:
+def _check_credentials(provider: str) -> None:
     env, codec = os.environ, codec_for(provider)
-    jwt = codec.supports_jwt and env.get("KLING_ACCESS_KEY") and env.get("KLING_SECRET_KEY")
-    return bool(env.get(codec.api_key_env) or jwt)
+    if env.get(codec.api_key_env):
+        return
+    if codec.supports_jwt:
+        access, secret = env.get("KLING_ACCESS_KEY"), env.get("KLING_SECRET_KEY")
+        if access and secret:
+            return
+        if access or secret:
+            have, lack = "KLING_ACCESS_KEY", "KLING_SECRET_KEY"
+            if secret:
+                have, lack = lack, have
+            raise SetupError(f"{have} is set but {lack} is not: set both (or {codec.api_key_env})")
+    raise SetupError(f"no credentials: {_key_hint(provider)}, or try it offline with --sandbox")
+
+
+def _check_base_url(args: argparse.Namespace) -> None:
+    """``--base-url`` (or, off the sandbox, the provider's base URL variable) is http(s)."""
+    env_name = codec_for(args.provider).base_url_env
+    url = args.base_url or (None if args.sandbox else os.environ.get(env_name))
+    if url and not url.startswith(("http://", "https://")):
+        source = "--base-url" if args.base_url else env_name
+        raise SetupError(f"{source} {url!r}: must be an http(s) URL, e.g. https://host/kling")
 
 
 def _key_hint(provider: str) -> str:
@@ -210,8 +224,14 @@ def _key_hint(provider: str) -> str:
     return f"set {codec.api_key_env}"
 
 
-def _no_credentials(provider: str) -> str:
-    return f"no credentials: {_key_hint(provider)}, or try it offline with --sandbox"
+def _refused_hint(args: argparse.Namespace) -> str:
+    """Which variables held the refused credentials (an API key is used before AK/SK)."""
+    if args.sandbox:  # the built-in sandbox's own key; its refusal is a bug
+        return "run with --debug and report it"
+    codec = codec_for(args.provider)
+    if os.environ.get(codec.api_key_env) or not codec.supports_jwt:
+        return f"check the key in {codec.api_key_env}"
+    return "check KLING_ACCESS_KEY and KLING_SECRET_KEY"
 
 
 def _resume_command(argv: Sequence[str] | None) -> str:
@@ -293,8 +313,8 @@ class _Redact(logging.Filter):
 def _serve_sandbox(args: argparse.Namespace) -> int:
     from .testing import Faults, serve
 
+    quota = parse_quota(args.quota)
     try:
-        quota = Quota.parse(args.quota) if args.quota else Quota()
         faults = Faults(**dict(_fault(text) for text in args.fault)) if args.fault else None
         image_duration = _seconds_range(args.image_duration, "--image-duration")
         video_duration = _seconds_range(args.video_duration, "--video-duration")
@@ -346,6 +366,17 @@ def _fault(text: str) -> tuple[str, float]:
         raise ValueError(f"--fault {text!r}: give NAME=RATE, e.g. drop_after_create=0.05") from None
 
 
+def _seconds(text: str) -> float:
+    """An argparse type: a positive number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0:  # also refuses NaN
+        raise argparse.ArgumentTypeError(f"{text!r}: need a positive number of seconds")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kling-async", description="Kling omni image/video generation at volume."
@@ -386,13 +417,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--base-url", help="API root, e.g. a gateway https://host/kling")
     run.add_argument(
         "--deadline",
-        type=float,
+        type=_seconds,
         default=None,
         help="seconds the whole run may take; then nothing more is created, running tasks are "
         "left to a later resume (default none)",
     )
     run.add_argument(
-        "--task-timeout", type=float, default=None, help="seconds a task may take (default none)"
+        "--task-timeout", type=_seconds, default=None, help="seconds a task may take (default none)"
     )
     run.add_argument(
         "--resume",

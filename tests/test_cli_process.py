@@ -183,6 +183,34 @@ def test_missing_key_is_one_line_and_exit_2(tmp_path: Path) -> None:
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.parametrize(
+    ("provider", "variables", "hint"),
+    [
+        ("kling", {"KLING_ACCESS_KEY": ACCESS_KEY, "KLING_SECRET_KEY": "not-the-secret"},
+         "check KLING_ACCESS_KEY and KLING_SECRET_KEY"),
+        ("modellix", {"MODELLIX_API_KEY": "not-the-key"}, "check the key in MODELLIX_API_KEY"),
+    ],
+)  # fmt: skip
+def test_refused_credentials_name_their_variables(
+    tmp_path: Path, account: Account, provider: str, variables: dict[str, str], hint: str
+) -> None:
+    """A refused AccessKey/SecretKey pair or Modellix key is one line naming the variables that
+    held it, exit 2, nothing created, no secret shown."""
+    out, campaign = tmp_path / "o", tmp_path / "plain.jsonl"
+    campaign.write_text("".join(f'{{"kind": "image", "prompt": "mug {i}"}}\n' for i in range(4)))
+    base = account.url + ("/api/v1" if provider == "modellix" else "")
+    proc = _cli(
+        "run", str(campaign), "--out", str(out), "--base-url", base,
+        "--provider", provider, env=_env(**variables),
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("kling-async: credentials refused (")
+    assert proc.stderr.rstrip("\n").endswith(hint) and proc.stderr.count("\n") == 1
+    assert "not-the-" not in proc.stderr
+    assert account.tasks() == []
+    assert set(_statuses(out)) == {"not_started"}
+
+
 def test_wrong_key_stops_at_the_first_refusal(tmp_path: Path, account: Account) -> None:
     """A refused key ends the run with exit 2, names the variable, creates nothing, and the
     manifest says no line ran (it does not look finished)."""
@@ -235,19 +263,52 @@ def test_unwritable_out_is_one_line(tmp_path: Path) -> None:
     assert proc.stderr.count("\n") == 1, proc.stderr
 
 
-def test_bad_quota_is_one_line(tmp_path: Path) -> None:
-    """A malformed --quota is one line naming the flag, exit 2."""
-    proc = _cli(
-        "run",
-        str(_campaign(tmp_path)),
-        "--out",
-        str(tmp_path / "o"),
-        "--sandbox",
-        "--quota",
-        "image=lots",
-    )
+@pytest.mark.parametrize("quota", ["image=lots", "image=0", "foo=3", "image:9"])
+def test_bad_quota_is_one_line(tmp_path: Path, quota: str) -> None:
+    """A malformed or out-of-range --quota (a capacity of 0, an unknown pool) is one line
+    starting with the flag, exit 2."""
+    campaign = str(_campaign(tmp_path))
+    proc = _cli("run", campaign, "--out", str(tmp_path / "o"), "--sandbox", "--quota", quota)
     assert proc.returncode == 2
-    assert "--quota" in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
+    assert proc.stderr.startswith("kling-async: --quota") and proc.stderr.count("\n") == 1, (
+        proc.stderr
+    )
+
+
+@pytest.mark.parametrize(
+    ("variables", "args", "message"),
+    [
+        ({"KLING_ACCESS_KEY": ACCESS_KEY}, (),
+         "KLING_ACCESS_KEY is set but KLING_SECRET_KEY is not"),
+        ({"KLING_SECRET_KEY": SECRET_KEY}, (),
+         "KLING_SECRET_KEY is set but KLING_ACCESS_KEY is not"),
+        ({"KLING_API_KEY": API_KEY, "KLING_BASE_URL": "api.example.com"}, (),
+         "KLING_BASE_URL 'api.example.com': must be an http(s) URL"),
+        ({"KLING_API_KEY": API_KEY}, ("--base-url", "ftp://example.com"),
+         "--base-url 'ftp://example.com': must be an http(s) URL"),
+    ],
+)  # fmt: skip
+def test_half_set_environment_or_bad_base_url_is_one_line(
+    tmp_path: Path, variables: dict[str, str], args: tuple[str, ...], message: str
+) -> None:
+    """Half an AccessKey/SecretKey pair, or a base URL that is not http(s), is one line naming
+    the variable or flag, exit 2, with no secret shown."""
+    out = tmp_path / "o"
+    proc = _cli("run", str(_campaign(tmp_path)), "--out", str(out), *args, env=_env(**variables))
+    assert proc.returncode == 2
+    assert proc.stderr.startswith(f"kling-async: {message}"), proc.stderr
+    assert proc.stderr.count("\n") == 1, proc.stderr
+    assert SECRET_KEY not in proc.stderr and not out.exists()
+
+
+@pytest.mark.parametrize("flag", ["--deadline", "--task-timeout"])
+def test_non_positive_seconds_are_refused(tmp_path: Path, flag: str) -> None:
+    """--deadline and --task-timeout of 0 or less are refused before anything runs, exit 2."""
+    out = tmp_path / "o"
+    proc = _cli("run", str(_campaign(tmp_path)), "--out", str(out), "--sandbox", flag, "0")
+    assert proc.returncode == 2
+    assert f"{flag}: '0': need a positive number of seconds" in proc.stderr, proc.stderr
+    assert not out.exists()
 
 
 def test_debug_shows_the_traceback_of_an_unexpected_error(tmp_path: Path) -> None:
