@@ -8,7 +8,8 @@ line on stderr; 130 / 143 interrupted by Ctrl-C (SIGINT) / SIGTERM, after a summ
 command that resumes. ``--debug`` shows the traceback of an unexpected error.
 
 ``kling-async sandbox [--port N] [--api-key K] [--access-key AK --secret-key SK] [--quota ...]``
-serves the built-in sandbox (a stand-in for Kling's and Modellix's APIs) until Ctrl-C.
+serves the built-in sandbox (a stand-in for Kling's and Modellix's APIs) until Ctrl-C or SIGTERM
+(see :mod:`kling_async._cli_sandbox`), then exits 0.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ import re
 import shlex
 import shutil
 import signal
-import ssl
 import sys
 import tempfile
 import traceback
@@ -44,6 +44,7 @@ from ._cli_run import (
     run_campaign,
     stderr_console,
 )
+from ._cli_sandbox import serve_sandbox
 from ._providers import PROVIDERS, codec_for
 
 __all__ = ["RunOptions", "main", "run_campaign"]
@@ -62,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         handlers = _configure_logging(args.verbose, args.log_file, console)
         if args.command == "sandbox":
-            return _serve_sandbox(args)
+            return serve_sandbox(args)
         return _run(args, console, argv)
     except SetupError as exc:
         print(f"kling-async: {exc}", file=sys.stderr)
@@ -310,62 +311,6 @@ class _Redact(logging.Filter):
         return True
 
 
-def _serve_sandbox(args: argparse.Namespace) -> int:
-    from .testing import Faults, serve
-
-    quota = parse_quota(args.quota)
-    try:
-        faults = Faults(**dict(_fault(text) for text in args.fault)) if args.fault else None
-        image_duration = _seconds_range(args.image_duration, "--image-duration")
-        video_duration = _seconds_range(args.video_duration, "--video-duration")
-    except (ValueError, TypeError) as exc:
-        raise SetupError(str(exc)) from None
-    if bool(args.access_key) != bool(args.secret_key):
-        raise SetupError("--access-key and --secret-key go together")
-    access_keys = {args.access_key: args.secret_key} if args.access_key else None
-    context = None
-    if args.tls_cert:
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        try:
-            context.load_cert_chain(args.tls_cert, args.tls_key)
-        except (OSError, ssl.SSLError) as exc:
-            raise SetupError(f"--tls-cert/--tls-key: {exc}") from None
-    serve(
-        port=args.port,
-        host=args.host,
-        api_keys=tuple(args.api_key or [SANDBOX_KEY]),
-        access_keys=access_keys,
-        quota={"image": quota.image, "video": quota.video, **quota.pools},
-        modellix_concurrency=quota.team,
-        image_duration=image_duration,
-        video_duration=video_duration,
-        seed=args.seed,
-        fail_rate=args.fail_rate,
-        faults=faults,
-        ssl_context=context,
-    )
-    return 0
-
-
-def _seconds_range(text: str, flag: str) -> tuple[float, float]:
-    low, _, high = text.partition(",")
-    try:
-        values = float(low), float(high or low)
-    except ValueError:
-        raise ValueError(f"{flag} {text!r}: give seconds as LOW,HIGH (e.g. 1,4)") from None
-    if not 0 <= values[0] <= values[1]:
-        raise ValueError(f"{flag} {text!r}: need 0 <= LOW <= HIGH")
-    return values
-
-
-def _fault(text: str) -> tuple[str, float]:
-    name, _, rate = text.partition("=")
-    try:
-        return name.strip().replace("-", "_"), float(rate)
-    except ValueError:
-        raise ValueError(f"--fault {text!r}: give NAME=RATE, e.g. drop_after_create=0.05") from None
-
-
 def _seconds(text: str) -> float:
     """An argparse type: a positive number of seconds."""
     try:
@@ -464,7 +409,8 @@ def _parser() -> argparse.ArgumentParser:
         default=[],
         metavar="NAME=RATE",
         help="inject a fault at a rate, repeatable: error_before_create, error_after_create, "
-        "drop_after_create, query_error, malformed_query, slow, slow_download",
+        "drop_after_create, query_error, malformed_query, slow, slow_download "
+        "(slow_seconds=S sets how slow)",
     )
     return parser
 
