@@ -5,7 +5,8 @@
 campaign (see :mod:`kling_async._cli_run`). Exit status: 0 every line succeeded; 1 a line failed
 or was invalid; 2 a setup error (credentials, campaign file, ``--out``, ``--quota``), told in one
 line on stderr; 130 / 143 interrupted by Ctrl-C (SIGINT) / SIGTERM, after a summary and the
-command that resumes. ``--debug`` shows the traceback of an unexpected error.
+command that resumes; a signal the process was started ignoring stays ignored. ``--debug``
+shows the traceback of an unexpected error.
 
 ``kling-async sandbox [--port N] [--api-key K] [--access-key AK --secret-key SK] [--quota ...]``
 serves the built-in sandbox (a stand-in for Kling's and Modellix's APIs) until Ctrl-C or SIGTERM
@@ -110,7 +111,13 @@ def _run(args: argparse.Namespace, console: Console, argv: Sequence[str] | None)
         resume_command=_resume_command(argv),
     )
     signals = _Signals(console)
-    previous = {n: signal.signal(n, signals.handle) for n in (signal.SIGINT, signal.SIGTERM)}
+    previous = {
+        number: signal.signal(number, signals.handle)
+        for number in (signal.SIGINT, signal.SIGTERM)
+        # One the process was started ignoring (a background job of a non-interactive shell
+        # ignores SIGINT) stays ignored, as Python itself leaves it.
+        if signal.getsignal(number) is not signal.SIG_IGN
+    }
     try:
         status = anyio.run(_run_campaign, options, console, signals, backend="asyncio")
     finally:

@@ -492,3 +492,22 @@ def test_debug_logging_with_an_api_key_shows_no_key(tmp_path: Path, account: Acc
     text = log.read_text()
     assert "GET /v1/images/omni-image" in text and "GET /v1/images/omni-image" in proc.stderr
     assert API_KEY not in text and API_KEY not in proc.stderr
+
+
+def test_a_signal_ignored_at_start_stays_ignored(tmp_path: Path, account: Account) -> None:
+    """Started with SIGINT ignored (a background job of a script), the run ignores Ctrl-C and
+    finishes, as Python programs do."""
+    args = ("run", str(_campaign(tmp_path, lines=3)), "--out", str(tmp_path / "o"))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kling_async", *args, "--base-url", account.url],
+        env=_env(KLING_API_KEY=API_KEY),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
+    _wait_for_creates(account, 1)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert _statuses(tmp_path / "o") == {"succeeded": 3}
