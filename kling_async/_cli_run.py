@@ -30,7 +30,15 @@ from ._models import Outcome, Request
 from ._quota_config import Quota
 from ._redis_quota import RedisQuotaBackend
 
-__all__ = ["CredentialsRefused", "Interrupt", "RunOptions", "run_campaign"]
+__all__ = [
+    "CredentialsRefused",
+    "Interrupt",
+    "RunOptions",
+    "SetupError",
+    "parse_quota",
+    "run_campaign",
+    "stderr_console",
+]
 
 SANDBOX_KEY = "sandbox-key"
 JOURNAL_NAME = "journal.sqlite"
@@ -72,8 +80,40 @@ class Interrupt:
         self.scope.cancel()
 
 
+def stderr_console() -> Console:
+    """The console the command line writes to: stderr. When stderr is not a terminal (a file,
+    a pipe, CI) nothing is wrapped: rich would otherwise break every line at 80 columns, which
+    split the printed resume command over several lines."""
+    console = Console(stderr=True)
+    console.soft_wrap = not console.is_terminal
+    return console
+
+
 class CredentialsRefused(Exception):
     """The API refused the credentials (codes 1000–1004, or Modellix 401): nothing can run."""
+
+
+class SetupError(Exception):
+    """Something to fix before a run (or the sandbox) can start; the command line shows it as
+    one line and exits with status 2."""
+
+
+def parse_quota(text: str | None) -> Quota:
+    """``--quota image=9,video=5,...`` as a :class:`Quota` (the default when not given).
+
+    Raises:
+        SetupError: the text is malformed, names an unknown pool or a capacity below 1; the
+            message starts with the flag.
+    """
+    if not text:
+        return Quota()
+    try:
+        return Quota.parse(text)
+    except (ValueError, TypeError) as exc:
+        message = str(exc)
+        if message.startswith("--quota"):
+            raise SetupError(message) from None
+        raise SetupError(f"--quota {text!r}: {message}") from None
 
 
 @attrs.define
@@ -96,7 +136,7 @@ async def run_campaign(
     Raises:
         CredentialsRefused: the API refused the key; the manifest then shows nothing ran.
     """
-    console = console or Console(stderr=True)
+    console = console or stderr_console()
     interrupt = interrupt or Interrupt()
     out = options.out
     out.mkdir(parents=True, exist_ok=True)

@@ -5,10 +5,12 @@
 campaign (see :mod:`kling_async._cli_run`). Exit status: 0 every line succeeded; 1 a line failed
 or was invalid; 2 a setup error (credentials, campaign file, ``--out``, ``--quota``), told in one
 line on stderr; 130 / 143 interrupted by Ctrl-C (SIGINT) / SIGTERM, after a summary and the
-command that resumes. ``--debug`` shows the traceback of an unexpected error.
+command that resumes; a signal the process was started ignoring stays ignored. ``--debug``
+shows the traceback of an unexpected error.
 
 ``kling-async sandbox [--port N] [--api-key K] [--access-key AK --secret-key SK] [--quota ...]``
-serves the built-in sandbox (a stand-in for Kling's and Modellix's APIs) until Ctrl-C.
+serves the built-in sandbox (a stand-in for Kling's and Modellix's APIs) until Ctrl-C or SIGTERM
+(see :mod:`kling_async._cli_sandbox`), then exits 0.
 """
 
 from __future__ import annotations
@@ -17,13 +19,14 @@ import argparse
 import asyncio
 import logging
 import os
+import re
 import shlex
+import shutil
 import signal
-import ssl
 import sys
 import tempfile
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import anyio
@@ -37,30 +40,32 @@ from ._cli_run import (
     CredentialsRefused,
     Interrupt,
     RunOptions,
+    SetupError,
+    parse_quota,
     run_campaign,
+    stderr_console,
 )
+from ._cli_sandbox import serve_sandbox
 from ._errors import QuotaError
 from ._providers import PROVIDERS, codec_for
-from ._quota_config import Quota
 
 __all__ = ["RunOptions", "main", "run_campaign"]
 
 _EXIT_SETUP = 2
-
-
-class SetupError(Exception):
-    """Something to fix before a run can start; shown as one line, exit status 2."""
+_LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+_SECRET_ENV = ("KLING_API_KEY", "KLING_SECRET_KEY", "MODELLIX_API_KEY")  # masked in log output
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``kling-async``. Returns the exit status."""
     parser = _parser()
     args = parser.parse_args(argv)
-    console = Console(stderr=True)
+    console = stderr_console()
+    handlers: list[logging.Handler] = []
     try:
-        _configure_logging(args.verbose, args.log_file, console)
+        handlers = _configure_logging(args.verbose, args.log_file, console)
         if args.command == "sandbox":
-            return _serve_sandbox(args)
+            return serve_sandbox(args)
         return _run(args, console, argv)
     except SetupError as exc:
         print(f"kling-async: {exc}", file=sys.stderr)
@@ -78,6 +83,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 file=sys.stderr,
             )
         return _EXIT_SETUP
+    finally:
+        for handler in handlers:
+            logging.getLogger("kling_async").removeHandler(handler)
+            handler.close()
 
 
 def _redis_url(url: str | None, *, sandbox: bool) -> str | None:
@@ -99,14 +108,12 @@ def _redis_url(url: str | None, *, sandbox: bool) -> str | None:
 
 
 def _run(args: argparse.Namespace, console: Console, argv: Sequence[str] | None) -> int:
-    try:
-        quota = Quota.parse(args.quota) if args.quota else Quota()
-    except ValueError as exc:
-        raise SetupError(str(exc)) from None
+    quota = parse_quota(args.quota)
     campaign = Path(args.campaign)
     _check_campaign(campaign)
-    if not args.sandbox and not _has_credentials(args.provider):
-        raise SetupError(_no_credentials(args.provider))
+    if not args.sandbox:
+        _check_credentials(args.provider)
+    _check_base_url(args)
     out = Path(args.out)
     if args.resume and not (out / JOURNAL_NAME).exists():
         raise SetupError(f"--resume: no journal at {out / JOURNAL_NAME}")
@@ -124,7 +131,13 @@ def _run(args: argparse.Namespace, console: Console, argv: Sequence[str] | None)
         redis=_redis_url(args.redis, sandbox=args.sandbox),
     )
     signals = _Signals(console)
-    previous = {n: signal.signal(n, signals.handle) for n in (signal.SIGINT, signal.SIGTERM)}
+    previous = {
+        number: signal.signal(number, signals.handle)
+        for number in (signal.SIGINT, signal.SIGTERM)
+        # One the process was started ignoring (a background job of a non-interactive shell
+        # ignores SIGINT) stays ignored, as Python itself leaves it.
+        if signal.getsignal(number) is not signal.SIG_IGN
+    }
     try:
         status = anyio.run(_run_campaign, options, console, signals, backend="asyncio")
     finally:
@@ -137,7 +150,7 @@ def _run(args: argparse.Namespace, console: Console, argv: Sequence[str] | None)
     if isinstance(status, SetupError):
         raise status
     if isinstance(status, CredentialsRefused):
-        raise SetupError(f"credentials refused ({status}); {_key_hint(args.provider)}")
+        raise SetupError(f"credentials refused ({status}); {_refused_hint(args)}")
     return status
 
 
@@ -211,10 +224,29 @@ def _check_writable(out: Path) -> None:
         raise SetupError(f"--out {out}: not writable ({exc.strerror or exc})") from None
 
 
-def _has_credentials(provider: str) -> bool:
+def _check_credentials(provider: str) -> None:
     env, codec = os.environ, codec_for(provider)
-    jwt = codec.supports_jwt and env.get("KLING_ACCESS_KEY") and env.get("KLING_SECRET_KEY")
-    return bool(env.get(codec.api_key_env) or jwt)
+    if env.get(codec.api_key_env):
+        return
+    if codec.supports_jwt:
+        access, secret = env.get("KLING_ACCESS_KEY"), env.get("KLING_SECRET_KEY")
+        if access and secret:
+            return
+        if access or secret:
+            have, lack = "KLING_ACCESS_KEY", "KLING_SECRET_KEY"
+            if secret:
+                have, lack = lack, have
+            raise SetupError(f"{have} is set but {lack} is not: set both (or {codec.api_key_env})")
+    raise SetupError(f"no credentials: {_key_hint(provider)}, or try it offline with --sandbox")
+
+
+def _check_base_url(args: argparse.Namespace) -> None:
+    """``--base-url`` (or, off the sandbox, the provider's base URL variable) is http(s)."""
+    env_name = codec_for(args.provider).base_url_env
+    url = args.base_url or (None if args.sandbox else os.environ.get(env_name))
+    if url and not url.startswith(("http://", "https://")):
+        source = "--base-url" if args.base_url else env_name
+        raise SetupError(f"{source} {url!r}: must be an http(s) URL, e.g. https://host/kling")
 
 
 def _key_hint(provider: str) -> str:
@@ -224,91 +256,101 @@ def _key_hint(provider: str) -> str:
     return f"set {codec.api_key_env}"
 
 
-def _no_credentials(provider: str) -> str:
-    return f"no credentials: {_key_hint(provider)}, or try it offline with --sandbox"
+def _refused_hint(args: argparse.Namespace) -> str:
+    """Which variables held the refused credentials (an API key is used before AK/SK)."""
+    if args.sandbox:  # the built-in sandbox's own key; its refusal is a bug
+        return "run with --debug and report it"
+    codec = codec_for(args.provider)
+    if os.environ.get(codec.api_key_env) or not codec.supports_jwt:
+        return f"check the key in {codec.api_key_env}"
+    return "check KLING_ACCESS_KEY and KLING_SECRET_KEY"
 
 
 def _resume_command(argv: Sequence[str] | None) -> str:
+    """The command line that resumes this run, started the way this process was."""
     words = list(sys.argv[1:] if argv is None else argv)
-    return shlex.join(["kling-async", *[w for w in words if w != "--resume"], "--resume"])
+    return shlex.join([*_program(argv), *[w for w in words if w != "--resume"], "--resume"])
 
 
-def _configure_logging(verbose: int, log_file: str | None, console: Console) -> None:
-    """``-v`` INFO and ``-vv`` DEBUG records of the ``kling_async`` loggers on stderr, through
-    rich so the progress bar stays readable; ``--log-file`` gets every DEBUG record."""
+def _program(argv: Sequence[str] | None) -> list[str]:
+    first = sys.argv[0] if argv is None and sys.argv and sys.argv[0] else ""
+    if not first:
+        return ["kling-async"]
+    if Path(first).name == "__main__.py":  # python -m kling_async
+        return [sys.executable, "-m", "kling_async"]
+    found = shutil.which(Path(first).name)
+    if found and Path(found).resolve() == Path(first).resolve():
+        return [Path(first).name]  # on PATH: the short name runs the same program
+    return [first]  # e.g. .venv/bin/kling-async, as the README starts it
+
+
+def _configure_logging(
+    verbose: int, log_file: str | None, console: Console
+) -> list[logging.Handler]:
+    """``-v`` INFO and ``-vv`` DEBUG records of the ``kling_async`` loggers on stderr (through
+    rich on a terminal, so the progress bar stays readable; one plain line per record
+    otherwise, never wrapped); ``--log-file`` gets every DEBUG record. Both mask the
+    credentials found in the environment and anything shaped like a JWT. Returns the handlers
+    added."""
     logger = logging.getLogger("kling_async")
+    handlers: list[logging.Handler] = []
     if verbose:
-        handler = RichHandler(console=console, show_path=False, rich_tracebacks=False)
+        handler: logging.Handler
+        if console.is_terminal:
+            handler = RichHandler(console=console, show_path=False, rich_tracebacks=False)
+        else:
+            handler = logging.StreamHandler(console.file)
+            handler.setFormatter(logging.Formatter(_LOG_FORMAT))
         handler.setLevel(logging.DEBUG if verbose > 1 else logging.INFO)
-        logger.addHandler(handler)
+        handlers.append(handler)
     if log_file:
         try:
             file_handler = logging.FileHandler(log_file, encoding="utf-8")
         except OSError as exc:
             raise SetupError(f"--log-file {log_file}: {exc.strerror or exc}") from None
-        file_handler.setFormatter(
-            logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-        )
+        file_handler.setFormatter(logging.Formatter(_LOG_FORMAT))
         file_handler.setLevel(logging.DEBUG)
-        logger.addHandler(file_handler)
-    if verbose or log_file:
+        handlers.append(file_handler)
+    redact = _Redact(os.environ.get(name, "") for name in _SECRET_ENV)
+    for handler in handlers:
+        handler.addFilter(redact)
+        logger.addHandler(handler)
+    if handlers:
         logger.setLevel(logging.DEBUG if (verbose > 1 or log_file) else logging.INFO)
+    return handlers
 
 
-def _serve_sandbox(args: argparse.Namespace) -> int:
-    from .testing import Faults, serve
+class _Redact(logging.Filter):
+    """Masks the given secrets and anything shaped like a JWT in a record's message (the
+    library logs no credential; this guards the CLI's own output against a future slip)."""
 
+    _JWT = re.compile(r"eyJ[\w-]+\.[\w-]+\.[\w-]*")
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        super().__init__()
+        # Longest first, so a secret containing another is masked whole; very short values
+        # would mask ordinary words.
+        self._secrets = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        clean = self._JWT.sub("<jwt>", text)
+        for secret in self._secrets:
+            clean = clean.replace(secret, "<secret>")
+        if clean != text:
+            record.msg, record.args = clean, None
+        return True
+
+
+def _seconds(text: str) -> float:
+    """An argparse type: a positive number of seconds."""
     try:
-        quota = Quota.parse(args.quota) if args.quota else Quota()
-        faults = Faults(**dict(_fault(text) for text in args.fault)) if args.fault else None
-        image_duration = _seconds_range(args.image_duration, "--image-duration")
-        video_duration = _seconds_range(args.video_duration, "--video-duration")
-    except (ValueError, TypeError) as exc:
-        raise SetupError(str(exc)) from None
-    if bool(args.access_key) != bool(args.secret_key):
-        raise SetupError("--access-key and --secret-key go together")
-    access_keys = {args.access_key: args.secret_key} if args.access_key else None
-    context = None
-    if args.tls_cert:
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        try:
-            context.load_cert_chain(args.tls_cert, args.tls_key)
-        except (OSError, ssl.SSLError) as exc:
-            raise SetupError(f"--tls-cert/--tls-key: {exc}") from None
-    serve(
-        port=args.port,
-        host=args.host,
-        api_keys=tuple(args.api_key or [SANDBOX_KEY]),
-        access_keys=access_keys,
-        quota={"image": quota.image, "video": quota.video, **quota.pools},
-        modellix_concurrency=quota.team,
-        image_duration=image_duration,
-        video_duration=video_duration,
-        seed=args.seed,
-        fail_rate=args.fail_rate,
-        faults=faults,
-        ssl_context=context,
-    )
-    return 0
-
-
-def _seconds_range(text: str, flag: str) -> tuple[float, float]:
-    low, _, high = text.partition(",")
-    try:
-        values = float(low), float(high or low)
+        value = float(text)
     except ValueError:
-        raise ValueError(f"{flag} {text!r}: give seconds as LOW,HIGH (e.g. 1,4)") from None
-    if not 0 <= values[0] <= values[1]:
-        raise ValueError(f"{flag} {text!r}: need 0 <= LOW <= HIGH")
-    return values
-
-
-def _fault(text: str) -> tuple[str, float]:
-    name, _, rate = text.partition("=")
-    try:
-        return name.strip().replace("-", "_"), float(rate)
-    except ValueError:
-        raise ValueError(f"--fault {text!r}: give NAME=RATE, e.g. drop_after_create=0.05") from None
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0:  # also refuses NaN
+        raise argparse.ArgumentTypeError(f"{text!r}: need a positive number of seconds")
+    return value
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -358,13 +400,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--deadline",
-        type=float,
+        type=_seconds,
         default=None,
         help="seconds the whole run may take; then nothing more is created, running tasks are "
         "left to a later resume (default none)",
     )
     run.add_argument(
-        "--task-timeout", type=float, default=None, help="seconds a task may take (default none)"
+        "--task-timeout", type=_seconds, default=None, help="seconds a task may take (default none)"
     )
     run.add_argument(
         "--resume",
@@ -405,7 +447,8 @@ def _parser() -> argparse.ArgumentParser:
         default=[],
         metavar="NAME=RATE",
         help="inject a fault at a rate, repeatable: error_before_create, error_after_create, "
-        "drop_after_create, query_error, malformed_query, slow, slow_download",
+        "drop_after_create, query_error, malformed_query, slow, slow_download "
+        "(slow_seconds=S sets how slow)",
     )
     return parser
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import re
 import shlex
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from kling_async.cli import RunOptions, run_campaign
+from kling_async.cli import RunOptions, _configure_logging, _resume_command, run_campaign
 from kling_async.testing import Sandbox
 
 from .conftest import API_KEY
@@ -213,3 +214,58 @@ async def test_rerun_reuses_the_journal_and_creates_nothing_twice(
     assert sandbox_env.stats().creates == creates
     assert victim.exists()
     assert _manifest(tmp_path / "out") == first
+
+
+@pytest.mark.parametrize(
+    ("program", "on_path", "expected"),
+    [
+        ("/x/lib/kling_async/__main__.py", False, [sys.executable, "-m", "kling_async"]),
+        (".venv/bin/kling-async", False, [".venv/bin/kling-async"]),
+        ("kling-async", True, ["kling-async"]),
+    ],
+)
+def test_resume_command_starts_the_program_as_it_was_started(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    program: str,
+    on_path: bool,
+    expected: list[str],
+) -> None:
+    """The printed resume command names the program the way the user started it, so it runs
+    as printed (a venv path stays a path; ``python -m kling_async`` stays that)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    if on_path:
+        (bin_dir / program).write_text("#!/bin/sh\n")
+        (bin_dir / program).chmod(0o755)
+        program = str(bin_dir / program)
+    monkeypatch.setenv("PATH", str(bin_dir))
+    monkeypatch.setattr(sys, "argv", [program, "run", "my campaign.jsonl", "--out", "o"])
+    command = _resume_command(None)
+    assert shlex.split(command) == [*expected, "run", "my campaign.jsonl", "--out", "o", "--resume"]
+
+
+def test_log_handlers_mask_credentials(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI's log handlers (stderr and --log-file) mask the environment's keys and any JWT,
+    should a record carry one."""
+    monkeypatch.setenv("KLING_API_KEY", "key-0123456789")
+    monkeypatch.setenv("KLING_SECRET_KEY", "sk-abcdefghij")
+    log, console = tmp_path / "run.log", _console()
+    logger = logging.getLogger("kling_async")
+    level = logger.level
+    handlers = _configure_logging(1, str(log), console)
+    try:
+        logging.getLogger("kling_async.http").info(
+            "sent Bearer %s, then Bearer %s signed with %s",
+            "key-0123456789",
+            "eyJhbGciOiJIUzI1NiJ9.eyJpc3MiOiJhayJ9.c2lnbmF0dXJl",
+            "sk-abcdefghij",
+        )
+    finally:
+        for handler in handlers:
+            logger.removeHandler(handler)
+            handler.close()
+        logger.setLevel(level)
+    for text in (log.read_text(), console.file.getvalue()):  # type: ignore[attr-defined]
+        assert "sent Bearer <secret>, then Bearer <jwt> signed with <secret>" in text
+        assert "key-0123456789" not in text and "eyJ" not in text and "sk-abcdef" not in text

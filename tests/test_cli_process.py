@@ -7,6 +7,8 @@ from __future__ import annotations
 import collections
 import json
 import os
+import re
+import shlex
 import signal
 import socket
 import subprocess
@@ -181,6 +183,34 @@ def test_missing_key_is_one_line_and_exit_2(tmp_path: Path) -> None:
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.parametrize(
+    ("provider", "variables", "hint"),
+    [
+        ("kling", {"KLING_ACCESS_KEY": ACCESS_KEY, "KLING_SECRET_KEY": "not-the-secret"},
+         "check KLING_ACCESS_KEY and KLING_SECRET_KEY"),
+        ("modellix", {"MODELLIX_API_KEY": "not-the-key"}, "check the key in MODELLIX_API_KEY"),
+    ],
+)  # fmt: skip
+def test_refused_credentials_name_their_variables(
+    tmp_path: Path, account: Account, provider: str, variables: dict[str, str], hint: str
+) -> None:
+    """A refused AccessKey/SecretKey pair or Modellix key is one line naming the variables that
+    held it, exit 2, nothing created, no secret shown."""
+    out, campaign = tmp_path / "o", tmp_path / "plain.jsonl"
+    campaign.write_text("".join(f'{{"kind": "image", "prompt": "mug {i}"}}\n' for i in range(4)))
+    base = account.url + ("/api/v1" if provider == "modellix" else "")
+    proc = _cli(
+        "run", str(campaign), "--out", str(out), "--base-url", base,
+        "--provider", provider, env=_env(**variables),
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("kling-async: credentials refused (")
+    assert proc.stderr.rstrip("\n").endswith(hint) and proc.stderr.count("\n") == 1
+    assert "not-the-" not in proc.stderr
+    assert account.tasks() == []
+    assert set(_statuses(out)) == {"not_started"}
+
+
 def test_wrong_key_stops_at_the_first_refusal(tmp_path: Path, account: Account) -> None:
     """A refused key ends the run with exit 2, names the variable, creates nothing, and the
     manifest says no line ran (it does not look finished)."""
@@ -233,19 +263,52 @@ def test_unwritable_out_is_one_line(tmp_path: Path) -> None:
     assert proc.stderr.count("\n") == 1, proc.stderr
 
 
-def test_bad_quota_is_one_line(tmp_path: Path) -> None:
-    """A malformed --quota is one line naming the flag, exit 2."""
-    proc = _cli(
-        "run",
-        str(_campaign(tmp_path)),
-        "--out",
-        str(tmp_path / "o"),
-        "--sandbox",
-        "--quota",
-        "image=lots",
-    )
+@pytest.mark.parametrize("quota", ["image=lots", "image=0", "foo=3", "image:9"])
+def test_bad_quota_is_one_line(tmp_path: Path, quota: str) -> None:
+    """A malformed or out-of-range --quota (a capacity of 0, an unknown pool) is one line
+    starting with the flag, exit 2."""
+    campaign = str(_campaign(tmp_path))
+    proc = _cli("run", campaign, "--out", str(tmp_path / "o"), "--sandbox", "--quota", quota)
     assert proc.returncode == 2
-    assert "--quota" in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
+    assert proc.stderr.startswith("kling-async: --quota") and proc.stderr.count("\n") == 1, (
+        proc.stderr
+    )
+
+
+@pytest.mark.parametrize(
+    ("variables", "args", "message"),
+    [
+        ({"KLING_ACCESS_KEY": ACCESS_KEY}, (),
+         "KLING_ACCESS_KEY is set but KLING_SECRET_KEY is not"),
+        ({"KLING_SECRET_KEY": SECRET_KEY}, (),
+         "KLING_SECRET_KEY is set but KLING_ACCESS_KEY is not"),
+        ({"KLING_API_KEY": API_KEY, "KLING_BASE_URL": "api.example.com"}, (),
+         "KLING_BASE_URL 'api.example.com': must be an http(s) URL"),
+        ({"KLING_API_KEY": API_KEY}, ("--base-url", "ftp://example.com"),
+         "--base-url 'ftp://example.com': must be an http(s) URL"),
+    ],
+)  # fmt: skip
+def test_half_set_environment_or_bad_base_url_is_one_line(
+    tmp_path: Path, variables: dict[str, str], args: tuple[str, ...], message: str
+) -> None:
+    """Half an AccessKey/SecretKey pair, or a base URL that is not http(s), is one line naming
+    the variable or flag, exit 2, with no secret shown."""
+    out = tmp_path / "o"
+    proc = _cli("run", str(_campaign(tmp_path)), "--out", str(out), *args, env=_env(**variables))
+    assert proc.returncode == 2
+    assert proc.stderr.startswith(f"kling-async: {message}"), proc.stderr
+    assert proc.stderr.count("\n") == 1, proc.stderr
+    assert SECRET_KEY not in proc.stderr and not out.exists()
+
+
+@pytest.mark.parametrize("flag", ["--deadline", "--task-timeout"])
+def test_non_positive_seconds_are_refused(tmp_path: Path, flag: str) -> None:
+    """--deadline and --task-timeout of 0 or less are refused before anything runs, exit 2."""
+    out = tmp_path / "o"
+    proc = _cli("run", str(_campaign(tmp_path)), "--out", str(out), "--sandbox", flag, "0")
+    assert proc.returncode == 2
+    assert f"{flag}: '0': need a positive number of seconds" in proc.stderr, proc.stderr
+    assert not out.exists()
 
 
 def test_debug_shows_the_traceback_of_an_unexpected_error(tmp_path: Path) -> None:
@@ -292,8 +355,9 @@ def test_missing_local_image_is_an_invalid_line(tmp_path: Path, account: Account
 def test_interrupt_stops_creating_and_says_how_to_resume(
     tmp_path: Path, account: Account, signum: int, status: int
 ) -> None:
-    """Ctrl-C or SIGTERM mid-run: exit 130/143 without a traceback, a summary, the resume
-    command, a manifest of done / running / not started lines; the resume finishes all."""
+    """Ctrl-C or SIGTERM mid-run: exit 130/143 without a traceback, one summary line, a
+    manifest of done / running / not started lines, and a resume command on one line (stderr is
+    not a terminal) that, run as printed, finishes every line without a duplicate create."""
     campaign = _campaign(tmp_path, lines=16)
     out = tmp_path / "o"
     args = ("run", str(campaign), "--out", str(out), "--base-url", account.url)
@@ -303,14 +367,18 @@ def test_interrupt_stops_creating_and_says_how_to_resume(
     proc.send_signal(signum)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == status, err
-    assert "Traceback" not in err and "interrupted" in err
-    assert "resume with: kling-async run" in err and "--resume" in err
-    assert SECRET_KEY not in err
+    assert "Traceback" not in err and SECRET_KEY not in err
+    summary = [line for line in err.splitlines() if line.startswith("interrupted")]
+    assert len(summary) == 1, err
+    assert re.search(r"\d+ done, \d+ running \(followed on resume\), \d+ not started", summary[0])
     statuses = _statuses(out)
     assert sum(statuses.values()) == 16
     assert set(statuses) <= {"succeeded", "failed", "running", "not_started"}
     assert statuses["not_started"] + statuses["running"] > 0
-    resumed = _cli(*args, "--resume", env=env)
+    [command] = [line for line in err.splitlines() if line.startswith("resume with: ")]
+    words = shlex.split(command.removeprefix("resume with: "))
+    assert words == [sys.executable, "-m", "kling_async", *args, "--resume"], command
+    resumed = subprocess.run(words, env=env, capture_output=True, text=True, timeout=120)
     assert resumed.returncode == 0, resumed.stderr
     assert _statuses(out) == {"succeeded": 16}
     assert _duplicates(account.tasks()) == []
@@ -403,6 +471,43 @@ def test_verbose_and_log_file_without_secrets(tmp_path: Path, account: Account) 
     text = log.read_text()
     assert "kling_async.http" in text and "POST /v1/images/omni-image -> 200" in text
     assert "kling_async.client" in text and "created" in text and "ended" in text
-    assert "created" in proc.stderr
+    # Not a terminal: one plain line per record, however long, none wrapped.
+    assert any(
+        "INFO kling_async.client: " in line and "created" in line
+        for line in proc.stderr.splitlines()
+    ), proc.stderr
     for secret in (SECRET_KEY, "eyJ"):  # a JWT's header starts with eyJ
         assert secret not in text and secret not in proc.stderr
+
+
+def test_debug_logging_with_an_api_key_shows_no_key(tmp_path: Path, account: Account) -> None:
+    """-vv and --log-file with an API key: every HTTP request is logged, the key nowhere."""
+    log = tmp_path / "run.log"
+    args = ("run", str(_campaign(tmp_path, lines=2)), "--out", str(tmp_path / "o"))
+    proc = _cli(
+        *args, "--base-url", account.url, "-vv", "--log-file", str(log),
+        env=_env(KLING_API_KEY=API_KEY),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    text = log.read_text()
+    assert "GET /v1/images/omni-image" in text and "GET /v1/images/omni-image" in proc.stderr
+    assert API_KEY not in text and API_KEY not in proc.stderr
+
+
+def test_a_signal_ignored_at_start_stays_ignored(tmp_path: Path, account: Account) -> None:
+    """Started with SIGINT ignored (a background job of a script), the run ignores Ctrl-C and
+    finishes, as Python programs do."""
+    args = ("run", str(_campaign(tmp_path, lines=3)), "--out", str(tmp_path / "o"))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kling_async", *args, "--base-url", account.url],
+        env=_env(KLING_API_KEY=API_KEY),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
+    _wait_for_creates(account, 1)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert _statuses(tmp_path / "o") == {"succeeded": 3}

@@ -29,10 +29,11 @@ import json
 import os
 import random
 import re
+import signal
 import ssl
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from types import TracebackType
 from typing import Any, Final, Self
 
@@ -493,35 +494,100 @@ class Sandbox:
             counters.callbacks_failed += 1
 
 
-def serve(port: int, host: str = "127.0.0.1", **sandbox_kwargs: Any) -> None:
-    """Serve a :class:`Sandbox` on ``host:port`` until Ctrl-C (blocking; for the CLI).
+def serve(
+    port: int,
+    host: str = "127.0.0.1",
+    *,
+    hints: Callable[[Sandbox], Iterable[str]] | None = None,
+    **sandbox_kwargs: Any,
+) -> None:
+    """Serve a :class:`Sandbox` on ``host:port`` until SIGINT (Ctrl-C) or SIGTERM (blocking,
+    from the main thread; for the CLI).
 
-    Prints the base URL and the API key to use, then runs until interrupted and shuts down
-    cleanly.
+    Prints its Kling and Modellix base URLs and every credential it accepts (each API key,
+    each AccessKey with its SecretKey), then the lines ``hints`` returns, then ``Ctrl-C or
+    SIGTERM stops it.``; serves until one of those signals, closes the sandbox and prints
+    ``sandbox stopped (SIGTERM)`` (or ``SIGINT``). A second signal while it closes ends the
+    process at once with status 128 + the signal. A signal the process was started ignoring
+    stays ignored. The earlier signal handlers are back when it returns.
 
     Args:
         port: TCP port to listen on (0 picks a free one; the printed URL shows it).
         host: Interface to listen on. Default ``"127.0.0.1"``.
+        hints: Given the listening sandbox, more lines to print after the credentials (the
+            CLI prints commands that use them). Default none.
         **sandbox_kwargs: Any other :class:`Sandbox` option (``api_keys``, ``quota``,
             ``image_duration`` in seconds, ``path_prefix``, ``modellix_concurrency``,
             ``modellix_rpm``, ``faults``, ``callback_secret``, ...).
+
+    Raises:
+        OSError: The port cannot be bound.
+        ValueError: A :class:`Sandbox` option is out of range.
+        TypeError: A :class:`Sandbox` option has the wrong type.
     """
-
-    async def main() -> None:
-        async with Sandbox(host=host, port=port, **sandbox_kwargs) as sandbox:
-            keys = sandbox_kwargs.get("api_keys", (DEFAULT_API_KEY,))
-            key = next(iter(keys), "<none>")
-            print(f"Kling sandbox listening at {sandbox.base_url}", flush=True)
-            print(f"Modellix API root: {sandbox.modellix_base_url}", flush=True)
-            print(f"API key: {key}   (Authorization: Bearer {key})", flush=True)
-            for access_key in sandbox_kwargs.get("access_keys") or {}:
-                print(
-                    f"AccessKey: {access_key}   (HS256 JWT signed with its SecretKey)", flush=True
-                )
-            print("Ctrl-C stops it", flush=True)
-            await asyncio.Event().wait()
-
+    stop = _StopSignal()
+    before = {
+        number: signal.getsignal(number)
+        for number in (signal.SIGINT, signal.SIGTERM)
+        if signal.getsignal(number) is not signal.SIG_IGN
+    }
+    for number in before:
+        # Installed for the whole call (not on the event loop), so no moment is left where a
+        # signal would fall through to the default action while the sandbox starts or closes.
+        signal.signal(number, stop.handle)
     try:
-        asyncio.run(main())
-    except KeyboardInterrupt:
-        print("sandbox stopped", flush=True)
+        asyncio.run(_serve(host, port, hints, stop, sandbox_kwargs))
+    finally:
+        for number, handler in before.items():
+            signal.signal(number, signal.SIG_DFL if handler is None else handler)
+    assert stop.signum is not None
+    print(f"sandbox stopped ({signal.Signals(stop.signum).name})", flush=True)
+
+
+async def _serve(
+    host: str,
+    port: int,
+    hints: Callable[[Sandbox], Iterable[str]] | None,
+    stop: _StopSignal,
+    sandbox_kwargs: dict[str, Any],
+) -> None:
+    async with Sandbox(host=host, port=port, **sandbox_kwargs) as sandbox:
+        keys = sandbox_kwargs.get("api_keys", (DEFAULT_API_KEY,))
+        lines = [
+            f"Kling API     {sandbox.base_url}",
+            f"Modellix API  {sandbox.modellix_base_url}",
+            f"API keys      {', '.join(keys) or '(none)'}   (Authorization: Bearer KEY)",
+        ]
+        lines += [
+            f"AccessKey     {access_key}   (HS256 JWT signed with SecretKey {secret_key})"
+            for access_key, secret_key in (sandbox_kwargs.get("access_keys") or {}).items()
+        ]
+        lines += hints(sandbox) if hints is not None else ()
+        lines.append("Ctrl-C or SIGTERM stops it.")
+        print("\n".join(lines), flush=True)
+        await stop.wait()
+
+
+class _StopSignal:
+    """SIGINT / SIGTERM for :func:`serve`: the first wakes the event loop to close the
+    sandbox, a second ends the process at once."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._wake: Callable[[], object] | None = None
+
+    def handle(self, signum: int, frame: object) -> None:
+        if self.signum is not None:
+            os.write(2, b"sandbox: stopped at once (second signal)\n")
+            os._exit(128 + signum)
+        self.signum = signum
+        if self._wake is not None:
+            self._wake()
+
+    async def wait(self) -> None:
+        """Return once a signal arrived (at once if one came before)."""
+        loop, event = asyncio.get_running_loop(), asyncio.Event()
+        self._wake = lambda: loop.call_soon_threadsafe(event.set)
+        if self.signum is not None:
+            event.set()
+        await event.wait()
