@@ -196,13 +196,13 @@ class RedisQuotaBackend:
             sort_keys=True,
         )
         try:
-            await self._join("init", "")
-            await self._call("heartbeat", str(int(self.heartbeat * 5000)))
-        except _Unavailable as exc:
-            raise QuotaError(
-                f"the shared quota's Redis at {self.url} is unreachable: {exc}"
-            ) from None
-        try:
+            try:
+                await self._join("init", "")
+                await self._call("heartbeat", str(int(self.heartbeat * 5000)))
+            except _Unavailable as exc:
+                raise QuotaError(
+                    f"the shared quota's Redis at {self.url} is unreachable: {exc}"
+                ) from None
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._heartbeats)
                 tg.start_soon(self._listen)
@@ -218,7 +218,7 @@ class RedisQuotaBackend:
         answer = await self._eval(
             op, old, self.holder, self._config, uuid.uuid4().hex, str(2 * self.heartbeat)
         )
-        if answer[0] == "conflict":
+        if _text(answer[0]) == "conflict":
             raise QuotaError(
                 f"another process shares this account's quota on Redis with {_text(answer[1])}; "
                 f"this process has {self._config}; give every process the same Quota"

@@ -76,14 +76,21 @@ class Scheduler:
         Raises:
             QuotaError: the quota backend refused this client's quota (see its ``run``).
         """
+        failure: Exception | None = None
         async with anyio.create_task_group() as tg:
-            await tg.start(self.quota.run, context)
-            self._tg = tg
             try:
-                yield self
-            finally:
-                self._tg = None
-                tg.cancel_scope.cancel()
+                await tg.start(self.quota.run, context)
+            except Exception as exc:  # raised as itself below, not inside a group
+                failure = exc
+            else:
+                self._tg = tg
+                try:
+                    yield self
+                finally:
+                    self._tg = None
+                    tg.cancel_scope.cancel()
+        if failure is not None:
+            raise failure
 
     def spawn(self, func: Callable[..., Any], *args: Any) -> None:
         """Start ``func(*args)`` in the background task group."""

@@ -28,6 +28,24 @@ def _requests(count: int, seed: int) -> list[ka.OmniImageRequest]:
     ]
 
 
+class _Outcomes(list[ka.Outcome]):
+    """Outcomes as they arrive, with a wait for the first ``count``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._events: dict[int, anyio.Event] = {}
+
+    def append(self, outcome: ka.Outcome) -> None:
+        super().append(outcome)
+        event = self._events.get(len(self))
+        if event is not None:
+            event.set()
+
+    async def first(self, count: int) -> None:
+        if len(self) < count:
+            await self._events.setdefault(count, anyio.Event()).wait()
+
+
 def _client(sandbox: Sandbox, backend: ka.RedisQuotaBackend, **kw: object) -> ka.KlingClient:
     return ka.KlingClient(
         api_key=API_KEY,
@@ -81,3 +99,158 @@ async def test_clients_sharing_redis_never_trip_1303(redis_server: RedisServer) 
     assert stats.pools[POOL].peak == 9  # full, and never more
     assert await _leases(redis_server.url, namespace) == {}
     assert (await _pool(redis_server.url, namespace))[b"in_use"] == b"0"
+
+
+async def test_a_restart_of_redis_mid_run_loses_no_request(redis_server: RedisServer) -> None:
+    namespace = uuid.uuid4().hex
+    async with Sandbox(
+        api_keys=(API_KEY,), quota={"image": 9}, image_duration=(0.2, 0.5), seed=6
+    ) as sandbox:
+        outcomes = _Outcomes()
+
+        async def worker(seed: int) -> None:
+            backend = ka.RedisQuotaBackend(redis_server.url, namespace=namespace, heartbeat=0.2)
+            async with (
+                _client(sandbox, backend) as client,
+                client.stream(_requests(25, seed)) as results,
+            ):
+                async for outcome in results:
+                    outcomes.append(outcome)
+
+        async with anyio.create_task_group() as tg:
+            for seed in range(3):
+                tg.start_soon(worker, seed)
+            await outcomes.first(20)
+            await anyio.to_thread.run_sync(redis_server.restart)
+        stats = sandbox.stats()
+    assert len(outcomes) == 75
+    assert all(o.ok for o in outcomes)
+    assert stats.duplicate_external_ids == 0 and stats.creates == 75
+    # The new epoch waits for the live processes to re-register before admitting: at most a
+    # create or two race the rebuild.
+    assert stats.rejected_1303 <= 2, stats.rejected_1303
+    assert await _leases(redis_server.url, namespace) == {}
+    assert (await _pool(redis_server.url, namespace))[b"in_use"] == b"0"
+
+
+async def test_redis_down_stops_creating_and_the_run_resumes(redis_server: RedisServer) -> None:
+    namespace = uuid.uuid4().hex
+    async with Sandbox(
+        api_keys=(API_KEY,), quota={"image": 9}, image_duration=(0.2, 0.4), seed=7
+    ) as sandbox:
+        outcomes = _Outcomes()
+        backend = ka.RedisQuotaBackend(redis_server.url, namespace=namespace, heartbeat=0.2)
+        async with _client(sandbox, backend) as client, anyio.create_task_group() as tg:
+
+            async def run() -> None:
+                async with client.stream(_requests(40, 3)) as results:
+                    async for outcome in results:
+                        outcomes.append(outcome)
+
+            tg.start_soon(run)
+            await outcomes.first(10)
+            await anyio.to_thread.run_sync(redis_server.stop)
+            await anyio.sleep(1.0)  # the tasks running at the stop end; nothing new starts
+            creates = sandbox.stats().creates
+            await anyio.sleep(1.0)
+            assert sandbox.stats().creates == creates  # nothing created while Redis is down
+            assert sandbox.stats().pools[POOL].in_use == 0  # the running ones were followed
+            await anyio.to_thread.run_sync(redis_server.start)
+        stats = sandbox.stats()
+    assert len(outcomes) == 40 and all(o.ok for o in outcomes)
+    assert stats.rejected_1303 == 0 and stats.creates == 40
+    assert await _leases(redis_server.url, namespace) == {}
+
+
+async def test_processes_with_different_quotas_get_a_clear_error(
+    redis_server: RedisServer,
+) -> None:
+    namespace = uuid.uuid4().hex
+    async with Sandbox(api_keys=(API_KEY,), quota={"image": 9}) as sandbox:
+        first = ka.RedisQuotaBackend(redis_server.url, namespace=namespace, heartbeat=0.2)
+        async with _client(sandbox, first):
+            second = ka.RedisQuotaBackend(redis_server.url, namespace=namespace)
+            client = ka.KlingClient(
+                api_key=API_KEY,
+                base_url=sandbox.base_url,
+                quota=ka.Quota(image=5),
+                quota_backend=second,
+            )
+            with pytest.raises(ka.QuotaError) as caught:
+                await client.__aenter__()
+    message = str(caught.value)
+    assert '"image": 9' in message and '"image": 5' in message, message
+
+
+async def test_accounts_on_one_redis_never_mix(redis_server: RedisServer) -> None:
+    keys = ("key-of-account-one", "key-of-account-two")
+    async with Sandbox(api_keys=keys, quota={"image": 9}) as sandbox:
+        for key in keys:
+            backend = ka.RedisQuotaBackend(redis_server.url, heartbeat=0.2)
+            async with ka.KlingClient(
+                api_key=key, base_url=sandbox.base_url, quota_backend=backend
+            ) as client:
+                await client.run_all([ka.OmniImageRequest(prompt="a cat")])
+    r = redis_asyncio.Redis.from_url(redis_server.url)
+    try:
+        epochs = [k async for k in r.scan_iter("kling_async:*:epoch")]
+        names = b" ".join([k async for k in r.scan_iter("kling_async:*")])
+    finally:
+        await r.aclose()
+    namespaces = {k.split(b":")[1] for k in epochs}
+    assert len(namespaces) >= 2  # one per account (other tests add their own)
+    assert b"account" not in names  # the key itself never appears, only a hash of it
+
+
+async def test_an_unreachable_redis_is_one_clear_error_at_open() -> None:
+    backend = ka.RedisQuotaBackend("redis://127.0.0.1:1/0")
+    client = ka.KlingClient(api_key=API_KEY, base_url="http://127.0.0.1:9", quota_backend=backend)
+    with pytest.raises(ka.QuotaError, match=r"Redis at redis://127\.0\.0\.1:1/0 is unreachable"):
+        await client.__aenter__()
+
+
+async def test_the_oldest_waiting_request_is_not_starved(redis_server: RedisServer) -> None:
+    """A cost-9 request of one process waits behind a stream of cost-1 requests of another;
+    once it has waited its patience, the pool drains for it and it runs before the stream
+    ends."""
+    namespace = uuid.uuid4().hex
+    async with Sandbox(
+        api_keys=(API_KEY,), quota={"image": 9}, image_duration=(0.2, 0.4), seed=8
+    ) as sandbox:
+        ended: dict[str, float] = {}
+
+        async def small() -> None:
+            backend = ka.RedisQuotaBackend(redis_server.url, namespace=namespace, heartbeat=0.2)
+            client = ka.KlingClient(
+                api_key=API_KEY,
+                base_url=sandbox.base_url,
+                quota=ka.Quota(image=9, hol_patience=1.0),
+                quota_backend=backend,
+                image_poll_interval=0.05,
+            )
+            requests = [ka.OmniImageRequest(prompt=f"s{i}") for i in range(150)]
+            async with client, client.stream(requests) as results:
+                async for _ in results:
+                    pass
+            ended["small"] = anyio.current_time()
+
+        async def large() -> None:
+            await anyio.sleep(1.0)
+            backend = ka.RedisQuotaBackend(redis_server.url, namespace=namespace, heartbeat=0.2)
+            client = ka.KlingClient(
+                api_key=API_KEY,
+                base_url=sandbox.base_url,
+                quota=ka.Quota(image=9, hol_patience=1.0),
+                quota_backend=backend,
+                image_poll_interval=0.05,
+            )
+            async with client:
+                [outcome] = await client.run_all([ka.OmniImageRequest(prompt="big", n=9)])
+            assert outcome.ok
+            ended["large"] = anyio.current_time()
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(small)
+            tg.start_soon(large)
+        assert sandbox.stats().rejected_1303 == 0
+    assert ended["large"] < ended["small"] - 1.0, ended
