@@ -12,13 +12,14 @@
 --   P:ticket           arrival counter: the shared wait queue's order
 --   P:holders          set of holder ids; P:alive:<holder> is its heartbeat (expires)
 --   P:pools            set of pool names
---   P:pool:<pool>      hash: capacity, in_use, hidden, peak, mean, last_probe
+--   P:pool:<pool>      hash: capacity, in_use, hidden, peak, mean, last_probe; overbooking:
+--                      auto_slack, overbooked, ob_key / ob_excess (the overbooking grant), refuted
 --   P:queue:<pool>     sorted set: waiting lease keys by ticket (oldest first)
 --   P:waiters:<pool>   hash: lease key -> JSON {c cost, a auto, t since, h holder, r refused, k kind}
 --   P:leases:<pool>    hash: lease key (external_task_id) -> JSON
 --                      {c cost, h holder, s "g" granted | "c" created, k kind, a auto, t since, i task_id}
 --   P:auto:<pool>      list: images of the last 50 ended auto series
---   P:granted:<holder> hash: lease key -> "cost" (grants not yet collected by their holder)
+--   P:granted:<holder> hash: lease key -> "cost" or "cost:overbooked" (grants not yet collected)
 --   P:ch               pub/sub channel: "g" a grant was made, "r" slots were released
 
 local LOOKAHEAD = 64          -- waiters a grant pass looks at, oldest first
@@ -67,13 +68,22 @@ local function grant_pass(pool, t)
   -- Admit waiters while slots allow: the oldest first when it fits; else, once the oldest has
   -- waited its patience, only waiters that fit beside it (they cannot delay it); before that,
   -- the largest waiter that fits (best fit), the oldest among equals.
+  --
+  -- Overbooking: when nothing fits and auto series are in flight, their reservations may exceed
+  -- what they hold (auto_slack), so one waiter at a time may start in slots counted as held but
+  -- possibly free: the smallest that fits them (only the oldest once it is protected). The
+  -- server is the oracle: its create's success proves those slots free (overbooked), a 1303
+  -- proves them held, and nothing overbooks again until a task ends (refuted).
   if t < num(redis.call('GET', P .. ':rebuild_until'), 0) then return 0 end
   local pk = pool_key(pool)
   local ids = redis.call('ZRANGE', P .. ':queue:' .. pool, 0, LOOKAHEAD - 1)
   if #ids == 0 then return 0 end
-  local f = redis.call('HMGET', pk, 'capacity', 'in_use', 'hidden', 'peak', 'mean', 'last_probe')
+  local f = redis.call('HMGET', pk, 'capacity', 'in_use', 'hidden', 'peak', 'mean', 'last_probe',
+    'auto_slack', 'overbooked', 'ob_key', 'refuted')
   local cap, in_use, hidden, peak = num(f[1], 0), num(f[2], 0), num(f[3], 0), num(f[4], 0)
   local mean, last_probe = num(f[5], nil), num(f[6], 0)
+  local auto_slack, overbooked = num(f[7], 0), num(f[8], 0)
+  local ob_key, refuted = f[9] or '', num(f[10], 0)
   local raw = redis.call('HMGET', P .. ':waiters:' .. pool, unpack(ids))
   local ws = {}
   for i, v in ipairs(raw) do
@@ -106,14 +116,14 @@ local function grant_pass(pool, t)
   end
   local granted = 0
   while #ws > 0 do
-    local free = cap - in_use - hidden
+    local free = cap - in_use - hidden + overbooked
     local head = ws[1]
     local head_price = price(head)
-    local chosen, chosen_price = nil, 0
+    local protected = wait ~= nil and t - head.t >= wait and head_price <= cap - hidden
+    local chosen, chosen_price, excess = nil, 0, 0
     if head_price <= free then
       chosen, chosen_price = 1, head_price
     else
-      local protected = wait ~= nil and t - head.t >= wait and head_price <= cap - hidden
       local room = free
       if protected then room = free - head_price end
       for i = 2, #ws do
@@ -121,25 +131,45 @@ local function grant_pass(pool, t)
         if c <= room and c > chosen_price then chosen, chosen_price = i, c end
       end
     end
-    if chosen == nil then break end
+    if chosen == nil then
+      local slack = auto_slack - overbooked
+      if ob_key ~= '' or refuted == 1 or hidden > 0 or slack <= 0 then break end
+      local last = #ws
+      if protected then last = 1 end
+      for i = 1, last do
+        local c = price(ws[i])
+        if c <= free + slack and (chosen == nil or c < chosen_price) then
+          chosen, chosen_price = i, c
+        end
+      end
+      if chosen == nil then break end
+      excess = chosen_price - math.max(free, 0)
+    end
     local w = table.remove(ws, chosen)
     local cost = chosen_price
-    if w.a == 1 then
+    if excess > 0 then
+      overbooked = overbooked + excess
+      ob_key = w.key
+      redis.call('HSET', pk, 'ob_excess', excess)
+    elseif w.a == 1 then
       -- The server decides an auto series' count at create: count it as holding the free
       -- slots it starts in, up to the learned reservation.
       if estimate == nil then estimate = auto_estimate(pool) end
       cost = math.max(cost, math.min(free, estimate, cap))
     end
     in_use = in_use + cost
-    if in_use > peak then peak = in_use end
+    if in_use - overbooked > peak then peak = in_use - overbooked end
     redis.call('ZREM', P .. ':queue:' .. pool, w.key)
     redis.call('HDEL', P .. ':waiters:' .. pool, w.key)
     redis.call('HSET', P .. ':leases:' .. pool, w.key,
       cjson.encode({c = cost, h = w.h, s = 'g', k = w.k, a = w.a, t = t, i = ''}))
-    redis.call('HSET', P .. ':granted:' .. w.h, w.key, cost)
+    local grant = tostring(cost)
+    if excess > 0 then grant = grant .. ':overbooked' end
+    redis.call('HSET', P .. ':granted:' .. w.h, w.key, grant)
     granted = granted + 1
   end
-  redis.call('HSET', pk, 'in_use', in_use, 'hidden', hidden, 'peak', peak, 'last_probe', last_probe)
+  redis.call('HSET', pk, 'in_use', in_use, 'hidden', hidden, 'peak', peak,
+    'last_probe', last_probe, 'overbooked', overbooked, 'ob_key', ob_key)
   if granted > 0 then redis.call('PUBLISH', P .. ':ch', 'g') end
   return granted
 end
@@ -178,21 +208,37 @@ local function release(pool, key, t, images, seconds)
   redis.call('HDEL', lk, key)
   redis.call('HDEL', P .. ':granted:' .. l.h, key)
   local pk = pool_key(pool)
-  local f = redis.call('HMGET', pk, 'in_use', 'hidden', 'mean')
+  local f = redis.call('HMGET', pk, 'in_use', 'hidden', 'mean', 'auto_slack', 'overbooked',
+    'ob_key', 'ob_excess')
   local in_use, hidden, mean = num(f[1], 0) - l.c, num(f[2], 0), num(f[3], nil)
+  local auto_slack, overbooked = num(f[4], 0), num(f[5], 0)
   if in_use < 0 then in_use = 0 end
+  if f[6] == key then  -- the overbooking grant gave up before its create was answered
+    overbooked = math.max(0, overbooked - num(f[7], 0))
+    redis.call('HSET', pk, 'ob_key', '')
+  end
   if seconds >= 0 then
     if mean == nil then mean = seconds else mean = 0.9 * mean + 0.1 * seconds end
     redis.call('HSET', pk, 'mean', mean)
   end
-  if l.a == 1 and images > 0 then
-    redis.call('LPUSH', P .. ':auto:' .. pool, images)
-    redis.call('LTRIM', P .. ':auto:' .. pool, 0, 49)
-    -- An auto series that held more than it was counted for: those slots were counted as
-    -- hidden, and are free now.
-    if images > l.c and hidden > 0 then hidden = math.max(0, hidden - (images - l.c)) end
+  if l.a == 1 and l.s == 'c' then
+    auto_slack = math.max(0, auto_slack - (l.c - MIN_SERIES))
+    if images > 0 then
+      redis.call('LPUSH', P .. ':auto:' .. pool, images)
+      redis.call('LTRIM', P .. ':auto:' .. pool, 0, 49)
+      if images > l.c and hidden > 0 then
+        -- It held more than it was counted for: those slots were counted as hidden.
+        hidden = math.max(0, hidden - (images - l.c))
+      elseif images < l.c then
+        -- It held less: slots overbooked on its reservation are gone with it.
+        overbooked = math.max(0, overbooked - (l.c - images))
+      end
+    end
+    overbooked = math.min(overbooked, auto_slack)
   end
-  redis.call('HSET', pk, 'in_use', in_use, 'hidden', hidden)
+  -- A task ended: overbooking may succeed again.
+  redis.call('HSET', pk, 'in_use', in_use, 'hidden', hidden, 'auto_slack', auto_slack,
+    'overbooked', overbooked, 'refuted', 0)
   redis.call('PUBLISH', P .. ':ch', 'r')
   grant_pass(pool, t)
   return l.c
@@ -293,9 +339,15 @@ elseif op == 'created' then
   end
   l.s, l.h, l.i = 'c', holder, ARGV[6]
   redis.call('HSET', lk, key, cjson.encode(l))
-  -- Additive increase: a successful create gives back one slot proven held elsewhere.
-  local hidden = num(redis.call('HGET', pool_key(pool), 'hidden'), 0)
-  if hidden > 0 then redis.call('HSET', pool_key(pool), 'hidden', hidden - 1) end
+  local pk = pool_key(pool)
+  if l.a == 1 then redis.call('HINCRBY', pk, 'auto_slack', l.c - MIN_SERIES) end
+  local f = redis.call('HMGET', pk, 'hidden', 'ob_key')
+  if f[2] == key then
+    redis.call('HSET', pk, 'ob_key', '')  -- the overbooking proved right: those slots were free
+  elseif num(f[1], 0) > 0 then
+    -- Additive increase: a successful create gives back one slot proven held elsewhere.
+    redis.call('HSET', pk, 'hidden', num(f[1], 0) - 1)
+  end
   grant_pass(pool, t)
   return collect({pool})
 
@@ -310,15 +362,25 @@ elseif op == 'refused' then
   local l = cjson.decode(v)
   redis.call('HDEL', lk, key)
   local pk = pool_key(pool)
-  local f = redis.call('HMGET', pk, 'capacity', 'in_use', 'hidden')
+  local f = redis.call('HMGET', pk, 'capacity', 'in_use', 'hidden', 'overbooked', 'ob_key',
+    'ob_excess')
   local cap, in_use, hidden = num(f[1], 0), math.max(0, num(f[2], 0) - l.c), num(f[3], 0)
-  if ARGV[6] == '1' then
-    local deficit = (cap - l.c + 1) - (in_use + hidden)
+  local overbooked = num(f[4], 0)
+  if f[5] == key then
+    -- The overbooking create was refused: the slots it assumed free are held; no create
+    -- overbooks again until a task ends.
+    overbooked = math.max(0, overbooked - num(f[6], 0))
+    redis.call('HSET', pk, 'ob_key', '', 'refuted', 1)
+  elseif ARGV[6] == '1' then
+    local deficit = (cap - l.c + 1) - (in_use + hidden - overbooked)
     if deficit > 0 then
-      hidden = math.min(hidden + deficit, math.max(hidden, cap - 1))
+      local taken = math.min(deficit, overbooked)
+      overbooked = overbooked - taken
+      -- Keep room for a cost-1 probe so the pool can never lock itself up.
+      hidden = math.min(hidden + deficit - taken, math.max(hidden, cap - 1))
     end
   end
-  redis.call('HSET', pk, 'in_use', in_use, 'hidden', hidden)
+  redis.call('HSET', pk, 'in_use', in_use, 'hidden', hidden, 'overbooked', overbooked)
   grant_pass(pool, t)
   return collect({pool})
 
@@ -349,6 +411,7 @@ elseif op == 'occupy' then
     local in_use = num(redis.call('HGET', pk, 'in_use'), 0) + cost
     local peak = num(redis.call('HGET', pk, 'peak'), 0)
     redis.call('HSET', pk, 'in_use', in_use, 'peak', math.max(peak, in_use))
+    if l.a == 1 then redis.call('HINCRBY', pk, 'auto_slack', cost - MIN_SERIES) end
   end
   l.s, l.h = 'c', holder
   if ARGV[10] ~= '' then l.i = ARGV[10] end

@@ -16,7 +16,9 @@ server; nothing is read in one round trip and written in another):
   the holder's mailbox and announced on a pub/sub channel.
 - **Observations are shared:** 1303s raise the pool's hidden slots (and successful creates and
   waiting lower them again), ended ``auto`` series teach the shared reservation, task durations
-  the shared mean (which sets the patience).
+  the shared mean (which sets the patience). When nothing fits but ``auto`` series in flight may
+  hold less than they reserved, one waiter at a time is admitted by overbooking their
+  reservations; its create's answer settles it, as in process.
 - **Dead holders.** Their leases are not freed on a timer (their tasks still run on the server
   and still hold its slots): a live process looks each task up and releases it once the server
   says it ended or never existed. A restarted process with its journal re-attaches to its own.
@@ -25,8 +27,9 @@ server; nothing is read in one round trip and written in another):
   epoch key is noticed, a new epoch starts, live processes re-register their leases, and nothing
   is admitted until they have had the time to (two heartbeats).
 
-Not shared (yet): overbooking of ``auto`` series' reservations and the backfilling that reasons
-about expected task ends; the shared pool admits only what fits its count.
+Not shared (yet): the backfilling that reasons about expected task ends, and the protection of
+piled-up exclusive requests (more than half the pool); while the oldest waiter is protected, the
+shared pool admits only what fits beside it.
 """
 
 from __future__ import annotations
@@ -82,6 +85,7 @@ class _Waiting:
     lease: Lease
     event: anyio.Event = attrs.field(factory=anyio.Event)
     granted: int = 0
+    overbooked: bool = False
     requeue: bool = False
 
 
@@ -289,7 +293,7 @@ class RedisQuotaBackend:
             raise
         finally:
             self._waiting.pop(lease.key, None)
-        lease.cost, lease.overbooked = waiting.granted, False
+        lease.cost, lease.overbooked = waiting.granted, waiting.overbooked
 
     async def created(self, lease: Lease) -> None:
         self._queued.pop(lease.key, None)
@@ -406,7 +410,8 @@ class RedisQuotaBackend:
         for i in range(0, len(grants), 2):
             waiting = self._waiting.get(_text(grants[i]))
             if waiting is not None and not waiting.granted:
-                waiting.granted = int(grants[i + 1])
+                cost, _, overbooked = _text(grants[i + 1]).partition(":")
+                waiting.granted, waiting.overbooked = int(cost), bool(overbooked)
                 waiting.event.set()
 
     def _note_figures(self, figures: list[Any]) -> None:

@@ -19,6 +19,8 @@ from .redis_server import RedisServer
 pytestmark = pytest.mark.anyio
 
 POOL = "kling-image-o1:image"
+V3 = "kling-v3-omni"
+V3_POOL = f"{V3}:image"
 
 
 def _requests(count: int, seed: int) -> list[ka.OmniImageRequest]:
@@ -57,18 +59,18 @@ def _client(sandbox: Sandbox, backend: ka.RedisQuotaBackend, **kw: object) -> ka
     )
 
 
-async def _leases(url: str, namespace: str) -> dict[bytes, bytes]:
+async def _leases(url: str, namespace: str, pool: str = POOL) -> dict[bytes, bytes]:
     r = redis_asyncio.Redis.from_url(url)
     try:
-        return await r.hgetall(f"kling_async:{{{namespace}}}:leases:{POOL}")  # type: ignore[no-any-return]
+        return await r.hgetall(f"kling_async:{{{namespace}}}:leases:{pool}")  # type: ignore[no-any-return]
     finally:
         await r.aclose()
 
 
-async def _pool(url: str, namespace: str) -> dict[bytes, bytes]:
+async def _pool(url: str, namespace: str, pool: str = POOL) -> dict[bytes, bytes]:
     r = redis_asyncio.Redis.from_url(url)
     try:
-        return await r.hgetall(f"kling_async:{{{namespace}}}:pool:{POOL}")  # type: ignore[no-any-return]
+        return await r.hgetall(f"kling_async:{{{namespace}}}:pool:{pool}")  # type: ignore[no-any-return]
     finally:
         await r.aclose()
 
@@ -254,3 +256,54 @@ async def test_the_oldest_waiting_request_is_not_starved(redis_server: RedisServ
             tg.start_soon(large)
         assert sandbox.stats().rejected_1303 == 0
     assert ended["large"] < ended["small"] - 1.0, ended
+
+
+async def test_auto_series_are_shared_learnt_and_overbooked(redis_server: RedisServer) -> None:
+    """``auto`` series that produce 2–3 images: the first are counted at the 9-slot reservation,
+    the shared pool overbooks on them, learns the count, and ends with nothing held."""
+    namespace = uuid.uuid4().hex
+    async with Sandbox(
+        api_keys=(API_KEY,),
+        quota={"image": 9},
+        image_duration=(0.3, 0.6),
+        auto_series_range=(2, 3),
+        seed=9,
+    ) as sandbox:
+        outcomes = _Outcomes()
+        overbooked = 0
+
+        async def worker(seed: int) -> None:
+            nonlocal overbooked
+            rng = random.Random(seed)
+            square = {"model_name": V3, "aspect_ratio": "1:1"}
+            requests = [
+                ka.OmniImageRequest(
+                    prompt=f"auto {seed} {i}", result_type="series", series_amount="auto", **square
+                )
+                if rng.random() < 0.3
+                else ka.OmniImageRequest(prompt=f"one {seed} {i}", **square)
+                for i in range(30)
+            ]
+            backend = ka.RedisQuotaBackend(redis_server.url, namespace=namespace, heartbeat=0.2)
+            async with _client(sandbox, backend) as client, client.stream(requests) as results:
+                async for outcome in results:
+                    outcomes.append(outcome)
+                overbooked += client.stats.overbooked
+
+        async with anyio.create_task_group() as tg:
+            for seed in range(2):
+                tg.start_soon(worker, seed)
+        stats = sandbox.stats()
+    assert len(outcomes) == 60 and all(o.ok for o in outcomes)
+    assert stats.creates == 60 and stats.pools[V3_POOL].peak <= 9
+    assert overbooked > 0
+    pool = await _pool(redis_server.url, namespace, V3_POOL)
+    assert pool[b"in_use"] == b"0" and pool[b"auto_slack"] == b"0"
+    assert pool[b"overbooked"] == b"0"
+    r = redis_asyncio.Redis.from_url(redis_server.url)
+    try:
+        seen = await r.lrange(f"kling_async:{{{namespace}}}:auto:{V3_POOL}", 0, -1)
+    finally:
+        await r.aclose()
+    assert seen and {int(x) for x in seen} <= {2, 3}  # the shared estimate learns 2–3
+    assert await _leases(redis_server.url, namespace, V3_POOL) == {}
