@@ -60,6 +60,7 @@ class RunOptions:
     base_url: str | None = None
     task_timeout: float | None = None
     provider: Literal["kling", "modellix"] = "kling"
+    api_standard: Literal["legacy", "new"] = "legacy"  # Kling's API standard for videos
     deadline: float | None = None
     resume_command: str | None = None  # shown after an interrupt
     redis: str | None = None  # share the account's quota on this Redis (RedisQuotaBackend)
@@ -281,6 +282,7 @@ async def _make_client(options: RunOptions, stack: AsyncExitStack, console: Cons
     if not options.sandbox:
         return KlingClient(
             provider=options.provider,
+            api_standard=options.api_standard,
             base_url=options.base_url,
             quota=options.quota,
             task_timeout=options.task_timeout,
@@ -310,6 +312,7 @@ async def _make_client(options: RunOptions, stack: AsyncExitStack, console: Cons
     return KlingClient(
         api_key=SANDBOX_KEY,
         provider=options.provider,
+        api_standard=options.api_standard,
         base_url=base_url,
         quota=quota,
         task_timeout=options.task_timeout,

@@ -119,7 +119,7 @@ class Creator:
                 return None
             if changed:
                 raise _changed(key, found.task_id)
-            task_id = found.task_id
+            task_id = lease.task_id = found.task_id
             await self.quota.occupy(lease, None)  # the task already holds its slots
             await self.journal.record_created(key, task_id, lease.cost)
         else:
@@ -128,7 +128,7 @@ class Creator:
             if entry.state in ("finished", "saved"):
                 return self._finished_from_journal(request, entry, lease)
             assert entry.task_id is not None
-            task_id = entry.task_id
+            task_id = lease.task_id = entry.task_id
             await self.quota.occupy(lease, entry.cost or 1)  # the task already holds them
         task = Task(
             task_id=task_id,
@@ -266,7 +266,7 @@ class Creator:
         """The task created under ``external_task_id``, or ``None`` when the server says there
         is none (1203). Any other failure is raised: it proves nothing either way."""
         try:
-            result = await self.tracker.query(request.kind, external_task_id)
+            result = await self.tracker.query(request.kind, external_task_id, external=True)
         except InvalidRequestError as exc:
             if exc.code not in (None, 1203):
                 raise

@@ -58,6 +58,7 @@ class Lease:
         refused: Most slots a create of this request was refused (1303) with.
         since: When the request first waited (``anyio.current_time()`` seconds).
         started: When its task was created or re-attached.
+        task_id: Its task's id once created (or re-attached).
         ticket: Its place in the pool's queue (arrival order, kept across 1303s).
     """
 
@@ -72,6 +73,7 @@ class Lease:
     since: float = attrs.field(factory=anyio.current_time)
     started: float = 0.0
     ticket: int = 0
+    task_id: str | None = None
 
     @property
     def is_auto(self) -> bool:
@@ -101,14 +103,15 @@ class QuotaContext:
         account: Who shares the quota, never a secret: the wire API, base URL and key id (a
             hash of an API key), joined; a shared backend namespaces its state by it.
         limits: The client's :class:`Quota`.
-        lookup: ``await lookup(kind, task_id_or_external_task_id)`` → ``"running"``,
-            ``"ended"`` or ``"missing"`` (the server has no such task); raises
-            :class:`KlingError` when the server cannot tell.
+        lookup: ``await lookup(kind, id, external)`` → ``"running"``, ``"ended"`` or
+            ``"missing"`` (the server has no such task) for a task id, or an
+            ``external_task_id`` when ``external``; raises :class:`KlingError` when the server
+            cannot tell.
     """
 
     account: str
     limits: Quota
-    lookup: Callable[[Kind, str], Awaitable[Literal["running", "ended", "missing"]]]
+    lookup: Callable[[Kind, str, bool], Awaitable[Literal["running", "ended", "missing"]]]
 
 
 class QuotaBackend(Protocol):

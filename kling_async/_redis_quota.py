@@ -297,13 +297,15 @@ class RedisQuotaBackend:
 
     async def created(self, lease: Lease) -> None:
         self._queued.pop(lease.key, None)
-        self._held[lease.key] = _Held(lease.pool, lease.cost, lease.request.kind, lease.is_auto)
+        self._held[lease.key] = _Held(
+            lease.pool, lease.cost, lease.request.kind, lease.is_auto, lease.task_id or ""
+        )
         lease.started = anyio.current_time()
         await self._send(
             "created",
             lease.pool,
             lease.key,
-            "",
+            lease.task_id or "",
             str(lease.cost),
             "1" if lease.is_auto else "0",
             lease.request.kind,
@@ -330,7 +332,7 @@ class RedisQuotaBackend:
         args = (lease.pool, str(lease.capacity), lease.key, str(cost or 0), auto)
         while True:
             try:
-                answer = await self._call("occupy", *args, lease.request.kind, "")
+                answer = await self._call("occupy", *args, lease.request.kind, lease.task_id or "")
                 break
             except _Unavailable:
                 await self._up.wait()
@@ -338,7 +340,9 @@ class RedisQuotaBackend:
                 await self._rejoin()
         lease.cost = int(answer[1])
         lease.started = anyio.current_time()
-        self._held[lease.key] = _Held(lease.pool, lease.cost, lease.request.kind, lease.is_auto)
+        self._held[lease.key] = _Held(
+            lease.pool, lease.cost, lease.request.kind, lease.is_auto, lease.task_id or ""
+        )
 
     async def ended(self, lease: Lease, *, images: int | None, seconds: float) -> None:
         self._held.pop(lease.key, None)
@@ -545,7 +549,7 @@ class RedisQuotaBackend:
                     orphans = answer[1]
                     for i in range(0, len(orphans), 5):
                         pool, key, kind, task_id, _state = (_text(x) for x in orphans[i : i + 5])
-                        state = await _lookup(lookup, kind, task_id or key)  # type: ignore[arg-type]
+                        state = await _lookup(lookup, kind, task_id or key, not task_id)  # type: ignore[arg-type]
                         if state in ("ended", "missing"):
                             await self._call("release", pool, key, "0", "-1")
                             _log.info(
@@ -564,12 +568,13 @@ class RedisQuotaBackend:
 
 
 async def _lookup(
-    lookup: Callable[[Kind, str], Awaitable[Literal["running", "ended", "missing"]]],
+    lookup: Callable[[Kind, str, bool], Awaitable[Literal["running", "ended", "missing"]]],
     kind: Kind,
     key: str,
+    external: bool,
 ) -> Literal["running", "ended", "missing", "unknown"]:
     try:
-        return await lookup(kind, key)
+        return await lookup(kind, key, external)
     except Exception as exc:  # a failed lookup proves nothing: keep the lease, ask again later
         _log.info("lookup of %s failed (%s): its slots stay held", key, exc)
         return "unknown"

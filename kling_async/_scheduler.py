@@ -140,6 +140,7 @@ class Scheduler:
                 # so a cancelled stream never leaves an untracked task holding paid slots.
                 with anyio.CancelScope(shield=True):
                     task = await self.creator.create(request, body, external_task_id, lease.cost)
+                    lease.task_id = task.task_id
                     await self.quota.created(lease)
                     _log.info(
                         "task %s created (external_task_id %s, %s, %d slot(s) of pool %s)",

@@ -134,20 +134,24 @@ class Tracker:
         tracked.done.set()
         return tracked
 
-    async def query(self, kind: Kind, task_id: str) -> TaskResult:
-        """One query of ``task_id`` (parsed with what the tracker knows of it)."""
+    async def query(self, kind: Kind, task_id: str, *, external: bool = False) -> TaskResult:
+        """One query of ``task_id`` (an ``external_task_id`` with ``external``), parsed with
+        what the tracker knows of it."""
         tracked = self.get(task_id)
-        return await self.wire.query(kind, task_id, series=tracked.series if tracked else None)
+        series = tracked.series if tracked else None
+        return await self.wire.query(kind, task_id, series=series, external=external)
 
-    async def task_state(self, kind: Kind, task_id: str) -> Literal["running", "ended", "missing"]:
-        """Whether the server says ``task_id`` (or an ``external_task_id``) still runs, ended,
-        or does not exist (1203), for a shared quota's reconciliation.
+    async def task_state(
+        self, kind: Kind, task_id: str, external: bool = False
+    ) -> Literal["running", "ended", "missing"]:
+        """Whether the server says ``task_id`` (an ``external_task_id`` with ``external``)
+        still runs, ended, or does not exist (1203), for a shared quota's reconciliation.
 
         Raises:
             KlingError: the server could not tell (nothing is guessed).
         """
         try:
-            result = await self.query(kind, task_id)
+            result = await self.query(kind, task_id, external=external)
         except InvalidRequestError as exc:
             if exc.code not in (None, 1203):
                 raise
@@ -255,6 +259,9 @@ class Tracker:
             tick = anyio.current_time()
             pending = {t.task.task_id: t for t in self._inflight.values() if t.task.kind == kind}
             _log.debug("poll: %d %s task(s) in flight", len(pending), kind)
+            if self.wire.codec.batch_query_size(kind):
+                await self._poll_batches(kind, pending)
+                continue  # a task not in the answers yet is asked again next tick
             if len(pending) > _SINGLE_GET_MAX:
                 await self._poll_pages(kind, pending)
             for tracked in list(pending.values()):
@@ -274,6 +281,21 @@ class Tracker:
         except KlingError:
             pass
         return None
+
+    async def _poll_batches(self, kind: Kind, pending: dict[str, Tracked]) -> None:
+        """Ask about every task in ``pending`` with unified queries of as many ids as the wire
+        API takes (one request per batch), and finish the ended."""
+        size = self.wire.codec.batch_query_size(kind)
+        ids = list(pending)
+        for start in range(0, len(ids), size):
+            try:
+                results = await self.wire.query_batch(kind, ids[start : start + size])
+            except KlingError:
+                return  # asked again next tick
+            for result in results:
+                tracked = pending.pop(result.task_id, None)
+                if tracked is not None:
+                    await self._observe(tracked, result)
 
     async def _poll_pages(self, kind: Kind, pending: dict[str, Tracked]) -> None:
         """Remove from ``pending`` every task a list page reports on (and finish the ended)."""

@@ -12,7 +12,12 @@ import anyio
 import attrs
 from aiolimiter import AsyncLimiter
 
-from ._errors import AuthenticationError, ConcurrencyLimitError, RateLimitError
+from ._errors import (
+    AuthenticationError,
+    ConcurrencyLimitError,
+    InvalidRequestError,
+    RateLimitError,
+)
 from ._models import Kind, TaskResult
 from ._providers import Codec
 from ._retry import retrying
@@ -128,11 +133,32 @@ class Wire:
                 return await self.call("GET", path, params=params)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def query(self, kind: Kind, task_id: str, *, series: bool | None = None) -> TaskResult:
-        """One task's state, by ``task_id`` (or ``external_task_id`` where the API allows)."""
+    async def query(
+        self, kind: Kind, task_id: str, *, series: bool | None = None, external: bool = False
+    ) -> TaskResult:
+        """One task's state, by ``task_id`` (or by ``external_task_id`` with ``external``,
+        where the API allows).
+
+        Raises:
+            InvalidRequestError: code 1203, the server has no such task (a unified query
+                answers an unknown id by leaving it out).
+        """
         self.stats.queries += 1
+        if self.codec.batch_query_size(kind):
+            found = await self.query_batch(kind, [task_id], external=external)
+            if not found:
+                raise InvalidRequestError(f"no task {task_id!r}", code=1203)
+            return found[0]
         data = await self.get(self.codec.query_path(kind, task_id))
         return self.codec.parse_task(data, series=series)
+
+    async def query_batch(
+        self, kind: Kind, ids: list[str], *, external: bool = False
+    ) -> list[TaskResult]:
+        """The states of ``ids`` in one unified query (those the server knows)."""
+        self.stats.list_queries += 1
+        path, params = self.codec.batch_query(ids, external=external)
+        return self.codec.parse_task_list(await self.get(path, params))
 
     async def list_page(
         self, kind: Kind, page: int, page_size: int, wanted: Container[str]

@@ -128,6 +128,8 @@ def video_kwargs(
             documented form, or a local file that does not exist or cannot be read.
         TypeError: a field of the wrong JSON type.
     """
+    if dialect == "kling" and isinstance(body, Mapping) and "contents" in body:
+        return _new_standard_video(body, base)
     body, out = _common(body, dialect, _MODELLIX_VIDEO_FIELDS, _VIDEO_FIELDS)
     for field in ("prompt", "multi_shot", "shot_type", "sound", "mode", "aspect_ratio"):
         if field in body:
@@ -152,6 +154,114 @@ def video_kwargs(
         out["video_list"] = [
             _reference_video(item, f"{videos[0]}[{i}]", base) for i, item in _enumerate(*videos)
         ]
+    return out
+
+
+# -- Kling's new standard ----------------------------------------------------------------------
+
+# The model is in the path (POST /omni-video/kling-3.0-omni, /omni-video/kling-o1,
+# https://kling.ai/document-api/api/video/3-0-omni/video-omni); a body carries it as model_name.
+_NEW_MODELS = {"kling-3.0-omni": "kling-v3-omni", "kling-o1": "kling-video-o1"}
+_NEW_FRAMES = {"first_frame": "first_frame", "last_frame": "end_frame", "refer_image": None}
+_NEW_VIDEOS = {"feature_video": "feature", "base_video": "base"}
+_NEW_RESOLUTIONS = {"720p": "std", "1080p": "pro", "4k": "4k"}
+_SHOT = re.compile(r"\s*shot\s+(\d+)\s*,\s*(\d+)\s*,\s*([^;]+);")
+
+
+def _new_standard_video(body: Mapping[str, Any], base: Path | None) -> dict[str, Any]:
+    """A new-standard body (``contents`` / ``settings`` / ``options``, with the path's model as
+    ``model_name``) as ``OmniVideoRequest`` keyword arguments: items' ``@id`` references become
+    ``<<<image_N>>>`` / ``<<<video_N>>>`` / ``<<<element_N>>>``, "shot n, m, words;" prompts
+    become ``multi_prompt`` shots."""
+    _reject_unknown(body, {"model_name", "contents", "settings", "options"}, "")
+    model = body.get("model_name")
+    if model is None:
+        raise ValueError(
+            "model_name: a new-standard body needs the model of its path, 'kling-3.0-omni' "
+            "(POST /omni-video/kling-3.0-omni) or 'kling-o1'"
+        )
+    out: dict[str, Any] = {"model_name": _NEW_MODELS.get(model, model)}
+    images: list[dict[str, Any]] = []
+    videos: list[dict[str, Any]] = []
+    elements: list[int] = []
+    names: dict[str, str] = {}  # "@id" → "<<<image_1>>>"
+    text: str | None = None
+    for i, item in _enumerate("contents", body):
+        where = f"contents[{i}]"
+        item = _object(item, where)
+        kind = _required(item, "type", where)
+        if kind == "prompt":
+            _reject_unknown(item, {"type", "text"}, f"{where}: ")
+            text = _required(item, "text", where)
+            continue
+        if kind == "element":
+            _reject_unknown(item, {"type", "element_id", "id"}, f"{where}: ")
+            elements.append(_integer(_required(item, "element_id", where), f"{where}.element_id"))
+            label = f"<<<element_{len(elements)}>>>"
+        elif kind in _NEW_FRAMES or kind in _NEW_VIDEOS:
+            _reject_unknown(item, {"type", "url", "id"}, f"{where}: ")
+            media = _media(_required(item, "url", where), f"{where}.url", base)
+            if kind in _NEW_FRAMES:
+                images.append({"image": media, "type": _NEW_FRAMES[kind]})
+                label = f"<<<image_{len(images)}>>>"
+            else:
+                videos.append({"video": media, "refer_type": _NEW_VIDEOS[kind]})
+                label = f"<<<video_{len(videos)}>>>"
+        else:
+            known = ", ".join(["prompt", *_NEW_FRAMES, *_NEW_VIDEOS, "element"])
+            raise ValueError(f"{where}.type: {kind!r}, must be one of {known}")
+        if "id" in item:
+            names[str(item["id"])] = label
+    settings = _object(body.get("settings", {}), "settings")
+    _reject_unknown(
+        settings, {"multi_shot", "audio", "resolution", "aspect_ratio", "duration"}, "settings: "
+    )
+    audio = settings.get("audio", "off")
+    if audio == "native":
+        out["sound"] = "on"
+    elif audio == "original":
+        for video in videos:
+            video["keep_original_sound"] = "yes"
+    elif audio != "off":
+        raise ValueError(f"settings.audio: {audio!r}, must be native, original or off")
+    resolution = settings.get("resolution", "720p")  # the new standard's default
+    if resolution not in _NEW_RESOLUTIONS:
+        raise ValueError(f"settings.resolution: {resolution!r}, must be 720p, 1080p or 4k")
+    out["mode"] = _NEW_RESOLUTIONS[resolution]
+    if "aspect_ratio" in settings:
+        out["aspect_ratio"] = settings["aspect_ratio"]
+    if "duration" in settings:
+        out["duration"] = _integer(settings["duration"], "settings.duration")
+    # multi_shot defaults to true on 3.0 Omni and does not exist on O1.
+    multi_shot = settings.get("multi_shot", out["model_name"] == "kling-v3-omni")
+    if text is not None:
+        for name in sorted(names, key=len, reverse=True):  # @Zhang before @Zhan
+            text = text.replace(f"@{name}", names[name])
+    shots = _SHOT.findall(text or "")
+    if multi_shot and shots:
+        out.update(multi_shot=True, shot_type="customize")
+        out["multi_prompt"] = [
+            {"index": int(n), "duration": int(m), "prompt": words.strip()} for n, m, words in shots
+        ]
+    else:
+        out["prompt"] = text
+        if multi_shot:
+            out.update(multi_shot=True, shot_type="intelligence")
+    if images:
+        out["image_list"] = images
+    if videos:
+        out["video_list"] = videos
+    if elements:
+        out["element_list"] = elements
+    options = _object(body.get("options", {}), "options")
+    _reject_unknown(options, {"callback_url", "external_task_id", "watermark_info"}, "options: ")
+    for field in ("callback_url", "external_task_id"):
+        if options.get(field):
+            out[field] = options[field]
+    if "watermark_info" in options:
+        info = _object(options["watermark_info"], "options.watermark_info")
+        _reject_unknown(info, {"enabled"}, "options.watermark_info: ")
+        out["watermark"] = info.get("enabled")
     return out
 
 

@@ -28,6 +28,7 @@ import tempfile
 import traceback
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Literal
 
 import anyio
 from rich.console import Console
@@ -47,7 +48,7 @@ from ._cli_run import (
 )
 from ._cli_sandbox import serve_sandbox
 from ._errors import QuotaError
-from ._providers import PROVIDERS, codec_for
+from ._providers import API_STANDARDS, PROVIDERS, codec_for
 
 __all__ = ["RunOptions", "main", "run_campaign"]
 
@@ -89,6 +90,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             handler.close()
 
 
+def _api_standard(value: str, provider: str) -> Literal["legacy", "new"]:
+    standard: Literal["legacy", "new"] = "new" if value == "new" else "legacy"
+    try:
+        codec_for(provider, api_standard=standard)
+    except ValueError as exc:
+        raise SetupError(f"--api-standard {value}: {exc}") from None
+    return standard
+
+
 def _redis_url(url: str | None, *, sandbox: bool) -> str | None:
     if not url:
         return None
@@ -126,6 +136,7 @@ def _run(args: argparse.Namespace, console: Console, argv: Sequence[str] | None)
         base_url=args.base_url,
         task_timeout=args.task_timeout,
         provider=args.provider,
+        api_standard=_api_standard(args.api_standard, args.provider),
         deadline=args.deadline,
         resume_command=_resume_command(argv),
         redis=_redis_url(args.redis, sandbox=args.sandbox),
@@ -391,6 +402,14 @@ def _parser() -> argparse.ArgumentParser:
         help="wire API: Kling's native API and gateways (default), or Modellix",
     )
     run.add_argument("--base-url", help="API root, e.g. a gateway https://host/kling")
+    run.add_argument(
+        "--api-standard",
+        choices=API_STANDARDS,
+        default="legacy",
+        help="Kling's API standard for videos: legacy (default; POST /v1/videos/omni-video) or "
+        "new (POST /omni-video/kling-3.0-omni with contents/settings/options, unified "
+        "GET /tasks query; API key only). Images always use the legacy standard.",
+    )
     run.add_argument(
         "--redis",
         default=os.environ.get("KLING_ASYNC_REDIS_URL") or None,

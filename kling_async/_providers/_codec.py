@@ -111,6 +111,18 @@ class Codec(Protocol):
         """Path of the list query (only where :attr:`supports_list_query`)."""
         ...
 
+    def batch_query_size(self, kind: Kind) -> int:
+        """Ids one unified query of ``kind`` answers for (0: no such query)."""
+        ...
+
+    def batch_query(
+        self, ids: list[str], *, external: bool = False
+    ) -> tuple[str, Mapping[str, str]]:
+        """Path and parameters of a unified query of ``ids`` (external ids when
+        ``external``); its answer is parsed with :meth:`parse_task_list`, and an id the server
+        does not know is absent from it."""
+        ...
+
     def list_params(self, page: int, page_size: int) -> Mapping[str, str]:
         """Query parameters of list page ``page`` (1-based) of ``page_size`` tasks."""
         ...

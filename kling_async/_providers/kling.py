@@ -147,6 +147,14 @@ class KlingCodec:
         """Kling serves one create path: never another."""
         return None
 
+    def batch_query_size(self, kind: Kind) -> int:
+        """The legacy standard has no unified query: 0."""
+        return 0
+
+    def batch_query(self, ids: list[str], *, external: bool = False) -> tuple[str, dict[str, str]]:
+        """Never called (:meth:`batch_query_size` is 0)."""
+        raise NotImplementedError("the legacy standard has no unified task query")
+
     def list_params(self, page: int, page_size: int) -> dict[str, str]:
         """``pageNum`` / ``pageSize`` (1–500)."""
         return {"pageNum": str(page), "pageSize": str(page_size)}

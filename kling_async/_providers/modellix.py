@@ -156,6 +156,14 @@ class ModellixCodec:
         """After a definite 404/405 the other documented create path form; else None."""
         return self.other_submit_path() if status in (404, 405) else None
 
+    def batch_query_size(self, kind: Kind) -> int:
+        """Modellix has no unified query by many ids: 0."""
+        return 0
+
+    def batch_query(self, ids: list[str], *, external: bool = False) -> tuple[str, dict[str, str]]:
+        """Never called (:meth:`batch_query_size` is 0)."""
+        raise NotImplementedError("Modellix has no unified task query")
+
     def list_params(self, page: int, page_size: int) -> dict[str, str]:
         """Modellix has no list query.
 
