@@ -1,0 +1,130 @@
+"""Kling's new standard for omni-video: bodies read verbatim, sent as contents / settings /
+options, answers parsed; end to end against the sandbox's new-standard routes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+import kling_async as ka
+from kling_async._providers import codec_for
+
+NEW = codec_for("kling", api_standard="new")
+
+
+def _body(**settings: Any) -> dict[str, Any]:
+    return {
+        "model_name": "kling-3.0-omni",
+        "contents": [
+            {"type": "prompt", "text": "The bird of @image_1 meets @Zhang"},
+            {"type": "first_frame", "url": "https://example.com/a.png", "id": "image_1"},
+            {"type": "element", "element_id": "160", "id": "Zhang"},
+        ],
+        "settings": {"resolution": "1080p", "duration": 5, "multi_shot": False, **settings},
+        "options": {"external_task_id": "line-1", "watermark_info": {"enabled": True}},
+    }
+
+
+def test_a_new_standard_body_is_read_verbatim() -> None:
+    request = ka.OmniVideoRequest.from_wire(_body(audio="native"))
+    assert request.model_name == "kling-v3-omni"
+    assert request.prompt == "The bird of <<<image_1>>> meets <<<element_1>>>"
+    assert request.image_list == (
+        ka.VideoImage(image="https://example.com/a.png", type="first_frame"),
+    )
+    assert request.element_list == (160,)
+    assert (request.sound, request.mode, request.duration) == ("on", "pro", 5)
+    assert request.watermark is True and request.external_task_id == "line-1"
+
+
+def test_what_is_read_is_sent_again_the_same() -> None:
+    for body in (
+        _body(audio="native"),
+        {
+            "model_name": "kling-3.0-omni",
+            "contents": [{"type": "prompt", "text": "a red kite over the sea"}],
+            "settings": {"aspect_ratio": "9:16", "resolution": "4k", "multi_shot": False},
+        },
+        {
+            "model_name": "kling-3.0-omni",
+            "contents": [
+                {"type": "prompt", "text": "shot 1, 2, a cat walks; shot 2, 3, it sleeps;"}
+            ],
+            "settings": {"aspect_ratio": "16:9", "duration": 5},
+        },
+        {
+            "model_name": "kling-o1",
+            "contents": [
+                {"type": "prompt", "text": "restyle @video_1"},
+                {"type": "base_video", "url": "https://example.com/v.mp4", "id": "video_1"},
+            ],
+            "settings": {"audio": "original", "resolution": "720p", "duration": 5},
+        },
+    ):
+        request = ka.OmniVideoRequest.from_wire(body)
+        sent = NEW.build_create(request, "key-1")
+        again = ka.OmniVideoRequest.from_wire({"model_name": body["model_name"], **sent})
+        assert again == ka.OmniVideoRequest.from_wire(
+            {**body, "options": {**body.get("options", {}), "external_task_id": "key-1"}}
+        )
+        assert NEW.build_create(again, "key-1") == sent
+
+
+def test_the_body_follows_the_new_standard() -> None:
+    request = ka.OmniVideoRequest.from_wire(_body(audio="native"))
+    assert NEW.create_path(request) == "/omni-video/kling-3.0-omni"
+    assert NEW.build_create(request, "line-1") == {
+        "contents": [
+            {"type": "prompt", "text": "The bird of @image_1 meets @element_1"},
+            {"type": "first_frame", "url": "https://example.com/a.png", "id": "image_1"},
+            {"type": "element", "element_id": "160", "id": "element_1"},
+        ],
+        "settings": {"audio": "native", "resolution": "1080p", "duration": 5, "multi_shot": False},
+        "options": {"external_task_id": "line-1", "watermark_info": {"enabled": True}},
+    }
+    image = ka.OmniImageRequest(prompt="a cat")
+    assert NEW.create_path(image) == "/v1/images/omni-image"  # images stay legacy
+
+
+def test_new_standard_rules_are_checked_before_sending() -> None:
+    o1_native = ka.OmniVideoRequest(
+        prompt="a cat", model_name="kling-video-o1", sound="on", aspect_ratio="16:9"
+    )
+    with pytest.raises(ka.InvalidInputError, match="sound: 'on', kling-o1 has audio"):
+        NEW.check(o1_native)
+    NEW.check(ka.OmniVideoRequest(prompt="a cat", model_name="kling-video-o1", aspect_ratio="16:9"))
+
+
+def test_a_unified_query_answer_is_parsed() -> None:
+    [result] = NEW.parse_task_list(
+        [
+            {
+                "id": "t1",
+                "status": "succeeded",
+                "message": "",
+                "create_time": 1781080778802,
+                "update_time": 1781080794151,
+                "external_id": "line-1",
+                "outputs": [
+                    {"type": "video", "id": "v1", "url": "https://x/v.mp4",
+                     "watermark_url": "https://x/w.mp4", "duration": "5.1"}
+                ],
+                "billing": [{"charge_type": "unit", "amount": "6.5", "package_type": "video"}],
+            }
+        ]
+    )  # fmt: skip
+    assert result.status is ka.TaskStatus.SUCCEEDED and result.external_task_id == "line-1"
+    assert result.videos[0].url == "https://x/v.mp4" and result.videos[0].duration == 5.1
+    assert result.units_deducted == 6.5
+    with pytest.raises(ka.UnknownStatusError):
+        NEW.parse_task_list([{"id": "t2", "status": "queued"}])
+
+
+def test_the_new_standard_takes_an_api_key_on_kling_only() -> None:
+    with pytest.raises(ValueError, match="Kling's own API only"):
+        codec_for("modellix", api_standard="new")
+    with pytest.raises(ValueError, match="new-standard API takes an api_key only"):
+        ka.KlingClient(access_key="ak", secret_key="sk", api_standard="new")
+    with pytest.raises(ValueError, match="model_name: a new-standard body needs the model"):
+        ka.OmniVideoRequest.from_wire({"contents": [{"type": "prompt", "text": "a cat"}]})
