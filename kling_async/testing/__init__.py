@@ -5,10 +5,14 @@ offline runs.
 as the vendors document it: strict request validation (codes 1201/1200), authentication by API
 key or HS256 JWT (1001–1004), per-pool concurrency with 1303, task lifecycles on the clock, list
 queries, lookup by ``external_task_id``, callbacks (optionally signed, Standard Webhooks) and
-signed result files (real PNG/MP4 bytes). On the same port, under ``/api/v1``, it speaks the
-Modellix API for the Kling omni models: flat bodies, the ``{code, message, data}`` envelope, a
-team concurrency limit and a per-key requests-per-minute limit (both HTTP 429). ``Faults``
-injects errors, dropped connections, malformed and slow answers on both. It is written from the
+signed result files (real PNG/MP4 bytes). It also speaks Kling's new-standard omni-video API
+(``POST /omni-video/kling-3.0-omni`` and ``/omni-video/kling-o1`` with ``contents`` /
+``settings`` / ``options``, API key only) with the unified ``GET /tasks`` batch query and
+``POST /tasks`` cursor listing, its tasks sharing the legacy models' pools. On the same port,
+under ``/api/v1``, it speaks the Modellix API for the Kling omni models: flat bodies, the
+``{code, message, data}`` envelope, a team concurrency limit and a per-key requests-per-minute
+limit (both HTTP 429). ``Faults`` injects errors, dropped connections, malformed and slow
+answers on all of them. It is written from the
 docs, never from the SDK, so an encoding bug in the SDK is caught.
 
 Example::

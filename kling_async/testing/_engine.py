@@ -21,6 +21,7 @@ from typing import Any, Final, TypeVar
 
 import attrs
 
+from ._kling_new_rules import POOL_OF
 from ._rules import IMAGE_MODELS, VIDEO_MODELS
 from ._state import (
     Api,
@@ -63,7 +64,7 @@ def _capacities(quota: Mapping[str, int] | None) -> tuple[dict[Kind, int], dict[
         model, sep, kind = key.rpartition(":")
         if not sep or not model or kind not in ("image", "video"):
             raise ValueError(f"quota key {key!r}: use 'image', 'video' or '<model_name>:<kind>'")
-        per_pool[key] = value
+        per_pool[f"{POOL_OF.get(model, model)}:{kind}"] = value  # new-standard name: same pool
     return per_kind, per_pool
 
 
@@ -143,8 +144,9 @@ class Engine:
     # --- pools, draws ------------------------------------------------------------------------
 
     def pool(self, model_name: str, kind: Kind) -> Pool:
-        """The pool ``(model_name, kind)`` ([concurrency]: per account × model × pack type)."""
-        key = f"{model_name}:{kind}"
+        """The pool ``(model_name, kind)`` ([concurrency]: per account × model × pack type); a
+        new-standard model name (``kling-3.0-omni``) gives its legacy model's pool (INFERRED)."""
+        key = f"{POOL_OF.get(model_name, model_name)}:{kind}"
         pool = self._pools.get(key)
         if pool is None:
             pool = Pool(self._per_pool.get(key, self._per_kind[kind]))
@@ -262,6 +264,14 @@ class Engine:
             if task.external_task_id is not None:
                 self._by_external[task.external_task_id] = task
 
+    def by_external(self, external_task_id: str) -> Task | None:
+        """The task (any wire API) whose external_task_id is ``external_task_id``, or None."""
+        return self._by_external.get(external_task_id)
+
+    def of_api(self, api: Api) -> list[Task]:
+        """The tasks of wire API ``api``, in creation order."""
+        return [t for t in self._tasks if t.api == api]
+
     def find(self, kind: Kind, ident: str) -> Task | None:
         """The Kling task of ``kind`` whose task_id, else external_task_id, is ``ident``
         [omni-image]. Tasks of another wire API are not found."""
@@ -324,6 +334,7 @@ class Engine:
             creates=c.creates,
             create_attempts=c.create_attempts,
             queries=c.queries,
+            batch_queries=c.batch_queries,
             list_queries=c.list_queries,
             rejected_1303=c.rejected_1303,
             errors_by_code=dict(sorted(c.errors_by_code.items())),

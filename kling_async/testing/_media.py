@@ -38,8 +38,9 @@ JPEG_SIGNATURE = b"\xff\xd8\xff"
 # pixels (https://kling.ai/document-api/api/image/3-0-omni/image-omni); the sandbox takes the
 # common meaning, a 1024² / 2048² / 4096² area, shaped to the aspect ratio.
 IMAGE_SIDE = {"1k": 1024, "2k": 2048, "4k": 4096}
-# Short side of a video per mode: std ≈ 720p, pro ≈ 1080p, 4k = 2160p (Kling's omni-video mode).
-VIDEO_SHORT_SIDE = {"std": 720, "pro": 1080, "4k": 2160}
+# Short side of a video per mode: std ≈ 720p, pro ≈ 1080p, 4k = 2160p (Kling's omni-video mode),
+# and per new-standard settings.resolution (https://kling.ai/document-api/api/video/3-0-omni/video-omni).
+VIDEO_SHORT_SIDE = {"std": 720, "pro": 1080, "4k": 2160, "720p": 720, "1080p": 1080}
 
 
 def result_size(kind: str, body: Mapping[str, Any]) -> tuple[int, int]:
@@ -48,8 +49,12 @@ def result_size(kind: str, body: Mapping[str, Any]) -> tuple[int, int]:
     Images: the resolution's area (:data:`IMAGE_SIDE`) in ``aspect_ratio``; ``auto`` keeps the
     first reference image's ratio when its bytes were sent (a URL is not fetched: 1:1). Videos:
     the mode's short side (:data:`VIDEO_SHORT_SIDE`) in ``aspect_ratio``, else the first
-    frame's ratio, else 16:9. Sides are rounded to multiples of 8.
+    frame's ratio, else 16:9. Sides are rounded to multiples of 8. A new-standard body is read
+    through its ``settings`` (``resolution`` 720p/1080p/4k, ``aspect_ratio``).
     """
+    settings = body.get("settings")
+    if isinstance(settings, Mapping):
+        body = {"mode": settings.get("resolution", "720p"), **settings}
     ratio = _ratio(body.get("aspect_ratio"))
     if ratio is None:
         ratio = _first_image_ratio(body) or (1.0 if kind == "image" else 16 / 9)

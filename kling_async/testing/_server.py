@@ -1,7 +1,8 @@
 """The sandbox server: an aiohttp application on a real socket, with its lifecycle.
 
 Wire APIs plug in as route sets over one shared :class:`~._engine.Engine`: Kling native
-(``_kling.py``) and Modellix (``_modellix.py``, under ``/api/v1``). The sandbox's own routes live
+legacy (``_kling.py``), Kling new standard (``_kling_new.py``: ``/omni-video/{model}``,
+``/tasks``) and Modellix (``_modellix.py``, under ``/api/v1``). The sandbox's own routes live
 under ``/sandbox/`` (result files, stats, task list) and are not API routes: no auth, not counted
 as requests. Kling callbacks are signed here (Standard Webhooks, [callbacks]) when a callback
 secret is configured.
@@ -21,10 +22,6 @@ Sources:
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
-import hashlib
-import hmac
 import json
 import os
 import random
@@ -43,10 +40,14 @@ from aiohttp import web
 from ._engine import MODELLIX_POOL, Duration, Engine
 from ._faults import FaultInjector, Faults
 from ._kling import URL_LIFETIME, KlingNative
+from ._kling_new import KlingNewApi
 from ._media import Signer, mp4_bytes, png_bytes, result_size
 from ._modellix import API_ROOT, SUBMIT_FORMS, ModellixApi
 from ._persist import StateFile
 from ._state import RequestWindow, SandboxStats, Status, Task, TaskRecord
+from ._webhooks import SECRET_PREFIX as SECRET_PREFIX
+from ._webhooks import webhook_key
+from ._webhooks import webhook_signature as webhook_signature
 
 DEFAULT_API_KEY: Final = "sandbox-key"
 # Largest create body accepted, in bytes. The vendor limit is not documented (INFERRED): room for
@@ -55,53 +56,8 @@ MAX_BODY: Final = 300 * 1024 * 1024
 # Seconds a callback POST may take before it counts as failed.
 CALLBACK_TIMEOUT: Final = 10.0
 _FILE_NAME = re.compile(r"^(?P<task>[0-9A-Za-z_-]+?)-(?P<index>\d+)(?P<wm>-wm)?\.(?P<ext>png|mp4)$")
-# [callbacks]: the prefix of a Standard Webhooks secret (the rest is the base64 key).
-SECRET_PREFIX: Final = "whsec_"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def webhook_key(secret: str) -> bytes:
-    """The HMAC key of a ``whsec_...`` webhook secret [callbacks].
-
-    Args:
-        secret: ``"whsec_"`` followed by the base64 key (the prefix may be left out, as the
-            Standard Webhooks libraries allow).
-
-    Raises:
-        ValueError: the part after the prefix is not base64, or decodes to nothing.
-    """
-    encoded = secret.removeprefix(SECRET_PREFIX)
-    try:
-        key = base64.b64decode(encoded, validate=True)
-    except (binascii.Error, ValueError):
-        raise ValueError(
-            f"callback_secret: expected '{SECRET_PREFIX}' followed by base64, got {secret!r}"
-        ) from None
-    if not key:
-        raise ValueError("callback_secret: the key after 'whsec_' is empty")
-    return key
-
-
-def webhook_signature(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
-    """The ``webhook-signature`` header value of one callback ([callbacks], Standard Webhooks).
-
-    ``"v1," + base64(HMAC-SHA256(key=b64decode(secret without "whsec_"),
-    msg=f"{msg_id}.{timestamp}.{body}"))``, computed with the standard library only (the
-    sandbox shares no code with the SDK's verifier).
-
-    Args:
-        secret: The ``whsec_...`` secret.
-        msg_id: The ``webhook-id`` header value.
-        timestamp: The ``webhook-timestamp`` header value, epoch seconds.
-        body: The raw request body, exactly as sent.
-
-    Raises:
-        ValueError: ``secret`` is not a valid webhook secret.
-    """
-    signed = f"{msg_id}.{timestamp}.".encode() + body
-    digest = hmac.new(webhook_key(secret), signed, hashlib.sha256).digest()
-    return "v1," + base64.b64encode(digest).decode("ascii")
 
 
 class Sandbox:
@@ -114,7 +70,8 @@ class Sandbox:
     queries and list queries ([omni-image], [omni-image], [omni-video]), posts legacy callbacks
     [callbacks], signed
     when ``callback_secret`` is set [callbacks], and serves result files (real PNG / MP4 bytes)
-    at signed URLs [omni-image].
+    at signed URLs [omni-image]. The new standard (``_kling_new.py``) is served on the same
+    base URL: ``/omni-video/{model}`` creates and the ``/tasks`` queries, API key only.
 
     Modellix: submit and query routes under :attr:`modellix_base_url`
     (, [auth]) with strict validation of the flat bodies [omni-image], the ``{code, message, data}``
@@ -267,9 +224,16 @@ class Sandbox:
             submit_forms=modellix_submit_paths,
             faults=self._faults,
         )
+        self._new = KlingNewApi(
+            self._engine,
+            api_keys=api_keys,
+            file_url=self._file_url,
+            on_created=self._schedule_callbacks,
+            faults=self._faults,
+        )
         # Each wire API registers its routes and answers unrouted paths it owns; Kling's native
         # API owns whatever the others do not, so it comes last.
-        self._wire_apis: tuple[ModellixApi | KlingNative, ...] = (self._modellix, self._api)
+        self._wire_apis = (self._modellix, self._new, self._api)
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
         self._callbacks: set[asyncio.Task[None]] = set()
@@ -461,12 +425,13 @@ class Sandbox:
         job.add_done_callback(self._callbacks.discard)
 
     async def _deliver_callbacks(self, task: Task) -> None:
-        """POST the legacy body on each status change: processing, then succeed/failed."""
+        """POST the task's standard's body on each status change: processing, then the end."""
         engine = self._engine
+        api = self._new if task.api == "kling-new" else self._api
         terminal = Status.FAILED if task.failed else Status.SUCCEED
         for status, at in ((Status.PROCESSING, task.processing_at), (terminal, task.end)):
             await asyncio.sleep(max(0.0, at - engine.now()))
-            await self._post_callback(task, self._api.callback_body(task, status))
+            await self._post_callback(task, api.callback_body(task, status))
 
     async def _post_callback(self, task: Task, body: dict[str, Any]) -> None:
         session = self._session

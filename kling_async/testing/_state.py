@@ -22,7 +22,7 @@ from typing import Any, Literal
 import attrs
 
 Kind = Literal["image", "video"]
-Api = Literal["kling", "modellix"]
+Api = Literal["kling", "kling-new", "modellix"]
 
 
 class Status(enum.Enum):
@@ -100,7 +100,8 @@ class TaskRecord:
         status: ``submitted``, ``processing``, ``succeed`` or ``failed`` when the view was taken
             (Kling's spelling for both APIs; Modellix answers ``pending`` / ``success``).
         body: The raw JSON body received on create.
-        api: ``"kling"`` (native routes) or ``"modellix"`` (``/api/v1`` routes).
+        api: ``"kling"`` (native legacy routes), ``"kling-new"`` (new-standard
+            ``/omni-video/{model}`` routes) or ``"modellix"`` (``/api/v1`` routes).
     """
 
     task_id: str
@@ -160,7 +161,9 @@ class SandboxStats:
         create_attempts: Create requests, accepted or not (on Modellix: POSTs to an enabled
             submit path of a known model).
         queries: Single-task queries (``GET …/{id}``, Modellix ``GET /api/v1/tasks/{id}``).
-        list_queries: List queries (``GET …?pageNum=&pageSize=``).
+        list_queries: List queries (``GET …?pageNum=&pageSize=``, new-standard ``POST /tasks``).
+        batch_queries: New-standard unified queries ``GET /tasks?task_ids=`` or
+            ``?external_task_ids=`` (one per request, whatever the number of ids).
         rejected_1303: Creates refused with code 1303 (pool full, [concurrency]).
         errors_by_code: Error answers by API code (e.g. ``{1201: 3, 1303: 7}``; Modellix codes
             are HTTP statuses such as 400 or 429).
@@ -201,6 +204,7 @@ class SandboxStats:
     rate_limited_429: int = 0
     peak_requests_per_window: int = 0
     faults_injected: dict[str, int] = attrs.field(factory=dict)
+    batch_queries: int = 0
 
     def utilisation(self, pool: str) -> float:
         """``slot_seconds / (capacity × makespan)`` of ``pool`` (``"model:kind"``), in [0, 1]."""
@@ -284,6 +288,7 @@ class Counters:
     create_attempts: int = 0
     queries: int = 0
     list_queries: int = 0
+    batch_queries: int = 0
     rejected_1303: int = 0
     errors_by_code: dict[int, int] = attrs.field(factory=dict)
     callbacks_sent: int = 0
