@@ -3,9 +3,14 @@ options, answers parsed; end to end against the sandbox's new-standard routes.""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image
 
 import kling_async as ka
 from kling_async._providers import codec_for
@@ -128,3 +133,63 @@ def test_the_new_standard_takes_an_api_key_on_kling_only() -> None:
         ka.KlingClient(access_key="ak", secret_key="sk", api_standard="new")
     with pytest.raises(ValueError, match="model_name: a new-standard body needs the model"):
         ka.OmniVideoRequest.from_wire({"contents": [{"type": "prompt", "text": "a cat"}]})
+
+
+def _campaign_lines(folder: Path) -> list[dict[str, Any]]:
+    """New-standard bodies of every documented shape, as campaign lines."""
+    Image.new("RGB", (640, 480), (90, 140, 200)).save(folder / "bird.png")
+    Image.new("RGB", (640, 480), (200, 140, 90)).save(folder / "end.png")
+    clip = "https://example.com/clip.mp4"
+
+    def line(model: str, contents: list[dict[str, Any]], **settings: Any) -> dict[str, Any]:
+        return {"kind": "video", "model_name": model, "contents": contents, "settings": settings}
+
+    def prompt(text: str) -> dict[str, Any]:
+        return {"type": "prompt", "text": text}
+
+    return [
+        line("kling-3.0-omni", [prompt("a red kite over the sea")], aspect_ratio="16:9",
+             multi_shot=False),
+        line("kling-3.0-omni",
+             [prompt("the bird of @image_1 flies to @image_2"),
+              {"type": "first_frame", "url": "bird.png", "id": "image_1"},
+              {"type": "last_frame", "url": "end.png", "id": "image_2"}],
+             multi_shot=False, resolution="1080p"),
+        line("kling-3.0-omni",
+             [prompt("@image_1 in the style of @image_2"),
+              {"type": "refer_image", "url": "bird.png", "id": "image_1"},
+              {"type": "refer_image", "url": "end.png", "id": "image_2"}],
+             aspect_ratio="1:1", multi_shot=False, audio="native"),
+        line("kling-3.0-omni",
+             [prompt("the next shot after @video_1"),
+              {"type": "feature_video", "url": clip, "id": "video_1"}],
+             aspect_ratio="16:9", multi_shot=True, audio="off"),
+        line("kling-o1",
+             [prompt("make @video_1 snowy"), {"type": "base_video", "url": clip, "id": "video_1"}],
+             audio="original"),
+        line("kling-3.0-omni",
+             [prompt("@Zhang waves at the camera"),
+              {"type": "element", "element_id": "160", "id": "Zhang"}],
+             aspect_ratio="9:16", multi_shot=False),
+        line("kling-3.0-omni",
+             [prompt("shot 1, 2, a cat walks in; shot 2, 3, the cat sleeps;")],
+             aspect_ratio="16:9", duration=5),
+    ]  # fmt: skip
+
+
+def test_a_new_standard_campaign_runs_through_the_cli(tmp_path: Path) -> None:
+    campaign = tmp_path / "campaign.jsonl"
+    lines = _campaign_lines(tmp_path)
+    campaign.write_text("".join(json.dumps(body) + "\n" for body in lines))
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [sys.executable, "-m", "kling_async", "run", str(campaign), "--out", str(out),
+         "--sandbox", "--api-standard", "new"],
+        capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = [json.loads(x) for x in (out / "manifest.jsonl").read_text().splitlines()]
+    assert [row["status"] for row in rows] == ["succeeded"] * len(lines)
+    videos = sorted(out.glob("*.mp4"))
+    assert len(videos) == len(lines)
+    assert all(v.stat().st_size > 0 and v.read_bytes()[4:8] == b"ftyp" for v in videos)
