@@ -14,6 +14,9 @@ from PIL import Image
 
 import kling_async as ka
 from kling_async._providers import codec_for
+from kling_async.testing import Faults, Sandbox
+
+from .conftest import API_KEY
 
 NEW = codec_for("kling", api_standard="new")
 
@@ -193,3 +196,40 @@ def test_a_new_standard_campaign_runs_through_the_cli(tmp_path: Path) -> None:
     videos = sorted(out.glob("*.mp4"))
     assert len(videos) == len(lines)
     assert all(v.stat().st_size > 0 and v.read_bytes()[4:8] == b"ftyp" for v in videos)
+
+
+@pytest.mark.anyio
+async def test_faults_on_the_new_standard_never_bill_twice() -> None:
+    """Creates that fail after making the task, dropped answers and failing queries: every
+    video ends with one outcome, each looked up by ``external_task_ids`` instead of created
+    twice."""
+    faults = Faults(error_after_create=0.15, drop_after_create=0.15, query_error=0.1)
+    async with Sandbox(
+        api_keys=(API_KEY,),
+        quota={"video": 5},
+        video_duration=(0.1, 0.3),
+        faults=faults,
+        seed=11,
+    ) as sandbox:
+        requests = [
+            ka.OmniVideoRequest.from_wire(
+                {"model_name": "kling-3.0-omni",
+                 "contents": [{"type": "prompt", "text": f"a kite, take {i}"}],
+                 "settings": {"aspect_ratio": "16:9", "multi_shot": False}}
+            )
+            for i in range(40)
+        ]  # fmt: skip
+        async with ka.KlingClient(
+            api_key=API_KEY,
+            base_url=sandbox.base_url,
+            api_standard="new",
+            quota=ka.Quota(video=5),
+            video_poll_interval=0.05,
+        ) as client:
+            outcomes = await client.run_all(requests)
+        stats = sandbox.stats()
+    assert all(o.ok for o in outcomes), [str(o.error) for o in outcomes if not o.ok][:3]
+    assert stats.faults_injected.get("error_after_create", 0) > 0
+    assert stats.faults_injected.get("drop_after_create", 0) > 0
+    assert stats.creates == 40 and stats.duplicate_external_ids == 0
+    assert stats.batch_queries > 0 and stats.queries == 0 and stats.list_queries == 0
