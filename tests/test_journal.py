@@ -186,7 +186,9 @@ async def test_resume_never_creates_when_the_lookup_fails(
             "job-unsure", request_fingerprint(request), "image", request.model_name
         )
 
-    async def failing_query(self: Tracker, kind: str, task_id: str) -> ka.TaskResult:
+    async def failing_query(
+        self: Tracker, kind: str, task_id: str, *, external: bool = False
+    ) -> ka.TaskResult:
         raise ka.ServerError("internal error", code=5000, http_status=500)
 
     async with ka.KlingClient(

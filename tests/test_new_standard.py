@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from PIL import Image
 
@@ -19,6 +21,7 @@ from kling_async.testing import Faults, Sandbox
 from .conftest import API_KEY
 
 NEW = codec_for("kling", api_standard="new")
+SECRET = "whsec_dGVzdHNlY3JldHRlc3RzZWNyZXR0ZXN0c2VjcmV0MTI="
 
 
 def _body(**settings: Any) -> dict[str, Any]:
@@ -233,3 +236,32 @@ async def test_faults_on_the_new_standard_never_bill_twice() -> None:
     assert stats.faults_injected.get("drop_after_create", 0) > 0
     assert stats.creates == 40 and stats.duplicate_external_ids == 0
     assert stats.batch_queries > 0 and stats.queries == 0 and stats.list_queries == 0
+
+
+@pytest.mark.anyio
+async def test_new_standard_callbacks_end_a_video_long_before_the_next_poll() -> None:
+    """The sandbox posts new-standard callbacks (one /tasks item); the receiver routes them to
+    the new codec's tasks, confirmed by one unified query."""
+    async with (
+        Sandbox(api_keys=(API_KEY,), callback_secret=SECRET, video_duration=0.1) as sandbox,
+        ka.CallbackReceiver(secret=SECRET) as receiver,
+        ka.KlingClient(
+            api_key=API_KEY,
+            base_url=sandbox.base_url,
+            api_standard="new",
+            callbacks=receiver,
+            video_poll_interval=5.0,
+        ) as client,
+    ):
+        request = ka.OmniVideoRequest.from_wire(
+            {"model_name": "kling-3.0-omni", "contents": [{"type": "prompt", "text": "a kite"}],
+             "settings": {"aspect_ratio": "16:9", "multi_shot": False}}
+        )  # fmt: skip
+        started = time.monotonic()
+        with anyio.fail_after(10):
+            result = await client.wait(await client.submit(request))
+        elapsed = time.monotonic() - started
+        assert result.status is ka.TaskStatus.SUCCEEDED and result.videos
+        assert elapsed < 1.5, f"{elapsed:.2f} s: the outcome waited for polling"
+        assert receiver.stats.accepted >= 1 and receiver.stats.malformed == 0
+        assert sandbox.stats().callbacks_sent >= 1

@@ -90,6 +90,12 @@ class KlingNewCodec(KlingCodec):
                 "multi_shot", "False", "with a feature video, multi_shot can only be true"
             )
 
+    def is_terminal_wire_status(self, raw: str) -> bool:
+        """Whether ``raw`` is terminal: a new-standard ``status`` (``"succeeded"``,
+        [omni-video-3]) or a legacy ``task_status`` (``"succeed"``, images)."""
+        status = _STATUS.get(raw)
+        return status.is_terminal if status is not None else super().is_terminal_wire_status(raw)
+
     def create_path(self, request: Request) -> str:
         """``/omni-video/{model}`` for videos [omni-video-3]; the legacy path for images."""
         if isinstance(request, OmniVideoRequest):
