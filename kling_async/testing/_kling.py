@@ -158,35 +158,10 @@ class KlingNative:
         kind: Kind,
         counter: str,
     ) -> Callable[[web.Request], Awaitable[web.Response]]:
-        is_query = counter != "create_attempts"
+        async def data(request: web.Request) -> Any:
+            return await method(request, kind)
 
-        async def handle(request: web.Request) -> web.Response:
-            response = await answer(request)
-            if self._faults is not None:
-                await self._faults.maybe_slow()  # every answer, errors included
-            return response
-
-        async def answer(request: web.Request) -> web.Response:
-            counters = self._engine.counters
-            setattr(counters, counter, getattr(counters, counter) + 1)
-            fault = None
-            try:
-                self._authenticate(request)
-                if is_query and self._faults is not None:
-                    fault = self._faults.query_fault()
-                    if fault == "query_error":  # [errors]: 5001 unavailable, HTTP 503
-                        raise ApiError(5001, "Service unavailable (sandbox fault: query_error)")
-                data = await method(request, kind)
-            except ApiError as exc:
-                counters.error(exc.code)
-                if fault == "malformed_query":  # HTTP 200 whatever the answer would have been
-                    return truncated_json(envelope_body(exc.code, exc.message, with_data=False))
-                return envelope(exc.code, exc.message, with_data=False)
-            if fault == "malformed_query":
-                return truncated_json(envelope_body(0, "SUCCEED", data))
-            return envelope(0, "SUCCEED", data)
-
-        return handle
+        return envelope_handler(self._engine, self._faults, self._authenticate, data, counter)
 
     def _authenticate(self, request: web.Request) -> None:
         try:
@@ -412,3 +387,44 @@ def _page_param(request: web.Request, name: str, default: int, high: int) -> int
             1201, f"Invalid parameter: {name} must be an integer in [1, {high}], got {raw!r}"
         )
     return int(raw)
+
+
+def envelope_handler(
+    engine: Engine,
+    faults: FaultInjector | None,
+    authenticate: Callable[[web.Request], None],
+    method: Callable[[web.Request], Awaitable[Any]],
+    counter: str,
+) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """One route of Kling's envelope API (both standards): count the request under
+    ``counter``, authenticate it, draw a query fault (every counter but ``create_attempts``),
+    and answer ``method``'s data or its :class:`ApiError` in the envelope [errors]."""
+    is_query = counter != "create_attempts"
+
+    async def handle(request: web.Request) -> web.Response:
+        response = await answer(request)
+        if faults is not None:
+            await faults.maybe_slow()  # every answer, errors included
+        return response
+
+    async def answer(request: web.Request) -> web.Response:
+        counters = engine.counters
+        setattr(counters, counter, getattr(counters, counter) + 1)
+        fault = None
+        try:
+            authenticate(request)
+            if is_query and faults is not None:
+                fault = faults.query_fault()
+                if fault == "query_error":  # [errors]: 5001 unavailable, HTTP 503
+                    raise ApiError(5001, "Service unavailable (sandbox fault: query_error)")
+            data = await method(request)
+        except ApiError as exc:
+            counters.error(exc.code)
+            if fault == "malformed_query":  # HTTP 200 whatever the answer would have been
+                return truncated_json(envelope_body(exc.code, exc.message, with_data=False))
+            return envelope(exc.code, exc.message, with_data=False)
+        if fault == "malformed_query":
+            return truncated_json(envelope_body(0, "SUCCEED", data))
+        return envelope(0, "SUCCEED", data)
+
+    return handle

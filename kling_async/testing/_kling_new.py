@@ -44,8 +44,8 @@ from aiohttp import web
 
 from ._auth import AuthError, check_authorization
 from ._engine import Engine
-from ._faults import FaultInjector, create_with_faults, truncated_json
-from ._kling import FAILURE_MESSAGE, OVER_LIMIT, ApiError, envelope, envelope_body
+from ._faults import FaultInjector, create_with_faults
+from ._kling import FAILURE_MESSAGE, OVER_LIMIT, ApiError, envelope, envelope_handler
 from ._kling_new_rules import NEW_VIDEO_MODELS, NewVideoSpec, check_new_video
 from ._rules import RuleError, _is_int
 from ._state import Status, Task
@@ -126,35 +126,7 @@ class KlingNewApi:
     def _handler(
         self, method: Callable[[web.Request], Awaitable[Any]], counter: str
     ) -> Callable[[web.Request], Awaitable[web.Response]]:
-        is_query = counter != "create_attempts"
-
-        async def handle(request: web.Request) -> web.Response:
-            response = await answer(request)
-            if self._faults is not None:
-                await self._faults.maybe_slow()  # every answer, errors included
-            return response
-
-        async def answer(request: web.Request) -> web.Response:
-            counters = self._engine.counters
-            setattr(counters, counter, getattr(counters, counter) + 1)
-            fault = None
-            try:
-                self._authenticate(request)
-                if is_query and self._faults is not None:
-                    fault = self._faults.query_fault()
-                    if fault == "query_error":  # [errors]: 5001 unavailable, HTTP 503
-                        raise ApiError(5001, "Service unavailable (sandbox fault: query_error)")
-                data = await method(request)
-            except ApiError as exc:
-                counters.error(exc.code)
-                if fault == "malformed_query":
-                    return truncated_json(envelope_body(exc.code, exc.message, with_data=False))
-                return envelope(exc.code, exc.message, with_data=False)
-            if fault == "malformed_query":
-                return truncated_json(envelope_body(0, "SUCCEED", data))
-            return envelope(0, "SUCCEED", data)
-
-        return handle
+        return envelope_handler(self._engine, self._faults, self._authenticate, method, counter)
 
     def _authenticate(self, request: web.Request) -> None:
         header = request.headers.get("Authorization")
