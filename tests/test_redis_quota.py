@@ -59,6 +59,21 @@ def _client(sandbox: Sandbox, backend: ka.RedisQuotaBackend, **kw: object) -> ka
     )
 
 
+async def _worker(
+    sandbox: Sandbox,
+    url: str,
+    namespace: str,
+    requests: list[ka.OmniImageRequest],
+    outcomes: list[ka.Outcome],
+    heartbeat: float = 1.0,
+) -> None:
+    """One client (one holder, as one process would be) streaming ``requests``."""
+    backend = ka.RedisQuotaBackend(url, namespace=namespace, heartbeat=heartbeat)
+    async with _client(sandbox, backend) as client, client.stream(requests) as results:
+        async for outcome in results:
+            outcomes.append(outcome)
+
+
 async def _leases(url: str, namespace: str, pool: str = POOL) -> dict[bytes, bytes]:
     r = redis_asyncio.Redis.from_url(url)
     try:
@@ -81,19 +96,10 @@ async def test_clients_sharing_redis_never_trip_1303(redis_server: RedisServer) 
         api_keys=(API_KEY,), quota={"image": 9}, image_duration=(0.1, 0.3), seed=5
     ) as sandbox:
         outcomes: list[ka.Outcome] = []
-
-        async def worker(seed: int) -> None:
-            backend = ka.RedisQuotaBackend(redis_server.url, namespace=namespace)
-            async with (
-                _client(sandbox, backend) as client,
-                client.stream(_requests(30, seed)) as results,
-            ):
-                async for outcome in results:
-                    outcomes.append(outcome)
-
         async with anyio.create_task_group() as tg:
             for seed in range(4):
-                tg.start_soon(worker, seed)
+                requests = _requests(30, seed)
+                tg.start_soon(_worker, sandbox, redis_server.url, namespace, requests, outcomes)
         stats = sandbox.stats()
     assert len(outcomes) == 120
     assert all(o.ok for o in outcomes), [o.error for o in outcomes if not o.ok][:3]
@@ -109,19 +115,12 @@ async def test_a_restart_of_redis_mid_run_loses_no_request(redis_server: RedisSe
         api_keys=(API_KEY,), quota={"image": 9}, image_duration=(0.2, 0.5), seed=6
     ) as sandbox:
         outcomes = _Outcomes()
-
-        async def worker(seed: int) -> None:
-            backend = ka.RedisQuotaBackend(redis_server.url, namespace=namespace, heartbeat=0.2)
-            async with (
-                _client(sandbox, backend) as client,
-                client.stream(_requests(25, seed)) as results,
-            ):
-                async for outcome in results:
-                    outcomes.append(outcome)
-
         async with anyio.create_task_group() as tg:
             for seed in range(3):
-                tg.start_soon(worker, seed)
+                requests = _requests(25, seed)
+                tg.start_soon(
+                    _worker, sandbox, redis_server.url, namespace, requests, outcomes, 0.2
+                )
             await outcomes.first(20)
             await anyio.to_thread.run_sync(redis_server.restart)
         stats = sandbox.stats()
