@@ -91,6 +91,7 @@ def main_new_standard(args: argparse.Namespace) -> int:
                 stats["list_queries"],
                 stats["queries"],
                 f"{queries / args.tasks:.3f}",
+                f"{stats.get('batch_ids', 0) / max(1, stats.get('batch_queries', 0)):.1f}",
                 f"{per_task[standard]:.3f}",
                 f"{stats['makespan']:.1f}",
             )
@@ -99,9 +100,13 @@ def main_new_standard(args: argparse.Namespace) -> int:
             report.line(f"{standard}: {args.tasks - ok} task(s) did not succeed")
     report.table(
         ("standard", "succeeded", "requests", "creates", "GET /tasks", "list GETs", "GETs",
-         "queries per task", "requests per task", "makespan s"),
+         "queries per task", "ids per GET /tasks", "requests per task", "makespan s"),
         rows,
     )  # fmt: skip
+    report.line(
+        f"(in flight: at most {args.quota}; the client asks about at most 50 per GET /tasks, so "
+        "each poll of the new standard is one request while ≤ 50 run)"
+    )
     report.target(
         "requests per task (new standard)",
         f"{per_task['new']:.3f}",

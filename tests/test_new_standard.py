@@ -265,3 +265,34 @@ async def test_new_standard_callbacks_end_a_video_long_before_the_next_poll() ->
         assert elapsed < 1.5, f"{elapsed:.2f} s: the outcome waited for polling"
         assert receiver.stats.accepted >= 1 and receiver.stats.malformed == 0
         assert sandbox.stats().callbacks_sent >= 1
+
+
+@pytest.mark.anyio
+async def test_a_poll_asks_about_fifty_tasks_per_request() -> None:
+    """120 videos in flight: each unified query names at most 50 ids, so one poll of all of
+    them is three requests, never one per task."""
+    async with Sandbox(
+        api_keys=(API_KEY,), quota={"video": 120}, video_duration=(1.0, 1.2), seed=12
+    ) as sandbox:
+        requests = [
+            ka.OmniVideoRequest.from_wire(
+                {"model_name": "kling-3.0-omni",
+                 "contents": [{"type": "prompt", "text": f"a kite, take {i}"}],
+                 "settings": {"aspect_ratio": "16:9", "multi_shot": False}}
+            )
+            for i in range(120)
+        ]  # fmt: skip
+        async with ka.KlingClient(
+            api_key=API_KEY,
+            base_url=sandbox.base_url,
+            api_standard="new",
+            quota=ka.Quota(video=120),
+            video_poll_interval=0.3,
+        ) as client:
+            outcomes = await client.run_all(requests)
+        stats = sandbox.stats()
+    assert all(o.ok for o in outcomes)
+    polls = stats.makespan / 0.3 + 2
+    assert stats.batch_queries <= 3 * polls, (stats.batch_queries, polls)
+    assert stats.batch_ids / stats.batch_queries > 25  # a query answers for many tasks
+    assert stats.queries == 0 and stats.list_queries == 0

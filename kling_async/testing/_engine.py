@@ -335,6 +335,7 @@ class Engine:
             create_attempts=c.create_attempts,
             queries=c.queries,
             batch_queries=c.batch_queries,
+            batch_ids=c.batch_ids,
             list_queries=c.list_queries,
             rejected_1303=c.rejected_1303,
             errors_by_code=dict(sorted(c.errors_by_code.items())),

@@ -227,6 +227,7 @@ class KlingNewApi:
             raise ApiError(
                 1201, f"Invalid parameter: {name} has {len(idents)} ids, at most {MAX_BATCH}"
             )
+        self._engine.counters.batch_ids += len(idents)
         found: list[dict[str, Any]] = []
         seen: set[str] = set()
         for ident in (i.strip() for i in idents):

@@ -164,6 +164,8 @@ class SandboxStats:
         list_queries: List queries (``GET …?pageNum=&pageSize=``, new-standard ``POST /tasks``).
         batch_queries: New-standard unified queries ``GET /tasks?task_ids=`` or
             ``?external_task_ids=`` (one per request, whatever the number of ids).
+        batch_ids: Ids asked for in those queries, in all (``batch_ids / batch_queries`` is
+            how many tasks one unified query answered for).
         rejected_1303: Creates refused with code 1303 (pool full, [concurrency]).
         errors_by_code: Error answers by API code (e.g. ``{1201: 3, 1303: 7}``; Modellix codes
             are HTTP statuses such as 400 or 429).
@@ -205,6 +207,7 @@ class SandboxStats:
     peak_requests_per_window: int = 0
     faults_injected: dict[str, int] = attrs.field(factory=dict)
     batch_queries: int = 0
+    batch_ids: int = 0
 
     def utilisation(self, pool: str) -> float:
         """``slot_seconds / (capacity × makespan)`` of ``pool`` (``"model:kind"``), in [0, 1]."""
@@ -289,6 +292,7 @@ class Counters:
     queries: int = 0
     list_queries: int = 0
     batch_queries: int = 0
+    batch_ids: int = 0
     rejected_1303: int = 0
     errors_by_code: dict[int, int] = attrs.field(factory=dict)
     callbacks_sent: int = 0
