@@ -123,12 +123,39 @@ local function grant_pass(pool, t)
     local chosen, chosen_price, excess = nil, 0, 0
     if head_price <= free then
       chosen, chosen_price = 1, head_price
-    else
-      local room = free
-      if protected then room = free - head_price end
+    elseif not protected then
       for i = 2, #ws do
         local c = price(ws[i])
-        if c <= room and c > chosen_price then chosen, chosen_price = i, c end
+        if c <= free and c > chosen_price then chosen, chosen_price = i, c end
+      end
+    else
+      -- EASY backfilling: from the leases' expected ends (start + the mean duration, but no
+      -- sooner than a tenth of it from now), find when the head can start (its shadow time)
+      -- and how many slots will be spare then; a later waiter may start now if it fits and
+      -- either is expected to end before the shadow time or fits in the spare slots.
+      local shadow, spare = nil, free - head_price
+      if mean ~= nil then
+        local ends = {}
+        for _, v in ipairs(redis.call('HVALS', P .. ':leases:' .. pool)) do
+          local l = cjson.decode(v)
+          table.insert(ends, {math.max(l.t + mean, t + 0.1 * mean), l.c})
+        end
+        table.sort(ends, function(x, y) return x[1] < y[1] end)
+        local available = free
+        for _, e in ipairs(ends) do
+          available = available + e[2]
+          if available >= head_price then
+            shadow, spare = e[1], available - head_price
+            break
+          end
+        end
+      end
+      local ends_in_time = shadow ~= nil and t + mean <= shadow
+      for i = 2, #ws do
+        local c = price(ws[i])
+        if c <= free and (ends_in_time or c <= math.min(spare, free)) and c > chosen_price then
+          chosen, chosen_price = i, c
+        end
       end
     end
     if chosen == nil then

@@ -12,7 +12,8 @@ server; nothing is read in one round trip and written in another):
   the task ended. A process proves it is alive with a heartbeat key that expires.
 - **One wait queue.** Waiting requests of every process queue in arrival order; a grant pass
   admits the oldest when it fits, else the largest that fits (best fit), and once the oldest has
-  waited its patience only requests that fit beside it (so none starves). Grants are posted to
+  waited its patience only requests that cannot delay it (so none starves): EASY backfilling
+  from the leases' start times and the pool's mean task duration, as in process. Grants are posted to
   the holder's mailbox and announced on a pub/sub channel.
 - **Observations are shared:** 1303s raise the pool's hidden slots (and successful creates and
   waiting lower them again), ended ``auto`` series teach the shared reservation, task durations
@@ -27,9 +28,7 @@ server; nothing is read in one round trip and written in another):
   epoch key is noticed, a new epoch starts, live processes re-register their leases, and nothing
   is admitted until they have had the time to (two heartbeats).
 
-Not shared (yet): the backfilling that reasons about expected task ends, and the protection of
-piled-up exclusive requests (more than half the pool); while the oldest waiter is protected, the
-shared pool admits only what fits beside it.
+Not shared (yet): the protection of piled-up exclusive requests (each more than half the pool).
 """
 
 from __future__ import annotations
