@@ -13,8 +13,8 @@ server; nothing is read in one round trip and written in another):
 - **One wait queue.** Waiting requests of every process queue in arrival order; a grant pass
   admits the oldest when it fits, else the largest that fits (best fit), and once the oldest has
   waited its patience only requests that cannot delay it (so none starves): EASY backfilling
-  from the leases' start times and the pool's mean task duration, as in process. Grants are posted to
-  the holder's mailbox and announced on a pub/sub channel.
+  from the leases' start times and the pool's mean task duration, as in process. Grants are
+  posted to the holder's mailbox and announced on a pub/sub channel.
 - **Observations are shared:** 1303s raise the pool's hidden slots (and successful creates and
   waiting lower them again), ended ``auto`` series teach the shared reservation, task durations
   the shared mean (which sets the patience). When nothing fits but ``auto`` series in flight may
