@@ -207,21 +207,7 @@ class KlingNative:
                 self._on_created(task)
             return task
 
-        def full() -> Exception:
-            engine.counters.rejected_1303 += 1
-            return ApiError(1303, OVER_LIMIT)  # [concurrency]: HTTP 429, code 1303
-
-        # Faults are drawn for a create that passed validation (a refused one is answered as is):
-        # [errors] 5000 internal error (HTTP 500) before, 5002 internal timeout (HTTP 504, the
-        # task exists and runs) after; a dropped connection: INFERRED "task may exist".
-        task = await create_with_faults(
-            self._faults,
-            request,
-            admit,
-            before=lambda: ApiError(5000, "Internal error (sandbox fault: error_before_create)"),
-            full=full,
-            after=lambda: ApiError(5002, "Internal timeout (sandbox fault: error_after_create)"),
-        )
+        task = await kling_create(engine, self._faults, request, admit)
         # [omni-image] / [omni-video]: task_id, task_info{external_task_id}, task_status, times
         return {
             "task_id": task.task_id,
@@ -428,3 +414,29 @@ def envelope_handler(
         return envelope(0, "SUCCEED", data)
 
     return handle
+
+
+async def kling_create(
+    engine: Engine,
+    faults: FaultInjector | None,
+    request: web.Request,
+    admit: Callable[[], Task | None],
+) -> Task:
+    """A create of either Kling standard that passed validation, through the shared fault path:
+    ``admit()`` makes the task or returns ``None`` for a full pool (1303, HTTP 429,
+    [concurrency]). Faults: [errors] 5000 internal error (HTTP 500) before, 5002 internal
+    timeout (HTTP 504, the task exists and runs) after; a dropped connection: INFERRED "task
+    may exist"."""
+
+    def full() -> Exception:
+        engine.counters.rejected_1303 += 1
+        return ApiError(1303, OVER_LIMIT)
+
+    return await create_with_faults(
+        faults,
+        request,
+        admit,
+        before=lambda: ApiError(5000, "Internal error (sandbox fault: error_before_create)"),
+        full=full,
+        after=lambda: ApiError(5002, "Internal timeout (sandbox fault: error_after_create)"),
+    )

@@ -44,8 +44,8 @@ from aiohttp import web
 
 from ._auth import AuthError, check_authorization
 from ._engine import Engine
-from ._faults import FaultInjector, create_with_faults
-from ._kling import FAILURE_MESSAGE, OVER_LIMIT, ApiError, envelope, envelope_handler
+from ._faults import FaultInjector
+from ._kling import FAILURE_MESSAGE, ApiError, envelope, envelope_handler, kling_create
 from ._kling_new_rules import NEW_VIDEO_MODELS, NewVideoSpec, check_new_video
 from ._rules import RuleError, _is_int
 from ._state import Status, Task
@@ -188,18 +188,7 @@ class KlingNewApi:
                 self._on_created(task)
             return task
 
-        def full() -> Exception:
-            engine.counters.rejected_1303 += 1
-            return ApiError(1303, OVER_LIMIT)  # [concurrency]: HTTP 429, code 1303
-
-        task = await create_with_faults(
-            self._faults,
-            request,
-            admit,
-            before=lambda: ApiError(5000, "Internal error (sandbox fault: error_before_create)"),
-            full=full,
-            after=lambda: ApiError(5002, "Internal timeout (sandbox fault: error_after_create)"),
-        )
+        task = await kling_create(engine, self._faults, request, admit)
         # [3.0-omni]: data = {id, status, create_time, update_time, external_id} (ms)
         return {
             "id": task.task_id,
