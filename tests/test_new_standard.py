@@ -201,6 +201,26 @@ def test_a_new_standard_campaign_runs_through_the_cli(tmp_path: Path) -> None:
     assert all(v.stat().st_size > 0 and v.read_bytes()[4:8] == b"ftyp" for v in videos)
 
 
+async def _run_videos(sandbox: Sandbox, count: int, *, quota: int, poll: float) -> list[ka.Outcome]:
+    """``count`` text-to-video requests in new-standard form, run on the new standard."""
+    requests = [
+        ka.OmniVideoRequest.from_wire(
+            {"model_name": "kling-3.0-omni",
+             "contents": [{"type": "prompt", "text": f"a kite, take {i}"}],
+             "settings": {"aspect_ratio": "16:9", "multi_shot": False}}
+        )
+        for i in range(count)
+    ]  # fmt: skip
+    async with ka.KlingClient(
+        api_key=API_KEY,
+        base_url=sandbox.base_url,
+        api_standard="new",
+        quota=ka.Quota(video=quota),
+        video_poll_interval=poll,
+    ) as client:
+        return await client.run_all(requests)
+
+
 @pytest.mark.anyio
 async def test_faults_on_the_new_standard_never_bill_twice() -> None:
     """Creates that fail after making the task, dropped answers and failing queries: every
@@ -214,22 +234,7 @@ async def test_faults_on_the_new_standard_never_bill_twice() -> None:
         faults=faults,
         seed=11,
     ) as sandbox:
-        requests = [
-            ka.OmniVideoRequest.from_wire(
-                {"model_name": "kling-3.0-omni",
-                 "contents": [{"type": "prompt", "text": f"a kite, take {i}"}],
-                 "settings": {"aspect_ratio": "16:9", "multi_shot": False}}
-            )
-            for i in range(40)
-        ]  # fmt: skip
-        async with ka.KlingClient(
-            api_key=API_KEY,
-            base_url=sandbox.base_url,
-            api_standard="new",
-            quota=ka.Quota(video=5),
-            video_poll_interval=0.05,
-        ) as client:
-            outcomes = await client.run_all(requests)
+        outcomes = await _run_videos(sandbox, 40, quota=5, poll=0.05)
         stats = sandbox.stats()
     assert all(o.ok for o in outcomes), [str(o.error) for o in outcomes if not o.ok][:3]
     assert stats.faults_injected.get("error_after_create", 0) > 0
@@ -274,22 +279,7 @@ async def test_a_poll_asks_about_fifty_tasks_per_request() -> None:
     async with Sandbox(
         api_keys=(API_KEY,), quota={"video": 120}, video_duration=(1.0, 1.2), seed=12
     ) as sandbox:
-        requests = [
-            ka.OmniVideoRequest.from_wire(
-                {"model_name": "kling-3.0-omni",
-                 "contents": [{"type": "prompt", "text": f"a kite, take {i}"}],
-                 "settings": {"aspect_ratio": "16:9", "multi_shot": False}}
-            )
-            for i in range(120)
-        ]  # fmt: skip
-        async with ka.KlingClient(
-            api_key=API_KEY,
-            base_url=sandbox.base_url,
-            api_standard="new",
-            quota=ka.Quota(video=120),
-            video_poll_interval=0.3,
-        ) as client:
-            outcomes = await client.run_all(requests)
+        outcomes = await _run_videos(sandbox, 120, quota=120, poll=0.3)
         stats = sandbox.stats()
     assert all(o.ok for o in outcomes)
     polls = stats.makespan / 0.3 + 2
