@@ -142,6 +142,18 @@ def auth_headers(api_key: str = API_KEY) -> dict[str, str]:
 # --- the sandbox process ---------------------------------------------------------------------
 
 
+def terminate(proc: subprocess.Popen[bytes] | None) -> None:
+    """SIGTERM ``proc`` (if any) and wait for it; SIGKILL after 10 s."""
+    if proc is None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 class SandboxProcess:
     """The sandbox (``kling_async.testing.serve``) in a separate process on 127.0.0.1.
 
@@ -189,14 +201,7 @@ class SandboxProcess:
     def stop(self) -> None:
         """Terminate the process (idempotent)."""
         proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        terminate(proc)
 
     def __enter__(self) -> Self:
         self.start()

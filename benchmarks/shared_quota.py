@@ -58,7 +58,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from _harness import API_KEY, Report, SandboxProcess, free_port
+from _harness import API_KEY, Report, SandboxProcess, free_port, terminate
 from quota_utilisation import idle_by_occupancy
 
 QUOTA = 9
@@ -145,14 +145,7 @@ class RedisServer:
     def stop(self) -> None:
         """Stop the server (SIGTERM; without persistence it saves nothing). Idempotent."""
         proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        terminate(proc)
 
     def cli(self, *args: str) -> str:
         """One ``redis-cli`` command; its output stripped ("" when the server is down)."""
