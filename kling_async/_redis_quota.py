@@ -327,6 +327,15 @@ class RedisQuotaBackend:
         if cost is None and not lease.is_auto:
             price = request_cost(lease.request, _FIXED)
             cost = price() if callable(price) else price
+        lease.started = anyio.current_time()
+        if lease.task_id and self._context is not None:
+            # A task an earlier run created may have ended while nobody followed it, and a live
+            # process may already have released its lease: counting it again would hold slots
+            # nobody holds until the first poll. Ask the server first.
+            state = await _lookup(self._context.lookup, lease.request.kind, lease.task_id, False)
+            if state in ("ended", "missing"):
+                lease.cost = cost or MIN_SERIES
+                return
         auto = "1" if lease.is_auto else "0"
         args = (lease.pool, str(lease.capacity), lease.key, str(cost or 0), auto)
         while True:
@@ -338,7 +347,6 @@ class RedisQuotaBackend:
             except _EpochLost:
                 await self._rejoin()
         lease.cost = int(answer[1])
-        lease.started = anyio.current_time()
         self._held[lease.key] = _Held(
             lease.pool, lease.cost, lease.request.kind, lease.is_auto, lease.task_id or ""
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 import uuid
+from pathlib import Path
 
 import anyio
 import pytest
@@ -306,3 +307,45 @@ async def test_auto_series_are_shared_learnt_and_overbooked(redis_server: RedisS
         await r.aclose()
     assert seen and {int(x) for x in seen} <= {2, 3}  # the shared estimate learns 2–3
     assert await _leases(redis_server.url, namespace, V3_POOL) == {}
+
+
+async def test_a_resumed_task_that_ended_meanwhile_is_not_counted_again(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """A process leaves three tasks behind; another process's reconciler frees their slots once
+    the server says they ended; the first, restarted with its journal, does not count them
+    again (it asks the server before re-attaching)."""
+    namespace = uuid.uuid4().hex
+    journal = tmp_path / "journal.sqlite3"
+    requests = [
+        ka.OmniImageRequest(prompt=f"left {i}", external_task_id=f"left-{i}") for i in range(3)
+    ]
+
+    def client(backend: ka.RedisQuotaBackend, **kw: object) -> ka.KlingClient:
+        return ka.KlingClient(
+            api_key=API_KEY,
+            base_url=sandbox.base_url,
+            quota=ka.Quota(image=9),
+            quota_backend=backend,
+            image_poll_interval=5.0,
+            **kw,  # type: ignore[arg-type]
+        )
+
+    async with Sandbox(api_keys=(API_KEY,), quota={"image": 9}, image_duration=0.2) as sandbox:
+        first = ka.RedisQuotaBackend(redis_server.url, namespace=namespace, heartbeat=0.2)
+        async with client(first, journal=journal) as c:
+            for request in requests:
+                await c.submit(request)
+        assert (await _pool(redis_server.url, namespace))[b"in_use"] == b"3"
+        other = ka.RedisQuotaBackend(redis_server.url, namespace=namespace, heartbeat=0.2)
+        async with client(other):
+            with anyio.fail_after(10):
+                while (await _pool(redis_server.url, namespace))[b"in_use"] != b"0":  # noqa: ASYNC110
+                    await anyio.sleep(0.1)  # the holder is dead and the tasks ended: freed
+        again = ka.RedisQuotaBackend(redis_server.url, namespace=namespace, heartbeat=0.2)
+        async with client(again, journal=journal) as c:
+            for request in requests:
+                await c.submit(request)  # re-attached from the journal, not created
+            assert (await _pool(redis_server.url, namespace))[b"in_use"] == b"0"
+            assert await _leases(redis_server.url, namespace) == {}
+        assert sandbox.stats().creates == 3
