@@ -246,6 +246,7 @@ class KlingClient:
                 account=f"{self._wire.codec.name}|{self.base_url}|{self._auth.key_id()}",
                 limits=self.quota,
                 lookup=self._tracker.task_state,
+                running=self._tracker.running_tasks,
             )
             await stack.enter_async_context(self._scheduler.running(context))
             if self.callbacks is not None:

@@ -107,11 +107,15 @@ class QuotaContext:
             ``"missing"`` (the server has no such task) for a task id, or an
             ``external_task_id`` when ``external``; raises :class:`KlingError` when the server
             cannot tell.
+        running: ``await running(kind)`` → ``(task_id, external_task_id)`` of the account's
+            tasks of ``kind`` the server lists as still running (``[]`` where the wire API
+            has no list query), for rebuilding a shared pool that lost its state.
     """
 
     account: str
     limits: Quota
     lookup: Callable[[Kind, str, bool], Awaitable[Literal["running", "ended", "missing"]]]
+    running: Callable[[Kind], Awaitable[list[tuple[str, str | None]]]] | None = None
 
 
 class QuotaBackend(Protocol):

@@ -445,6 +445,30 @@ elseif op == 'occupy' then
   redis.call('HSET', lk, key, cjson.encode(l))
   return {'ok', l.c}
 
+elseif op == 'adopt' then
+  -- ARGV[4] pool, [5] capacity, [6] key, [7] task_id, [8] kind. A task the server lists as
+  -- running that no lease knows (its process died while Redis lost its state): count it, at
+  -- one slot (its cost is not listed), under a holder that never heartbeats, so the dead
+  -- holders' reconciliation frees it once the server says it ended.
+  local pool, key, task_id = ARGV[4], ARGV[6], ARGV[7]
+  local pk, lk = pool_key(pool), P .. ':leases:' .. pool
+  if not redis.call('HGET', pk, 'capacity') then
+    redis.call('HSET', pk, 'capacity', tonumber(ARGV[5]))
+    redis.call('SADD', P .. ':pools', pool)
+  end
+  if redis.call('HEXISTS', lk, key) == 1 then return {'ok', 0} end
+  for _, v in ipairs(redis.call('HVALS', lk)) do
+    if cjson.decode(v).i == task_id then return {'ok', 0} end
+  end
+  local orphan = 'server-list'
+  redis.call('SADD', P .. ':holders', orphan)
+  redis.call('HSET', lk, key, cjson.encode({c = 1, h = orphan, s = 'c', k = ARGV[8], a = 0,
+    t = t, i = task_id}))
+  local in_use = num(redis.call('HGET', pk, 'in_use'), 0) + 1
+  redis.call('HSET', pk, 'in_use', in_use,
+    'peak', math.max(num(redis.call('HGET', pk, 'peak'), 0), in_use))
+  return {'ok', 1}
+
 elseif op == 'orphans' then
   -- Leases whose holder's heartbeat expired (flat: pool, key, kind, task_id, state); their
   -- waiters leave the queue. Holders with nothing left are forgotten.

@@ -25,8 +25,9 @@ server; nothing is read in one round trip and written in another):
   says it ended or never existed. A restarted process with its journal re-attaches to its own.
 - **Redis unreachable:** nothing new is admitted (never over-admit); running tasks are still
   followed, and their releases are sent when Redis is back. **Redis restarted empty:** the lost
-  epoch key is noticed, a new epoch starts, live processes re-register their leases, and nothing
-  is admitted until they have had the time to (two heartbeats).
+  epoch key is noticed, a new epoch starts, live processes re-register their leases, the process
+  that started the epoch counts the tasks the server lists as running that nobody re-registered,
+  and nothing is admitted until they have had the time to (two heartbeats).
 
 Not shared (yet): the protection of piled-up exclusive requests (each more than half the pool).
 """
@@ -39,18 +40,17 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Awaitable, Callable
 from importlib import resources
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.abc
-import attrs
 
 from ._errors import QuotaError
 from ._models import Kind, Request
 from ._quota import MIN_SERIES, AutoSeriesEstimator, request_cost
 from ._quota_backend import Lease, PoolSnapshot, QuotaContext
+from ._redis_state import EpochLost, Held, Queued, Unavailable, Waiting, lookup, text
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -60,38 +60,6 @@ __all__ = ["RedisQuotaBackend"]
 _log = logging.getLogger("kling_async.quota")
 _FIXED = AutoSeriesEstimator()  # prices fixed requests; an auto series is priced by the script
 _SCRIPT = resources.files(__package__).joinpath("_redis_quota.lua").read_text(encoding="utf-8")
-
-
-class _Unavailable(Exception):
-    """Redis did not answer."""
-
-
-class _EpochLost(Exception):
-    """Redis lost its state (restarted empty): re-register before going on."""
-
-
-@attrs.define(eq=False)
-class _Held:
-    pool: str
-    cost: int
-    kind: Kind
-    auto: bool
-    task_id: str = ""
-
-
-@attrs.define(eq=False)
-class _Waiting:
-    lease: Lease
-    event: anyio.Event = attrs.field(factory=anyio.Event)
-    granted: int = 0
-    overbooked: bool = False
-    requeue: bool = False
-
-
-@attrs.define(eq=False)
-class _Queued:
-    ticket: int = 0
-    since: float = 0.0
 
 
 class RedisQuotaBackend:
@@ -155,9 +123,9 @@ class RedisQuotaBackend:
         self._config = ""
         self._epoch_key = ""
         self._context: QuotaContext | None = None
-        self._waiting: dict[str, _Waiting] = {}
-        self._queued: dict[str, _Queued] = {}
-        self._held: dict[str, _Held] = {}
+        self._waiting: dict[str, Waiting] = {}
+        self._queued: dict[str, Queued] = {}
+        self._held: dict[str, Held] = {}
         self._pending: list[tuple[str, ...]] = []
         self._figures: dict[str, PoolSnapshot] = {}
         self._kick = anyio.Event()
@@ -202,7 +170,7 @@ class RedisQuotaBackend:
             try:
                 await self._join("init", "")
                 await self._call("heartbeat", str(int(self.heartbeat * 5000)))
-            except _Unavailable as exc:
+            except Unavailable as exc:
                 raise QuotaError(
                     f"the shared quota's Redis at {self.url} is unreachable: {exc}"
                 ) from None
@@ -217,16 +185,20 @@ class RedisQuotaBackend:
                 with anyio.CancelScope(shield=True):
                     await self._redis.aclose()
 
-    async def _join(self, op: str, old: str) -> None:
+    async def _join(self, op: str, old: str) -> bool:
+        """Join (``init``) or restart (``rejoin``) the namespace's epoch; ``True`` when this
+        process started a new one."""
+        candidate = uuid.uuid4().hex
         answer = await self._eval(
-            op, old, self.holder, self._config, uuid.uuid4().hex, str(2 * self.heartbeat)
+            op, old, self.holder, self._config, candidate, str(2 * self.heartbeat)
         )
-        if _text(answer[0]) == "conflict":
+        if text(answer[0]) == "conflict":
             raise QuotaError(
-                f"another process shares this account's quota on Redis with {_text(answer[1])}; "
+                f"another process shares this account's quota on Redis with {text(answer[1])}; "
                 f"this process has {self._config}; give every process the same Quota"
             )
-        self._epoch = _text(answer[1])
+        self._epoch = text(answer[1])
+        return self._epoch == candidate
 
     # -- QuotaBackend ------------------------------------------------------------------------
 
@@ -249,8 +221,8 @@ class RedisQuotaBackend:
                 f"a request costing {cost} slots can never start in pool {lease.pool} of "
                 f"{lease.capacity} slots; raise the quota for this pool or lower n/series_amount"
             )
-        waiting = self._waiting[lease.key] = _Waiting(lease)
-        queued = self._queued.setdefault(lease.key, _Queued())
+        waiting = self._waiting[lease.key] = Waiting(lease)
+        queued = self._queued.setdefault(lease.key, Queued())
         try:
             enqueued = False
             while not waiting.granted:
@@ -269,19 +241,19 @@ class RedisQuotaBackend:
                             repr(queued.since),
                             str(lease.refused),
                         )
-                    except _Unavailable:
+                    except Unavailable:
                         await self._up.wait()
                         continue
-                    except _EpochLost:
+                    except EpochLost:
                         await self._rejoin()
                         continue
                     if answer[0] == "conflict":
                         raise QuotaError(
-                            f"pool {lease.pool} has {_text(answer[1])} slots on Redis (set by "
+                            f"pool {lease.pool} has {text(answer[1])} slots on Redis (set by "
                             f"another process of this account); this process has "
                             f"{lease.capacity}; give every process the same Quota"
                         )
-                    queued.ticket, queued.since = int(answer[3]), float(_text(answer[4]))
+                    queued.ticket, queued.since = int(answer[3]), float(text(answer[4]))
                     enqueued = True
                     continue
                 await waiting.event.wait()
@@ -296,7 +268,7 @@ class RedisQuotaBackend:
 
     async def created(self, lease: Lease) -> None:
         self._queued.pop(lease.key, None)
-        self._held[lease.key] = _Held(
+        self._held[lease.key] = Held(
             lease.pool, lease.cost, lease.request.kind, lease.is_auto, lease.task_id or ""
         )
         lease.started = anyio.current_time()
@@ -332,7 +304,7 @@ class RedisQuotaBackend:
             # A task an earlier run created may have ended while nobody followed it, and a live
             # process may already have released its lease: counting it again would hold slots
             # nobody holds until the first poll. Ask the server first.
-            state = await _lookup(self._context.lookup, lease.request.kind, lease.task_id, False)
+            state = await lookup(self._context.lookup, lease.request.kind, lease.task_id, False)
             if state in ("ended", "missing"):
                 lease.cost = cost or MIN_SERIES
                 return
@@ -342,12 +314,12 @@ class RedisQuotaBackend:
             try:
                 answer = await self._call("occupy", *args, lease.request.kind, lease.task_id or "")
                 break
-            except _Unavailable:
+            except Unavailable:
                 await self._up.wait()
-            except _EpochLost:
+            except EpochLost:
                 await self._rejoin()
         lease.cost = int(answer[1])
-        self._held[lease.key] = _Held(
+        self._held[lease.key] = Held(
             lease.pool, lease.cost, lease.request.kind, lease.is_auto, lease.task_id or ""
         )
 
@@ -365,7 +337,7 @@ class RedisQuotaBackend:
             answer = await self._script(keys=[self._epoch_key], args=list(args))
         except self._redis_errors as exc:
             self._went_down(exc)
-            raise _Unavailable(str(exc)) from None
+            raise Unavailable(str(exc)) from None
         return list(answer)
 
     async def _call(self, op: str, *args: str) -> list[Any]:
@@ -376,11 +348,11 @@ class RedisQuotaBackend:
             )
         except self._redis_errors as exc:
             self._went_down(exc)
-            raise _Unavailable(str(exc)) from None
+            raise Unavailable(str(exc)) from None
         answer = list(answer)
-        if answer and _text(answer[0]) == "epoch":
-            raise _EpochLost
-        answer[0] = _text(answer[0])
+        if answer and text(answer[0]) == "epoch":
+            raise EpochLost
+        answer[0] = text(answer[0])
         if answer[0] == "ok" and len(answer) >= 3:  # this holder's grants and the figures
             self._note_figures(answer[2])
             self._deliver(answer)
@@ -394,9 +366,9 @@ class RedisQuotaBackend:
             return
         try:
             await self._call(op, *args)
-        except _Unavailable:
+        except Unavailable:
             self._pending.append((op, *args))
-        except _EpochLost:
+        except EpochLost:
             self._pending.append((op, *args))
             await self._rejoin()
 
@@ -419,15 +391,15 @@ class RedisQuotaBackend:
     def _deliver(self, answer: list[Any]) -> None:
         grants = answer[1]
         for i in range(0, len(grants), 2):
-            waiting = self._waiting.get(_text(grants[i]))
+            waiting = self._waiting.get(text(grants[i]))
             if waiting is not None and not waiting.granted:
-                cost, _, overbooked = _text(grants[i + 1]).partition(":")
+                cost, _, overbooked = text(grants[i + 1]).partition(":")
                 waiting.granted, waiting.overbooked = int(cost), bool(overbooked)
                 waiting.event.set()
 
     def _note_figures(self, figures: list[Any]) -> None:
         for pool, capacity, in_use, hidden, waiting, mine, peak in figures:
-            name = _text(pool)
+            name = text(pool)
             self._figures[name] = PoolSnapshot(
                 capacity=int(capacity),
                 in_use=int(mine),
@@ -445,9 +417,9 @@ class RedisQuotaBackend:
             try:
                 await self._call("heartbeat", str(int(self.heartbeat * 5000)))
                 return  # another call of this process already rejoined
-            except _EpochLost:
+            except EpochLost:
                 pass
-            await self._join("rejoin", old)
+            started = await self._join("rejoin", old)
             _log.warning(
                 "Redis lost the shared quota's state (restarted empty?): re-registered %d "
                 "lease(s) of this process under a new epoch",
@@ -465,9 +437,50 @@ class RedisQuotaBackend:
                     held.kind,
                     held.task_id,
                 )
+            if started:
+                await self._adopt_running_tasks()
             for waiting in self._waiting.values():
                 waiting.requeue = True
                 waiting.event.set()
+
+    async def _adopt_running_tasks(self) -> None:
+        """After starting a new epoch: count the tasks the server lists as running that no live
+        process re-registered (their process died while Redis lost its state), at one slot
+        each, in the pool of their kind where this process knows exactly one; more slots they
+        hold show up as 1303s (hidden slots) until they end."""
+        assert self._context is not None
+        if self._context.running is None:
+            return
+        pools: dict[Kind, set[str]] = {}
+        for held in self._held.values():
+            pools.setdefault(held.kind, set()).add(held.pool)
+        for waiting in self._waiting.values():
+            pools.setdefault(waiting.lease.request.kind, set()).add(waiting.lease.pool)
+        adopted = 0
+        for kind, names in sorted(pools.items()):
+            if len(names) != 1:
+                continue
+            [pool] = names
+            try:
+                tasks = await self._context.running(kind)
+            except Exception as exc:  # the list proves nothing: 1303s will show the slots
+                _log.info("could not list running %s tasks to rebuild the pool: %s", kind, exc)
+                continue
+            for task_id, external_task_id in tasks:
+                answer = await self._call(
+                    "adopt",
+                    pool,
+                    str(self._capacity(pool)),
+                    external_task_id or task_id,
+                    task_id,
+                    kind,
+                )
+                adopted += int(answer[1])
+        if adopted:
+            _log.warning(
+                "counted %d running task(s) no live process holds (from the server's task list)",
+                adopted,
+            )
 
     def _capacity(self, pool: str) -> int:
         figures = self._figures.get(pool)
@@ -493,13 +506,13 @@ class RedisQuotaBackend:
                     await self._call("heartbeat", ttl)
             except self._redis_errors as exc:
                 self._went_down(exc)
-            except _Unavailable:
+            except Unavailable:
                 pass
-            except _EpochLost:
+            except EpochLost:
                 try:
                     await self._rejoin()
                     await self._flush()
-                except (_Unavailable, _EpochLost):
+                except (Unavailable, EpochLost):
                     pass
 
     async def _listen(self) -> None:
@@ -532,7 +545,7 @@ class RedisQuotaBackend:
                 continue
             try:
                 await self._call("pass", *pools)
-            except (_Unavailable, _EpochLost):
+            except (Unavailable, EpochLost):
                 continue
 
     def _pools_held(self) -> set[str]:
@@ -542,7 +555,7 @@ class RedisQuotaBackend:
         """Release the leases of dead holders whose tasks the server says ended (or never
         existed); one process at a time does it (a lock key)."""
         assert self._context is not None
-        lookup = self._context.lookup
+        ask = self._context.lookup
         lock = self._epoch_key.removesuffix(":epoch") + ":reconciling"
         while True:
             await anyio.sleep(2.5 * self.heartbeat)
@@ -555,8 +568,8 @@ class RedisQuotaBackend:
                     answer = await self._call("orphans")
                     orphans = answer[1]
                     for i in range(0, len(orphans), 5):
-                        pool, key, kind, task_id, _state = (_text(x) for x in orphans[i : i + 5])
-                        state = await _lookup(lookup, kind, task_id or key, not task_id)  # type: ignore[arg-type]
+                        pool, key, kind, task_id, _state = (text(x) for x in orphans[i : i + 5])
+                        state = await lookup(ask, kind, task_id or key, not task_id)  # type: ignore[arg-type]
                         if state in ("ended", "missing"):
                             await self._call("release", pool, key, "0", "-1")
                             _log.info(
@@ -570,22 +583,5 @@ class RedisQuotaBackend:
                     await self._redis.delete(lock)
             except self._redis_errors as exc:
                 self._went_down(exc)
-            except (_Unavailable, _EpochLost):
+            except (Unavailable, EpochLost):
                 continue
-
-
-async def _lookup(
-    lookup: Callable[[Kind, str, bool], Awaitable[Literal["running", "ended", "missing"]]],
-    kind: Kind,
-    key: str,
-    external: bool,
-) -> Literal["running", "ended", "missing", "unknown"]:
-    try:
-        return await lookup(kind, key, external)
-    except Exception as exc:  # a failed lookup proves nothing: keep the lease, ask again later
-        _log.info("lookup of %s failed (%s): its slots stay held", key, exc)
-        return "unknown"
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)

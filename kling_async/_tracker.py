@@ -158,6 +158,27 @@ class Tracker:
             return "missing"
         return "ended" if result.status.is_terminal else "running"
 
+    async def running_tasks(self, kind: Kind) -> list[tuple[str, str | None]]:
+        """``(task_id, external_task_id)`` of every task of ``kind`` the account's list query
+        shows still running (newest pages first, at most ``_PAGES_MAX`` pages); ``[]`` where
+        the wire API has no list query.
+
+        Raises:
+            KlingError: a page could not be read.
+        """
+        if not self.wire.codec.supports_list_query:
+            return []
+        size = self.wire.codec.list_page_size(10**6)
+        running: list[tuple[str, str | None]] = []
+        for page in range(1, _PAGES_MAX + 1):
+            results, held = await self.wire.list_page(kind, page, size, None)
+            running += [
+                (r.task_id, r.external_task_id) for r in results if not r.status.is_terminal
+            ]
+            if held < size:
+                break
+        return running
+
     async def wait(self, tracked: Tracked, until: float | None = None) -> TaskResult:
         """The task's final result, waiting for it until ``until`` (``anyio.current_time()``)
         or ``task_timeout`` after its create.

@@ -161,7 +161,7 @@ class Wire:
         return self.codec.parse_task_list(await self.get(path, params))
 
     async def list_page(
-        self, kind: Kind, page: int, page_size: int, wanted: Container[str]
+        self, kind: Kind, page: int, page_size: int, wanted: Container[str] | None
     ) -> tuple[list[TaskResult], int]:
         """One list page: the results of the tasks in ``wanted``, and how many tasks the page
         held (a full page means there may be more)."""

@@ -349,3 +349,37 @@ async def test_a_resumed_task_that_ended_meanwhile_is_not_counted_again(
             assert (await _pool(redis_server.url, namespace))[b"in_use"] == b"0"
             assert await _leases(redis_server.url, namespace) == {}
         assert sandbox.stats().creates == 3
+
+
+async def test_an_empty_redis_is_rebuilt_from_the_servers_task_list(
+    redis_server: RedisServer,
+) -> None:
+    """A process leaves three running tasks and is gone; Redis restarts empty while a live
+    process has two tasks running and one request waiting. The live process starts the new
+    epoch, re-registers its own tasks and counts the three from the server's task list, so its
+    waiting request waits for them instead of meeting a 1303."""
+    namespace = uuid.uuid4().hex
+    async with Sandbox(
+        api_keys=(API_KEY,), quota={"image": 9}, image_duration=(2.0, 2.2), seed=13
+    ) as sandbox:
+        first = ka.RedisQuotaBackend(redis_server.url, namespace=namespace, heartbeat=0.2)
+        async with _client(sandbox, first) as c:
+            for i in range(3):
+                await c.submit(ka.OmniImageRequest(prompt=f"left {i}"))
+        live = ka.RedisQuotaBackend(redis_server.url, namespace=namespace, heartbeat=0.2)
+        async with _client(sandbox, live) as c, anyio.create_task_group() as tg:
+            outcomes: list[ka.Outcome] = []
+
+            async def run() -> None:
+                requests = [ka.OmniImageRequest(prompt=f"new {i}", n=3) for i in range(3)]
+                outcomes.extend(await c.run_all(requests))
+
+            tg.start_soon(run)
+            with anyio.fail_after(5):
+                while sandbox.stats().creates < 5:  # noqa: ASYNC110
+                    await anyio.sleep(0.02)  # two of the three new ones run, one waits
+            await anyio.to_thread.run_sync(redis_server.restart)
+        stats = sandbox.stats()
+    assert len(outcomes) == 3 and all(o.ok for o in outcomes)
+    assert stats.rejected_1303 == 0
+    assert await _leases(redis_server.url, namespace) == {}
