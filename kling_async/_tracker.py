@@ -166,15 +166,27 @@ class Tracker:
         Raises:
             KlingError: a page could not be read.
         """
-        if not self.wire.codec.supports_list_query:
-            return []
-        size = self.wire.codec.list_page_size(10**6)
+        codec = self.wire.codec
         running: list[tuple[str, str | None]] = []
+        if codec.running_listing(kind, None) is not None:
+            cursor: str | None = None
+            for _ in range(_PAGES_MAX):
+                listing = codec.running_listing(kind, cursor)
+                assert listing is not None
+                method, path, params, body = listing
+                self.wire.stats.list_queries += 1
+                data = await self.wire.call(method, path, params=params, json_body=body)
+                results, cursor = codec.parse_running_page(data)
+                running += _still_running(results)
+                if cursor is None:
+                    break
+            return running
+        if not codec.supports_list_query:
+            return []
+        size = codec.list_page_size(10**6)
         for page in range(1, _PAGES_MAX + 1):
             results, held = await self.wire.list_page(kind, page, size, None)
-            running += [
-                (r.task_id, r.external_task_id) for r in results if not r.status.is_terminal
-            ]
+            running += _still_running(results)
             if held < size:
                 break
         return running
@@ -440,3 +452,8 @@ def _failed(result: TaskResult, task: Task | None = None) -> TaskFailedError:
         task_id=task.task_id if task else result.task_id,
         external_task_id=task.external_task_id if task else result.external_task_id,
     )
+
+
+def _still_running(results: list[TaskResult]) -> list[tuple[str, str | None]]:
+    """``(task_id, external_task_id)`` of the results that are not terminal."""
+    return [(r.task_id, r.external_task_id) for r in results if not r.status.is_terminal]

@@ -286,3 +286,26 @@ async def test_a_poll_asks_about_fifty_tasks_per_request() -> None:
     assert stats.batch_queries <= 3 * polls, (stats.batch_queries, polls)
     assert stats.batch_ids / stats.batch_queries > 25  # a query answers for many tasks
     assert stats.queries == 0 and stats.list_queries == 0
+
+
+@pytest.mark.anyio
+async def test_running_videos_are_listed_with_the_cursor_listing() -> None:
+    """What a shared quota rebuilds from after Redis lost its state: ``POST /tasks`` filtered to
+    running videos, page by page."""
+    async with Sandbox(
+        api_keys=(API_KEY,), quota={"video": 5}, video_duration=(3.0, 3.2), seed=14
+    ) as sandbox:
+        async with ka.KlingClient(
+            api_key=API_KEY, base_url=sandbox.base_url, api_standard="new"
+        ) as client:
+            tasks = [
+                await client.submit(
+                    ka.OmniVideoRequest(prompt=f"kite {i}", model_name="kling-v3-omni",
+                                        aspect_ratio="16:9")
+                )
+                for i in range(3)
+            ]  # fmt: skip
+            listed = await client._tracker.running_tasks("video")
+        stats = sandbox.stats()
+    assert sorted(listed) == sorted((t.task_id, t.external_task_id) for t in tasks)
+    assert stats.list_queries == 1  # one POST /tasks page

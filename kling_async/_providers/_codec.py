@@ -123,6 +123,19 @@ class Codec(Protocol):
         does not know is absent from it."""
         ...
 
+    def running_listing(
+        self, kind: Kind, cursor: str | None
+    ) -> tuple[str, str, Mapping[str, str] | None, Mapping[str, Any] | None] | None:
+        """How to list the account's running tasks of ``kind``, one page after ``cursor``:
+        ``(method, path, params, json body)``, or ``None`` to use the list pages (or where
+        there is no listing)."""
+        ...
+
+    def parse_running_page(self, data: Any) -> tuple[list[TaskResult], str | None]:
+        """The tasks of one :meth:`running_listing` page and the next page's cursor (None:
+        last page)."""
+        ...
+
     def list_params(self, page: int, page_size: int) -> Mapping[str, str]:
         """Query parameters of list page ``page`` (1-based) of ``page_size`` tasks."""
         ...

@@ -155,6 +155,16 @@ class KlingCodec:
         """Never called (:meth:`batch_query_size` is 0)."""
         raise NotImplementedError("the legacy standard has no unified task query")
 
+    def running_listing(
+        self, kind: Kind, cursor: str | None
+    ) -> tuple[str, str, dict[str, str] | None, dict[str, Any] | None] | None:
+        """The legacy standard lists with pages (:meth:`list_params`): None."""
+        return None
+
+    def parse_running_page(self, data: Any) -> tuple[list[TaskResult], str | None]:
+        """Never called (:meth:`running_listing` is None)."""
+        raise NotImplementedError("no cursor listing")
+
     def list_params(self, page: int, page_size: int) -> dict[str, str]:
         """``pageNum`` / ``pageSize`` (1–500)."""
         return {"pageNum": str(page), "pageSize": str(page_size)}

@@ -70,6 +70,35 @@ class KlingNewCodec(KlingCodec):
         """Path and parameters of ``GET /tasks`` for ``ids`` (task ids, or external ids)."""
         return "/tasks", {"external_task_ids" if external else "task_ids": ",".join(ids)}
 
+    def running_listing(
+        self, kind: Kind, cursor: str | None
+    ) -> tuple[str, str, dict[str, str] | None, dict[str, Any] | None] | None:
+        """Videos: ``POST /tasks`` filtered to ``submitted``/``processing`` videos, 500 a page
+        (its maximum), after ``cursor`` [omni-video-3]; images: the legacy list pages."""
+        if kind != "video":
+            return None
+        body: dict[str, Any] = {
+            "limit": 500,
+            "filters": [
+                {"key": "status", "values": ["submitted", "processing"]},
+                {"key": "product_type", "values": ["video"]},
+            ],
+        }
+        if cursor:
+            body["cursor"] = cursor
+        return "POST", "/tasks", None, body
+
+    def parse_running_page(self, data: Any) -> tuple[list[TaskResult], str | None]:
+        """``data{result[], next_cursor, has_more}`` of ``POST /tasks`` [omni-video-3].
+
+        Raises:
+            ResponseFormatError: not that shape.
+        """
+        if not isinstance(data, dict) or not isinstance(data.get("result"), list):
+            raise ResponseFormatError(f"cursor listing answer without result[]: {data!r:.200}")
+        cursor = data.get("next_cursor") if data.get("has_more") else None
+        return self.parse_task_list(data["result"]), str(cursor) if cursor else None
+
     def check(self, request: Request) -> None:
         """The new standard's own rules beyond the request model's [omni-video-3] [o1].
 

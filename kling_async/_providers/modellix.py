@@ -164,6 +164,16 @@ class ModellixCodec:
         """Never called (:meth:`batch_query_size` is 0)."""
         raise NotImplementedError("Modellix has no unified task query")
 
+    def running_listing(
+        self, kind: Kind, cursor: str | None
+    ) -> tuple[str, str, dict[str, str] | None, dict[str, Any] | None] | None:
+        """Modellix lists with pages (:meth:`list_params`): None."""
+        return None
+
+    def parse_running_page(self, data: Any) -> tuple[list[TaskResult], str | None]:
+        """Never called (:meth:`running_listing` is None)."""
+        raise NotImplementedError("no cursor listing")
+
     def list_params(self, page: int, page_size: int) -> dict[str, str]:
         """Modellix has no list query.
 
