@@ -271,6 +271,22 @@ local function release(pool, key, t, images, seconds)
   return l.c
 end
 
+local function register_pool(pool, cap)
+  -- A pool seen for the first time: its capacity, and its name (for reconciliation).
+  if not redis.call('HGET', pool_key(pool), 'capacity') then
+    redis.call('HSET', pool_key(pool), 'capacity', cap)
+    redis.call('SADD', P .. ':pools', pool)
+  end
+end
+
+local function count_held(pool, cost)
+  -- Slots of a task already running, counted without a grant: in use, and the peak.
+  local pk = pool_key(pool)
+  local in_use = num(redis.call('HGET', pk, 'in_use'), 0) + cost
+  redis.call('HSET', pk, 'in_use', in_use,
+    'peak', math.max(num(redis.call('HGET', pk, 'peak'), 0), in_use))
+end
+
 -- -- operations -------------------------------------------------------------------------------
 
 if op == 'init' or op == 'rejoin' then
@@ -308,10 +324,7 @@ elseif op == 'enqueue' then
   local pk = pool_key(pool)
   local known = num(redis.call('HGET', pk, 'capacity'), nil)
   if known ~= nil and known ~= cap then return {'conflict', tostring(known)} end
-  if known == nil then
-    redis.call('HSET', pk, 'capacity', cap)
-    redis.call('SADD', P .. ':pools', pool)
-  end
+  if known == nil then register_pool(pool, cap) end
   local ticket, since = tonumber(ARGV[10]), tonumber(ARGV[11])
   if ticket == 0 then
     ticket = redis.call('INCR', P .. ':ticket')
@@ -362,7 +375,7 @@ elseif op == 'created' then
     l = cjson.decode(v)
   else
     l = {c = tonumber(ARGV[7]), a = tonumber(ARGV[8]), k = ARGV[9], t = t}
-    redis.call('HINCRBY', pool_key(pool), 'in_use', l.c)
+    count_held(pool, l.c)
   end
   l.s, l.h, l.i = 'c', holder, ARGV[6]
   redis.call('HSET', lk, key, cjson.encode(l))
@@ -422,10 +435,7 @@ elseif op == 'occupy' then
   -- restart of Redis): if its lease exists it now belongs to this holder; else it is counted.
   local pool, key = ARGV[4], ARGV[6]
   local pk = pool_key(pool)
-  if not redis.call('HGET', pk, 'capacity') then
-    redis.call('HSET', pk, 'capacity', tonumber(ARGV[5]))
-    redis.call('SADD', P .. ':pools', pool)
-  end
+  register_pool(pool, tonumber(ARGV[5]))
   local lk = P .. ':leases:' .. pool
   local v = redis.call('HGET', lk, key)
   local l
@@ -435,9 +445,7 @@ elseif op == 'occupy' then
     local cost = tonumber(ARGV[7])
     if cost == 0 then cost = auto_estimate(pool) end
     l = {c = cost, a = tonumber(ARGV[8]), k = ARGV[9], t = t}
-    local in_use = num(redis.call('HGET', pk, 'in_use'), 0) + cost
-    local peak = num(redis.call('HGET', pk, 'peak'), 0)
-    redis.call('HSET', pk, 'in_use', in_use, 'peak', math.max(peak, in_use))
+    count_held(pool, cost)
     if l.a == 1 then redis.call('HINCRBY', pk, 'auto_slack', cost - MIN_SERIES) end
   end
   l.s, l.h = 'c', holder
@@ -451,11 +459,8 @@ elseif op == 'adopt' then
   -- one slot (its cost is not listed), under a holder that never heartbeats, so the dead
   -- holders' reconciliation frees it once the server says it ended.
   local pool, key, task_id = ARGV[4], ARGV[6], ARGV[7]
-  local pk, lk = pool_key(pool), P .. ':leases:' .. pool
-  if not redis.call('HGET', pk, 'capacity') then
-    redis.call('HSET', pk, 'capacity', tonumber(ARGV[5]))
-    redis.call('SADD', P .. ':pools', pool)
-  end
+  local lk = P .. ':leases:' .. pool
+  register_pool(pool, tonumber(ARGV[5]))
   if redis.call('HEXISTS', lk, key) == 1 then return {'ok', 0} end
   for _, v in ipairs(redis.call('HVALS', lk)) do
     if cjson.decode(v).i == task_id then return {'ok', 0} end
@@ -464,9 +469,7 @@ elseif op == 'adopt' then
   redis.call('SADD', P .. ':holders', orphan)
   redis.call('HSET', lk, key, cjson.encode({c = 1, h = orphan, s = 'c', k = ARGV[8], a = 0,
     t = t, i = task_id}))
-  local in_use = num(redis.call('HGET', pk, 'in_use'), 0) + 1
-  redis.call('HSET', pk, 'in_use', in_use,
-    'peak', math.max(num(redis.call('HGET', pk, 'peak'), 0), in_use))
+  count_held(pool, 1)
   return {'ok', 1}
 
 elseif op == 'orphans' then

@@ -83,6 +83,12 @@ async def _leases(url: str, namespace: str, pool: str = POOL) -> dict[bytes, byt
         await r.aclose()
 
 
+async def _assert_nothing_held(url: str, namespace: str) -> None:
+    """The shared pool ends with no lease and no slot in use."""
+    assert await _leases(url, namespace) == {}
+    assert (await _pool(url, namespace))[b"in_use"] == b"0"
+
+
 async def _pool(url: str, namespace: str, pool: str = POOL) -> dict[bytes, bytes]:
     r = redis_asyncio.Redis.from_url(url)
     try:
@@ -106,8 +112,7 @@ async def test_clients_sharing_redis_never_trip_1303(redis_server: RedisServer) 
     assert all(o.ok for o in outcomes), [o.error for o in outcomes if not o.ok][:3]
     assert stats.rejected_1303 == 0
     assert stats.pools[POOL].peak == 9  # full, and never more
-    assert await _leases(redis_server.url, namespace) == {}
-    assert (await _pool(redis_server.url, namespace))[b"in_use"] == b"0"
+    await _assert_nothing_held(redis_server.url, namespace)
 
 
 async def test_a_restart_of_redis_mid_run_loses_no_request(redis_server: RedisServer) -> None:
@@ -131,8 +136,7 @@ async def test_a_restart_of_redis_mid_run_loses_no_request(redis_server: RedisSe
     # The new epoch waits for the live processes to re-register before admitting: at most a
     # create or two race the rebuild.
     assert stats.rejected_1303 <= 2, stats.rejected_1303
-    assert await _leases(redis_server.url, namespace) == {}
-    assert (await _pool(redis_server.url, namespace))[b"in_use"] == b"0"
+    await _assert_nothing_held(redis_server.url, namespace)
 
 
 async def test_redis_down_stops_creating_and_the_run_resumes(redis_server: RedisServer) -> None:

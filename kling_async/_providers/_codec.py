@@ -159,3 +159,31 @@ class Codec(Protocol):
     def parse_task_list(self, data: Any, wanted: Container[str] | None = None) -> list[TaskResult]:
         """The tasks of a list page (those in ``wanted`` only, when given)."""
         ...
+
+
+class NoUnifiedQuery:
+    """The :class:`Codec` members of a wire API that follows tasks with list pages and single
+    queries only: no unified query by many ids, no cursor listing (Kling's legacy standard,
+    Modellix)."""
+
+    __slots__ = ()
+
+    def batch_query_size(self, kind: Kind) -> int:
+        """No unified query: 0."""
+        return 0
+
+    def batch_query(
+        self, ids: list[str], *, external: bool = False
+    ) -> tuple[str, Mapping[str, str]]:
+        """Never called (:meth:`batch_query_size` is 0)."""
+        raise NotImplementedError("no unified task query")
+
+    def running_listing(
+        self, kind: Kind, cursor: str | None
+    ) -> tuple[str, str, Mapping[str, str] | None, Mapping[str, Any] | None] | None:
+        """Running tasks are listed with the list pages: None."""
+        return None
+
+    def parse_running_page(self, data: Any) -> tuple[list[TaskResult], str | None]:
+        """Never called (:meth:`running_listing` is None)."""
+        raise NotImplementedError("no cursor listing")

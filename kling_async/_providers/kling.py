@@ -46,6 +46,7 @@ from .._models import (
 from .._quota_config import Quota
 from .._transport import Response
 from .._validate import check_local_image, check_local_video
+from ._codec import NoUnifiedQuery
 
 __all__ = ["DEFAULT_BASE_URL", "KlingCodec"]
 
@@ -120,7 +121,7 @@ def encode_media(field: str, value: str | Path | bytes, *, video: bool = False) 
 
 
 @attrs.frozen
-class KlingCodec:
+class KlingCodec(NoUnifiedQuery):
     """Maps request models to Kling's native wire form and answers back to results."""
 
     name: str = "kling"
@@ -146,24 +147,6 @@ class KlingCodec:
     def fallback(self, status: int | None) -> KlingCodec | None:
         """Kling serves one create path: never another."""
         return None
-
-    def batch_query_size(self, kind: Kind) -> int:
-        """The legacy standard has no unified query: 0."""
-        return 0
-
-    def batch_query(self, ids: list[str], *, external: bool = False) -> tuple[str, dict[str, str]]:
-        """Never called (:meth:`batch_query_size` is 0)."""
-        raise NotImplementedError("the legacy standard has no unified task query")
-
-    def running_listing(
-        self, kind: Kind, cursor: str | None
-    ) -> tuple[str, str, dict[str, str] | None, dict[str, Any] | None] | None:
-        """The legacy standard lists with pages (:meth:`list_params`): None."""
-        return None
-
-    def parse_running_page(self, data: Any) -> tuple[list[TaskResult], str | None]:
-        """Never called (:meth:`running_listing` is None)."""
-        raise NotImplementedError("no cursor listing")
 
     def list_params(self, page: int, page_size: int) -> dict[str, str]:
         """``pageNum`` / ``pageSize`` (1–500)."""

@@ -56,6 +56,7 @@ from .._models import (
 from .._quota_config import Quota
 from .._transport import Response
 from .._validate import check_local_image, check_local_video
+from ._codec import NoUnifiedQuery
 from ._modellix_answers import _dict, _error, _outputs, _reason, _time
 
 __all__ = ["DEFAULT_BASE_URL", "ModellixCodec"]
@@ -118,7 +119,7 @@ def encode_media(field: str, value: str | Path | bytes, *, video: bool = False) 
 
 
 @attrs.frozen
-class ModellixCodec:
+class ModellixCodec(NoUnifiedQuery):
     """Maps request models to Modellix's flat wire form and answers back to results.
 
     Attributes:
@@ -155,24 +156,6 @@ class ModellixCodec:
     def fallback(self, status: int | None) -> ModellixCodec | None:
         """After a definite 404/405 the other documented create path form; else None."""
         return self.other_submit_path() if status in (404, 405) else None
-
-    def batch_query_size(self, kind: Kind) -> int:
-        """Modellix has no unified query by many ids: 0."""
-        return 0
-
-    def batch_query(self, ids: list[str], *, external: bool = False) -> tuple[str, dict[str, str]]:
-        """Never called (:meth:`batch_query_size` is 0)."""
-        raise NotImplementedError("Modellix has no unified task query")
-
-    def running_listing(
-        self, kind: Kind, cursor: str | None
-    ) -> tuple[str, str, dict[str, str] | None, dict[str, Any] | None] | None:
-        """Modellix lists with pages (:meth:`list_params`): None."""
-        return None
-
-    def parse_running_page(self, data: Any) -> tuple[list[TaskResult], str | None]:
-        """Never called (:meth:`running_listing` is None)."""
-        raise NotImplementedError("no cursor listing")
 
     def list_params(self, page: int, page_size: int) -> dict[str, str]:
         """Modellix has no list query.

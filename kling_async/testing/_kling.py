@@ -32,7 +32,7 @@ import json
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Collection, Mapping
-from typing import Any, Final
+from typing import Any, Final, Protocol, TypeVar
 
 from aiohttp import web
 
@@ -178,24 +178,10 @@ class KlingNative:
 
     async def _create(self, request: web.Request, kind: Kind) -> dict[str, Any]:
         engine = self._engine
-        raw = await request.read()
-        try:
-            body = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
-            # [errors]: 1200 invalid request parameters (the body is not JSON at all)
-            raise ApiError(1200, "Invalid request parameters: the body is not valid JSON") from None
-        try:
-            spec = check_image(body) if kind == "image" else check_video(body)
-        except RuleError as exc:  # [errors]: 1201 invalid parameter, message names it
-            raise ApiError(1201, str(exc)) from None
-        external = spec.external_task_id
-        if external is not None and engine.external_id_taken(external):
-            # INFERRED ([errors] /  gap): duplicate external_task_id behaviour is undocumented;
-            # [omni-image] says it "must be unique per user", so the sandbox refuses it as 1201.
-            engine.counters.duplicate_external_ids += 1
-            raise ApiError(
-                1201, f"Invalid parameter: external_task_id already exists: {external!r}"
-            )
+        check: Callable[[Any], ImageSpec | VideoSpec] = (
+            check_image if kind == "image" else check_video
+        )
+        body, spec = checked_body(engine, await request.read(), check, "external_task_id")
 
         def admit() -> Task | None:
             task = (
@@ -440,3 +426,33 @@ async def kling_create(
         full=full,
         after=lambda: ApiError(5002, "Internal timeout (sandbox fault: error_after_create)"),
     )
+
+
+class _Spec(Protocol):
+    @property
+    def external_task_id(self) -> str | None: ...
+
+
+SpecT = TypeVar("SpecT", bound=_Spec)
+
+
+def checked_body(
+    engine: Engine, raw: bytes, check: Callable[[Any], SpecT], external_field: str
+) -> tuple[Any, SpecT]:
+    """A create body of either Kling standard parsed and checked: 1200 when it is not JSON,
+    1201 naming the field when ``check`` refuses it ([errors]), 1201 when its external task id
+    (``external_field``) is already in use on the account. That it "must be unique per user" is
+    documented ([omni-image]); the answer to a duplicate is not (INFERRED: 1201)."""
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError(1200, "Invalid request parameters: the body is not valid JSON") from None
+    try:
+        spec = check(body)
+    except RuleError as exc:
+        raise ApiError(1201, str(exc)) from None
+    external = spec.external_task_id
+    if external is not None and engine.external_id_taken(external):
+        engine.counters.duplicate_external_ids += 1
+        raise ApiError(1201, f"Invalid parameter: {external_field} already exists: {external!r}")
+    return body, spec

@@ -45,9 +45,16 @@ from aiohttp import web
 from ._auth import AuthError, check_authorization
 from ._engine import Engine
 from ._faults import FaultInjector
-from ._kling import FAILURE_MESSAGE, ApiError, envelope, envelope_handler, kling_create
+from ._kling import (
+    FAILURE_MESSAGE,
+    ApiError,
+    checked_body,
+    envelope,
+    envelope_handler,
+    kling_create,
+)
 from ._kling_new_rules import NEW_VIDEO_MODELS, NewVideoSpec, check_new_video
-from ._rules import RuleError, _is_int
+from ._rules import _is_int
 from ._state import Status, Task
 
 API: Final = "kling-new"
@@ -151,23 +158,14 @@ class KlingNewApi:
         model = request.match_info["model"]
         if model not in NEW_VIDEO_MODELS:  # [errors]: 1203 resource (e.g. model) does not exist
             raise ApiError(1203, f"Resource does not exist: model {model!r}")
-        try:
-            body = json.loads(await request.read())
-        except (ValueError, UnicodeDecodeError):
-            # [errors]: 1200 invalid request parameters (the body is not JSON at all)
-            raise ApiError(1200, "Invalid request parameters: the body is not valid JSON") from None
-        try:
-            spec = check_new_video(model, body)
-        except RuleError as exc:  # [errors]: 1201 invalid parameter, the message names it
-            raise ApiError(1201, str(exc)) from None
-        external = spec.external_task_id
-        if external is not None and engine.external_id_taken(external):
-            # [3.0-omni]: "must be unique within the scope of the account" (either standard);
-            # the code is INFERRED (undocumented): 1201 as on the legacy routes.
-            engine.counters.duplicate_external_ids += 1
-            raise ApiError(
-                1201, f"Invalid parameter: options.external_task_id already exists: {external!r}"
-            )
+        # [3.0-omni]: external_task_id "must be unique within the scope of the account" (either
+        # standard), refused as on the legacy routes.
+        body, spec = checked_body(
+            engine,
+            await request.read(),
+            lambda raw: check_new_video(model, raw),
+            "options.external_task_id",
+        )
 
         def admit() -> Task | None:
             task = engine.admit(
@@ -180,7 +178,7 @@ class KlingNewApi:
                 units=units(spec),
                 video_seconds=spec.duration,
                 callback_url=spec.callback_url,
-                external_task_id=external,
+                external_task_id=spec.external_task_id,
                 body=body,
                 api=API,
             )
