@@ -10,6 +10,7 @@ never break users. cattrs' exceptions are translated to :class:`ResponseFormatEr
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 import types
 import typing
 from collections.abc import Callable
@@ -19,7 +20,7 @@ import cattrs
 
 from ._errors import ResponseFormatError
 
-__all__ = ["configure_converter", "converter", "ms_to_datetime", "structure"]
+__all__ = ["configure_converter", "converter", "ms_to_datetime", "structure", "units_of"]
 
 T = TypeVar("T")
 
@@ -31,12 +32,32 @@ def ms_to_datetime(value: int | float | str | None) -> dt.datetime | None:
     return dt.datetime.fromtimestamp(float(value) / 1000.0, tz=dt.UTC)
 
 
+def units_of(value: Any) -> decimal.Decimal | None:
+    """A charge in units as an exact ``Decimal`` (``"8"``, ``"6.5"``, ``8``), or ``None`` for
+    a missing, empty or non-numeric value. Kling sends ``final_unit_deduction`` as a string so
+    that fractional units survive; a float would turn ``"0.1"`` into ``0.1000000000000000055``."""
+    if value is None or value == "" or isinstance(value, bool):
+        return None
+    try:
+        units = decimal.Decimal(value if isinstance(value, str | int) else str(value))
+    except (decimal.InvalidOperation, TypeError, ValueError):
+        return None
+    return units if units.is_finite() else None
+
+
 def _structure_datetime(value: Any) -> dt.datetime | None:
     if isinstance(value, dt.datetime):
         return value
     if isinstance(value, str) and not value.replace(".", "", 1).isdigit():
         return dt.datetime.fromisoformat(value)
     return ms_to_datetime(value)
+
+
+def _structure_units(value: Any) -> decimal.Decimal:
+    units = units_of(value)
+    if units is None:
+        raise ValueError(f"expected a number of units, got {value!r}")
+    return units
 
 
 def _structure_str(value: Any, _: type) -> str:
@@ -80,11 +101,15 @@ def configure_converter(conv: cattrs.Converter) -> None:
     - ``str`` fields accept numbers (ids and unit counts arrive as either).
     - ``dt.datetime`` fields accept epoch milliseconds (int, float or numeric string) or an
       ISO 8601 string (the journal's form), and unstructure to ISO 8601.
+    - ``Decimal`` fields (units) accept strings and numbers, and unstructure to strings, so a
+      journal keeps them exact.
     - ``X | None`` fields use ``X``'s hook, found once per type (not once per value).
     """
     conv.register_structure_hook(str, _structure_str)
     conv.register_structure_hook(dt.datetime, lambda v, _: _structure_datetime(v))
     conv.register_unstructure_hook(dt.datetime, lambda v: v.isoformat())
+    conv.register_structure_hook(decimal.Decimal, lambda v, _: _structure_units(v))
+    conv.register_unstructure_hook(decimal.Decimal, str)
     conv.register_structure_hook_factory(_is_optional, _optional_factory(conv))
 
 

@@ -18,6 +18,7 @@ import datetime as dt
 import enum
 import os
 from collections.abc import Mapping
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
@@ -452,7 +453,12 @@ class TaskResult:
         images: Single-result images (``task_result.images``).
         series_images: Series images (``task_result.series_images``).
         videos: Generated videos.
-        units_deducted: ``final_unit_deduction`` as a number of units, when reported.
+        units: The units the task was charged (Kling's ``final_unit_deduction``, a decimal
+            string on the wire; the new standard's ``billing[]`` unit amounts, summed), or
+            ``None`` when not reported: before the task ends, and always on Modellix, whose
+            task answers carry no charge
+            (https://docs.modellix.ai/api-reference/query-task-result). See
+            https://kling.ai/document-api/api/image/3-0-omni/image-omni for the field.
         created_at, updated_at: Aware UTC datetimes.
         expires_at: When the result URLs stop working, when known (Kling: 30 days after the
             task ended, an estimate; Modellix reports it).
@@ -465,7 +471,7 @@ class TaskResult:
     images: tuple[GeneratedImage, ...] = ()
     series_images: tuple[GeneratedImage, ...] = ()
     videos: tuple[GeneratedVideo, ...] = ()
-    units_deducted: float | None = None
+    units: Decimal | None = None
     created_at: dt.datetime | None = None
     updated_at: dt.datetime | None = None
     expires_at: dt.datetime | None = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -275,7 +276,7 @@ def test_parse_succeeded_image_task() -> None:
         ),
     )
     assert result.series_images == ()
-    assert result.units_deducted == 16.0
+    assert result.units == Decimal(16)
     assert result.created_at == dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
     assert result.created_at is not None and result.created_at.tzinfo is not None
     assert result.updated_at == dt.datetime(2026, 1, 1, 0, 0, 24, 500000, tzinfo=dt.UTC)
@@ -510,3 +511,26 @@ def test_unwrap_auth_failure() -> None:
     """code 1002 in HTTP 401 raises AuthenticationError."""
     with pytest.raises(ka.AuthenticationError, match="code=1002"):
         CODEC.unwrap(_response(401, {"code": 1002, "message": "Authorization invalid"}))
+
+
+@pytest.mark.parametrize(
+    ("wire", "units"),
+    [
+        ("8", Decimal(8)),
+        ("6.5", Decimal("6.5")),
+        (16, Decimal(16)),
+        ("", None),
+        (None, None),
+        ("n/a", None),
+        ("NaN", None),
+    ],
+)
+def test_final_unit_deduction_is_read_as_an_exact_decimal(wire: object, units: object) -> None:
+    """``final_unit_deduction`` is a string on the wire; the model keeps it exact, and a value
+    that is not a finite number is ``None`` (the task's outputs still count)."""
+    body = {
+        "code": 0,
+        "data": {"task_id": "t", "task_status": "succeed", "final_unit_deduction": wire},
+    }
+    result = CODEC.parse_task(body["data"])
+    assert result.units == units

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
+from decimal import Decimal
 from pathlib import Path
 
 import attrs
@@ -27,6 +28,7 @@ async def test_states_are_recorded_in_order_and_survive_reopening(tmp_path: Path
         external_task_id="e1",
         status=ka.TaskStatus.SUCCEEDED,
         images=(ka.GeneratedImage(index=0, url="http://x/0.png"),),
+        units=Decimal("0.1"),  # exact after the round trip: stored as text, not a float
         created_at=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
     )
     async with ka.Journal(path) as journal:
@@ -39,7 +41,7 @@ async def test_states_are_recorded_in_order_and_survive_reopening(tmp_path: Path
         entry = await journal.get("e1")
     assert entry is not None
     assert (entry.state, entry.task_id, entry.cost, entry.files) == ("saved", "t1", 2, ("a.png",))
-    assert entry.result == result
+    assert entry.result == result and entry.result.units == Decimal("0.1")
 
 
 async def test_forget_drops_only_intents(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 import time
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -127,7 +128,7 @@ def test_a_unified_query_answer_is_parsed() -> None:
     )  # fmt: skip
     assert result.status is ka.TaskStatus.SUCCEEDED and result.external_task_id == "line-1"
     assert result.videos[0].url == "https://x/v.mp4" and result.videos[0].duration == 5.1
-    assert result.units_deducted == 6.5
+    assert result.units == Decimal("6.5")
     with pytest.raises(ka.UnknownStatusError):
         NEW.parse_task_list([{"id": "t2", "status": "queued"}])
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import attrs
 
-from .._convert import structure
+from .._convert import structure, units_of
 from .._errors import (
     ConcurrencyLimitError,
     RateLimitError,
@@ -354,7 +354,7 @@ class KlingCodec(NoUnifiedQuery):
             images=_images(res.images),
             series_images=_images(res.series_images),
             videos=tuple([_video(i, w) for i, w in enumerate(res.videos)]) if res.videos else (),
-            units_deducted=_number(wire.final_unit_deduction),
+            units=units_of(wire.final_unit_deduction),
             created_at=wire.created_at,
             updated_at=updated,
             expires_at=updated + RESULT_LIFETIME if updated and status.is_terminal else None,

@@ -22,10 +22,12 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Container, Mapping
+from decimal import Decimal
 from typing import Any
 
 import attrs
 
+from .._convert import units_of
 from .._errors import InvalidInputError, ResponseFormatError, UnknownStatusError
 from .._models import (
     GeneratedImage,
@@ -246,9 +248,11 @@ def _new_task(item: Mapping[str, Any]) -> TaskResult:
                 )
             )
     units = [
-        _float(b.get("amount"))
+        u
         for b in item.get("billing") or ()
-        if isinstance(b, dict) and b.get("charge_type") == "unit"
+        if isinstance(b, dict)
+        and b.get("charge_type") == "unit"
+        and (u := units_of(b.get("amount"))) is not None
     ]
     updated = _ms(item.get("update_time"))
     return TaskResult(
@@ -258,7 +262,7 @@ def _new_task(item: Mapping[str, Any]) -> TaskResult:
         status_message=item.get("message") or None,
         images=tuple(images),
         videos=tuple(videos),
-        units_deducted=sum(u for u in units if u is not None) if units else None,
+        units=sum(units, Decimal(0)) if units else None,
         created_at=_ms(item.get("create_time")),
         updated_at=updated,
         expires_at=updated + RESULT_LIFETIME if updated and status.is_terminal else None,
