@@ -21,6 +21,7 @@ from ._download import SavedFile as SavedFile
 from ._errors import AccountError as AccountError
 from ._errors import APIError as APIError
 from ._errors import AuthenticationError as AuthenticationError
+from ._errors import BudgetExceededError as BudgetExceededError
 from ._errors import ConcurrencyLimitError as ConcurrencyLimitError
 from ._errors import ContentPolicyError as ContentPolicyError
 from ._errors import DeadlineExceededError as DeadlineExceededError
@@ -68,6 +69,7 @@ __all__ = [
     "APIError",
     "AccountError",
     "AuthenticationError",
+    "BudgetExceededError",
     "CallbackHint",
     "CallbackReceiver",
     "ClientStats",

@@ -12,6 +12,7 @@ import os
 import warnings
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 from contextlib import AsyncExitStack, asynccontextmanager
+from decimal import Decimal
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, Self
@@ -367,6 +368,7 @@ class KlingClient:
         *,
         deadline: float | None = None,
         keys: Callable[[int, Request], str] | None = None,
+        budget_units: Decimal | int | str | None = None,
     ) -> AsyncIterator[Outcomes]:
         """Run many requests under quota and yield each :class:`Outcome` as its task ends.
 
@@ -399,6 +401,18 @@ class KlingClient:
                 Stable keys let a journal resume a run; on Modellix, which has no
                 ``external_task_id``, they are the only way to. Default: the request's
                 ``external_task_id``, else a random one.
+            budget_units: The most units this stream may spend (``None``, the default: no
+                cap). Before each create, the units charged to its ended tasks, plus an
+                estimate for each task in flight, plus this request's estimate must stay
+                within it; otherwise that request and every later one end with
+                :class:`BudgetExceededError` (nothing is sent for them) while tasks already
+                created run to their end. Estimates are the most an ended task of the same
+                class (model, kind, resolution or mode, sound, video input) was charged per
+                image or second, before that Kling's published prices
+                (https://kling.ai/document-api/productBilling/prePaidResourcePackage), and
+                without either the request runs while no other request of unknown cost is in
+                flight, so the budget is passed by at most that one task's charge. Needs a
+                wire API that reports charges (Kling; not Modellix).
 
         Usage::
 
@@ -408,10 +422,15 @@ class KlingClient:
 
         Raises:
             TypeError: an item of ``requests`` is not a request model.
+            ValueError: ``budget_units`` is not a positive number, or the wire API reports no
+                charges (Modellix).
             RuntimeError: the client is not open.
         """
         self._check_open()
-        async with self._scheduler.stream(requests, deadline=deadline, keys=keys) as outcomes:
+        budget = None if budget_units is None else _units_arg(budget_units)
+        async with self._scheduler.stream(
+            requests, deadline=deadline, keys=keys, budget_units=budget
+        ) as outcomes:
             yield outcomes
 
     async def run_all(
@@ -420,6 +439,7 @@ class KlingClient:
         *,
         deadline: float | None = None,
         keys: Callable[[int, Request], str] | None = None,
+        budget_units: Decimal | int | str | None = None,
     ) -> list[Outcome]:
         """Run every request under quota and return the outcomes in input order.
 
@@ -427,12 +447,15 @@ class KlingClient:
             requests: As :meth:`stream`.
             deadline: As :meth:`stream`.
             keys: As :meth:`stream`.
+            budget_units: As :meth:`stream`.
 
         Raises:
             TypeError, RuntimeError: as :meth:`stream`.
         """
         outcomes: list[Outcome] = []
-        async with self.stream(requests, deadline=deadline, keys=keys) as stream:
+        async with self.stream(
+            requests, deadline=deadline, keys=keys, budget_units=budget_units
+        ) as stream:
             async for outcome in stream:
                 outcomes.append(outcome)
         outcomes.sort(key=lambda o: o.index)
@@ -519,3 +542,16 @@ class KlingClient:
             return task.task_id, kind or task.kind
         tracked = self._tracker.get(task)
         return task, kind or (tracked.task.kind if tracked else "image")
+
+
+def _units_arg(value: Decimal | int | str) -> Decimal:
+    """``budget_units`` as a ``Decimal`` (a float would not be exact, so it is refused)."""
+    if isinstance(value, bool) or not isinstance(value, Decimal | int | str):
+        raise TypeError(f"budget_units: expected a Decimal, int or str, got {type(value).__name__}")
+    try:
+        units = Decimal(value)
+    except ArithmeticError:
+        raise ValueError(f"budget_units: {value!r} is not a number of units") from None
+    if not units.is_finite() or units <= 0:
+        raise ValueError(f"budget_units: {value!r}, must be a positive number of units")
+    return units

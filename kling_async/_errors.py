@@ -21,6 +21,7 @@ Every error the SDK raises on purpose, or puts in :attr:`Outcome.error`, derives
     ├── TaskFailedError             the task ended with ``task_status`` ``failed``
     ├── TaskTimeoutError            the per-task deadline passed before the task ended
     ├── DeadlineExceededError       the whole-run deadline passed before the request was created
+    ├── BudgetExceededError         the stream's unit budget left no room for the request
     ├── OutcomeUnknownError         a create was sent, its answer was lost, and the wire API has
     │                               no way to look the task up (Modellix): it may exist
     ├── QuotaError                  a request costs more slots than its pool can ever hold
@@ -46,10 +47,13 @@ Sources:
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 __all__ = [
     "APIError",
     "AccountError",
     "AuthenticationError",
+    "BudgetExceededError",
     "ConcurrencyLimitError",
     "ContentPolicyError",
     "DeadlineExceededError",
@@ -252,6 +256,22 @@ class TaskTimeoutError(KlingError):
 class DeadlineExceededError(KlingError):
     """The whole-run deadline (``stream(..., deadline=...)``) passed before this request was
     created. Nothing was sent for it: run it again later."""
+
+
+class BudgetExceededError(KlingError):
+    """The stream's unit budget (``stream(..., budget_units=...)``) leaves no room for this
+    request: the units spent, the estimates of the tasks in flight and this request's
+    estimate would pass it. Nothing was sent for it, nor for any later request of the stream.
+
+    Attributes:
+        limit: The budget, in units.
+        spent: Units charged to the stream's ended tasks when the budget was reached.
+    """
+
+    def __init__(self, message: str, *, limit: Decimal, spent: Decimal) -> None:
+        super().__init__(message)
+        self.limit = limit
+        self.spent = spent
 
 
 class OutcomeUnknownError(KlingError):

@@ -10,7 +10,8 @@ import logging
 import math
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
-from contextlib import asynccontextmanager
+from contextlib import AbstractContextManager, asynccontextmanager, nullcontext
+from decimal import Decimal
 from typing import Any, Self
 
 import anyio
@@ -19,6 +20,7 @@ import attrs
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from ._budget import Budget, Reservation, UnitEstimates
 from ._creates import Creator
 from ._errors import (
     AuthenticationError,
@@ -43,6 +45,15 @@ _Job = tuple[int, Request, str | None]  # a stream request: input position, requ
 _PULLS_PER_PASS = 4  # stream(): requests pulled per pass of the event loop at most
 
 
+@attrs.frozen
+class _Run:
+    """What one ``stream()`` was given: its deadline (event-loop time), keys and budget."""
+
+    until: float | None
+    keys: Callable[[int, Request], str] | None
+    budget: Budget | None
+
+
 @attrs.define
 class Scheduler:
     """Creates requests under quota and runs streams of them.
@@ -56,6 +67,7 @@ class Scheduler:
         lookahead: Requests a stream pulls ahead of those running.
         journal: The journal, or None.
         callback_url: A URL given to creates that have none (a callback receiver), or None.
+        estimates: Units per request, learnt from the charges of ended tasks, for budgets.
     """
 
     wire: Wire
@@ -66,6 +78,7 @@ class Scheduler:
     lookahead: int
     journal: Journal | None = None
     callback_url: str | None = None
+    estimates: UnitEstimates = attrs.field(factory=UnitEstimates)
     _tg: TaskGroup | None = None
 
     @asynccontextmanager
@@ -178,8 +191,17 @@ class Scheduler:
         *,
         deadline: float | None,
         keys: Callable[[int, Request], str] | None,
+        budget_units: Decimal | None = None,
     ) -> AsyncIterator[Outcomes]:
         """See :meth:`KlingClient.stream`."""
+        budget = None
+        if budget_units is not None:
+            if not self.wire.codec.reports_units:
+                raise ValueError(
+                    f"budget_units: {self.wire.codec.name} reports no units per task, so a "
+                    "budget cannot be kept on it"
+                )
+            budget = Budget(budget_units, self.estimates)
         # Unbounded: a slow reader never held anything back (a request leaves the lookahead
         # window when it gets its slots, not when its outcome is read), so a bounded buffer
         # only parked the outcomes of a burst (one list poll ends dozens of tasks) in blocked
@@ -187,8 +209,9 @@ class Scheduler:
         send, receive = anyio.create_memory_object_stream[Outcome](math.inf)
         try:
             until = None if deadline is None else anyio.current_time() + deadline
+            run = _Run(until, keys, budget)
             async with anyio.create_task_group() as tg:
-                tg.start_soon(self._feed, requests, send, tg, until, keys)
+                tg.start_soon(self._feed, requests, send, tg, run)
                 try:
                     async with receive:
                         yield Outcomes(receive)
@@ -202,8 +225,7 @@ class Scheduler:
         requests: Iterable[Request] | AsyncIterable[Request],
         send: MemoryObjectSendStream[Outcome],
         tg: TaskGroup,
-        until: float | None,
-        keys: Callable[[int, Request], str] | None,
+        run: _Run,
     ) -> None:
         """Pull requests into the lookahead window and hand each to a lifecycle worker: an
         idle one if any waits, else a new one. Workers are reused, so a run spawns about as
@@ -228,10 +250,10 @@ class Scheduler:
                         f"requests[{index}]: expected OmniImageRequest or OmniVideoRequest, "
                         f"got {type(request).__name__}"
                     )
-                key = keys(index, request) if keys is not None else None
+                key = run.keys(index, request) if run.keys is not None else None
                 job = (index, request, key)
                 if not idle.hand_over(job):
-                    tg.start_soon(self._worker, job, idle, send.clone(), window, until)
+                    tg.start_soon(self._worker, job, idle, send.clone(), window, run)
                 index += 1
                 if index % _PULLS_PER_PASS == 0:
                     # Let answers that arrived be read before more creates start: a window
@@ -245,14 +267,14 @@ class Scheduler:
         idle: _IdleWorkers,
         send: MemoryObjectSendStream[Outcome],
         window: anyio.Semaphore,
-        until: float | None,
+        run: _Run,
     ) -> None:
         """Run the lifecycle of ``job``, then of each job the feeder hands over, until the
         feeder is done."""
         async with send:
             next_job: _Job | None = job
             while next_job is not None:
-                await self._lifecycle(*next_job, send, window, until)
+                await self._lifecycle(*next_job, send, window, run)
                 next_job = await idle.next_job()
 
     async def _lifecycle(
@@ -262,7 +284,7 @@ class Scheduler:
         key: str | None,
         send: MemoryObjectSendStream[Outcome],
         window: anyio.Semaphore,
-        until: float | None,
+        run: _Run,
     ) -> None:
         released = False
 
@@ -274,7 +296,7 @@ class Scheduler:
                 window.release()
 
         try:
-            outcome = await self._run_one(index, request, admitted, until, key)
+            outcome = await self._run_one(index, request, admitted, run, key)
         finally:
             admitted()
         try:
@@ -287,29 +309,47 @@ class Scheduler:
         index: int,
         request: Request,
         admitted: Callable[[], None],
-        until: float | None,
+        run: _Run,
         key: str | None,
     ) -> Outcome:
+        budget = run.budget
+        reservation: Reservation | None = None
         tracked: Tracked | None = None
         try:
-            if until is None:
-                tracked = await self.submit(request, admitted, key)
-            else:
+            with _deadline(run.until):
+                if budget is not None:
+                    reservation = await budget.reserve(request)
                 # The create itself is shielded in submit(): the deadline never cuts one in half.
-                with anyio.CancelScope(deadline=until):
-                    tracked = await self.submit(request, admitted, key)
+                tracked = await self.submit(request, admitted, key)
+            if tracked is None:
+                return Outcome(
+                    request=request,
+                    index=index,
+                    error=DeadlineExceededError(
+                        "the run's deadline passed before this request was created; nothing "
+                        "was sent"
+                    ),
+                )
+            if budget is not None and reservation is not None and tracked.done.is_set():
+                budget.release(reservation)  # finished in an earlier run: charged then
+                reservation = None
+            outcome = await self._follow(index, request, tracked, run.until)
+            if budget is not None and reservation is not None:
+                budget.settle(reservation, outcome.result, tracked.task.task_id)
+                reservation = None
+            return outcome
         except AuthenticationError:
             raise  # bad credentials make the whole batch pointless
         except KlingError as exc:
             return Outcome(request=request, index=index, error=exc)
-        if tracked is None:
-            return Outcome(
-                request=request,
-                index=index,
-                error=DeadlineExceededError(
-                    "the run's deadline passed before this request was created; nothing was sent"
-                ),
-            )
+        finally:
+            if budget is not None and reservation is not None:
+                budget.release(reservation)  # nothing was created
+
+    async def _follow(
+        self, index: int, request: Request, tracked: Tracked, until: float | None
+    ) -> Outcome:
+        """Wait for a created task's end (or the run's deadline) and make its outcome."""
         task = tracked.task
         try:
             result = await self.tracker.wait(tracked, until)
@@ -402,6 +442,11 @@ class _IdleWorkers:
         waiting, self._waiting = self._waiting, []
         for woken, _ in waiting:
             woken.set()
+
+
+def _deadline(until: float | None) -> AbstractContextManager[object]:
+    """A cancel scope ending at ``until`` (event-loop time), or nothing when there is none."""
+    return nullcontext() if until is None else anyio.CancelScope(deadline=until)
 
 
 def _collapse(group: BaseExceptionGroup[BaseException]) -> BaseException:

@@ -74,6 +74,12 @@ class Codec(Protocol):
         request costing more than the pool runs alone instead of never."""
         ...
 
+    @property
+    def reports_units(self) -> bool:
+        """Whether an ended task's answer says what it was charged (:attr:`TaskResult.units`),
+        which a unit budget needs."""
+        ...
+
     def pool_name(self, model: str, kind: Kind) -> str:
         """The quota pool a task of ``(model, kind)`` holds slots in."""
         ...

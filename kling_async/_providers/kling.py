@@ -134,6 +134,8 @@ class KlingCodec(NoUnifiedQuery):
     default_base_url: str = DEFAULT_BASE_URL
     default_requests_per_minute: float | None = None  # no documented per-key request limit
     shares_one_pool: bool = False  # pools per model and kind
+    # final_unit_deduction (legacy), billing[] (new standard) on an ended task
+    reports_units: bool = True
 
     def pool_name(self, model: str, kind: Kind) -> str:
         """``"{model}:{kind}"``: concurrency is counted per model and pack type

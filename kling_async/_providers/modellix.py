@@ -144,6 +144,8 @@ class ModellixCodec(NoUnifiedQuery):
     # 100 requests a minute per key (https://docs.modellix.ai/ways-to-use/api)
     default_requests_per_minute: float | None = 100.0
     shares_one_pool: bool = True  # the team's concurrency limit covers every model
+    # A task answer carries no charge (https://docs.modellix.ai/api-reference/query-task-result)
+    reports_units: bool = False
 
     def pool_name(self, model: str, kind: Kind) -> str:
         """``"modellix:team"``: Modellix counts one concurrency limit per team."""

@@ -1,0 +1,186 @@
+"""Unit budgets: ``stream(..., budget_units=N)`` against the sandbox, which charges units per
+task as Kling documents them (``final_unit_deduction``); the stop comes within one task's
+cost, nothing is sent for the requests that do not fit, and running tasks finish."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import anyio
+import pytest
+
+import kling_async as ka
+from kling_async._budget import Budget, Estimate, UnitEstimates
+from kling_async.testing import Sandbox
+
+from .conftest import API_KEY
+
+pytestmark = pytest.mark.anyio
+
+
+def _image(n: int = 1, **kwargs: object) -> ka.OmniImageRequest:
+    return ka.OmniImageRequest(prompt="a red chair", n=n, **kwargs)  # type: ignore[arg-type]
+
+
+def _spent(outcomes: list[ka.Outcome]) -> Decimal:
+    return sum((o.result.units or Decimal(0) for o in outcomes if o.result is not None), Decimal(0))
+
+
+async def test_the_budget_stops_creates_within_one_tasks_cost(
+    sandbox: Sandbox, client: ka.KlingClient
+) -> None:
+    """20 one-image requests of 8 units each under a 50-unit budget: the first (no estimate
+    yet) teaches the price, 6 tasks run (48 units), and the 7th and every later request ends
+    with BudgetExceededError without a create."""
+    outcomes = await client.run_all([_image() for _ in range(20)], budget_units=50)
+    created = [o for o in outcomes if o.task is not None]
+    refused = [o for o in outcomes if isinstance(o.error, ka.BudgetExceededError)]
+    assert len(created) == 6 and all(o.ok for o in created)
+    assert len(refused) == 14 and all(o.task is None for o in refused)
+    assert sandbox.stats().creates == 6  # nothing was sent for the refused ones
+    assert _spent(outcomes) == 48 <= 50
+    error = refused[0].error
+    assert isinstance(error, ka.BudgetExceededError)
+    assert error.limit == 50 and "budget_units=50" in str(error)
+
+
+async def test_tasks_of_unknown_cost_run_one_at_a_time(
+    sandbox: Sandbox, client: ka.KlingClient
+) -> None:
+    """With no estimate for a class, one request of unknown cost is in flight at a time, so
+    the budget is passed by at most one task's charge whatever the mix."""
+    requests = [
+        _image(n=3, resolution="2k"),
+        ka.OmniVideoRequest(prompt="a chair turns", duration=5, aspect_ratio="16:9"),
+        _image(n=2, model_name="kling-v3-omni", resolution="4k", aspect_ratio="1:1"),
+        ka.OmniVideoRequest(prompt="a chair turns", duration=10, mode="std", aspect_ratio="16:9"),
+    ] * 3
+    budget = 40
+    outcomes = await client.run_all(requests, budget_units=budget)
+    charged = [o.result.units for o in outcomes if o.result is not None and o.result.units]
+    assert charged and _spent(outcomes) <= budget + max(charged)
+    assert any(isinstance(o.error, ka.BudgetExceededError) for o in outcomes)
+    assert sandbox.stats().creates == len(charged)
+
+
+async def test_a_finished_journal_entry_costs_nothing_new(sandbox: Sandbox, tmp_path: Path) -> None:
+    """A second run with the journal reuses finished results: they count nothing against the
+    new run's budget, which a one-task budget would otherwise refuse."""
+    requests = [_image(external_task_id=f"chair-{i}") for i in range(3)]
+    kwargs: dict[str, object] = {
+        "api_key": API_KEY,
+        "base_url": sandbox.base_url,
+        "journal": tmp_path / "j.sqlite",
+        "image_poll_interval": 0.05,
+    }
+    async with ka.KlingClient(**kwargs) as client:  # type: ignore[arg-type]
+        first = await client.run_all(requests)
+    assert all(o.ok for o in first)
+    async with ka.KlingClient(**kwargs) as client:  # type: ignore[arg-type]
+        again = await client.run_all(requests, budget_units=1)
+    assert all(o.ok for o in again) and sandbox.stats().creates == 3
+
+
+async def test_the_estimate_learnt_in_one_stream_serves_the_next(
+    sandbox: Sandbox, client: ka.KlingClient
+) -> None:
+    """After one stream saw 8 units per image, a 16-unit budget for two-image requests refuses
+    the second request at once (8 × 2 each): no unknown-cost probe is needed."""
+    await client.run_all([_image()])
+    outcomes = await client.run_all([_image(n=2), _image(n=2)], budget_units=16)
+    assert outcomes[0].ok and isinstance(outcomes[1].error, ka.BudgetExceededError)
+    assert "estimated at 16" in str(outcomes[1].error)
+    assert sandbox.stats().creates == 2
+
+
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [
+        (0, ValueError),
+        (-5, ValueError),
+        ("ten", ValueError),
+        ("NaN", ValueError),
+        (1.5, TypeError),
+        (True, TypeError),
+    ],
+)
+async def test_a_bad_budget_is_refused_before_anything_is_sent(
+    sandbox: Sandbox, client: ka.KlingClient, value: object, error: type[Exception]
+) -> None:
+    with pytest.raises(error, match="budget_units"):
+        async with client.stream([_image()], budget_units=value):  # type: ignore[arg-type]
+            pass
+    assert sandbox.stats().requests == 0
+
+
+async def test_modellix_cannot_keep_a_budget() -> None:
+    """Modellix's task answers carry no charge: a budget there is refused, with the reason,
+    before any request."""
+    async with (
+        Sandbox(api_keys=(API_KEY,), image_duration=0.05, seed=3) as sb,
+        ka.KlingClient(
+            api_key=API_KEY, provider="modellix", base_url=sb.modellix_base_url
+        ) as client,
+    ):
+        with pytest.raises(ValueError, match="reports no units"):
+            async with client.stream([_image()], budget_units=100):
+                pass
+        assert sb.stats().requests == 0
+
+
+# -- the rules on their own (no server: the arithmetic of reserve / settle) --------------------
+
+
+def _result(units: str | None, images: int = 1) -> ka.TaskResult:
+    return ka.TaskResult(
+        task_id="t",
+        status=ka.TaskStatus.SUCCEEDED,
+        images=tuple(ka.GeneratedImage(index=i, url=f"http://x/{i}") for i in range(images)),
+        units=None if units is None else Decimal(units),
+    )
+
+
+async def test_a_request_waits_while_a_pessimistic_estimate_may_leave_room() -> None:
+    """An auto series is estimated at 9 images; when it is charged for 3, the request that
+    waited behind it fits."""
+    table = Estimate(Decimal(72), "list price: 9 images × 8")
+    estimates = UnitEstimates(table=lambda r: table)
+    budget = Budget(Decimal(100), estimates)
+    series = _image(
+        model_name="kling-v3-omni", result_type="series", series_amount="auto", aspect_ratio="1:1"
+    )
+    first = await budget.reserve(series)
+    waited = False
+    async with anyio.create_task_group() as tg:
+
+        async def second() -> None:
+            nonlocal waited
+            await budget.reserve(series)
+            waited = True
+
+        tg.start_soon(second)
+        await anyio.wait_all_tasks_blocked()
+        assert not waited  # 72 + 72 > 100: wait, the first may cost less
+        budget.settle(first, _result("24", images=3), "t1")
+    assert waited and budget.spent == 24
+
+
+async def test_an_unreported_charge_of_unknown_cost_stops_the_budget() -> None:
+    budget = Budget(Decimal(100), UnitEstimates())
+    unknown = await budget.reserve(_image())
+    budget.settle(unknown, _result(None), "t1")
+    with pytest.raises(ka.BudgetExceededError, match="charge of task t1"):
+        await budget.reserve(_image())
+
+
+def test_estimates_scale_the_most_seen_per_image() -> None:
+    """Learnt per image: after 8 and then 10 units for one image, four images are 40."""
+    estimates = UnitEstimates()
+    estimates.observe(_image(), _result("8"))
+    estimates.observe(_image(), _result("10"))
+    four = estimates.estimate(_image(n=4))
+    assert four is not None and four.units == 40 and "per image" in four.basis
+    one = estimates.estimate(_image())
+    assert one is not None and one.units == 10
+    assert estimates.estimate(_image(resolution="2k")) is None  # another class
