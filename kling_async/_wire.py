@@ -5,6 +5,7 @@ once per call (see ``_creates``).
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Container, Mapping
 from typing import Any
 
@@ -12,6 +13,7 @@ import anyio
 import attrs
 from aiolimiter import AsyncLimiter
 
+from ._account import ResourcePack
 from ._errors import (
     AuthenticationError,
     ConcurrencyLimitError,
@@ -92,6 +94,7 @@ class Wire:
     stats: ClientStats
     max_retries: int
     budget: RequestBudget | None = None
+    _costs_limiter: AsyncLimiter | None = attrs.field(default=None, init=False)
 
     async def call(
         self,
@@ -170,3 +173,29 @@ class Wire:
         data = await self.get(self.codec.list_path(kind), params)
         results = self.codec.parse_task_list(data, wanted)
         return results, len(data)
+
+    async def account_costs(
+        self, start: dt.datetime, end: dt.datetime, resource_pack_name: str | None
+    ) -> list[ResourcePack]:
+        """The account's resource packs, one query at least ``codec.account_costs_interval``
+        seconds (plus 2 %) after the previous one, attempts included; transient failures are
+        retried as queries are, a malformed pack list is not.
+
+        Raises:
+            NotSupportedError: the wire API has no such query (nothing is sent).
+            APIError, TransportError, ResponseFormatError: as :meth:`call`, after the retries.
+        """
+        path, params = self.codec.account_costs_request(start, end, resource_pack_name)
+        if self._costs_limiter is None:
+            self._costs_limiter = AsyncLimiter(1, self.codec.account_costs_interval * 1.02)
+        limiter = self._costs_limiter
+
+        async def once() -> Any:
+            await limiter.acquire()
+            return await self.call("GET", path, params=params)
+
+        data: Any = None
+        async for attempt in retrying(self.max_retries):
+            with attempt:
+                data = await once()
+        return self.codec.parse_account_costs(data)

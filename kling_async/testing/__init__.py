@@ -24,6 +24,8 @@ Example::
         print(sb.stats())
 """
 
+from ._account import AccountCosts as AccountCosts
+from ._account import ResourcePackSpec as ResourcePackSpec
 from ._faults import Faults as Faults
 from ._server import Sandbox as Sandbox
 from ._server import serve as serve
@@ -31,4 +33,13 @@ from ._state import PoolStats as PoolStats
 from ._state import SandboxStats as SandboxStats
 from ._state import TaskRecord as TaskRecord
 
-__all__ = ["Faults", "PoolStats", "Sandbox", "SandboxStats", "TaskRecord", "serve"]
+__all__ = [
+    "AccountCosts",
+    "Faults",
+    "PoolStats",
+    "ResourcePackSpec",
+    "Sandbox",
+    "SandboxStats",
+    "TaskRecord",
+    "serve",
+]
