@@ -132,10 +132,14 @@ class _WirePack:
 
 
 @attrs.frozen
-class _WireCosts:
-    resource_pack_subscribe_infos: list[_WirePack] | None
+class _WireInner:
     code: int = 0
     msg: str | None = None
+
+
+@attrs.frozen
+class _WireCosts:
+    resource_pack_subscribe_infos: list[_WirePack] | None
 
 
 def encode_media(field: str, value: str | Path | bytes, *, video: bool = False) -> str:
@@ -390,9 +394,10 @@ class KlingCodec(NoUnifiedQuery):
             ResponseFormatError: a field is missing or mistyped, or a pack's ``status`` is
                 none of ``toBeOnline``, ``online``, ``expired``, ``runOut``.
         """
+        inner = structure(data, _WireInner, "account costs answer")
+        if inner.code != 0:
+            raise error_from_code(inner.msg or "no message", code=inner.code, http_status=None)
         wire = structure(data, _WireCosts, "account costs answer")
-        if wire.code != 0:
-            raise error_from_code(wire.msg or "no message", code=wire.code, http_status=None)
         packs = []
         for item in wire.resource_pack_subscribe_infos or ():
             try:
