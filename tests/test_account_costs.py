@@ -302,3 +302,55 @@ async def test_the_sandbox_requires_the_window(sandbox: Sandbox) -> None:
             body = await response.json()
     assert body["code"] == 0 and body["data"]["resource_pack_subscribe_infos"] == []
     assert sandbox.stats().requests == 2
+
+
+FEATURE = ka.ReferenceVideo(video="https://example.com/in.mp4", refer_type="feature")
+
+
+@pytest.mark.parametrize("standard", ["legacy", "new"])
+@pytest.mark.parametrize(
+    "request_",
+    [
+        pytest.param(
+            ka.OmniVideoRequest(prompt="p", mode="std", duration=10, aspect_ratio="1:1"),
+            id="o1-720p",
+        ),
+        pytest.param(
+            ka.OmniVideoRequest(prompt="p <<<video_1>>>", video_list=[FEATURE], aspect_ratio="1:1"),
+            id="o1-video-input",
+        ),
+        pytest.param(
+            ka.OmniVideoRequest(
+                prompt="p", model_name="kling-v3-omni", mode="4k", aspect_ratio="1:1"
+            ),
+            id="3.0-4k",
+        ),
+        pytest.param(
+            ka.OmniVideoRequest(
+                prompt="p", model_name="kling-v3-omni", sound="on", duration=9, aspect_ratio="1:1"
+            ),
+            id="3.0-native-audio",
+        ),
+        pytest.param(
+            ka.OmniVideoRequest(
+                prompt="p <<<video_1>>>",
+                model_name="kling-v3-omni",
+                multi_shot=True,
+                shot_type="intelligence",
+                video_list=[FEATURE],
+                aspect_ratio="1:1",
+            ),
+            id="3.0-video-input",
+        ),
+    ],
+)
+async def test_the_sandbox_charges_the_list_price(
+    request_: ka.OmniVideoRequest, standard: str
+) -> None:
+    """On both Kling standards the sandbox (its own copy of the price page) charges a video
+    what ``list_price`` says the page asks."""
+    price = list_price(request_)
+    assert price is not None
+    async with sandbox() as sb, client_for(sb, api_standard=standard) as client:
+        result = await client.wait(await client.submit(request_))
+    assert result.units == price.units

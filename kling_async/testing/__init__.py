@@ -11,7 +11,9 @@ signed result files (real PNG/MP4 bytes). It also speaks Kling's new-standard om
 ``POST /tasks`` cursor listing, its tasks sharing the legacy models' pools. On the same port,
 under ``/api/v1``, it speaks the Modellix API for the Kling omni models: flat bodies, the
 ``{code, message, data}`` envelope, a team concurrency limit and a per-key requests-per-minute
-limit (both HTTP 429). ``Faults`` injects errors, dropped connections, malformed and slow
+limit (both HTTP 429). ``GET /account/costs`` lists the account's resource packs
+(``ResourcePackSpec``; by default one image and one video pack), whose remaining units go down
+by what each succeeded task was charged: Kling's published prices. ``Faults`` injects errors, dropped connections, malformed and slow
 answers on all of them. It is written from the
 docs, never from the SDK, so an encoding bug in the SDK is caught.
 
