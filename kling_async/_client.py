@@ -552,15 +552,6 @@ class KlingClient:
             RuntimeError: the client is not open.
         """
         self._check_open()
-        end = dt.datetime.now(dt.UTC) if end is None else end
-        start = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) if start is None else start
-        for field, moment in (("start", start), ("end", end)):
-            if moment.tzinfo is None or moment.utcoffset() is None:
-                raise ValueError(f"{field}: {moment!r} is naive; pass an aware datetime")
-        if start > end:
-            raise ValueError(f"start: {start.isoformat()} is after end {end.isoformat()}")
-        if resource_pack_name is not None and not resource_pack_name.strip():
-            raise ValueError("resource_pack_name: empty; pass a pack's name or None")
         return await self._wire.account_costs(start, end, resource_pack_name)
 
     def _resolve(self, task: Task | str, kind: Kind | None) -> tuple[str, Kind]:

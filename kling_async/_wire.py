@@ -175,16 +175,27 @@ class Wire:
         return results, len(data)
 
     async def account_costs(
-        self, start: dt.datetime, end: dt.datetime, resource_pack_name: str | None
+        self, start: dt.datetime | None, end: dt.datetime | None, resource_pack_name: str | None
     ) -> list[ResourcePack]:
-        """The account's resource packs, one query at least ``codec.account_costs_interval``
-        seconds (plus 2 %) after the previous one, attempts included; transient failures are
-        retried as queries are, a malformed pack list is not.
+        """The account's resource packs in the window ``start`` (default 1970-01-01 UTC) to
+        ``end`` (default now), one query at least ``codec.account_costs_interval`` seconds
+        (plus 2 %) after the previous one, attempts included; transient failures are retried
+        as queries are, a malformed pack list is not.
 
         Raises:
+            ValueError: a naive datetime, ``start`` after ``end``, an empty name.
             NotSupportedError: the wire API has no such query (nothing is sent).
             APIError, TransportError, ResponseFormatError: as :meth:`call`, after the retries.
         """
+        end = dt.datetime.now(dt.UTC) if end is None else end
+        start = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) if start is None else start
+        for field, moment in (("start", start), ("end", end)):
+            if moment.tzinfo is None or moment.utcoffset() is None:
+                raise ValueError(f"{field}: {moment!r} is naive; pass an aware datetime")
+        if start > end:
+            raise ValueError(f"start: {start.isoformat()} is after end {end.isoformat()}")
+        if resource_pack_name is not None and not resource_pack_name.strip():
+            raise ValueError("resource_pack_name: empty; pass a pack's name or None")
         path, params = self.codec.account_costs_request(start, end, resource_pack_name)
         if self._costs_limiter is None:
             self._costs_limiter = AsyncLimiter(1, self.codec.account_costs_interval * 1.02)

@@ -13,9 +13,9 @@ under ``/api/v1``, it speaks the Modellix API for the Kling omni models: flat bo
 ``{code, message, data}`` envelope, a team concurrency limit and a per-key requests-per-minute
 limit (both HTTP 429). ``GET /account/costs`` lists the account's resource packs
 (``ResourcePackSpec``; by default one image and one video pack), whose remaining units go down
-by what each succeeded task was charged: Kling's published prices. ``Faults`` injects errors, dropped connections, malformed and slow
-answers on all of them. It is written from the
-docs, never from the SDK, so an encoding bug in the SDK is caught.
+by what each succeeded task was charged: Kling's published prices. ``Faults`` injects errors,
+dropped connections, malformed and slow answers on all of them. It is written from the docs,
+never from the SDK, so an encoding bug in the SDK is caught.
 
 Example::
 
