@@ -11,6 +11,8 @@ each result the moment its task ends::
                 print(outcome.index, outcome.ok, outcome.result)
 """
 
+from ._account import ResourcePack as ResourcePack
+from ._account import ResourcePackStatus as ResourcePackStatus
 from ._callbacks import CallbackHint as CallbackHint
 from ._callbacks import CallbackReceiver as CallbackReceiver
 from ._callbacks import ReceiverStats as ReceiverStats
@@ -28,6 +30,7 @@ from ._errors import DeadlineExceededError as DeadlineExceededError
 from ._errors import InvalidInputError as InvalidInputError
 from ._errors import InvalidRequestError as InvalidRequestError
 from ._errors import KlingError as KlingError
+from ._errors import NotSupportedError as NotSupportedError
 from ._errors import OutcomeUnknownError as OutcomeUnknownError
 from ._errors import PermissionDeniedError as PermissionDeniedError
 from ._errors import QuotaError as QuotaError
@@ -90,6 +93,7 @@ __all__ = [
     "Lease",
     "LocalQuota",
     "MultiPrompt",
+    "NotSupportedError",
     "OmniImageRequest",
     "OmniVideoRequest",
     "Outcome",
@@ -106,6 +110,8 @@ __all__ = [
     "ReferenceVideo",
     "Request",
     "RequestTimeoutError",
+    "ResourcePack",
+    "ResourcePackStatus",
     "ResponseFormatError",
     "SavedFile",
     "ServerError",

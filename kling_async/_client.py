@@ -8,6 +8,7 @@ requests under quota and runs streams (``_scheduler``); the creator, which never
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import warnings
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
@@ -17,6 +18,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, Self
 
+from ._account import ResourcePack
 from ._auth import ApiKeyAuth, JwtAuth
 from ._callbacks import CallbackHint, CallbackReceiver
 from ._creates import Creator
@@ -536,6 +538,44 @@ class KlingClient:
                 and the field.
         """
         self._wire.codec.check(request)
+
+    async def account_costs(
+        self,
+        *,
+        start: dt.datetime | None = None,
+        end: dt.datetime | None = None,
+        resource_pack_name: str | None = None,
+    ) -> list[ResourcePack]:
+        """The account's resource packs with their total and remaining units: one
+        ``GET /account/costs`` (free of charge;
+        https://kling.ai/document-api/api/assets/account-usage).
+
+        ``remaining`` lags: Kling documents a delay of up to 12 hours, so tasks charged in the
+        last 12 hours may not be subtracted yet. Kling asks for at most one query per second;
+        the client keeps calls (and their retries) at least 1.02 s apart, waiting as needed.
+
+        Args:
+            start: Start of the query window, an aware datetime (sent as Unix epoch ms,
+                ``start_time``). Kling requires a window and does not document which of a
+                pack's times it compares with it (its example uses a pack's effective and
+                expiry times). Default: 1970-01-01 UTC, i.e. every pack up to ``end``.
+            end: End of the window, aware (``end_time``). Default: now.
+            resource_pack_name: Only the pack of this exact name. Default: every pack.
+
+        Returns:
+            :class:`ResourcePack` items in the server's order (an empty list: no packs).
+
+        Raises:
+            ValueError: ``start``/``end`` is naive or ``start`` is after ``end``, or
+                ``resource_pack_name`` is empty (nothing is sent).
+            NotSupportedError: the wire API has no such query (Modellix; nothing is sent).
+            APIError: the server refused (the answer's outer or inner ``code``).
+            ResponseFormatError: the answer is not the documented shape.
+            TransportError: the query failed after the retries.
+            RuntimeError: the client is not open.
+        """
+        self._check_open()
+        return await self._wire.account_costs(start, end, resource_pack_name)
 
     def _resolve(self, task: Task | str, kind: Kind | None) -> tuple[str, Kind]:
         if isinstance(task, Task):

@@ -25,6 +25,8 @@ Every error the SDK raises on purpose, or puts in :attr:`Outcome.error`, derives
     ├── OutcomeUnknownError         a create was sent, its answer was lost, and the wire API has
     │                               no way to look the task up (Modellix): it may exist
     ├── QuotaError                  a request costs more slots than its pool can ever hold
+    ├── NotSupportedError           the wire API has no such call (e.g. account costs on
+    │                               Modellix); nothing was sent
     ├── DownloadError               an output could not be saved (``download``)
     ├── JournalError                the journal file cannot be opened, read or written
     ├── JournalConflictError        a journalled request changed since its task was created
@@ -60,6 +62,7 @@ __all__ = [
     "InvalidInputError",
     "InvalidRequestError",
     "KlingError",
+    "NotSupportedError",
     "OutcomeUnknownError",
     "PermissionDeniedError",
     "QuotaError",
@@ -322,6 +325,15 @@ class QuotaError(KlingError):
     """A request costs more quota slots than its pool's capacity, so it could never start.
 
     Example: ``n=9`` on a pool configured with ``Quota(image=5)``.
+    """
+
+
+class NotSupportedError(KlingError):
+    """The client's wire API has no call for what was asked, so nothing was sent.
+
+    Example: :meth:`KlingClient.account_costs` with ``provider="modellix"``: Modellix
+    documents no resource-pack query (https://docs.modellix.ai/ways-to-use/api). The message
+    names the wire API and the call.
     """
 
 

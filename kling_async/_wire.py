@@ -5,6 +5,7 @@ once per call (see ``_creates``).
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Container, Mapping
 from typing import Any
 
@@ -12,6 +13,7 @@ import anyio
 import attrs
 from aiolimiter import AsyncLimiter
 
+from ._account import ResourcePack
 from ._errors import (
     AuthenticationError,
     ConcurrencyLimitError,
@@ -92,6 +94,7 @@ class Wire:
     stats: ClientStats
     max_retries: int
     budget: RequestBudget | None = None
+    _costs_limiter: AsyncLimiter | None = attrs.field(default=None, init=False)
 
     async def call(
         self,
@@ -170,3 +173,40 @@ class Wire:
         data = await self.get(self.codec.list_path(kind), params)
         results = self.codec.parse_task_list(data, wanted)
         return results, len(data)
+
+    async def account_costs(
+        self, start: dt.datetime | None, end: dt.datetime | None, resource_pack_name: str | None
+    ) -> list[ResourcePack]:
+        """The account's resource packs in the window ``start`` (default 1970-01-01 UTC) to
+        ``end`` (default now), one query at least ``codec.account_costs_interval`` seconds
+        (plus 2 %) after the previous one, attempts included; transient failures are retried
+        as queries are, a malformed pack list is not.
+
+        Raises:
+            ValueError: a naive datetime, ``start`` after ``end``, an empty name.
+            NotSupportedError: the wire API has no such query (nothing is sent).
+            APIError, TransportError, ResponseFormatError: as :meth:`call`, after the retries.
+        """
+        end = dt.datetime.now(dt.UTC) if end is None else end
+        start = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) if start is None else start
+        for field, moment in (("start", start), ("end", end)):
+            if moment.tzinfo is None or moment.utcoffset() is None:
+                raise ValueError(f"{field}: {moment!r} is naive; pass an aware datetime")
+        if start > end:
+            raise ValueError(f"start: {start.isoformat()} is after end {end.isoformat()}")
+        if resource_pack_name is not None and not resource_pack_name.strip():
+            raise ValueError("resource_pack_name: empty; pass a pack's name or None")
+        path, params = self.codec.account_costs_request(start, end, resource_pack_name)
+        if self._costs_limiter is None:
+            self._costs_limiter = AsyncLimiter(1, self.codec.account_costs_interval * 1.02)
+        limiter = self._costs_limiter
+
+        async def once() -> Any:
+            await limiter.acquire()
+            return await self.call("GET", path, params=params)
+
+        data: Any = None
+        async for attempt in retrying(self.max_retries):
+            with attempt:
+                data = await once()
+        return self.codec.parse_account_costs(data)

@@ -112,7 +112,9 @@ async def test_create_then_batch_query_by_id_and_external_id(
     assert task["external_id"] == "job-1" and task["update_time"] > task["create_time"]
     [output] = task["outputs"]
     assert output["type"] == "video" and output["duration"] == "6" and output["watermark_url"]
-    assert task["billing"] == [{"charge_type": "unit", "amount": "9", "package_type": "video"}]
+    # Kling 3.0 Omni, no video input, no native audio, 1080p: 0.8 units/s × 6 s
+    # (https://kling.ai/document-api/pricing/base/video)
+    assert task["billing"] == [{"charge_type": "unit", "amount": "4.8", "package_type": "video"}]
     async with http.get(output["url"]) as resp:
         assert resp.status == 200 and (await resp.read())[4:8] == b"ftyp"
 
@@ -436,7 +438,8 @@ async def test_callbacks_post_each_status_in_the_new_shape(http: aiohttp.ClientS
     assert sig1 is not None and sig1.startswith("v1,") and sig2 is not None
     assert set(done) == set(answer["data"][0])
     assert done["status"] == "succeeded" and done["external_id"] == "cb-1"
-    assert done["outputs"][0]["type"] == "video" and done["billing"][0]["amount"] == "5"
+    # 720p, no audio: 0.6 units/s × 5 s (https://kling.ai/document-api/pricing/base/video)
+    assert done["outputs"][0]["type"] == "video" and done["billing"][0]["amount"] == "3"
 
 
 async def test_dropped_create_is_found_once_by_external_id(http: aiohttp.ClientSession) -> None:

@@ -9,9 +9,12 @@ API it talks to; a third wire API is a third class with these members.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Container, Mapping
 from typing import Any, Protocol
 
+from .._account import ResourcePack
+from .._errors import NotSupportedError
 from .._models import Kind, Request, Task, TaskResult
 from .._quota_config import Quota
 from .._transport import Response
@@ -166,6 +169,31 @@ class Codec(Protocol):
         """The tasks of a list page (those in ``wanted`` only, when given)."""
         ...
 
+    @property
+    def account_costs_interval(self) -> float:
+        """Seconds to keep between two account-costs queries (the documented rate limit)."""
+        ...
+
+    def account_costs_request(
+        self, start: dt.datetime, end: dt.datetime, resource_pack_name: str | None
+    ) -> tuple[str, Mapping[str, str]]:
+        """Path and query parameters of the resource-pack query for the window ``start`` to
+        ``end`` (aware datetimes), one pack's name only when given.
+
+        Raises:
+            NotSupportedError: the wire API has no such query.
+        """
+        ...
+
+    def parse_account_costs(self, data: Any) -> list[ResourcePack]:
+        """The resource packs of an account-costs answer's ``data``.
+
+        Raises:
+            APIError: ``data`` carries its own non-zero code.
+            ResponseFormatError: ``data`` is not the documented shape.
+        """
+        ...
+
 
 class NoUnifiedQuery:
     """The :class:`Codec` members of a wire API that follows tasks with list pages and single
@@ -193,3 +221,25 @@ class NoUnifiedQuery:
     def parse_running_page(self, data: Any) -> tuple[list[TaskResult], str | None]:
         """Never called (:meth:`running_listing` is None)."""
         raise NotImplementedError("no cursor listing")
+
+
+class NoAccountCosts:
+    """The :class:`Codec` members of a wire API without a resource-pack query (Modellix)."""
+
+    __slots__ = ()
+
+    account_costs_interval: float = 0.0
+
+    def account_costs_request(
+        self, start: dt.datetime, end: dt.datetime, resource_pack_name: str | None
+    ) -> tuple[str, Mapping[str, str]]:
+        """Raises :class:`NotSupportedError`, naming the wire API."""
+        name = getattr(self, "name", type(self).__name__)
+        raise NotSupportedError(
+            f"account_costs: the {name} wire API has no resource-pack query (Kling's"
+            " GET /account/costs); nothing was sent"
+        )
+
+    def parse_account_costs(self, data: Any) -> list[ResourcePack]:
+        """Never called (:meth:`account_costs_request` raises)."""
+        raise NotImplementedError("no resource-pack query")

@@ -5,6 +5,7 @@ What comes from where:
 - create/query/list omni-video: [omni-video] (legacy ``/v1/videos/omni-video``)
 - envelope ``{code, message, request_id, data}``, statuses, ms timestamps: [omni-image]
 - error codes: [errors]
+- ``GET /account/costs`` (resource packs; ``data`` double-wrapped; QPS ≤ 1): [account-usage]
 
 Sources:
 [omni-image] https://kling.ai/document-api/api/image/3-0-omni/image-omni
@@ -12,6 +13,7 @@ Sources:
 [errors] https://kling.ai/document-api/api/get-started/error-codes
 [auth] https://kling.ai/document-api/api/get-started/authentication
 [callbacks] https://kling.ai/document-api/api/get-started/callbacks
+[account-usage] https://kling.ai/document-api/api/assets/account-usage
 """
 
 from __future__ import annotations
@@ -19,11 +21,13 @@ from __future__ import annotations
 import base64
 import datetime as dt
 from collections.abc import Container
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import attrs
 
+from .._account import ResourcePack, ResourcePackStatus
 from .._convert import structure, units_of
 from .._errors import (
     ConcurrencyLimitError,
@@ -59,6 +63,7 @@ _PATHS: dict[Kind, str] = {
     "video": "/v1/videos/omni-video",  # [omni-video]
 }
 
+ACCOUNT_COSTS_PATH = "/account/costs"  # [account-usage]
 _PAGE_SIZE_MIN = 30  # the list query's default page size
 _PAGE_SIZE_MAX = 500  # its largest
 _STATUS = {  # [omni-image]: note the spelling 'succeed'
@@ -111,6 +116,32 @@ class _WireTask:
     updated_at: dt.datetime | None = None
 
 
+# Wire shapes of the account-costs answer [account-usage]: ``data`` is itself ``{code, msg,
+# resource_pack_subscribe_infos[]}``; times in ms, quantities numbers.
+@attrs.frozen
+class _WirePack:
+    resource_pack_name: str
+    resource_pack_id: str
+    resource_pack_type: str
+    total_quantity: Decimal
+    remaining_quantity: Decimal
+    status: str
+    purchase_time: dt.datetime | None = None
+    effective_time: dt.datetime | None = None
+    invalid_time: dt.datetime | None = None
+
+
+@attrs.frozen
+class _WireInner:
+    code: int = 0
+    msg: str | None = None
+
+
+@attrs.frozen
+class _WireCosts:
+    resource_pack_subscribe_infos: list[_WirePack] | None
+
+
 def encode_media(field: str, value: str | Path | bytes, *, video: bool = False) -> str:
     """A URL as is; a path or bytes checked and encoded as raw base64, no ``data:`` prefix
     [omni-image] [omni-video]. Blocking (reads files): call it in a worker thread."""
@@ -136,6 +167,7 @@ class KlingCodec(NoUnifiedQuery):
     shares_one_pool: bool = False  # pools per model and kind
     # final_unit_deduction (legacy), billing[] (new standard) on an ended task
     reports_units: bool = True
+    account_costs_interval: float = 1.0  # [account-usage]: "control the request rate (QPS<=1)"
 
     def pool_name(self, model: str, kind: Kind) -> str:
         """``"{model}:{kind}"``: concurrency is counted per model and pack type
@@ -342,6 +374,55 @@ class KlingCodec(NoUnifiedQuery):
             ]
         return [self.parse_task(item) for item in data]
 
+    def account_costs_request(
+        self, start: dt.datetime, end: dt.datetime, resource_pack_name: str | None
+    ) -> tuple[str, dict[str, str]]:
+        """``GET /account/costs?start_time=&end_time=[&resource_pack_name=]``, times as Unix
+        epoch milliseconds [account-usage]."""
+        params = {
+            "start_time": str(_epoch_ms(start)),
+            "end_time": str(_epoch_ms(end)),
+        }
+        if resource_pack_name is not None:
+            params["resource_pack_name"] = resource_pack_name
+        return ACCOUNT_COSTS_PATH, params
+
+    def parse_account_costs(self, data: Any) -> list[ResourcePack]:
+        """The packs of an account-costs ``data`` ``{code, msg,
+        resource_pack_subscribe_infos[]}`` [account-usage]; a ``null`` list is no packs.
+
+        Raises:
+            APIError: the inner ``code`` is not 0 (class by code, as for the envelope).
+            ResponseFormatError: a field is missing or mistyped, or a pack's ``status`` is
+                none of ``toBeOnline``, ``online``, ``expired``, ``runOut``.
+        """
+        inner = structure(data, _WireInner, "account costs answer")
+        if inner.code != 0:
+            raise error_from_code(inner.msg or "no message", code=inner.code, http_status=None)
+        wire = structure(data, _WireCosts, "account costs answer")
+        packs = []
+        for item in wire.resource_pack_subscribe_infos or ():
+            try:
+                status = ResourcePackStatus(item.status)
+            except ValueError:
+                raise ResponseFormatError(
+                    f"resource pack {item.resource_pack_id!r}: unknown status {item.status!r}"
+                ) from None
+            packs.append(
+                ResourcePack(
+                    name=item.resource_pack_name,
+                    id=item.resource_pack_id,
+                    type=item.resource_pack_type,
+                    total=item.total_quantity,
+                    remaining=item.remaining_quantity,
+                    status=status,
+                    purchased_at=item.purchase_time,
+                    effective_at=item.effective_time,
+                    invalid_at=item.invalid_time,
+                )
+            )
+        return packs
+
     def _to_result(self, wire: _WireTask) -> TaskResult:
         status = _STATUS.get(wire.task_status)
         if status is None:
@@ -383,6 +464,11 @@ def _video(position: int, w: _WireVideo) -> GeneratedVideo:
         duration=_number(w.duration),
         id=w.id,
     )
+
+
+def _epoch_ms(moment: dt.datetime) -> int:
+    """Unix epoch milliseconds of an aware datetime, exactly (no float rounding)."""
+    return (moment - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)) // dt.timedelta(milliseconds=1)
 
 
 def _number(text: str | None) -> float | None:

@@ -56,7 +56,7 @@ from .._models import (
 from .._quota_config import Quota
 from .._transport import Response
 from .._validate import check_local_image, check_local_video
-from ._codec import NoUnifiedQuery
+from ._codec import NoAccountCosts, NoUnifiedQuery
 from ._modellix_answers import _dict, _error, _outputs, _reason, _time
 
 __all__ = ["DEFAULT_BASE_URL", "ModellixCodec"]
@@ -119,7 +119,7 @@ def encode_media(field: str, value: str | Path | bytes, *, video: bool = False) 
 
 
 @attrs.frozen
-class ModellixCodec(NoUnifiedQuery):
+class ModellixCodec(NoUnifiedQuery, NoAccountCosts):
     """Maps request models to Modellix's flat wire form and answers back to results.
 
     Attributes:

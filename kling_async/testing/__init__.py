@@ -11,9 +11,11 @@ signed result files (real PNG/MP4 bytes). It also speaks Kling's new-standard om
 ``POST /tasks`` cursor listing, its tasks sharing the legacy models' pools. On the same port,
 under ``/api/v1``, it speaks the Modellix API for the Kling omni models: flat bodies, the
 ``{code, message, data}`` envelope, a team concurrency limit and a per-key requests-per-minute
-limit (both HTTP 429). ``Faults`` injects errors, dropped connections, malformed and slow
-answers on all of them. It is written from the
-docs, never from the SDK, so an encoding bug in the SDK is caught.
+limit (both HTTP 429). ``GET /account/costs`` lists the account's resource packs
+(``ResourcePackSpec``; by default one image and one video pack), whose remaining units go down
+by what each succeeded task was charged: Kling's published prices. ``Faults`` injects errors,
+dropped connections, malformed and slow answers on all of them. It is written from the docs,
+never from the SDK, so an encoding bug in the SDK is caught.
 
 Example::
 
@@ -24,6 +26,8 @@ Example::
         print(sb.stats())
 """
 
+from ._account import AccountCosts as AccountCosts
+from ._account import ResourcePackSpec as ResourcePackSpec
 from ._faults import Faults as Faults
 from ._server import Sandbox as Sandbox
 from ._server import serve as serve
@@ -31,4 +35,13 @@ from ._state import PoolStats as PoolStats
 from ._state import SandboxStats as SandboxStats
 from ._state import TaskRecord as TaskRecord
 
-__all__ = ["Faults", "PoolStats", "Sandbox", "SandboxStats", "TaskRecord", "serve"]
+__all__ = [
+    "AccountCosts",
+    "Faults",
+    "PoolStats",
+    "ResourcePackSpec",
+    "Sandbox",
+    "SandboxStats",
+    "TaskRecord",
+    "serve",
+]

@@ -24,6 +24,7 @@ Sources:
 [auth] https://kling.ai/document-api/api/get-started/authentication
 [changelog] https://kling.ai/document-api/updates/api
 [callbacks] https://kling.ai/document-api/api/get-started/callbacks
+[prices] https://kling.ai/document-api/pricing/base/image and .../pricing/base/video (``_prices``)
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from aiohttp import web
 from ._auth import AuthError, check_authorization
 from ._engine import Engine
 from ._faults import FaultInjector, create_with_faults, truncated_json
+from ._prices import RESOLUTION_OF_MODE, image_units, video_units
 from ._rules import ImageSpec, RuleError, VideoSpec, check_image, check_video
 from ._state import Kind, Status, Task
 
@@ -161,9 +163,10 @@ class KlingNative:
         async def data(request: web.Request) -> Any:
             return await method(request, kind)
 
-        return envelope_handler(self._engine, self._faults, self._authenticate, data, counter)
+        return envelope_handler(self._engine, self._faults, self.authenticate, data, counter)
 
-    def _authenticate(self, request: web.Request) -> None:
+    def authenticate(self, request: web.Request) -> None:
+        """Accept a valid API key or AccessKey JWT [auth]; else raise 1001–1004."""
         try:
             check_authorization(
                 request.headers.get("Authorization"),
@@ -213,8 +216,6 @@ class KlingNative:
             cost = self._engine.draw_auto_count()
         else:
             cost = spec.series_amount  # INFERRED [concurrency]: a fixed series costs series_amount
-        # [omni-image] : 8 units per image; Image 3.0 Omni 16 per image at 4K
-        per_image = 16 if spec.resolution == "4k" else 8
         return self._engine.admit(
             kind="image",
             model_name=spec.model_name,
@@ -222,7 +223,7 @@ class KlingNative:
             outputs=cost,
             result_type=spec.result_type,
             watermark=spec.watermark,
-            units=str(per_image * cost),
+            units=image_units(spec.model_name, spec.resolution, cost),  # [prices]
             video_seconds=None,
             callback_url=spec.callback_url,
             external_task_id=spec.external_task_id,
@@ -237,8 +238,13 @@ class KlingNative:
             outputs=1,
             result_type=None,
             watermark=spec.watermark,
-            # Sandbox convention (no vendor price in the reference): one unit per second.
-            units=str(spec.duration),
+            units=video_units(  # [prices]: per second by resolution, video input, audio
+                spec.model_name,
+                RESOLUTION_OF_MODE[spec.mode],
+                native_audio=spec.sound == "on",
+                video_input=spec.video_input,
+                seconds=spec.duration,
+            ),
             video_seconds=spec.duration,
             callback_url=spec.callback_url,
             external_task_id=spec.external_task_id,

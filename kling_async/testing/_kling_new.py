@@ -29,6 +29,7 @@ Sources:
 [concurrency] https://kling.ai/document-api/api/get-started/concurrency-rules
 [errors] https://kling.ai/document-api/api/get-started/error-codes
 [callbacks] https://kling.ai/document-api/api/get-started/callbacks
+[prices] https://kling.ai/document-api/pricing/base/video (``_prices``)
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ from ._kling import (
     kling_create,
 )
 from ._kling_new_rules import NEW_VIDEO_MODELS, NewVideoSpec, check_new_video
+from ._prices import video_units
 from ._rules import _is_int
 from ._state import Status, Task
 
@@ -73,15 +75,19 @@ FILTER_VALUES: Final[dict[str, tuple[str, ...]]] = {
     "status": tuple(STATUS.values()),  # [3.0-omni]
     "product_type": ("video", "image", "try_on"),  # [3.0-omni]
 }
-# INFERRED billing: units per second of video by resolution (no vendor price in the sandbox).
-UNITS_PER_SECOND: Final[dict[str, float]] = {"720p": 1.0, "1080p": 1.5, "4k": 3.0}
 
 
 def units(spec: NewVideoSpec) -> str:
     """``billing[].amount`` of a succeeded task: decimal units as a string [3.0-omni]
-    ("decimal system"), e.g. ``"5"`` or ``"7.5"`` (amounts INFERRED)."""
-    amount = UNITS_PER_SECOND[spec.resolution] * spec.duration
-    return f"{amount:g}"
+    ("decimal system"), e.g. ``"4"`` or ``"4.5"``: Kling's published per-second price for the
+    model, resolution, video input and native audio [prices]."""
+    return video_units(
+        spec.model,
+        spec.resolution,
+        native_audio=spec.audio == "native",
+        video_input=spec.video_input,
+        seconds=spec.duration,
+    )
 
 
 class KlingNewApi:

@@ -78,6 +78,7 @@ class NewVideoSpec:
     watermark: bool
     callback_url: str | None
     external_task_id: str | None
+    video_input: bool = False  # a feature_video or base_video in contents
 
 
 def _object(value: object, name: str, allowed: frozenset[str]) -> Mapping[str, Any]:
@@ -305,4 +306,5 @@ def check_new_video(model: str, raw: object) -> NewVideoSpec:
         watermark=watermark,
         callback_url=callback_url,
         external_task_id=external,
+        video_input=has_video,
     )

@@ -104,6 +104,8 @@ class VideoSpec:
     watermark: bool
     callback_url: str | None
     external_task_id: str | None
+    sound: str = "off"
+    video_input: bool = False
 
 
 # --- small typed readers -------------------------------------------------------------------
@@ -455,6 +457,8 @@ def check_video(raw: object) -> VideoSpec:
         model_name=model,
         mode=mode,
         duration=total,
+        sound=sound,
+        video_input=has_video,
         watermark=watermark,
         callback_url=callback_url,
         external_task_id=external_task_id,

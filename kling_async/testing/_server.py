@@ -30,13 +30,14 @@ import signal
 import ssl
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Final, Self
 
 import aiohttp
 from aiohttp import web
 
+from ._account import AccountCosts, ResourcePackSpec
 from ._engine import MODELLIX_POOL, Duration, Engine
 from ._faults import FaultInjector, Faults
 from ._kling import URL_LIFETIME, KlingNative
@@ -123,6 +124,11 @@ class Sandbox:
         ssl_context: Serve HTTPS with this context (for clients that insist on an
             ``https://`` base URL); :attr:`base_url` then starts with ``https://``. Default
             None: plain HTTP.
+        resource_packs: The account's packs, served by ``GET /account/costs``
+            (:class:`ResourcePackSpec`; see :attr:`account`). Default: one image and one
+            video pack of 10,000 units.
+        remaining_delay: Seconds after a task's end before its charge shows in a pack's
+            ``remaining_quantity`` (Kling documents up to 12 h). Default 0: at once.
 
     Raises:
         ValueError: an option is out of range (negative duration, bad quota key, a
@@ -153,6 +159,8 @@ class Sandbox:
         callback_secret: str | None = None,
         state_file: str | os.PathLike[str] | None = None,
         ssl_context: ssl.SSLContext | None = None,
+        resource_packs: Sequence[ResourcePackSpec] | None = None,
+        remaining_delay: float = 0.0,
     ) -> None:
         if isinstance(api_keys, str):
             raise TypeError("api_keys: pass a collection of keys, e.g. ('sk-test',)")
@@ -231,9 +239,16 @@ class Sandbox:
             on_created=self._schedule_callbacks,
             faults=self._faults,
         )
+        self._account = AccountCosts(
+            self._engine,
+            packs=resource_packs,
+            remaining_delay=remaining_delay,
+            authenticate=self._api.authenticate,
+            faults=self._faults,
+        )
         # Each wire API registers its routes and answers unrouted paths it owns; Kling's native
         # API owns whatever the others do not, so it comes last.
-        self._wire_apis = (self._modellix, self._new, self._api)
+        self._wire_apis = (self._modellix, self._new, self._account, self._api)
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
         self._callbacks: set[asyncio.Task[None]] = set()
@@ -352,6 +367,12 @@ class Sandbox:
         """Every accepted task of both APIs, in creation order, as read-only records (status as
         of now; Modellix tasks have ``api="modellix"`` and ``external_task_id=None``)."""
         return self._engine.records()
+
+    @property
+    def account(self) -> AccountCosts:
+        """The account's resource packs (``account.packs()``, as ``GET /account/costs`` shows
+        them) and the arrival times of the queries (``account.query_times``)."""
+        return self._account
 
     def stats(self) -> SandboxStats:
         """A snapshot of counters and per-pool figures (see :class:`SandboxStats`)."""

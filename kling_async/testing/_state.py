@@ -293,6 +293,7 @@ class Counters:
     list_queries: int = 0
     batch_queries: int = 0
     batch_ids: int = 0
+    account_queries: int = 0
     rejected_1303: int = 0
     errors_by_code: dict[int, int] = attrs.field(factory=dict)
     callbacks_sent: int = 0
