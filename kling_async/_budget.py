@@ -15,24 +15,9 @@ import attrs
 
 from ._errors import BudgetExceededError
 from ._models import OmniImageRequest, Request, TaskResult
+from ._prices import AUTO_SERIES_IMAGES, Estimate, list_price
 
-__all__ = ["Budget", "Estimate", "Reservation", "UnitEstimates", "price_class"]
-
-AUTO_SERIES_IMAGES = 9  # an `auto` series makes 2 to 9 images: estimated at the most
-
-
-@attrs.frozen
-class Estimate:
-    """What a request is expected to cost.
-
-    Attributes:
-        units: The whole request's units (an ``auto`` series at 9 images).
-        basis: What the estimate rests on, one line a user can check.
-    """
-
-    units: Decimal
-    basis: str
-
+__all__ = ["Budget", "Reservation", "UnitEstimates", "price_class"]
 
 PriceTable = Callable[[Request], Estimate | None]
 
@@ -84,10 +69,11 @@ class UnitEstimates:
     stay on the safe side) and, before any, from a price table.
 
     Args:
-        table: Kling's published prices (``None`` for a request Kling publishes no price for).
+        table: The prices to start from (default: Kling's published prices); it answers
+            ``None`` for a request it has no price for. ``None``: learn every price.
     """
 
-    table: PriceTable | None = None
+    table: PriceTable | None = list_price
     _seen: dict[tuple[str, ...], _Seen] = attrs.field(factory=dict, init=False)
 
     def estimate(self, request: Request) -> Estimate | None:
@@ -108,7 +94,7 @@ class UnitEstimates:
             basis += f" ({seen.tasks} task(s) of {_class_name(request)})"
             if auto and listed is not None and listed.units > units:
                 return listed  # an auto series may make more images than any seen so far
-            return Estimate(units, basis)
+            return Estimate(units=units, basis=basis)
         return listed
 
     def observe(self, request: Request, result: TaskResult) -> None:

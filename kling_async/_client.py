@@ -411,7 +411,7 @@ class KlingClient:
                 created run to their end. Estimates are the most an ended task of the same
                 class (model, kind, resolution or mode, sound, video input) was charged per
                 image or second, before that Kling's published prices
-                (https://kling.ai/document-api/productBilling/prePaidResourcePackage), and
+                (https://kling.ai/document-api/pricing/base/image, …/video), and
                 without either the request runs while no other request of unknown cost is in
                 flight, so the budget is passed by at most that one task's charge. Needs a
                 wire API that reports charges (Kling; not Modellix).

@@ -29,7 +29,7 @@ import attrs
 
 from ._models import OmniImageRequest, OmniVideoRequest, Request
 
-__all__ = ["AUTO_SERIES_IMAGES", "IMAGE_PRICES", "VIDEO_PRICES", "ListPrice", "list_price"]
+__all__ = ["AUTO_SERIES_IMAGES", "IMAGE_PRICES", "VIDEO_PRICES", "Estimate", "list_price"]
 
 IMAGE_PRICES_URL: Final = "https://kling.ai/document-api/pricing/base/image"
 VIDEO_PRICES_URL: Final = "https://kling.ai/document-api/pricing/base/video"
@@ -74,21 +74,22 @@ _RESOLUTION: Final = {"std": "720p", "pro": "1080p", "4k": "4K"}
 
 
 @attrs.frozen(kw_only=True)
-class ListPrice:
-    """What Kling's price pages say a request costs.
+class Estimate:
+    """What a request is expected to cost: from Kling's price pages (:func:`list_price`) or
+    learnt from what ended tasks were charged (the unit budget's estimates).
 
     Attributes:
-        units: The whole request's price in resource-pack units, exact: per image × images
-            (an ``auto`` series counted as 9 images, its largest size), or per second ×
-            ``duration`` seconds.
-        basis: One line a user can check: the row applied, the arithmetic and the page's URL.
+        units: The whole request's units, exact: per image × images (an ``auto`` series
+            counted as 9 images, its largest size), or per second × ``duration`` seconds.
+        basis: One line a user can check: the row or the observations applied, the
+            arithmetic, and for a list price the page's URL.
     """
 
     units: Decimal
     basis: str
 
 
-def list_price(request: Request) -> ListPrice | None:
+def list_price(request: Request) -> Estimate | None:
     """The list price of ``request`` from Kling's published tables, or ``None`` when the
     pages publish no price for it.
 
@@ -106,7 +107,7 @@ def list_price(request: Request) -> ListPrice | None:
     return _video_price(request)
 
 
-def _image_price(r: OmniImageRequest) -> ListPrice | None:
+def _image_price(r: OmniImageRequest) -> Estimate | None:
     per_image = IMAGE_PRICES.get((r.model_name, r.resolution))
     if per_image is None:
         return None
@@ -117,7 +118,7 @@ def _image_price(r: OmniImageRequest) -> ListPrice | None:
     else:
         images, what = r.series_amount, f"series_amount={r.series_amount}"
     name = _IMAGE_NAMES[r.model_name]
-    return ListPrice(
+    return Estimate(
         units=per_image * images,
         basis=(
             f"{name} {r.resolution.upper()}: {per_image} units/image × {images} images "
@@ -126,7 +127,7 @@ def _image_price(r: OmniImageRequest) -> ListPrice | None:
     )
 
 
-def _video_price(r: OmniVideoRequest) -> ListPrice | None:
+def _video_price(r: OmniVideoRequest) -> Estimate | None:
     if any(v.refer_type == "base" for v in r.video_list):
         return None  # the output is as long as the input video: seconds unknown
     video_input = bool(r.video_list)
@@ -139,7 +140,7 @@ def _video_price(r: OmniVideoRequest) -> ListPrice | None:
         parts.append("with native audio" if audio else "no native audio")
     parts.append(_RESOLUTION[r.mode])
     row = ", ".join(parts)
-    return ListPrice(
+    return Estimate(
         units=per_second * r.duration,
         basis=f"{row}: {per_second} units/s × {r.duration} s ({VIDEO_PRICES_URL})",
     )

@@ -20,7 +20,7 @@ import attrs
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from ._budget import Budget, Reservation, UnitEstimates
+from ._budget import Budget, UnitEstimates
 from ._creates import Creator
 from ._errors import (
     AuthenticationError,
@@ -31,7 +31,7 @@ from ._errors import (
 )
 from ._journal import Journal
 from ._models import OmniImageRequest, OmniVideoRequest, Outcome, Request
-from ._quota_backend import QuotaBackend, QuotaContext
+from ._quota_backend import Lease, QuotaBackend, QuotaContext
 from ._quota_config import Quota
 from ._tracker import Tracked, Tracker
 from ._wire import Wire
@@ -114,10 +114,19 @@ class Scheduler:
     # -- one request -------------------------------------------------------------------------
 
     async def submit(
-        self, request: Request, admitted: Callable[[], None] | None, key: str | None = None
+        self,
+        request: Request,
+        admitted: Callable[[], None] | None,
+        key: str | None = None,
+        budget: Budget | None = None,
     ) -> Tracked:
         """Create ``request`` once its pool has room (re-queued on 1303), or re-attach to what
-        the journal knows of it; ``admitted()`` is called once it holds its slots."""
+        the journal knows of it; ``admitted()`` is called once it holds its slots. A create
+        first holds its estimate of ``budget`` (``Tracked.reservation``).
+
+        Raises:
+            BudgetExceededError: ``budget`` has no room for it; nothing was sent.
+        """
         codec = self.wire.codec
         codec.check(request)
         external_task_id = request.external_task_id or key or f"ka-{uuid.uuid4().hex}"
@@ -132,6 +141,25 @@ class Scheduler:
                 if admitted is not None:
                     admitted()
                 return resumed
+        reservation = None if budget is None else await budget.reserve(request)
+        try:
+            tracked = await self._create(request, lease, external_task_id, admitted)
+        except BaseException:
+            if budget is not None and reservation is not None:
+                budget.release(reservation)  # nothing was created
+            raise
+        tracked.reservation = reservation
+        return tracked
+
+    async def _create(
+        self,
+        request: Request,
+        lease: Lease,
+        external_task_id: str,
+        admitted: Callable[[], None] | None,
+    ) -> Tracked:
+        codec = self.wire.codec
+        pool = lease.pool
         wire_request = request
         if self.callback_url is not None and request.callback_url is None:
             wire_request = attrs.evolve(request, callback_url=self.callback_url)
@@ -312,39 +340,35 @@ class Scheduler:
         run: _Run,
         key: str | None,
     ) -> Outcome:
-        budget = run.budget
-        reservation: Reservation | None = None
         tracked: Tracked | None = None
         try:
             with _deadline(run.until):
-                if budget is not None:
-                    reservation = await budget.reserve(request)
                 # The create itself is shielded in submit(): the deadline never cuts one in half.
-                tracked = await self.submit(request, admitted, key)
-            if tracked is None:
-                return Outcome(
-                    request=request,
-                    index=index,
-                    error=DeadlineExceededError(
-                        "the run's deadline passed before this request was created; nothing "
-                        "was sent"
-                    ),
-                )
-            if budget is not None and reservation is not None and tracked.done.is_set():
-                budget.release(reservation)  # finished in an earlier run: charged then
-                reservation = None
-            outcome = await self._follow(index, request, tracked, run.until)
-            if budget is not None and reservation is not None:
-                budget.settle(reservation, outcome.result, tracked.task.task_id)
-                reservation = None
-            return outcome
+                tracked = await self.submit(request, admitted, key, run.budget)
         except AuthenticationError:
             raise  # bad credentials make the whole batch pointless
         except KlingError as exc:
             return Outcome(request=request, index=index, error=exc)
+        if tracked is None:
+            return Outcome(
+                request=request,
+                index=index,
+                error=DeadlineExceededError(
+                    "the run's deadline passed before this request was created; nothing was sent"
+                ),
+            )
+        reservation, budget = tracked.reservation, run.budget
+        if reservation is None or budget is None:
+            return await self._follow(index, request, tracked, run.until)
+        outcome: Outcome | None = None
+        try:
+            outcome = await self._follow(index, request, tracked, run.until)
         finally:
-            if budget is not None and reservation is not None:
-                budget.release(reservation)  # nothing was created
+            if outcome is None:
+                budget.release(reservation)  # the stream was left: it no longer counts
+            else:
+                budget.settle(reservation, outcome.result, tracked.task.task_id)
+        return outcome
 
     async def _follow(
         self, index: int, request: Request, tracked: Tracked, until: float | None

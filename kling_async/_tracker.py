@@ -23,6 +23,7 @@ import anyio
 import attrs
 
 from . import _cadence
+from ._budget import Reservation
 from ._errors import (
     AuthenticationError,
     InvalidRequestError,
@@ -65,6 +66,7 @@ class Tracked:
     done: anyio.Event = attrs.field(factory=anyio.Event)
     result: TaskResult | None = None
     error: KlingError | None = None
+    reservation: Reservation | None = None  # a stream's unit budget held for this create
 
 
 @attrs.define

@@ -11,7 +11,8 @@ import anyio
 import pytest
 
 import kling_async as ka
-from kling_async._budget import Budget, Estimate, UnitEstimates
+from kling_async._budget import Budget, UnitEstimates
+from kling_async._prices import Estimate
 from kling_async.testing import Sandbox
 
 from .conftest import API_KEY
@@ -30,8 +31,8 @@ def _spent(outcomes: list[ka.Outcome]) -> Decimal:
 async def test_the_budget_stops_creates_within_one_tasks_cost(
     sandbox: Sandbox, client: ka.KlingClient
 ) -> None:
-    """20 one-image requests of 8 units each under a 50-unit budget: the first (no estimate
-    yet) teaches the price, 6 tasks run (48 units), and the 7th and every later request ends
+    """20 one-image requests of 8 units each (Kling's list price, which the sandbox charges)
+    under a 50-unit budget: 6 tasks run (48 units), and the 7th and every later request ends
     with BudgetExceededError without a create."""
     outcomes = await client.run_all([_image() for _ in range(20)], budget_units=50)
     created = [o for o in outcomes if o.task is not None]
@@ -45,18 +46,40 @@ async def test_the_budget_stops_creates_within_one_tasks_cost(
     assert error.limit == 50 and "budget_units=50" in str(error)
 
 
+def _o1_with_sound(mode: str, duration: int) -> ka.OmniVideoRequest:
+    """A request Kling publishes no price for (Kling O1's rows say nothing of sound)."""
+    return ka.OmniVideoRequest(
+        prompt="a chair turns", duration=duration, mode=mode, aspect_ratio="16:9", sound="on"
+    )
+
+
 async def test_tasks_of_unknown_cost_run_one_at_a_time(
     sandbox: Sandbox, client: ka.KlingClient
 ) -> None:
-    """With no estimate for a class, one request of unknown cost is in flight at a time, so
-    the budget is passed by at most one task's charge whatever the mix."""
+    """With no estimate for a class, one request of unknown cost is in flight at a time: the
+    first task of the second unpriced class starts after the first one's ended."""
+    requests = [_o1_with_sound("pro", 5), _o1_with_sound("std", 10)] * 3
+    outcomes = await client.run_all(requests, budget_units=1000)
+    assert all(o.ok for o in outcomes)
+    firsts = {}
+    for task in sorted(sandbox.tasks, key=lambda t: t.created_at):
+        firsts.setdefault(task.body.get("mode"), task)
+    one, other = sorted(firsts.values(), key=lambda t: t.created_at)
+    assert one.ends_at <= other.created_at
+
+
+async def test_the_budget_is_passed_by_at_most_one_tasks_charge(
+    sandbox: Sandbox, client: ka.KlingClient
+) -> None:
+    """A mix of priced and unpriced classes under a small budget: what was charged stays
+    within the budget plus one task's charge, and nothing was sent for the refused."""
     requests = [
         _image(n=3, resolution="2k"),
-        ka.OmniVideoRequest(prompt="a chair turns", duration=5, aspect_ratio="16:9"),
+        _o1_with_sound("pro", 5),
         _image(n=2, model_name="kling-v3-omni", resolution="4k", aspect_ratio="1:1"),
-        ka.OmniVideoRequest(prompt="a chair turns", duration=10, mode="std", aspect_ratio="16:9"),
+        _o1_with_sound("std", 10),
     ] * 3
-    budget = 40
+    budget = 60
     outcomes = await client.run_all(requests, budget_units=budget)
     charged = [o.result.units for o in outcomes if o.result is not None and o.result.units]
     assert charged and _spent(outcomes) <= budget + max(charged)
@@ -85,12 +108,15 @@ async def test_a_finished_journal_entry_costs_nothing_new(sandbox: Sandbox, tmp_
 async def test_the_estimate_learnt_in_one_stream_serves_the_next(
     sandbox: Sandbox, client: ka.KlingClient
 ) -> None:
-    """After one stream saw 8 units per image, a 16-unit budget for two-image requests refuses
-    the second request at once (8 × 2 each): no unknown-cost probe is needed."""
-    await client.run_all([_image()])
-    outcomes = await client.run_all([_image(n=2), _image(n=2)], budget_units=16)
+    """After one stream saw what an unpriced class (Kling O1 video with sound) is charged,
+    the next stream knows it: a budget for one such video refuses the second at once."""
+    video = ka.OmniVideoRequest(prompt="a chair turns", aspect_ratio="16:9", sound="on")
+    first = await client.run_all([video])
+    charge = first[0].result.units if first[0].result is not None else None
+    assert first[0].ok and charge
+    outcomes = await client.run_all([video, video], budget_units=charge)
     assert outcomes[0].ok and isinstance(outcomes[1].error, ka.BudgetExceededError)
-    assert "estimated at 16" in str(outcomes[1].error)
+    assert f"estimated at {charge} units (observed" in str(outcomes[1].error)
     assert sandbox.stats().creates == 2
 
 
@@ -144,7 +170,7 @@ def _result(units: str | None, images: int = 1) -> ka.TaskResult:
 async def test_a_request_waits_while_a_pessimistic_estimate_may_leave_room() -> None:
     """An auto series is estimated at 9 images; when it is charged for 3, the request that
     waited behind it fits."""
-    table = Estimate(Decimal(72), "list price: 9 images × 8")
+    table = Estimate(units=Decimal(72), basis="list price: 9 images × 8")
     estimates = UnitEstimates(table=lambda r: table)
     budget = Budget(Decimal(100), estimates)
     series = _image(
@@ -167,7 +193,7 @@ async def test_a_request_waits_while_a_pessimistic_estimate_may_leave_room() -> 
 
 
 async def test_an_unreported_charge_of_unknown_cost_stops_the_budget() -> None:
-    budget = Budget(Decimal(100), UnitEstimates())
+    budget = Budget(Decimal(100), UnitEstimates(table=None))
     unknown = await budget.reserve(_image())
     budget.settle(unknown, _result(None), "t1")
     with pytest.raises(ka.BudgetExceededError, match="charge of task t1"):
@@ -176,7 +202,7 @@ async def test_an_unreported_charge_of_unknown_cost_stops_the_budget() -> None:
 
 def test_estimates_scale_the_most_seen_per_image() -> None:
     """Learnt per image: after 8 and then 10 units for one image, four images are 40."""
-    estimates = UnitEstimates()
+    estimates = UnitEstimates(table=None)
     estimates.observe(_image(), _result("8"))
     estimates.observe(_image(), _result("10"))
     four = estimates.estimate(_image(n=4))

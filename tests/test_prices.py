@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 import kling_async as ka
-from kling_async._prices import ListPrice, list_price
+from kling_async._prices import Estimate, list_price
 
 IMAGE_URL = "https://kling.ai/document-api/pricing/base/image"
 VIDEO_URL = "https://kling.ai/document-api/pricing/base/video"
@@ -143,7 +143,7 @@ def test_unpublished_prices_are_none(request_: ka.OmniVideoRequest) -> None:
 def test_the_basis_names_the_row_and_the_arithmetic() -> None:
     """The basis is one line a user can check against the page."""
     price = list_price(video(model_name="kling-v3-omni", sound="on", mode="std"))
-    assert price == ListPrice(
+    assert price == Estimate(
         units=Decimal(4),
         basis=(
             "Kling 3.0 Omni, no video input, with native audio, 720p: 0.8 units/s × 5 s "
