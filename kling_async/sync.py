@@ -86,9 +86,9 @@ class KlingClient:
     Thread safety: every method may be called from any thread, also from several at once; the
     calls share the one loop (and its quota), as concurrent tasks of one async client do. A call
     blocks its caller until its answer; called from inside a running event loop it blocks that
-    loop for as long (the client's own loop keeps going). Do not call it from the client's own
-    thread (e.g. from a request generator given to :meth:`stream`): that raises
-    ``RuntimeError``.
+    loop for as long (the client's own loop keeps going). A request generator given to
+    :meth:`stream` runs in a worker thread and may call the client; a ``keys`` function runs in
+    the client's own thread and may not (that raises ``RuntimeError``).
 
     Exceptions are those of the async client, unwrapped: :class:`~kling_async.APIError` and
     its subclasses, :class:`~kling_async.InvalidInputError`, ``ValueError`` for a bad option,
@@ -97,8 +97,8 @@ class KlingClient:
 
     Raises:
         ValueError: as :class:`kling_async.KlingClient` (no credentials, an unknown provider,
-            an option out of range), or ``callbacks`` is given: a callback receiver runs in
-            an event loop of the caller's, which a blocking program does not have.
+            an option out of range), or ``callbacks`` is given: a :class:`CallbackReceiver`
+            runs in the caller's event loop, which a blocking program does not have.
     """
 
     @_options_of(AsyncKlingClient)

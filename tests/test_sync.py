@@ -10,6 +10,8 @@ import inspect
 import itertools
 import queue
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -343,3 +345,49 @@ def test_an_interrupt_cancels_the_call_it_interrupts() -> None:
         time.sleep(0.1)
         assert portal.call(lambda: len(asyncio.all_tasks())) <= baseline
         assert not client.get(task).status.is_terminal  # the client still answers
+
+
+def test_a_client_never_closed_warns_and_does_not_hold_up_exit() -> None:
+    """A forgotten client warns with ResourceWarning when collected, and the interpreter
+    still exits at once (the loop's thread is a daemon)."""
+    code = (
+        "import gc, kling_async as ka\n"
+        "from kling_async.sync import KlingClient\n"
+        "client = KlingClient(api_key='k', base_url='http://127.0.0.1:9')\n"
+        "client.__enter__()\n"
+        "client.check(ka.OmniImageRequest(prompt='x'))\n"
+        "del client\n"
+        "gc.collect()\n"
+        "print('end of script')\n"
+    )
+    started = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-W", "always::ResourceWarning", "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "end of script\n" and time.monotonic() - started < 20
+    assert "ResourceWarning: kling_async.sync.KlingClient was not closed" in proc.stderr
+
+
+def test_a_request_generator_may_call_the_client(client: KlingClient) -> None:
+    """A generator given to stream() runs in a worker thread, so it may call the client (here
+    check()); a keys function runs in the client's thread, where a call raises RuntimeError."""
+
+    def checked() -> Iterator[ka.OmniImageRequest]:
+        for i in range(3):
+            request = ka.OmniImageRequest(prompt=f"p{i}")
+            client.check(request)
+            yield request
+
+    assert all(o.ok for o in client.run_all(checked()))
+
+    def calling_key(index: int, request: ka.Request) -> str:
+        client.check(request)
+        return f"key-{index}"
+
+    with pytest.raises(RuntimeError):
+        client.run_all([ka.OmniImageRequest(prompt="k")], keys=calling_key)
+    assert client.run_all([ka.OmniImageRequest(prompt="after")])[0].ok
