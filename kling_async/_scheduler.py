@@ -29,6 +29,7 @@ from ._errors import (
 )
 from ._journal import Journal
 from ._models import OmniImageRequest, OmniVideoRequest, Outcome, Request
+from ._progress import Progress, ProgressMeter
 from ._quota_backend import QuotaBackend, QuotaContext
 from ._quota_config import Quota
 from ._tracker import Tracked, Tracker
@@ -113,6 +114,7 @@ class Scheduler:
         lease = self.quota.lease(
             pool, capacity, request, external_task_id, alone=codec.shares_one_pool
         )
+        self.wire.stats.queued(lease)
         if self.journal is not None:
             resumed = await self.creator.resume(request, lease)
             if resumed is not None:
@@ -138,7 +140,7 @@ class Scheduler:
             try:
                 # Shielded: once a create is on the wire, see it through and track the task,
                 # so a cancelled stream never leaves an untracked task holding paid slots.
-                with anyio.CancelScope(shield=True):
+                with anyio.CancelScope(shield=True), stats.within(lease):
                     task = await self.creator.create(request, body, external_task_id, lease.cost)
                     lease.task_id = task.task_id
                     await self.quota.created(lease)
@@ -154,7 +156,7 @@ class Scheduler:
             except ConcurrencyLimitError:
                 # The server is the source of truth: wait for a slot and try again.
                 await self.quota.refused(lease)
-                stats.requeued += 1
+                stats.refused(lease)
                 stats.overbooked_requeued += lease.overbooked
                 _quota_log.info(
                     "create %s refused for a full pool %s (1303 at %d slot(s)): re-queued",
@@ -164,7 +166,8 @@ class Scheduler:
                 )
                 await self.quota.wait_for_release(lease, backoff)
                 backoff = min(backoff * 2, 4.0)
-            except BaseException:
+            except BaseException as exc:
+                stats.abandoned(lease, exc)
                 with anyio.CancelScope(shield=True):
                     await self.quota.abandon(lease)
                 raise
@@ -178,8 +181,12 @@ class Scheduler:
         *,
         deadline: float | None,
         keys: Callable[[int, Request], str] | None,
+        on_progress: Callable[[Progress], object] | None = None,
     ) -> AsyncIterator[Outcomes]:
         """See :meth:`KlingClient.stream`."""
+        meter = ProgressMeter(on_progress) if on_progress is not None else None
+        if meter is not None:
+            requests = meter.counting(requests)
         # Unbounded: a slow reader never held anything back (a request leaves the lookahead
         # window when it gets its slots, not when its outcome is read), so a bounded buffer
         # only parked the outcomes of a burst (one list poll ends dozens of tasks) in blocked
@@ -188,7 +195,9 @@ class Scheduler:
         try:
             until = None if deadline is None else anyio.current_time() + deadline
             async with anyio.create_task_group() as tg:
-                tg.start_soon(self._feed, requests, send, tg, until, keys)
+                tg.start_soon(self._feed, requests, send, tg, until, keys, meter)
+                if meter is not None:
+                    tg.start_soon(meter.run)
                 try:
                     async with receive:
                         yield Outcomes(receive)
@@ -196,6 +205,9 @@ class Scheduler:
                     tg.cancel_scope.cancel()
         except BaseExceptionGroup as group:
             raise _collapse(group) from None
+        finally:
+            if meter is not None:
+                meter.finish()
 
     async def _feed(
         self,
@@ -204,6 +216,7 @@ class Scheduler:
         tg: TaskGroup,
         until: float | None,
         keys: Callable[[int, Request], str] | None,
+        meter: ProgressMeter | None,
     ) -> None:
         """Pull requests into the lookahead window and hand each to a lifecycle worker: an
         idle one if any waits, else a new one. Workers are reused, so a run spawns about as
@@ -231,7 +244,7 @@ class Scheduler:
                 key = keys(index, request) if keys is not None else None
                 job = (index, request, key)
                 if not idle.hand_over(job):
-                    tg.start_soon(self._worker, job, idle, send.clone(), window, until)
+                    tg.start_soon(self._worker, job, idle, send.clone(), window, until, meter)
                 index += 1
                 if index % _PULLS_PER_PASS == 0:
                     # Let answers that arrived be read before more creates start: a window
@@ -246,13 +259,14 @@ class Scheduler:
         send: MemoryObjectSendStream[Outcome],
         window: anyio.Semaphore,
         until: float | None,
+        meter: ProgressMeter | None,
     ) -> None:
         """Run the lifecycle of ``job``, then of each job the feeder hands over, until the
         feeder is done."""
         async with send:
             next_job: _Job | None = job
             while next_job is not None:
-                await self._lifecycle(*next_job, send, window, until)
+                await self._lifecycle(*next_job, send, window, until, meter)
                 next_job = await idle.next_job()
 
     async def _lifecycle(
@@ -263,6 +277,7 @@ class Scheduler:
         send: MemoryObjectSendStream[Outcome],
         window: anyio.Semaphore,
         until: float | None,
+        meter: ProgressMeter | None,
     ) -> None:
         released = False
 
@@ -272,11 +287,15 @@ class Scheduler:
             if not released:
                 released = True
                 window.release()
+                if meter is not None:
+                    meter.admitted()
 
         try:
             outcome = await self._run_one(index, request, admitted, until, key)
         finally:
             admitted()
+        if meter is not None:
+            meter.outcome(outcome)
         try:
             send.send_nowait(outcome)  # a reader waits or the buffer has room: no yield
         except anyio.WouldBlock:
