@@ -137,8 +137,10 @@ class ProgressMeter:
     def _report(self, progress: Progress) -> None:
         try:
             self.on_progress(progress)
-        except Exception:
+        except Exception as exc:
             _log.warning(
-                "on_progress raised; ignored (the stream goes on)", exc_info=not self._raised
+                "on_progress raised %r; ignored (the stream goes on)",
+                exc,
+                exc_info=not self._raised,
             )
             self._raised = True
