@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ClientStats", "Counters", "PoolStats"]
 
-_NO_HTTP_SPAN = nullcontext(HttpSpan(None))  # reusable: entering it twice is fine
+_NO_HTTP_SPAN = HttpSpan(None)  # does nothing; reusable
 _NOTHING = nullcontext()
 
 
@@ -206,12 +206,12 @@ class Counters:
         return self.telemetry.poll(kind, leases)
 
     def http(
-        self, method: str, url: str, params: Mapping[str, str] | None
-    ) -> AbstractContextManager[HttpSpan]:
-        """One HTTP request to ``url``."""
+        self, method: str, base_url: str, path: str, params: Mapping[str, str] | None
+    ) -> HttpSpan:
+        """One HTTP request to ``base_url + path`` (a context manager around the exchange)."""
         if self.telemetry is None:
             return _NO_HTTP_SPAN
-        return self.telemetry.http(method, url, params)
+        return self.telemetry.http(method, base_url, path, params)
 
     def close(self) -> None:
         """The client closes: spans of tasks still running end."""

@@ -42,12 +42,31 @@ POLL_LINKS = 128  # links a poll span carries at most (the OTel SDK's default sp
 
 
 class HttpSpan:
-    """What the wire tells the span of one HTTP request: its answer's status."""
+    """The span of one HTTP request, as a context manager the wire enters around the
+    exchange (ended on exit, an exception recorded); without a recording span, it does
+    nothing."""
 
     __slots__ = ("_span",)
 
     def __init__(self, span: Span | None) -> None:
         self._span = span
+
+    def __enter__(self) -> HttpSpan:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object
+    ) -> None:
+        span = self._span
+        if span is None:
+            return
+        if isinstance(exc, Exception):
+            from opentelemetry.trace import StatusCode
+
+            span.record_exception(exc)
+            span.set_attribute("error.type", type(exc).__qualname__)
+            span.set_status(StatusCode.ERROR, str(exc))
+        span.end()
 
     def answered(self, status: int) -> None:
         """The answer's HTTP status; 4xx and 5xx also set ``error.type`` (semconv)."""
@@ -80,6 +99,7 @@ class Telemetry:
         # A request's span, kept with its lease (weakly: a lease dropped without an end, e.g.
         # a client closed with tasks running, takes its unfinished span with it).
         self._spans: weakref.WeakKeyDictionary[Lease, Span] = weakref.WeakKeyDictionary()
+        self._servers: dict[str, tuple[str, int]] = {}  # base URL → server.address, .port
 
     @classmethod
     def create(cls, tracer_provider: TracerProvider | None = None) -> Telemetry | None:
@@ -188,34 +208,38 @@ class Telemetry:
                 if len(links) == POLL_LINKS:
                     break
         root = trace.set_span_in_context(trace.INVALID_SPAN)
-        with self._tracer.start_as_current_span(
-            "kling_async poll",
-            context=root,
-            attributes={"kling_async.kind": kind},
-            links=links,
-        ):
+        poll = self._tracer.start_span(
+            "kling_async poll", context=root, attributes={"kling_async.kind": kind}, links=links
+        )
+        if not poll.is_recording():
+            yield
+            return
+        with trace.use_span(poll, end_on_exit=True):
             yield
 
-    @contextmanager
-    def http(self, method: str, url: str, params: Mapping[str, str] | None) -> Iterator[HttpSpan]:
-        """The span of one HTTP request, a child of the current span."""
-        full = f"{url}?{urlencode(params)}" if params else url
-        parts = urlsplit(url)
-        attributes: dict[str, Any] = {
-            "http.request.method": method,
-            "url.full": full,
-            "server.address": parts.hostname or "",
-        }
-        port = parts.port or {"https": 443, "http": 80}.get(parts.scheme)
-        if port is not None:
-            attributes["server.port"] = port
-        kind = self._trace.SpanKind.CLIENT
-        with self._tracer.start_as_current_span(method, kind=kind, attributes=attributes) as span:
-            try:
-                yield HttpSpan(span) if span.is_recording() else _NO_HTTP_SPAN
-            except Exception as exc:
-                span.set_attribute("error.type", type(exc).__qualname__)
-                raise
+    def http(
+        self, method: str, base_url: str, path: str, params: Mapping[str, str] | None
+    ) -> HttpSpan:
+        """The span of one HTTP request to ``base_url + path``, a child of the current span
+        (never made current itself: nothing inside it has spans of its own). Its attributes
+        are given at the start, for samplers."""
+        server = self._servers.get(base_url)
+        if server is None:
+            parts = urlsplit(base_url)
+            port = parts.port or {"https": 443, "http": 80}.get(parts.scheme, 0)
+            server = self._servers[base_url] = (parts.hostname or "", port)
+        url = base_url + path
+        span = self._tracer.start_span(
+            method,
+            kind=self._trace.SpanKind.CLIENT,
+            attributes={
+                "http.request.method": method,
+                "url.full": f"{url}?{urlencode(params)}" if params else url,
+                "server.address": server[0],
+                "server.port": server[1],
+            },
+        )
+        return HttpSpan(span) if span.is_recording() else _NO_HTTP_SPAN
 
 
 @functools.cache

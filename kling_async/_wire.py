@@ -85,7 +85,7 @@ class Wire:
             if self.budget is not None:
                 await self.budget.acquire()
             self.stats.http_requests += 1
-            with self.stats.http(method, transport.base_url + path, params) as span:
+            with self.stats.http(method, transport.base_url, path, params) as span:
                 response = await transport.request(method, path, json_body=json_body, params=params)
                 span.answered(response.status)
             try:
