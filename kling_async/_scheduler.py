@@ -116,7 +116,11 @@ class Scheduler:
         )
         self.wire.stats.queued(lease)
         if self.journal is not None:
-            resumed = await self.creator.resume(request, lease)
+            try:
+                resumed = await self.creator.resume(request, lease)
+            except BaseException as exc:
+                self.wire.stats.abandoned(lease, exc)
+                raise
             if resumed is not None:
                 if admitted is not None:
                     admitted()

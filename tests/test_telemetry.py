@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -269,3 +270,22 @@ def test_the_client_works_without_opentelemetry() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "3"
+
+
+async def test_requests_answered_from_the_journal_have_short_spans_and_count_nothing(
+    sandbox: Sandbox, exporter: InMemorySpanExporter, tmp_path: Path
+) -> None:
+    """Run again on a journal, finished requests get a span queued → ended (succeeded), and
+    the second client's stats count them as resumed, not as tasks it followed or paid."""
+    requests = [ka.OmniImageRequest(prompt=f"p{i}", external_task_id=f"job-{i}") for i in range(2)]
+    journal = tmp_path / "journal.sqlite"
+    async with traced(sandbox, exporter, journal=journal) as client:
+        assert all(o.ok for o in await client.run_all(requests))
+    exporter.clear()
+    async with traced(sandbox, exporter, journal=journal) as again:
+        assert all(o.ok for o in await again.run_all(requests))
+    spans = named(exporter, REQUEST)
+    assert [[e.name for e in s.events] for s in spans] == [["queued", "ended"]] * 2
+    assert {(s.attributes or {})["kling_async.outcome"] for s in spans} == {"succeeded"}
+    stats = again.stats()
+    assert (stats.resumed, stats.tasks_succeeded, stats.units_spent) == (2, 0, 0)
