@@ -360,7 +360,7 @@ async def run_client(
 
     Returns:
         The ``(outcome, seen_at)`` pairs in arrival order (empty unless ``keep``) and the
-        client's ``stats`` (``ClientStats``).
+        client's ``stats()`` (``ClientStats``).
     """
     import kling_async as ka
 
@@ -374,7 +374,7 @@ async def run_client(
                     seen.append((outcome, now))
                 if on_outcome is not None:
                     on_outcome(outcome, now)
-        return seen, client.stats
+        return seen, client.stats()
 
 
 def webhook_secret() -> str:

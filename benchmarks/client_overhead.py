@@ -143,9 +143,9 @@ def main() -> int:
     )
     report.line("ceiling = the faster of the two bare runs")
     report.line(
-        f"client: {client_stats.creates} creates, {client_stats.list_queries} list queries, "
-        f"{client_stats.queries} single GETs, {client_stats.requeued} re-queued; polling bound "
-        f"{args.quota / args.poll:.0f} tasks/s"
+        f"client: {client_stats.tasks_created} creates, {client_stats.list_queries} list queries, "
+        f"{client_stats.queries} single GETs, {client_stats.requeued_1303} re-queued; "
+        f"polling bound {args.quota / args.poll:.0f} tasks/s"
     )
     if profiler is not None:
         with open(args.profile, "w", encoding="utf-8") as f:

@@ -109,7 +109,7 @@ def main() -> int:
     report.line(
         f"{counts['outcomes']} outcomes ({counts['ok']} ok) in {wall:.1f} s "
         f"({counts['outcomes'] / wall:.0f}/s); sandbox saw {stats['requests']} requests, "
-        f"{stats['creates']} creates; client re-queued {client_stats.requeued}"
+        f"{stats['creates']} creates; client re-queued {client_stats.requeued_1303}"
     )
     report.line(f"RSS before the client started: {start_rss / MB:.1f} MB")
     report.table(

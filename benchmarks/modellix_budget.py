@@ -92,7 +92,7 @@ def main() -> int:
     report.line(
         f"sandbox: rate_limited_429 {stats['rate_limited_429']}, peak_requests_per_window "
         f"{stats['peak_requests_per_window']} (limit {args.rpm}), concurrency_429 "
-        f"{stats['concurrency_429']} (absorbed; client re-queued {client_stats.requeued})"
+        f"{stats['concurrency_429']} (absorbed; client re-queued {client_stats.requeued_1303})"
     )
     team = stats["pools"].get("modellix:team")
     if team is not None:

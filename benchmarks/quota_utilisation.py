@@ -303,7 +303,7 @@ def main() -> int:
     report.line(f"outcomes failed: {failed}")
     report.line(
         f"1303s: surfaced to outcomes {surfaced}; absorbed by the client (re-queued) "
-        f"{client_stats.requeued}; sandbox total {stats['rejected_1303']}"
+        f"{client_stats.requeued_1303}; sandbox total {stats['rejected_1303']}"
         + (f" (foreign loop: {foreign.rejected_1303})" if foreign is not None else "")
     )
     report.line(

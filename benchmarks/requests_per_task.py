@@ -195,9 +195,9 @@ def main() -> int:
     )
     report.line("(latency: sandbox ends the task → outcome in user code, as measured, scaled run)")
     report.line(
-        f"client's own count: {client_stats.http_requests} HTTP requests, "
+        f"client's own count: {client_stats.requests_sent} HTTP requests, "
         f"{client_stats.list_queries} list queries, {client_stats.queries} single GETs, "
-        f"{client_stats.requeued} creates re-queued after a 1303"
+        f"{client_stats.requeued_1303} creates re-queued after a 1303"
     )
 
     per_task = sdk_stats["requests"] / args.tasks

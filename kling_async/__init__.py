@@ -16,7 +16,6 @@ from ._account import ResourcePackStatus as ResourcePackStatus
 from ._callbacks import CallbackHint as CallbackHint
 from ._callbacks import CallbackReceiver as CallbackReceiver
 from ._callbacks import ReceiverStats as ReceiverStats
-from ._client import ClientStats as ClientStats
 from ._client import KlingClient as KlingClient
 from ._download import DownloadError as DownloadError
 from ._download import SavedFile as SavedFile
@@ -58,6 +57,7 @@ from ._models import Task as Task
 from ._models import TaskResult as TaskResult
 from ._models import TaskStatus as TaskStatus
 from ._models import VideoImage as VideoImage
+from ._progress import Progress as Progress
 from ._quota_backend import Lease as Lease
 from ._quota_backend import LocalQuota as LocalQuota
 from ._quota_backend import PoolSnapshot as PoolSnapshot
@@ -65,6 +65,8 @@ from ._quota_backend import QuotaBackend as QuotaBackend
 from ._quota_backend import QuotaContext as QuotaContext
 from ._quota_config import Quota as Quota
 from ._redis_quota import RedisQuotaBackend as RedisQuotaBackend
+from ._stats import ClientStats as ClientStats
+from ._stats import PoolStats as PoolStats
 
 __version__ = "0.1.0"
 
@@ -100,6 +102,8 @@ __all__ = [
     "OutcomeUnknownError",
     "PermissionDeniedError",
     "PoolSnapshot",
+    "PoolStats",
+    "Progress",
     "Quota",
     "QuotaBackend",
     "QuotaContext",

@@ -205,7 +205,7 @@ async def run_campaign(
             progress.update(
                 bar,
                 detail=f"ok {tally.succeeded} · failed {tally.failed} · invalid {tally.invalid}"
-                f" · running {client.stats.in_flight}",
+                f" · running {client.stats().in_flight}",
             )
             if not console.is_terminal:
                 console.print(_describe(row))
@@ -244,11 +244,12 @@ async def run_campaign(
         if options.resume_command:
             console.print(f"resume with: {options.resume_command}")
         return 1
+    stats = client.stats()
     console.print(
         f"[bold]done[/bold] in {elapsed:.1f} s: {tally.succeeded} succeeded, "
         f"{tally.failed} failed, {tally.invalid} invalid lines; {tally.files} files "
-        f"({tally.bytes / 1e6:.1f} MB) in {out}; {client.stats.creates} tasks created, "
-        f"{client.stats.requeued} creates re-queued on a full quota; manifest {manifest_path}"
+        f"({tally.bytes / 1e6:.1f} MB) in {out}; {stats.tasks_created} tasks created, "
+        f"{stats.requeued_1303} creates re-queued on a full quota; manifest {manifest_path}"
     )
     if options.redis:
         for name, pool in sorted(client.quota_snapshot().items()):

@@ -16,7 +16,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from decimal import Decimal
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal, Self
+from typing import TYPE_CHECKING, Any, Literal, Self
 
 from ._account import ResourcePack
 from ._auth import ApiKeyAuth, JwtAuth
@@ -25,16 +25,22 @@ from ._creates import Creator
 from ._download import SavedFile, download_result
 from ._journal import Journal
 from ._models import Kind, Outcome, Request, Task, TaskResult
+from ._progress import Progress
 from ._providers import codec_for
 from ._quota import PoolLimiter
 from ._quota_backend import LocalQuota, PoolSnapshot, QuotaBackend, QuotaContext
 from ._quota_config import Quota
 from ._scheduler import Outcomes, Scheduler
+from ._stats import ClientStats, Counters
+from ._telemetry import Telemetry
 from ._tracker import Tracker
 from ._transport import Transport, new_session
-from ._wire import ClientStats, RequestBudget, Wire
+from ._wire import RequestBudget, Wire
 
-__all__ = ["ClientStats", "KlingClient"]
+if TYPE_CHECKING:
+    from opentelemetry.trace import TracerProvider
+
+__all__ = ["KlingClient"]
 
 # Connections beyond one per quota slot (aiohttp's default pool size): creates up to the quota
 # never queue inside aiohttp behind each other or behind queries.
@@ -117,6 +123,10 @@ class KlingClient:
             and follows them with the unified query ``GET /tasks?task_ids=…``, 50 ids per
             request (the batch size is undocumented; 50 is what was probed). API key only.
             Images stay on the legacy standard, the only one Kling documents for omni-image.
+        tracer_provider: The OpenTelemetry ``TracerProvider`` the client's spans go to (a
+            span per request, one per HTTP request; see docs/observability.md). Default: the
+            global one. Needs ``opentelemetry-api`` (``pip install 'kling-async[otel]'``);
+            without it nothing is traced and this is ignored.
 
     Raises:
         ValueError: no credentials were given or found in the environment, an unknown
@@ -144,6 +154,7 @@ class KlingClient:
         callbacks: CallbackReceiver | None = None,
         quota_backend: QuotaBackend | None = None,
         api_standard: Literal["legacy", "new"] = "legacy",
+        tracer_provider: TracerProvider | None = None,
     ) -> None:
         codec = codec_for(provider, submit_path=submit_path, api_standard=api_standard)
         env = os.environ
@@ -190,7 +201,7 @@ class KlingClient:
         }
         self.lookahead = lookahead
         self.max_retries = max_retries
-        self.stats = ClientStats()
+        self._counters = Counters(Telemetry.create(tracer_provider))
         self.requests_per_minute = requests_per_minute
         self.callbacks = callbacks
         self.journal: Journal | None = Journal(Path(journal)) if journal is not None else None
@@ -199,7 +210,7 @@ class KlingClient:
             auto_series_estimate=self.quota.auto_series_estimate,
         )
         budget = RequestBudget(requests_per_minute) if requests_per_minute else None
-        self._wire = Wire(codec, self._check_open, self.stats, max_retries, budget)
+        self._wire = Wire(codec, self._check_open, self._counters, max_retries, budget)
         self._tracker = Tracker(
             self._wire,
             self._quota,
@@ -242,6 +253,7 @@ class KlingClient:
             slots = q.image + q.video + q.team + sum(q.pools.values())
             session = new_session(_SPARE_CONNECTIONS + slots)
             stack.push_async_callback(session.close)
+            stack.callback(self._counters.close)  # spans of tasks still running end
             self._transport = Transport(
                 session, self.base_url, self._auth, request_timeout=self.request_timeout
             )
@@ -371,6 +383,7 @@ class KlingClient:
         deadline: float | None = None,
         keys: Callable[[int, Request], str] | None = None,
         budget_units: Decimal | int | str | None = None,
+        on_progress: Callable[[Progress], object] | None = None,
     ) -> AsyncIterator[Outcomes]:
         """Run many requests under quota and yield each :class:`Outcome` as its task ends.
 
@@ -415,6 +428,12 @@ class KlingClient:
                 without either the request runs while no other request of unknown cost is in
                 flight, so the budget is passed by at most that one task's charge. Needs a
                 wire API that reports charges (Kling; not Modellix).
+            on_progress: Called with a :class:`Progress` of this stream (requests pulled,
+                waiting for slots, running, succeeded, failed, units spent, seconds elapsed)
+                after it changes, at most every 0.1 s, and once more with ``finished=True``
+                when the block is left. It runs synchronously on the event loop, so it must
+                not block (update a bar, set a gauge); an exception from it is logged on
+                ``kling_async.client`` and ignored, the stream goes on. Default ``None``.
 
         Usage::
 
@@ -431,7 +450,11 @@ class KlingClient:
         self._check_open()
         budget = None if budget_units is None else _units_arg(budget_units)
         async with self._scheduler.stream(
-            requests, deadline=deadline, keys=keys, budget_units=budget
+            requests,
+            deadline=deadline,
+            keys=keys,
+            budget_units=budget,
+            on_progress=on_progress,
         ) as outcomes:
             yield outcomes
 
@@ -442,6 +465,7 @@ class KlingClient:
         deadline: float | None = None,
         keys: Callable[[int, Request], str] | None = None,
         budget_units: Decimal | int | str | None = None,
+        on_progress: Callable[[Progress], object] | None = None,
     ) -> list[Outcome]:
         """Run every request under quota and return the outcomes in input order.
 
@@ -450,13 +474,18 @@ class KlingClient:
             deadline: As :meth:`stream`.
             keys: As :meth:`stream`.
             budget_units: As :meth:`stream`.
+            on_progress: As :meth:`stream`.
 
         Raises:
             TypeError, RuntimeError: as :meth:`stream`.
         """
         outcomes: list[Outcome] = []
         async with self.stream(
-            requests, deadline=deadline, keys=keys, budget_units=budget_units
+            requests,
+            deadline=deadline,
+            keys=keys,
+            budget_units=budget_units,
+            on_progress=on_progress,
         ) as stream:
             async for outcome in stream:
                 outcomes.append(outcome)
@@ -522,6 +551,14 @@ class KlingClient:
         ``waiting``, ``hidden`` slots, ``peak``; see :class:`PoolSnapshot`. A shared backend
         reports what it saw last (updated whenever this process waits or its tasks end)."""
         return self._quota.snapshot()
+
+    def stats(self) -> ClientStats:
+        """A snapshot of what this client did since it was constructed: per quota pool the
+        slots held, capacity, requests waiting, 1303s absorbed, mean task seconds and poll
+        interval; HTTP requests sent; tasks created, succeeded and failed; units spent (see
+        :class:`ClientStats`). Cheap (no I/O); works before opening and after closing."""
+        pace = self._tracker.pace(polling=self._state == "open")
+        return self._counters.snapshot(self._quota.snapshot(), pace)
 
     @property
     def carries_external_task_id(self) -> bool:

@@ -221,6 +221,7 @@ class Creator:
             _log.info(
                 "create %s: attempt %d failed (%s); retrying", external_task_id, attempt, failure
             )
+            self.wire.stats.retry(attempt, failure)
             await anyio.sleep(delay(attempt, retry_after))
         raise AssertionError("unreachable")  # pragma: no cover
 

@@ -51,19 +51,34 @@ def _wait(state: RetryCallState) -> float:
 
 
 def retrying(
-    attempts: int, retry_if: Callable[[BaseException], bool] = is_transient
+    attempts: int,
+    retry_if: Callable[[BaseException], bool] = is_transient,
+    *,
+    on_retry: Callable[[int, BaseException], None] | None = None,
 ) -> AsyncRetrying:
     """A tenacity retry loop: up to ``attempts`` tries, :func:`delay` between them, the last
-    failure re-raised as is::
+    failure re-raised as is; ``on_retry(attempt, failure)`` is called before each wait::
 
         async for attempt in retrying(5):
             with attempt:
                 return await send()
     """
+    before_sleep: Callable[[RetryCallState], None] | None = None
+    if on_retry is not None:
+        report = on_retry
+
+        def tell(state: RetryCallState) -> None:
+            failure = state.outcome.exception() if state.outcome else None
+            if failure is not None:
+                report(state.attempt_number, failure)
+
+        before_sleep = tell
+
     return AsyncRetrying(
         retry=retry_if_exception(retry_if),
         stop=stop_after_attempt(attempts),
         wait=_wait,
         sleep=anyio.sleep,
         reraise=True,
+        before_sleep=before_sleep,
     )

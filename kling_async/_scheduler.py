@@ -31,6 +31,7 @@ from ._errors import (
 )
 from ._journal import Journal
 from ._models import OmniImageRequest, OmniVideoRequest, Outcome, Request
+from ._progress import Progress, ProgressMeter
 from ._quota_backend import Lease, QuotaBackend, QuotaContext
 from ._quota_config import Quota
 from ._tracker import Tracked, Tracker
@@ -47,11 +48,13 @@ _PULLS_PER_PASS = 4  # stream(): requests pulled per pass of the event loop at m
 
 @attrs.frozen
 class _Run:
-    """What one ``stream()`` was given: its deadline (event-loop time), keys and budget."""
+    """What one ``stream()`` was given: its deadline (event-loop time), keys, unit budget and
+    progress meter."""
 
     until: float | None
     keys: Callable[[int, Request], str] | None
     budget: Budget | None
+    meter: ProgressMeter | None
 
 
 @attrs.define
@@ -135,8 +138,13 @@ class Scheduler:
         lease = self.quota.lease(
             pool, capacity, request, external_task_id, alone=codec.shares_one_pool
         )
+        self.wire.stats.queued(lease)
         if self.journal is not None:
-            resumed = await self.creator.resume(request, lease)
+            try:
+                resumed = await self.creator.resume(request, lease)
+            except BaseException as exc:
+                self.wire.stats.abandoned(lease, exc)
+                raise
             if resumed is not None:
                 if admitted is not None:
                     admitted()
@@ -179,7 +187,7 @@ class Scheduler:
             try:
                 # Shielded: once a create is on the wire, see it through and track the task,
                 # so a cancelled stream never leaves an untracked task holding paid slots.
-                with anyio.CancelScope(shield=True):
+                with anyio.CancelScope(shield=True), stats.within(lease):
                     task = await self.creator.create(request, body, external_task_id, lease.cost)
                     lease.task_id = task.task_id
                     await self.quota.created(lease)
@@ -195,7 +203,7 @@ class Scheduler:
             except ConcurrencyLimitError:
                 # The server is the source of truth: wait for a slot and try again.
                 await self.quota.refused(lease)
-                stats.requeued += 1
+                stats.refused(lease)
                 stats.overbooked_requeued += lease.overbooked
                 _quota_log.info(
                     "create %s refused for a full pool %s (1303 at %d slot(s)): re-queued",
@@ -205,7 +213,8 @@ class Scheduler:
                 )
                 await self.quota.wait_for_release(lease, backoff)
                 backoff = min(backoff * 2, 4.0)
-            except BaseException:
+            except BaseException as exc:
+                stats.abandoned(lease, exc)
                 with anyio.CancelScope(shield=True):
                     await self.quota.abandon(lease)
                 raise
@@ -220,6 +229,7 @@ class Scheduler:
         deadline: float | None,
         keys: Callable[[int, Request], str] | None,
         budget_units: Decimal | None = None,
+        on_progress: Callable[[Progress], object] | None = None,
     ) -> AsyncIterator[Outcomes]:
         """See :meth:`KlingClient.stream`."""
         budget = None
@@ -230,6 +240,9 @@ class Scheduler:
                     "budget cannot be kept on it"
                 )
             budget = Budget(budget_units, self.estimates)
+        meter = ProgressMeter(on_progress) if on_progress is not None else None
+        if meter is not None:
+            requests = meter.counting(requests)
         # Unbounded: a slow reader never held anything back (a request leaves the lookahead
         # window when it gets its slots, not when its outcome is read), so a bounded buffer
         # only parked the outcomes of a burst (one list poll ends dozens of tasks) in blocked
@@ -237,9 +250,11 @@ class Scheduler:
         send, receive = anyio.create_memory_object_stream[Outcome](math.inf)
         try:
             until = None if deadline is None else anyio.current_time() + deadline
-            run = _Run(until, keys, budget)
+            run = _Run(until, keys, budget, meter)
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._feed, requests, send, tg, run)
+                if meter is not None:
+                    tg.start_soon(meter.run)
                 try:
                     async with receive:
                         yield Outcomes(receive)
@@ -247,6 +262,9 @@ class Scheduler:
                     tg.cancel_scope.cancel()
         except BaseExceptionGroup as group:
             raise _collapse(group) from None
+        finally:
+            if meter is not None:
+                meter.finish()
 
     async def _feed(
         self,
@@ -322,11 +340,15 @@ class Scheduler:
             if not released:
                 released = True
                 window.release()
+                if run.meter is not None:
+                    run.meter.admitted()
 
         try:
             outcome = await self._run_one(index, request, admitted, run, key)
         finally:
             admitted()
+        if run.meter is not None:
+            run.meter.outcome(outcome)
         try:
             send.send_nowait(outcome)  # a reader waits or the buffer has room: no yield
         except anyio.WouldBlock:

@@ -113,6 +113,7 @@ class Tracker:
         )
         self._inflight[task.task_id] = tracked
         self.wire.stats.in_flight += 1
+        self.wire.stats.tracked(lease, task.task_id)
         durations = self._durations.setdefault(lease.pool, DurationEstimate())
         if not self.wire.codec.supports_list_query:
             interval = self.interval(task.kind)
@@ -134,6 +135,7 @@ class Tracker:
         """A task an earlier run saw end (from the journal): already done, holds nothing."""
         tracked = Tracked(task, lease, result=result, error=error)
         tracked.done.set()
+        self.wire.stats.ended(lease, result, error, earlier=True)
         return tracked
 
     async def query(self, kind: Kind, task_id: str, *, external: bool = False) -> TaskResult:
@@ -141,7 +143,8 @@ class Tracker:
         what the tracker knows of it."""
         tracked = self.get(task_id)
         series = tracked.series if tracked else None
-        return await self.wire.query(kind, task_id, series=series, external=external)
+        with self.wire.stats.within(tracked.lease if tracked else None):
+            return await self.wire.query(kind, task_id, series=series, external=external)
 
     async def task_state(
         self, kind: Kind, task_id: str, external: bool = False
@@ -295,10 +298,12 @@ class Tracker:
             pending = {t.task.task_id: t for t in self._inflight.values() if t.task.kind == kind}
             _log.debug("poll: %d %s task(s) in flight", len(pending), kind)
             if self.wire.codec.batch_query_size(kind):
-                await self._poll_batches(kind, pending)
+                with self.wire.stats.poll(kind, (t.lease for t in pending.values())):
+                    await self._poll_batches(kind, pending)
                 continue  # a task not in the answers yet is asked again next tick
             if len(pending) > _SINGLE_GET_MAX:
-                await self._poll_pages(kind, pending)
+                with self.wire.stats.poll(kind, (t.lease for t in pending.values())):
+                    await self._poll_pages(kind, pending)
             for tracked in list(pending.values()):
                 result = await self._check(tracked)
                 if result is not None:
@@ -360,6 +365,17 @@ class Tracker:
         waiting = any(snapshot[p].waiting for p in pools if p in snapshot)
         means = [self._durations[p].mean() for p in pools if p in self._durations]
         return _cadence.interval(kind, means, max(ages, default=0.0), waiting=waiting)
+
+    def pace(self, polling: bool = True) -> dict[str, tuple[float | None, float | None]]:
+        """Per pool a task of this client used: the mean seconds its tasks took (None before
+        one ended) and the seconds between polls of its tasks now (None while none is in
+        flight, or not ``polling``: nothing is polled)."""
+        kinds = {t.lease.pool: t.task.kind for t in self._inflight.values()} if polling else {}
+        factor = _CALLBACK_POLL_FACTOR if self.callbacks else 1.0
+        return {
+            pool: (estimate.mean(), self.interval(kinds[pool]) * factor if pool in kinds else None)
+            for pool, estimate in self._durations.items()
+        }
 
     def _next_poll(self, kind: Kind, last: float) -> float:
         """When to poll ``kind`` next (``anyio.current_time()`` clock): one poll interval, ±10 %
@@ -423,6 +439,7 @@ class Tracker:
             images = len(result.series_images)
         await self.quota.ended(tracked.lease, images=images, seconds=seconds)
         self.wire.stats.in_flight -= 1
+        self.wire.stats.ended(tracked.lease, result, tracked.error)
         self._finished[task.task_id] = tracked
         while len(self._finished) > _FINISHED_KEPT:
             self._finished.popitem(last=False)

@@ -23,37 +23,10 @@ from ._errors import (
 from ._models import Kind, TaskResult
 from ._providers import Codec
 from ._retry import retrying
+from ._stats import Counters
 from ._transport import Transport
 
-__all__ = ["ClientStats", "RequestBudget", "Wire"]
-
-
-@attrs.define
-class ClientStats:
-    """Counters of what this client did (for progress displays and benchmarks).
-
-    Attributes:
-        creates: Tasks created.
-        requeued: Creates answered 1303 (concurrency full) and put back in the queue.
-        queries: Single-task queries sent.
-        list_queries: List queries sent (each reports on many tasks).
-        http_requests: All HTTP requests sent.
-        in_flight: Tasks created and not yet seen terminal.
-        resumed: Requests answered from the journal (re-attached or already finished).
-        overbooked: Creates sent in slots counted as held by ``auto`` series, to find out
-            whether those series hold them (see ``PoolLimiter``).
-        overbooked_requeued: Of those, creates answered 1303 (the slots were held).
-    """
-
-    creates: int = 0
-    requeued: int = 0
-    queries: int = 0
-    list_queries: int = 0
-    http_requests: int = 0
-    in_flight: int = 0
-    resumed: int = 0
-    overbooked: int = 0
-    overbooked_requeued: int = 0
+__all__ = ["RequestBudget", "Wire"]
 
 
 class RequestBudget:
@@ -84,14 +57,14 @@ class Wire:
     Attributes:
         codec: The wire API; replaced by its fallback when a create path form is refused.
         transport: Gives the open transport (raises ``RuntimeError`` when closed).
-        stats: Counters, shared with the client.
+        stats: Counters (and telemetry), shared with the client.
         max_retries: Attempts of a query.
         budget: Requests-per-minute budget, or None.
     """
 
     codec: Codec
     transport: Callable[[], Transport]
-    stats: ClientStats
+    stats: Counters
     max_retries: int
     budget: RequestBudget | None = None
     _costs_limiter: AsyncLimiter | None = attrs.field(default=None, init=False)
@@ -115,7 +88,9 @@ class Wire:
             if self.budget is not None:
                 await self.budget.acquire()
             self.stats.http_requests += 1
-            response = await transport.request(method, path, json_body=json_body, params=params)
+            with self.stats.http(method, transport.base_url, path, params) as span:
+                response = await transport.request(method, path, json_body=json_body, params=params)
+                span.answered(response.status)
             try:
                 return self.codec.unwrap(response)
             except RateLimitError as exc:
@@ -131,7 +106,7 @@ class Wire:
 
     async def get(self, path: str, params: Mapping[str, str] | None = None) -> Any:
         """A GET, retried on transient failures (see ``_retry``)."""
-        async for attempt in retrying(self.max_retries):
+        async for attempt in retrying(self.max_retries, on_retry=self.stats.retry):
             with attempt:
                 return await self.call("GET", path, params=params)
         raise AssertionError("unreachable")  # pragma: no cover

@@ -35,8 +35,8 @@ import anyio
 import anyio.to_thread
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
-from ._client import ClientStats
 from ._client import KlingClient as AsyncKlingClient
+from ._stats import ClientStats
 
 if TYPE_CHECKING:  # types only: at run time this module needs the async client alone
     from ._download import SavedFile
@@ -313,10 +313,13 @@ class KlingClient:
         snapshot: dict[str, PoolSnapshot] = self._call(self._client.quota_snapshot)
         return snapshot
 
-    @property
     def stats(self) -> ClientStats:
-        """The async client's request counters (:class:`ClientStats`), live."""
-        return self._client.stats
+        """A snapshot of the client's figures (:class:`~kling_async.ClientStats`), as
+        :meth:`kling_async.KlingClient.stats`; also after :meth:`close`."""
+        if self._state == "closed":
+            return self._client.stats()
+        stats: ClientStats = self._call(self._client.stats)
+        return stats
 
 
 class SyncOutcomes:

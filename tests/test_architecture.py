@@ -131,11 +131,12 @@ def test_no_provider_checks_above_the_codecs() -> None:
     [
         ("aiohttp", {"kling_async._transport", "kling_async._callbacks"}),
         ("cattrs", {"kling_async._convert"}),
+        ("opentelemetry", {"kling_async._telemetry"}),
     ],
 )
 def test_foreign_libraries_stay_in_their_one_place(library: str, allowed: set[str]) -> None:
     """aiohttp only in the transport and the callback server (and the sandbox); cattrs only
-    in the converter."""
+    in the converter; opentelemetry only in the telemetry module (an optional extra)."""
     users = {n for n in _importers_of((library,)) if not n.startswith("kling_async.testing")}
     assert users <= allowed, sorted(users - allowed)
 

@@ -88,7 +88,7 @@ async def test_second_run_with_the_journal_sends_no_request(
     before = sandbox.stats().requests
     async with ka.KlingClient(**kwargs) as client:  # type: ignore[arg-type]
         second = await client.run_all(requests)
-        assert client.stats.resumed == 4
+        assert client.stats().resumed == 4
     assert sandbox.stats().requests == before
     assert [o.result for o in second] == [o.result for o in first]
     assert all(o.ok for o in second)

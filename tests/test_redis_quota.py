@@ -292,7 +292,7 @@ async def test_auto_series_are_shared_learnt_and_overbooked(redis_server: RedisS
             async with _client(sandbox, backend) as client, client.stream(requests) as results:
                 async for outcome in results:
                     outcomes.append(outcome)
-                overbooked += client.stats.overbooked
+                overbooked += client.stats().overbooked
 
         async with anyio.create_task_group() as tg:
             for seed in range(2):
