@@ -17,7 +17,26 @@ from ._errors import BudgetExceededError
 from ._models import OmniImageRequest, Request, TaskResult
 from ._prices import AUTO_SERIES_IMAGES, Estimate, list_price
 
-__all__ = ["Budget", "Reservation", "UnitEstimates", "price_class"]
+__all__ = ["Budget", "Reservation", "UnitEstimates", "parse_units", "price_class"]
+
+
+def parse_units(value: Decimal | int | str) -> Decimal:
+    """A budget in units as a ``Decimal`` (a float would not be exact, so it is refused).
+
+    Raises:
+        TypeError: not a ``Decimal``, ``int`` or ``str``.
+        ValueError: not a positive, finite number.
+    """
+    if isinstance(value, bool) or not isinstance(value, Decimal | int | str):
+        raise TypeError(f"budget_units: expected a Decimal, int or str, got {type(value).__name__}")
+    try:
+        units = Decimal(value)
+    except ArithmeticError:
+        raise ValueError(f"budget_units: {value!r} is not a number of units") from None
+    if not units.is_finite() or units <= 0:
+        raise ValueError(f"budget_units: {value!r}, must be a positive number of units")
+    return units
+
 
 PriceTable = Callable[[Request], Estimate | None]
 

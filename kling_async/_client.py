@@ -19,7 +19,8 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Self
 
 from ._account import ResourcePack
-from ._auth import ApiKeyAuth, JwtAuth
+from ._auth import credentials
+from ._budget import parse_units
 from ._callbacks import CallbackHint, CallbackReceiver
 from ._creates import Creator
 from ._download import SavedFile, download_result
@@ -157,29 +158,18 @@ class KlingClient:
         tracer_provider: TracerProvider | None = None,
     ) -> None:
         codec = codec_for(provider, submit_path=submit_path, api_standard=api_standard)
-        env = os.environ
-        api_key = api_key or env.get(codec.api_key_env) or None
-        if codec.supports_jwt:
-            access_key = access_key or env.get("KLING_ACCESS_KEY") or None
-            secret_key = secret_key or env.get("KLING_SECRET_KEY") or None
-        elif access_key or secret_key:
-            where = "Kling's new-standard API" if api_standard == "new" else codec.name
-            raise ValueError(f"access_key/secret_key: {where} takes an api_key only")
         if callbacks is not None and not codec.supports_callbacks:
             raise ValueError(f"callbacks: {codec.name} has no callback_url field")
-        self._auth: ApiKeyAuth | JwtAuth
-        if api_key:
-            self._auth = ApiKeyAuth(api_key)
-        elif access_key and secret_key:
-            self._auth = JwtAuth(access_key, secret_key)
-        elif not codec.supports_jwt:
-            raise ValueError(f"no credentials: pass api_key=... or set {codec.api_key_env}")
-        else:
-            raise ValueError(
-                "no credentials: pass api_key=... (or access_key=... and secret_key=...), or set "
-                f"{codec.api_key_env} (or KLING_ACCESS_KEY and KLING_SECRET_KEY)"
-            )
-        url = base_url or env.get(codec.base_url_env) or codec.default_base_url
+        where = "Kling's new-standard API" if api_standard == "new" else codec.name
+        self._auth = credentials(
+            api_key or os.environ.get(codec.api_key_env) or None,
+            access_key,
+            secret_key,
+            jwt=codec.supports_jwt,
+            api_key_env=codec.api_key_env,
+            where=where,
+        )
+        url = base_url or os.environ.get(codec.base_url_env) or codec.default_base_url
         if not url.startswith(("http://", "https://")):
             raise ValueError(f"base_url: {url!r}, must be an http(s) URL")
         if requests_per_minute is None:
@@ -416,18 +406,14 @@ class KlingClient:
                 Stable keys let a journal resume a run; on Modellix, which has no
                 ``external_task_id``, they are the only way to. Default: the request's
                 ``external_task_id``, else a random one.
-            budget_units: The most units this stream may spend (``None``, the default: no
-                cap). Before each create, the units charged to its ended tasks, plus an
-                estimate for each task in flight, plus this request's estimate must stay
-                within it; otherwise that request and every later one end with
-                :class:`BudgetExceededError` (nothing is sent for them) while tasks already
-                created run to their end. Estimates are the most an ended task of the same
-                class (model, kind, resolution or mode, sound, video input) was charged per
-                image or second, before that Kling's published prices
-                (https://kling.ai/document-api/pricing/base/image, …/video), and
-                without either the request runs while no other request of unknown cost is in
-                flight, so the budget is passed by at most that one task's charge. Needs a
-                wire API that reports charges (Kling; not Modellix).
+            budget_units: The most units this stream may spend (default ``None``: no cap).
+                A create happens only while the units charged to its ended tasks, plus an
+                estimate per task in flight, plus its own estimate stay within it; else that
+                request and every later one end with :class:`BudgetExceededError`, nothing
+                sent, while created tasks run to their end. Estimates come from the charges
+                seen per class, else Kling's price list; a request of unknown cost runs while no
+                other is in flight, so the cap is passed by at most one task's charge (see
+                docs/budgets.md). Kling only: Modellix reports no charges.
             on_progress: Called with a :class:`Progress` of this stream (requests pulled,
                 waiting for slots, running, succeeded, failed, units spent, seconds elapsed)
                 after it changes, at most every 0.1 s, and once more with ``finished=True``
@@ -448,7 +434,7 @@ class KlingClient:
             RuntimeError: the client is not open.
         """
         self._check_open()
-        budget = None if budget_units is None else _units_arg(budget_units)
+        budget = None if budget_units is None else parse_units(budget_units)
         async with self._scheduler.stream(
             requests,
             deadline=deadline,
@@ -583,24 +569,17 @@ class KlingClient:
         end: dt.datetime | None = None,
         resource_pack_name: str | None = None,
     ) -> list[ResourcePack]:
-        """The account's resource packs with their total and remaining units: one
-        ``GET /account/costs`` (free of charge;
-        https://kling.ai/document-api/api/assets/account-usage).
-
-        ``remaining`` lags: Kling documents a delay of up to 12 hours, so tasks charged in the
-        last 12 hours may not be subtracted yet. Kling asks for at most one query per second;
-        the client keeps calls (and their retries) at least 1.02 s apart, waiting as needed.
+        """The account's resource packs (:class:`ResourcePack`, in the server's order) with
+        their total and remaining units: one free ``GET /account/costs``
+        (https://kling.ai/document-api/api/assets/account-usage). ``remaining`` lags by up to
+        12 hours (Kling's documented delay). Calls, retries included, are kept at least
+        1.02 s apart (Kling asks for at most one query per second).
 
         Args:
-            start: Start of the query window, an aware datetime (sent as Unix epoch ms,
-                ``start_time``). Kling requires a window and does not document which of a
-                pack's times it compares with it (its example uses a pack's effective and
-                expiry times). Default: 1970-01-01 UTC, i.e. every pack up to ``end``.
+            start: Start of the window, aware (sent as epoch ms, ``start_time``); which of a
+                pack's times Kling compares with it is undocumented. Default: 1970-01-01 UTC.
             end: End of the window, aware (``end_time``). Default: now.
             resource_pack_name: Only the pack of this exact name. Default: every pack.
-
-        Returns:
-            :class:`ResourcePack` items in the server's order (an empty list: no packs).
 
         Raises:
             ValueError: ``start``/``end`` is naive or ``start`` is after ``end``, or
@@ -619,16 +598,3 @@ class KlingClient:
             return task.task_id, kind or task.kind
         tracked = self._tracker.get(task)
         return task, kind or (tracked.task.kind if tracked else "image")
-
-
-def _units_arg(value: Decimal | int | str) -> Decimal:
-    """``budget_units`` as a ``Decimal`` (a float would not be exact, so it is refused)."""
-    if isinstance(value, bool) or not isinstance(value, Decimal | int | str):
-        raise TypeError(f"budget_units: expected a Decimal, int or str, got {type(value).__name__}")
-    try:
-        units = Decimal(value)
-    except ArithmeticError:
-        raise ValueError(f"budget_units: {value!r} is not a number of units") from None
-    if not units.is_finite() or units <= 0:
-        raise ValueError(f"budget_units: {value!r}, must be a positive number of units")
-    return units
