@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import AsyncExitStack
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
@@ -25,7 +26,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from ._campaign import CampaignLine, CampaignLineError, content_lines, read_campaign
 from ._client import KlingClient
 from ._download import safe_stem
-from ._errors import AuthenticationError, KlingError, OutcomeUnknownError
+from ._errors import AuthenticationError, BudgetExceededError, KlingError, OutcomeUnknownError
 from ._models import Outcome, Request
 from ._quota_config import Quota
 from ._redis_quota import RedisQuotaBackend
@@ -64,6 +65,7 @@ class RunOptions:
     deadline: float | None = None
     resume_command: str | None = None  # shown after an interrupt
     redis: str | None = None  # share the account's quota on this Redis (RedisQuotaBackend)
+    budget: Decimal | None = None  # the most units the run may spend (stream budget_units)
 
 
 @attrs.define
@@ -122,8 +124,10 @@ class _Tally:
     succeeded: int = 0
     failed: int = 0
     invalid: int = 0
+    over_budget: int = 0
     files: int = 0
     bytes: int = 0
+    units: Decimal = Decimal(0)  # charged to the tasks that ended in this run
 
 
 async def run_campaign(
@@ -205,14 +209,17 @@ async def run_campaign(
             progress.update(
                 bar,
                 detail=f"ok {tally.succeeded} · failed {tally.failed} · invalid {tally.invalid}"
-                f" · running {client.stats().in_flight}",
+                f" · running {client.stats().in_flight} · {tally.units} units",
             )
             if not console.is_terminal:
                 console.print(_describe(row))
 
         manifest_path.write_text("", encoding="utf-8")
         stream = client.stream(
-            requests(), deadline=options.deadline, keys=lambda index, _: key_of[index]
+            requests(),
+            deadline=options.deadline,
+            keys=lambda index, _: key_of[index],
+            budget_units=options.budget,
         )
         try:
             with interrupt.scope:
@@ -245,10 +252,13 @@ async def run_campaign(
             console.print(f"resume with: {options.resume_command}")
         return 1
     stats = client.stats()
+    budget = f" of the budget of {options.budget}" if options.budget is not None else ""
+    over = f", {tally.over_budget} over budget (not created)" if tally.over_budget else ""
     console.print(
         f"[bold]done[/bold] in {elapsed:.1f} s: {tally.succeeded} succeeded, "
-        f"{tally.failed} failed, {tally.invalid} invalid lines; {tally.files} files "
-        f"({tally.bytes / 1e6:.1f} MB) in {out}; {stats.tasks_created} tasks created, "
+        f"{tally.failed} failed{over}, {tally.invalid} invalid lines; {tally.files} files "
+        f"({tally.bytes / 1e6:.1f} MB) in {out}; {tally.units} units charged{budget}; "
+        f"{stats.tasks_created} tasks created, "
         f"{stats.requeued_1303} creates re-queued on a full quota; manifest {manifest_path}"
     )
     if options.redis:
@@ -257,7 +267,7 @@ async def run_campaign(
                 f"shared pool {name} on Redis: {pool.capacity} slots, {pool.in_use} held by "
                 f"this process and {pool.others} by others at the end; peak {pool.peak}"
             )
-    return 0 if tally.failed == 0 and tally.invalid == 0 else 1
+    return 0 if tally.failed == tally.invalid == tally.over_budget == 0 else 1
 
 
 async def _mark_unfinished(
@@ -330,6 +340,10 @@ async def _save_outcome(
     status = outcome.result.status.value if outcome.result else "error"
     if isinstance(outcome.error, OutcomeUnknownError):
         status = "outcome_unknown"
+    elif isinstance(outcome.error, BudgetExceededError):
+        status = "over_budget"
+    units = outcome.result.units if outcome.result is not None else None
+    tally.units += units or 0
     if outcome.ok and outcome.result is not None:
         entry = await client.journal.get(ext) if client.journal else None
         if entry is not None and entry.files and all((out / f).exists() for f in entry.files):
@@ -351,6 +365,8 @@ async def _save_outcome(
                     await client.journal.record_saved(ext, files)
     if status == "succeeded":
         tally.succeeded += 1
+    elif status == "over_budget":
+        tally.over_budget += 1
     else:
         tally.failed += 1
     return _row(
@@ -360,6 +376,7 @@ async def _save_outcome(
         status=status,
         files=files,
         error=error,
+        units=units,
     )
 
 
@@ -371,6 +388,7 @@ def _row(
     external_task_id: str | None = None,
     files: list[str] | None = None,
     error: str | None = None,
+    units: Decimal | None = None,
 ) -> dict[str, Any]:
     return {
         "line": line,
@@ -379,6 +397,7 @@ def _row(
         "status": status,
         "files": files or [],
         "error": error,
+        "units": str(units) if units is not None else None,
     }
 
 

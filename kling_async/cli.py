@@ -27,6 +27,7 @@ import sys
 import tempfile
 import traceback
 from collections.abc import Iterable, Sequence
+from decimal import Decimal
 from pathlib import Path
 from typing import Literal
 
@@ -34,7 +35,9 @@ import anyio
 from rich.console import Console
 from rich.logging import RichHandler
 
+from ._budget import parse_units
 from ._campaign import content_lines
+from ._cli_estimate import estimate_campaign
 from ._cli_run import (
     JOURNAL_NAME,
     SANDBOX_KEY,
@@ -67,6 +70,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         handlers = _configure_logging(args.verbose, args.log_file, console)
         if args.command == "sandbox":
             return serve_sandbox(args)
+        if args.command == "estimate":
+            campaign = Path(args.campaign)
+            _check_campaign(campaign)
+            return estimate_campaign(campaign, print)
         return _run(args, console, argv)
     except SetupError as exc:
         print(f"kling-async: {exc}", file=sys.stderr)
@@ -97,6 +104,14 @@ def _api_standard(value: str, provider: str) -> Literal["legacy", "new"]:
     except ValueError as exc:
         raise SetupError(f"--api-standard {value}: {exc}") from None
     return standard
+
+
+def _budget(units: Decimal | None, provider: str) -> Decimal | None:
+    if units is not None and not codec_for(provider).reports_units:
+        raise SetupError(
+            f"--budget: {provider} reports no units per task, so a budget cannot be kept on it"
+        )
+    return units
 
 
 def _redis_url(url: str | None, *, sandbox: bool) -> str | None:
@@ -140,6 +155,7 @@ def _run(args: argparse.Namespace, console: Console, argv: Sequence[str] | None)
         deadline=args.deadline,
         resume_command=_resume_command(argv),
         redis=_redis_url(args.redis, sandbox=args.sandbox),
+        budget=_budget(args.budget, args.provider),
     )
     signals = _Signals(console)
     previous = {
@@ -364,6 +380,13 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _units(text: str) -> Decimal:
+    try:
+        return parse_units(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: need a positive number of units") from None
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kling-async", description="Kling omni image/video generation at volume."
@@ -425,6 +448,15 @@ def _parser() -> argparse.ArgumentParser:
         "left to a later resume (default none)",
     )
     run.add_argument(
+        "--budget",
+        type=_units,
+        default=None,
+        metavar="UNITS",
+        help="the most units the run may spend (Kling only): a line is created only while the "
+        "units charged, the estimates of the tasks running and its own estimate fit; the rest "
+        "end as over_budget, nothing sent (see 'kling-async estimate')",
+    )
+    run.add_argument(
         "--task-timeout", type=_seconds, default=None, help="seconds a task may take (default none)"
     )
     run.add_argument(
@@ -433,6 +465,15 @@ def _parser() -> argparse.ArgumentParser:
         help="continue an earlier run in --out (re-running the same command does the same; "
         "--resume also insists that the journal exists)",
     )
+    estimate = sub.add_parser(
+        "estimate",
+        parents=[common],
+        help="estimate a campaign's units per line class and in total (sends nothing)",
+        description="Kling's published prices per image and per second of video "
+        "(https://kling.ai/document-api/pricing/base/image, .../video), an auto series at 9 "
+        "images: the estimates a run with --budget starts from.",
+    )
+    estimate.add_argument("campaign", help="campaign file, JSON Lines (as for 'run')")
     sandbox = sub.add_parser(
         "sandbox", parents=[common], help="serve the sandbox API on a local port"
     )
