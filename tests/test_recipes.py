@@ -208,3 +208,32 @@ async def test_sse_server_stops_creating_when_the_browser_goes_away(
     await anyio.sleep(2.5)  # longer than a task: a create would have followed
     created = (await anyio.to_thread.run_sync(_stats, slow_account))["creates"]
     assert created <= 3
+
+
+def test_budget_campaign_stops_at_its_budget_and_resumes_with_a_larger_one(
+    account: Account, tmp_path: Path
+) -> None:
+    """budget_campaign.py with 50 units: three 16-unit shots run (48), the other nine are
+    over budget with nothing sent. Again with 1,000: the three come from the journal (no
+    create), the nine are made."""
+
+    def run(budget: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, str(ROOT / "examples" / "budget_campaign.py"), budget],
+            env=_env(account),
+            cwd=tmp_path,  # its journal, budget-campaign.sqlite, is written here
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    first = run("50")
+    assert first.returncode == 0, first.stderr
+    assert "budget for this run: 50 units" in first.stdout
+    assert first.stdout.count("ok ") == 3 and first.stdout.count("over budget ") == 9
+    assert "charged 48 units; 9 shot(s) left" in first.stdout
+    assert _stats(account)["creates"] == 3
+    second = run("1000")
+    assert second.returncode == 0, second.stderr
+    assert second.stdout.count("ok ") == 12 and "over budget " not in second.stdout
+    assert _stats(account)["creates"] == 12  # the first three were not made again
