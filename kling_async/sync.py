@@ -39,8 +39,13 @@ from ._client import KlingClient as AsyncKlingClient
 from ._stats import ClientStats
 
 if TYPE_CHECKING:  # types only: at run time this module needs the async client alone
+    import datetime as dt
+    from decimal import Decimal
+
+    from ._account import ResourcePack
     from ._download import SavedFile
     from ._models import Kind, Outcome, Request, Task, TaskResult
+    from ._progress import Progress
     from ._quota_backend import PoolSnapshot
     from ._scheduler import Outcomes
 
@@ -234,6 +239,8 @@ class KlingClient:
         *,
         deadline: float | None = None,
         keys: Callable[[int, Request], str] | None = None,
+        budget_units: Decimal | int | str | None = None,
+        on_progress: Callable[[Progress], object] | None = None,
     ) -> AbstractContextManager[SyncOutcomes]:
         """Run many requests under quota; a context manager giving an iterator of each
         :class:`~kling_async.Outcome` as its task ends (completion order)::
@@ -255,15 +262,26 @@ class KlingClient:
             deadline: Seconds the whole run may take; see the async :meth:`stream`.
             keys: ``keys(index, request)`` gives each request's key; see the async
                 :meth:`stream`.
+            budget_units: The most units the stream may spend; see the async :meth:`stream`
+                (``BudgetExceededError`` outcomes).
+            on_progress: Called with a :class:`~kling_async.Progress`; see the async
+                :meth:`stream`. It runs on the client's event-loop thread, not the caller's.
 
         Raises:
             TypeError: an item of ``requests`` is not a request model (from the iteration).
+            ValueError: a bad ``budget_units``, or a budget on Modellix.
             RuntimeError: the client is closed.
         """
         client = self._open()
         source = requests if isinstance(requests, list | tuple) else _pulled_in_thread(requests)
         opened = self._portal.wrap_async_context_manager(
-            client.stream(source, deadline=deadline, keys=keys)
+            client.stream(
+                source,
+                deadline=deadline,
+                keys=keys,
+                budget_units=budget_units,
+                on_progress=on_progress,
+            )
         )
         return SyncOutcomes(self, opened)
 
@@ -273,11 +291,19 @@ class KlingClient:
         *,
         deadline: float | None = None,
         keys: Callable[[int, Request], str] | None = None,
+        budget_units: Decimal | int | str | None = None,
+        on_progress: Callable[[Progress], object] | None = None,
     ) -> list[Outcome]:
         """Run every request under quota and return the outcomes in input order; see
         :meth:`kling_async.KlingClient.run_all` and :meth:`stream` (same arguments)."""
         outcomes: list[Outcome] = []
-        with self.stream(requests, deadline=deadline, keys=keys) as stream:
+        with self.stream(
+            requests,
+            deadline=deadline,
+            keys=keys,
+            budget_units=budget_units,
+            on_progress=on_progress,
+        ) as stream:
             outcomes.extend(stream)
         outcomes.sort(key=lambda o: o.index)
         return outcomes
@@ -301,6 +327,22 @@ class KlingClient:
             client.download, result, directory, stem=stem, watermarked=watermarked
         )
         return saved
+
+    def account_costs(
+        self,
+        *,
+        start: dt.datetime | None = None,
+        end: dt.datetime | None = None,
+        resource_pack_name: str | None = None,
+    ) -> list[ResourcePack]:
+        """The account's resource packs; see :meth:`kling_async.KlingClient.account_costs`
+        (same arguments, ``remaining`` lags up to 12 hours, at most one query per second,
+        ``NotSupportedError`` on Modellix)."""
+        client = self._open()
+        packs: list[ResourcePack] = self._call(
+            client.account_costs, start=start, end=end, resource_pack_name=resource_pack_name
+        )
+        return packs
 
     def check(self, request: Request) -> None:
         """Check that this client's wire API can carry ``request``; sends nothing. See

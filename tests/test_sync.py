@@ -88,6 +88,37 @@ def test_the_options_are_the_async_clients() -> None:
     assert sync_params == list(inspect.signature(ka.KlingClient).parameters.values())
 
 
+VERBS = ("submit", "get", "wait", "stream", "run_all", "download", "check", "quota_snapshot")
+
+
+@pytest.mark.parametrize("verb", [*VERBS, "stats", "account_costs"])
+def test_every_verb_takes_the_async_verbs_arguments(verb: str) -> None:
+    """The twins cannot drift: each sync verb has the async verb's parameters, by name and
+    default, so an argument added to one and not the other fails here."""
+
+    def params(func: object) -> list[tuple[str, object]]:
+        found = inspect.signature(func).parameters.values()  # type: ignore[arg-type]
+        return [(p.name, p.default) for p in found]
+
+    assert params(getattr(KlingClient, verb)) == params(getattr(ka.KlingClient, verb))
+
+
+def test_budget_and_progress_reach_the_async_stream(client: KlingClient) -> None:
+    """budget_units and on_progress work through the sync client: two one-image requests at
+    8 units under a 10-unit budget make one task; progress ends with finished=True."""
+    seen: list[ka.Progress] = []
+    requests = [ka.OmniImageRequest(prompt="a red chair") for _ in range(2)]
+    outcomes = client.run_all(requests, budget_units=10, on_progress=seen.append)
+    assert outcomes[0].ok or outcomes[1].ok
+    assert sum(isinstance(o.error, ka.BudgetExceededError) for o in outcomes) == 1
+    assert seen and seen[-1].finished and seen[-1].units_spent == 8
+
+
+def test_account_costs_through_the_sync_client(client: KlingClient) -> None:
+    packs = client.account_costs()
+    assert packs and all(isinstance(p, ka.ResourcePack) for p in packs)
+
+
 def test_bad_options_raise_at_construction_and_leave_no_thread(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
