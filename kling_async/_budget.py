@@ -46,8 +46,19 @@ def price_class(request: Request) -> tuple[str, ...]:
     makes: model, kind, resolution (images) or mode, sound and video input (videos)."""
     if isinstance(request, OmniImageRequest):
         return (request.model_name, "image", request.resolution)
-    video_input = "video input" if request.video_list else "no video input"
+    if _edits_a_video(request):
+        video_input = "base video"
+    else:
+        video_input = "video input" if request.video_list else "no video input"
     return (request.model_name, "video", request.mode, f"sound {request.sound}", video_input)
+
+
+def _edits_a_video(request: Request) -> bool:
+    """An edit of a ``base`` reference video: its output is as long as the input, which is not
+    known before the task runs, so what it costs cannot be told from the request."""
+    return not isinstance(request, OmniImageRequest) and any(
+        v.refer_type == "base" for v in request.video_list
+    )
 
 
 def request_size(request: Request) -> tuple[int, str]:
@@ -97,7 +108,10 @@ class UnitEstimates:
 
     def estimate(self, request: Request) -> Estimate | None:
         """The request's expected units, or ``None`` when nothing is known of its class: no
-        task of it ended here and no published price covers it."""
+        task of it ended here and no published price covers it. An edit of a ``base`` video
+        is never estimated (its length is the input's), so each runs as one of unknown cost."""
+        if _edits_a_video(request):
+            return None
         size, word = request_size(request)
         seen = self._seen.get(price_class(request))
         listed = self.table(request) if self.table is not None else None
@@ -119,7 +133,7 @@ class UnitEstimates:
     def observe(self, request: Request, result: TaskResult) -> None:
         """Learn from an ended task's charge (a task charged nothing teaches nothing: failed
         tasks are not charged)."""
-        if result.units is None or result.units <= 0:
+        if result.units is None or result.units <= 0 or _edits_a_video(request):
             return
         seen = self._seen.setdefault(price_class(request), _Seen())
         seen.tasks += 1
@@ -198,6 +212,15 @@ class Budget:
                 continue
             changed = self._changed
             await changed.wait()
+
+    def adopt(self, request: Request) -> Reservation:
+        """Hold the estimate of a task that already exists (re-attached from the journal):
+        it is charged when it ends, whatever the budget, so it is counted, never refused."""
+        estimate = self.estimates.estimate(request)
+        units = estimate.units if estimate is not None else Decimal(0)
+        self._held += units
+        self._in_flight += 1
+        return Reservation(request, units, known=estimate is not None)
 
     def release(self, reservation: Reservation) -> None:
         """Give back a reservation whose request created nothing (or re-attached to a task

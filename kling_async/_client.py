@@ -412,8 +412,8 @@ class KlingClient:
                 request and every later one end with :class:`BudgetExceededError`, nothing
                 sent, while created tasks run to their end. Estimates come from the charges
                 seen per class, else Kling's price list; a request of unknown cost runs while no
-                other is in flight, so the cap is passed by at most one task's charge (see
-                docs/budgets.md). Kling only: Modellix reports no charges.
+                other request of unknown cost is in flight, so the cap is passed by at most one
+                task's charge (see docs/budgets.md). Kling only: Modellix reports no charges.
             on_progress: Called with a :class:`Progress` of this stream (requests pulled,
                 waiting for slots, running, succeeded, failed, units spent, seconds elapsed)
                 after it changes, at most every 0.1 s, and once more with ``finished=True``

@@ -94,14 +94,15 @@ class ProgressMeter:
         self._admitted += 1
         self._change()
 
-    def outcome(self, outcome: Outcome) -> None:
-        """A request has its outcome."""
+    def outcome(self, outcome: Outcome, *, earlier: bool = False) -> None:
+        """A request has its outcome; ``earlier``: its task ended in an earlier run (the
+        journal's result), so its units were spent then, not by this stream."""
         if outcome.error is None:
             self._succeeded += 1
         else:
             self._failed += 1
         units = outcome.result.units if outcome.result is not None else None
-        if units is not None:
+        if units is not None and not earlier:
             self._units += units
         self._change()
 

@@ -6,6 +6,7 @@ group of its own.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import math
 import uuid
@@ -112,7 +113,9 @@ class Scheduler:
         """Start ``func(*args)`` in the background task group."""
         if self._tg is None:
             raise RuntimeError("KlingClient is not open")
-        self._tg.start_soon(func, *args)
+        # In an empty context: background work (a poller serving every request) inherits no
+        # caller's context variables, such as the span of the request that started it.
+        contextvars.Context().run(self._tg.start_soon, func, *args)
 
     # -- one request -------------------------------------------------------------------------
 
@@ -139,22 +142,26 @@ class Scheduler:
             pool, capacity, request, external_task_id, alone=codec.shares_one_pool
         )
         self.wire.stats.queued(lease)
-        if self.journal is not None:
-            try:
+        try:
+            resumed = None
+            if self.journal is not None:
                 resumed = await self.creator.resume(request, lease)
-            except BaseException as exc:
-                self.wire.stats.abandoned(lease, exc)
-                raise
             if resumed is not None:
                 if admitted is not None:
                     admitted()
+                if budget is not None and not resumed.done.is_set():
+                    # Created by an earlier run and still running: charged now, so counted.
+                    resumed.reservation = budget.adopt(request)
                 return resumed
-        reservation = None if budget is None else await budget.reserve(request)
-        try:
-            tracked = await self._create(request, lease, external_task_id, admitted)
-        except BaseException:
-            if budget is not None and reservation is not None:
-                budget.release(reservation)  # nothing was created
+            reservation = None if budget is None else await budget.reserve(request)
+            try:
+                tracked = await self._create(request, lease, external_task_id, admitted)
+            except BaseException:
+                if budget is not None and reservation is not None:
+                    budget.release(reservation)  # nothing was created
+                raise
+        except BaseException as exc:
+            self.wire.stats.abandoned(lease, exc)  # its span ends: no task
             raise
         tracked.reservation = reservation
         return tracked
@@ -187,18 +194,22 @@ class Scheduler:
             try:
                 # Shielded: once a create is on the wire, see it through and track the task,
                 # so a cancelled stream never leaves an untracked task holding paid slots.
-                with anyio.CancelScope(shield=True), stats.within(lease):
-                    task = await self.creator.create(request, body, external_task_id, lease.cost)
-                    lease.task_id = task.task_id
-                    await self.quota.created(lease)
-                    _log.info(
-                        "task %s created (external_task_id %s, %s, %d slot(s) of pool %s)",
-                        task.task_id,
-                        external_task_id,
-                        request.kind,
-                        lease.cost,
-                        pool,
-                    )
+                with anyio.CancelScope(shield=True):
+                    with stats.within(lease):
+                        task = await self.creator.create(
+                            request, body, external_task_id, lease.cost
+                        )
+                        lease.task_id = task.task_id
+                        await self.quota.created(lease)
+                        _log.info(
+                            "task %s created (external_task_id %s, %s, %d slot(s) of pool %s)",
+                            task.task_id,
+                            external_task_id,
+                            request.kind,
+                            lease.cost,
+                            pool,
+                        )
+                    # Outside the request's span: pollers it starts belong to no request.
                     return self.tracker.track(task, lease, request)
             except ConcurrencyLimitError:
                 # The server is the source of truth: wait for a slot and try again.
@@ -213,8 +224,7 @@ class Scheduler:
                 )
                 await self.quota.wait_for_release(lease, backoff)
                 backoff = min(backoff * 2, 4.0)
-            except BaseException as exc:
-                stats.abandoned(lease, exc)
+            except BaseException:
                 with anyio.CancelScope(shield=True):
                     await self.quota.abandon(lease)
                 raise
@@ -344,11 +354,11 @@ class Scheduler:
                     run.meter.admitted()
 
         try:
-            outcome = await self._run_one(index, request, admitted, run, key)
+            outcome, earlier = await self._run_one(index, request, admitted, run, key)
         finally:
             admitted()
         if run.meter is not None:
-            run.meter.outcome(outcome)
+            run.meter.outcome(outcome, earlier=earlier)
         try:
             send.send_nowait(outcome)  # a reader waits or the buffer has room: no yield
         except anyio.WouldBlock:
@@ -361,7 +371,9 @@ class Scheduler:
         admitted: Callable[[], None],
         run: _Run,
         key: str | None,
-    ) -> Outcome:
+    ) -> tuple[Outcome, bool]:
+        """The request's outcome, and whether an earlier run saw its task end (the journal
+        had its result: nothing of it is charged in this run)."""
         tracked: Tracked | None = None
         try:
             with _deadline(run.until):
@@ -370,18 +382,16 @@ class Scheduler:
         except AuthenticationError:
             raise  # bad credentials make the whole batch pointless
         except KlingError as exc:
-            return Outcome(request=request, index=index, error=exc)
+            return Outcome(request=request, index=index, error=exc), False
         if tracked is None:
-            return Outcome(
-                request=request,
-                index=index,
-                error=DeadlineExceededError(
-                    "the run's deadline passed before this request was created; nothing was sent"
-                ),
+            error = DeadlineExceededError(
+                "the run's deadline passed before this request was created; nothing was sent"
             )
+            return Outcome(request=request, index=index, error=error), False
+        earlier = tracked.done.is_set()
         reservation, budget = tracked.reservation, run.budget
         if reservation is None or budget is None:
-            return await self._follow(index, request, tracked, run.until)
+            return await self._follow(index, request, tracked, run.until), earlier
         outcome: Outcome | None = None
         try:
             outcome = await self._follow(index, request, tracked, run.until)
@@ -390,7 +400,7 @@ class Scheduler:
                 budget.release(reservation)  # the stream was left: it no longer counts
             else:
                 budget.settle(reservation, outcome.result, tracked.task.task_id)
-        return outcome
+        return outcome, earlier
 
     async def _follow(
         self, index: int, request: Request, tracked: Tracked, until: float | None

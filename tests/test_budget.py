@@ -8,6 +8,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import anyio
+import attrs
 import pytest
 
 import kling_async as ka
@@ -210,3 +211,68 @@ def test_estimates_scale_the_most_seen_per_image() -> None:
     one = estimates.estimate(_image())
     assert one is not None and one.units == 10
     assert estimates.estimate(_image(resolution="2k")) is None  # another class
+
+
+def test_an_edit_of_a_base_video_is_never_estimated() -> None:
+    """A base video edit's output is as long as its input: what one edit was charged says
+    nothing of the next, so each stays of unknown cost (runs alone among such requests)."""
+    edit = ka.OmniVideoRequest(
+        prompt="make it night",
+        model_name="kling-v3-omni",
+        video_list=[ka.ReferenceVideo(video="https://example.com/in.mp4", refer_type="base")],
+    )
+    estimates = UnitEstimates()
+    estimates.observe(
+        edit, ka.TaskResult(task_id="t", status=ka.TaskStatus.SUCCEEDED, units=Decimal(9))
+    )
+    assert estimates.estimate(edit) is None
+    feature = attrs.evolve(
+        edit,
+        video_list=[ka.ReferenceVideo(video="https://example.com/in.mp4", refer_type="feature")],
+        aspect_ratio="16:9",
+    )
+    assert estimates.estimate(feature) is not None  # priced: 3.0 Omni with video input
+
+
+async def test_a_task_still_running_from_an_earlier_run_counts_against_the_budget(
+    tmp_path: Path,
+) -> None:
+    """A run re-attached (through the journal) to a task created earlier and still running
+    pays for it when it ends: its estimate is held, so an 8-unit budget has no room for a
+    second 8-unit request."""
+    async with Sandbox(api_keys=(API_KEY,), image_duration=(1.0, 1.0), seed=5) as sb:
+        kwargs: dict[str, object] = {
+            "api_key": API_KEY,
+            "base_url": sb.base_url,
+            "journal": tmp_path / "j.sqlite",
+            "image_poll_interval": 0.05,
+        }
+        first = _image(external_task_id="chair-running")
+        async with ka.KlingClient(**kwargs) as client:  # type: ignore[arg-type]
+            await client.submit(first)  # created, then the client goes away
+        async with ka.KlingClient(**kwargs) as client:  # type: ignore[arg-type]
+            outcomes = await client.run_all([first, _image()], budget_units=8)
+        assert outcomes[0].ok and isinstance(outcomes[1].error, ka.BudgetExceededError)
+        assert sb.stats().creates == 1
+
+
+async def test_progress_counts_no_units_for_results_of_an_earlier_run(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """Progress.units_spent is what this stream's tasks were charged: a second run answered
+    from the journal reports 0, as client.stats() does, though each result says 8 units."""
+    kwargs: dict[str, object] = {
+        "api_key": API_KEY,
+        "base_url": sandbox.base_url,
+        "journal": tmp_path / "j.sqlite",
+        "image_poll_interval": 0.05,
+    }
+    requests = [_image(external_task_id=f"chair-{i}") for i in range(2)]
+    async with ka.KlingClient(**kwargs) as client:  # type: ignore[arg-type]
+        await client.run_all(requests)
+    seen: list[ka.Progress] = []
+    async with ka.KlingClient(**kwargs) as client:  # type: ignore[arg-type]
+        again = await client.run_all(requests, on_progress=seen.append)
+        stats = client.stats()
+    assert all(o.result is not None and o.result.units == 8 for o in again)
+    assert seen[-1].finished and seen[-1].units_spent == 0 == stats.units_spent

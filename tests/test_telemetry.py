@@ -10,12 +10,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
 import kling_async as ka
+from kling_async._tracker import Tracker
 from kling_async.testing import Faults, Sandbox
 
 from .conftest import API_KEY
@@ -237,6 +239,62 @@ async def test_a_request_refused_before_any_task_ends_not_created(
     assert (span.attributes or {})["kling_async.outcome"] == "not_created"
     assert (span.attributes or {})["error.type"] == "ServerError"
     assert span.status.status_code is StatusCode.ERROR
+
+
+async def test_requests_over_budget_or_past_the_deadline_end_their_spans_at_once(
+    sandbox: Sandbox, exporter: InMemorySpanExporter
+) -> None:
+    """A request refused by the unit budget ends its span not_created with the error type
+    while the client is still open; one cut by the deadline while it waited ends cancelled;
+    none is lost."""
+    async with traced(sandbox, exporter) as client:
+        over = await client.run_all(
+            [ka.OmniImageRequest(prompt=f"p{i}") for i in range(3)], budget_units=16
+        )
+        refused = {
+            s.attributes["kling_async.external_task_id"]: s for s in named(exporter, REQUEST)
+        }  # type: ignore[index]
+        late = await client.run_all(
+            [
+                ka.OmniVideoRequest(
+                    prompt="v", aspect_ratio="16:9", sound="on", model_name="kling-video-o1"
+                )
+            ]
+            * 2,
+            budget_units=1000,
+            deadline=0.02,
+        )
+    assert sum(isinstance(o.error, ka.BudgetExceededError) for o in over) == 1
+    [span] = [
+        s for s in refused.values() if (s.attributes or {})["kling_async.outcome"] != "succeeded"
+    ]
+    assert (span.attributes or {})["kling_async.outcome"] == "not_created"
+    assert (span.attributes or {})["error.type"] == "BudgetExceededError"
+    assert any(isinstance(o.error, ka.DeadlineExceededError) for o in late)
+    assert len(named(exporter, REQUEST)) == 5  # three, then two: none dropped
+
+
+async def test_a_poller_belongs_to_no_request(
+    sandbox: Sandbox, exporter: InMemorySpanExporter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The list poller started by the first create runs in no span: not that request's (it
+    serves every request, long after that one ended) and not the caller's."""
+    current: list[trace.Span] = []
+    poll_kind = Tracker._poll_kind
+
+    async def watched(self: Tracker, kind: ka.Kind) -> None:
+        current.append(trace.get_current_span())
+        await poll_kind(self, kind)
+
+    monkeypatch.setattr(Tracker, "_poll_kind", watched)
+    client = traced(sandbox, exporter)
+    tracer = client._counters.telemetry._tracer  # type: ignore[union-attr]  # the same provider
+    async with client:
+        with tracer.start_as_current_span("campaign"):
+            await client.run_all([ka.OmniImageRequest(prompt=f"p{i}") for i in range(4)])
+    assert current and all(not span.get_span_context().is_valid for span in current)
+    polls = named(exporter, POLL)
+    assert polls and all(p.parent is None for p in polls)
 
 
 def test_the_client_works_without_opentelemetry() -> None:
