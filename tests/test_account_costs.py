@@ -262,7 +262,6 @@ async def test_the_documented_example_parses(
 @pytest.mark.parametrize(
     ("data", "error"),
     [
-        pytest.param({"code": 0, "msg": ""}, ka.ResponseFormatError, id="no-list"),
         pytest.param(
             {"code": 0, "resource_pack_subscribe_infos": [{**PACK, "remaining_quantity": "lots"}]},
             ka.ResponseFormatError,
@@ -288,6 +287,24 @@ async def test_malformed_answers_raise(
         with pytest.raises(error):
             await client.account_costs()
     assert answers == [] and len(seen) == 1  # asked once
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        pytest.param({"code": 0, "msg": ""}, id="no-key"),
+        pytest.param({"code": 0, "resource_pack_subscribe_infos": None}, id="null"),
+        pytest.param({"code": 0, "resource_pack_subscribe_infos": []}, id="empty"),
+    ],
+)
+async def test_an_answer_without_packs_is_no_packs(
+    fake_kling: tuple[list[Any], str, list[dict[str, str]]], data: Any
+) -> None:
+    """An answer whose pack list is missing, null or empty means the account has no packs."""
+    answers, url, _ = fake_kling
+    answers.append(data)
+    async with ka.KlingClient(api_key="k", base_url=url) as client:
+        assert await client.account_costs() == []
 
 
 async def test_the_sandbox_requires_the_window(sandbox: Sandbox) -> None:
