@@ -51,10 +51,12 @@ async def arrivals(
 
 
 async def main() -> None:
-    # A small queue: when the quota is full, stream() stops pulling, the queue fills up, and
+    # A small queue and a small lookahead: when the quota is full, stream() pulls at most
+    # `lookahead` requests more (default 32) and then stops pulling, the queue fills up, and
     # the producer waits in queue.put(): backpressure all the way to the source.
     queue: Arrivals = asyncio.Queue(maxsize=4)
-    async with ka.KlingClient(quota=ka.Quota(image=9)) as client, asyncio.TaskGroup() as tg:
+    client = ka.KlingClient(quota=ka.Quota(image=9), lookahead=4)
+    async with client, asyncio.TaskGroup() as tg:
         tg.create_task(producer(queue))
         async with client.stream(arrivals(queue)) as outcomes:
             async for outcome in outcomes:  # the consumer: each outcome as its task ends

@@ -214,6 +214,9 @@ class UnknownStatusError(ResponseFormatError):
         self.status = status
         self.task_id = task_id
 
+    def __reduce__(self) -> tuple[object, ...]:
+        return (UnknownStatusError, (self.status, self.task_id))
+
 
 class TaskFailedError(KlingError):
     """The task ended with ``task_status`` ``failed``.
@@ -275,6 +278,13 @@ class BudgetExceededError(KlingError):
         super().__init__(message)
         self.limit = limit
         self.spent = spent
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild_budget_exceeded, (str(self), self.limit, self.spent))
+
+
+def _rebuild_budget_exceeded(message: str, limit: Decimal, spent: Decimal) -> BudgetExceededError:
+    return BudgetExceededError(message, limit=limit, spent=spent)
 
 
 class OutcomeUnknownError(KlingError):

@@ -76,8 +76,10 @@ class Wire:
         *,
         json_body: Mapping[str, Any] | None = None,
         params: Mapping[str, str] | None = None,
+        limiter: AsyncLimiter | None = None,
     ) -> Any:
-        """One request (two after an expired JWT, 1004): the answer's ``data``.
+        """One request (two after an expired JWT, 1004): the answer's ``data``. ``limiter``,
+        when given, is acquired before each of them, as the request budget is.
 
         Raises:
             APIError: the codec's mapping of an error answer.
@@ -85,6 +87,8 @@ class Wire:
         """
         transport = self.transport()
         for attempt in (1, 2):
+            if limiter is not None:
+                await limiter.acquire()
             if self.budget is not None:
                 await self.budget.acquire()
             self.stats.http_requests += 1
@@ -174,14 +178,8 @@ class Wire:
         path, params = self.codec.account_costs_request(start, end, resource_pack_name)
         if self._costs_limiter is None:
             self._costs_limiter = AsyncLimiter(1, self.codec.account_costs_interval * 1.02)
-        limiter = self._costs_limiter
-
-        async def once() -> Any:
-            await limiter.acquire()
-            return await self.call("GET", path, params=params)
-
         data: Any = None
-        async for attempt in retrying(self.max_retries):
+        async for attempt in retrying(self.max_retries, on_retry=self.stats.retry):
             with attempt:
-                data = await once()
+                data = await self.call("GET", path, params=params, limiter=self._costs_limiter)
         return self.codec.parse_account_costs(data)

@@ -262,7 +262,6 @@ async def test_the_documented_example_parses(
 @pytest.mark.parametrize(
     ("data", "error"),
     [
-        pytest.param({"code": 0, "msg": ""}, ka.ResponseFormatError, id="no-list"),
         pytest.param(
             {"code": 0, "resource_pack_subscribe_infos": [{**PACK, "remaining_quantity": "lots"}]},
             ka.ResponseFormatError,
@@ -288,6 +287,24 @@ async def test_malformed_answers_raise(
         with pytest.raises(error):
             await client.account_costs()
     assert answers == [] and len(seen) == 1  # asked once
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        pytest.param({"code": 0, "msg": ""}, id="no-key"),
+        pytest.param({"code": 0, "resource_pack_subscribe_infos": None}, id="null"),
+        pytest.param({"code": 0, "resource_pack_subscribe_infos": []}, id="empty"),
+    ],
+)
+async def test_an_answer_without_packs_is_no_packs(
+    fake_kling: tuple[list[Any], str, list[dict[str, str]]], data: Any
+) -> None:
+    """An answer whose pack list is missing, null or empty means the account has no packs."""
+    answers, url, _ = fake_kling
+    answers.append(data)
+    async with ka.KlingClient(api_key="k", base_url=url) as client:
+        assert await client.account_costs() == []
 
 
 async def test_the_sandbox_requires_the_window(sandbox: Sandbox) -> None:
@@ -354,3 +371,33 @@ async def test_the_sandbox_charges_the_list_price(
     async with sandbox() as sb, client_for(sb, api_standard=standard) as client:
         result = await client.wait(await client.submit(request_))
     assert result.units == price.units
+
+
+async def test_the_retry_after_an_expired_jwt_keeps_the_one_per_second_spacing() -> None:
+    """After a 1004 (JWT expired) the re-signed second try of account_costs still waits its
+    turn: it reaches the server at least ~1 s after the first."""
+    arrivals: list[float] = []
+
+    async def costs(request: web.Request) -> web.Response:
+        arrivals.append(time.monotonic())
+        if len(arrivals) == 1:
+            body = {"code": 1004, "message": "Authorization has expired", "request_id": "r1"}
+            return web.json_response(body, status=401)
+        data = {"code": 0, "msg": "", "resource_pack_subscribe_infos": [PACK]}
+        body = {"code": 0, "message": "SUCCEED", "request_id": "r2", "data": data}
+        return web.json_response(body)
+
+    app = web.Application()
+    app.router.add_get("/account/costs", costs)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    try:
+        async with ka.KlingClient(access_key="ak", secret_key="sk", base_url=url) as client:
+            [pack] = await client.account_costs()
+    finally:
+        await runner.cleanup()
+    assert pack.name == PACK["resource_pack_name"]
+    assert len(arrivals) == 2 and arrivals[1] - arrivals[0] >= 0.98

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+from decimal import Decimal
 
 import pytest
 
@@ -131,6 +132,7 @@ def test_api_error_str_omits_missing_parts() -> None:
 
 
 def _samples() -> list[ka.KlingError]:
+    """At least one instance of every exported error class, attributes filled in."""
     return [
         *(
             cls("m", code=code, http_status=status, request_id="rid")
@@ -138,33 +140,47 @@ def _samples() -> list[ka.KlingError]:
         ),
         ka.APIError("no code"),
         ka.TransportError("connect refused", sent=False),
-        ka.RequestTimeoutError("slow"),
+        ka.RequestTimeoutError("slow", http_status=None),
         ka.ResponseFormatError("not json"),
+        ka.UnknownStatusError("paused", "t-9"),
         ka.TaskFailedError("content violation", task_id="t-1", external_task_id="e-1"),
         ka.TaskTimeoutError("deadline"),
+        ka.DeadlineExceededError("run deadline"),
+        ka.BudgetExceededError("over budget", limit=Decimal("50"), spent=Decimal("48.5")),
+        ka.OutcomeUnknownError(
+            "lost", provider="modellix", external_task_id="e-2", task_id=None, http_status=502
+        ),
         ka.QuotaError("too big"),
+        ka.NotSupportedError("modellix has no account costs"),
+        ka.DownloadError("404 for https://cdn/x.png"),
+        ka.JournalError("cannot open journal.sqlite"),
+        ka.JournalConflictError("request 3 changed"),
         ka.InvalidInputError("image_list[0]: 'x.gif', must be a .jpg, .jpeg or .png file"),
         ka.KlingError("root"),
     ]
 
 
-@pytest.mark.parametrize("error", _samples(), ids=lambda e: f"{type(e).__name__}")
-def test_exceptions_survive_a_pickle_round_trip(error: ka.KlingError) -> None:
-    """Every SDK exception pickles and unpickles to the same class, str() and attributes."""
-    copy = pickle.loads(pickle.dumps(error))
-    assert type(copy) is type(error)
-    assert str(copy) == str(error)
-    for attr in (
-        "code",
-        "http_status",
-        "request_id",
-        "message",
-        "sent",
-        "task_id",
-        "external_task_id",
-        "task_status_msg",
-    ):
-        assert getattr(copy, attr, None) == getattr(error, attr, None), attr
+EXPORTED_ERRORS = sorted(
+    (
+        obj
+        for obj in (getattr(ka, name) for name in ka.__all__)
+        if isinstance(obj, type) and issubclass(obj, ka.KlingError)
+    ),
+    key=lambda cls: cls.__name__,
+)
+
+
+@pytest.mark.parametrize("cls", EXPORTED_ERRORS, ids=lambda cls: cls.__name__)
+def test_exceptions_survive_a_pickle_round_trip(cls: type[ka.KlingError]) -> None:
+    """Every exported SDK exception pickles and unpickles to the same class, str() and
+    attributes (a new error class without a sample here fails)."""
+    samples = [error for error in _samples() if type(error) is cls]
+    assert samples, f"no sample of {cls.__name__} in _samples(): add one"
+    for error in samples:
+        copy = pickle.loads(pickle.dumps(error))
+        assert type(copy) is cls
+        assert str(copy) == str(error)
+        assert vars(copy) == vars(error)
 
 
 def test_rate_limit_retry_after_survives_pickling() -> None:

@@ -3,6 +3,7 @@ base URL from the environment, a sandbox process standing in for the account."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -91,14 +92,14 @@ def test_queue_pipeline_creates_as_requests_arrive(account: Account) -> None:
     assert created[-1] - created[0] > 4 * 0.5  # creates spread over the arrivals (0.5 s apart)
 
 
-@pytest.fixture
-def sse_server(slow_account: Account, tmp_path: Path) -> Iterator[str]:
-    """examples/sse_server.py under uvicorn on a free port, against the slow account."""
+@contextlib.contextmanager
+def _serve_sse(account: Account, tmp_path: Path) -> Iterator[str]:
+    """examples/sse_server.py under uvicorn on a free port, against ``account``."""
     port = _free_port()
     log = (tmp_path / "server.log").open("w")
     proc = subprocess.Popen(
         [sys.executable, str(ROOT / "examples" / "sse_server.py"), "--port", str(port)],
-        env=_env(slow_account),
+        env=_env(account),
         stdout=log,
         stderr=subprocess.STDOUT,
     )
@@ -122,6 +123,13 @@ def sse_server(slow_account: Account, tmp_path: Path) -> Iterator[str]:
             proc.kill()
             proc.wait(timeout=10)
         log.close()
+
+
+@pytest.fixture
+def sse_server(slow_account: Account, tmp_path: Path) -> Iterator[str]:
+    """examples/sse_server.py under uvicorn on a free port, against the slow account."""
+    with _serve_sse(slow_account, tmp_path) as url:
+        yield url
 
 
 async def _events(
@@ -193,21 +201,37 @@ async def test_sse_server_refuses_bad_bodies_with_422_and_sends_nothing(
     assert (await anyio.to_thread.run_sync(_stats, slow_account))["requests"] == 0
 
 
+TASK_SECONDS = 1.0  # every image task of the steady account takes exactly this long
+
+
+@pytest.fixture
+def steady_account() -> Iterator[Account]:
+    acct = Account(image=f"{TASK_SECONDS},{TASK_SECONDS}")
+    yield acct
+    acct.stop()
+
+
 @pytest.mark.anyio
 async def test_sse_server_stops_creating_when_the_browser_goes_away(
-    sse_server: str, slow_account: Account
+    steady_account: Account, tmp_path: Path
 ) -> None:
-    """A caller that disconnects after the first event cancels the requests not yet created."""
+    """A caller that disconnects after the first event cancels the requests not yet created:
+    the create count stops rising, over several task durations after the disconnect."""
     bodies = [{"prompt": f"full pool {i}", "n": 9} for i in range(20)]  # one at a time
-    async with (
-        aiohttp.ClientSession() as session,
-        session.post(sse_server + "/generate", json=bodies) as response,
-    ):
-        [(_, name, _)] = await _events(response, stop_after=1)
-        assert name == "outcome"
-    await anyio.sleep(2.5)  # longer than a task: a create would have followed
-    created = (await anyio.to_thread.run_sync(_stats, slow_account))["creates"]
-    assert created <= 3
+    with _serve_sse(steady_account, tmp_path) as url:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(url + "/generate", json=bodies) as response,
+        ):
+            [(_, name, _)] = await _events(response, stop_after=1)
+            assert name == "outcome"
+        # Half a task: a create already on its way lands, no new one could have started.
+        await anyio.sleep(TASK_SECONDS / 2)
+        at_disconnect = (await anyio.to_thread.run_sync(_stats, steady_account))["creates"]
+        await anyio.sleep(3.5 * TASK_SECONDS)  # a server still creating would add 3 or more
+        later = (await anyio.to_thread.run_sync(_stats, steady_account))["creates"]
+    assert at_disconnect <= 3
+    assert later == at_disconnect
 
 
 def test_budget_campaign_stops_at_its_budget_and_resumes_with_a_larger_one(

@@ -347,3 +347,22 @@ async def test_requests_answered_from_the_journal_have_short_spans_and_count_not
     assert {(s.attributes or {})["kling_async.outcome"] for s in spans} == {"succeeded"}
     stats = again.stats()
     assert (stats.resumed, stats.tasks_succeeded, stats.units_spent) == (2, 0, 0)
+
+
+async def test_account_costs_retries_are_events_on_the_callers_span(
+    exporter: InMemorySpanExporter,
+) -> None:
+    """account_costs tried again after truncated answers shows each retry as an event on the
+    span current when it was called."""
+    async with (
+        Sandbox(api_keys=(API_KEY,), faults=Faults(malformed_query=1.0)) as sb,
+        traced(sb, exporter, max_retries=3) as client,
+    ):
+        tracer = client._counters.telemetry._tracer  # type: ignore[union-attr]  # same provider
+        with tracer.start_as_current_span("budget check"), pytest.raises(ka.ResponseFormatError):
+            await client.account_costs()
+        assert len(sb.account.query_times) == 3
+    [check] = named(exporter, "budget check")
+    retries = [e for e in check.events if e.name == "retry"]
+    assert [(e.attributes or {}).get("kling_async.attempt") for e in retries] == [1, 2]
+    assert {(e.attributes or {}).get("error.type") for e in retries} == {"ResponseFormatError"}

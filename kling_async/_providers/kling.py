@@ -139,7 +139,7 @@ class _WireInner:
 
 @attrs.frozen
 class _WireCosts:
-    resource_pack_subscribe_infos: list[_WirePack] | None
+    resource_pack_subscribe_infos: list[_WirePack] | None = None  # missing or null: no packs
 
 
 def encode_media(field: str, value: str | Path | bytes, *, video: bool = False) -> str:
@@ -389,13 +389,18 @@ class KlingCodec(NoUnifiedQuery):
 
     def parse_account_costs(self, data: Any) -> list[ResourcePack]:
         """The packs of an account-costs ``data`` ``{code, msg,
-        resource_pack_subscribe_infos[]}`` [account-usage]; a ``null`` list is no packs.
+        resource_pack_subscribe_infos[]}`` [account-usage]; a missing or ``null`` list is no
+        packs.
 
         Raises:
             APIError: the inner ``code`` is not 0 (class by code, as for the envelope).
             ResponseFormatError: a field is missing or mistyped, or a pack's ``status`` is
                 none of ``toBeOnline``, ``online``, ``expired``, ``runOut``.
         """
+        if not isinstance(data, dict):  # all fields have defaults: a list would pass
+            raise ResponseFormatError(
+                f"malformed account costs answer: a JSON object expected, got {type(data).__name__}"
+            )
         inner = structure(data, _WireInner, "account costs answer")
         if inner.code != 0:
             raise error_from_code(inner.msg or "no message", code=inner.code, http_status=None)
