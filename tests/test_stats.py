@@ -61,7 +61,9 @@ async def test_stats_while_requests_wait(sandbox: Sandbox) -> None:
         requests = [ka.OmniImageRequest(prompt=f"p{i}", n=3) for i in range(6)]
         async with client.stream(requests) as outcomes:
             with anyio.fail_after(5):
-                while _held(client) != 9:  # noqa: ASYNC110 (polling the snapshot is the test)
+                # Slots are held from before each create; a task is polled once its create
+                # answered (in_flight): wait for both, or the poll interval may not exist yet.
+                while _held(client) != 9 or client.stats().in_flight != 3:  # noqa: ASYNC110
                     await anyio.sleep(0.01)
             pool = client.stats().pools[POOL]
             assert pool.held == 9 and pool.capacity == 9 and pool.waiting == 3
