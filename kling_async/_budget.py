@@ -13,6 +13,7 @@ from decimal import Decimal
 import anyio
 import attrs
 
+from ._convert import units_of
 from ._errors import BudgetExceededError
 from ._models import OmniImageRequest, Request, TaskResult
 from ._prices import AUTO_SERIES_IMAGES, Estimate, list_price
@@ -29,11 +30,10 @@ def parse_units(value: Decimal | int | str) -> Decimal:
     """
     if isinstance(value, bool) or not isinstance(value, Decimal | int | str):
         raise TypeError(f"budget_units: expected a Decimal, int or str, got {type(value).__name__}")
-    try:
-        units = Decimal(value)
-    except ArithmeticError:
-        raise ValueError(f"budget_units: {value!r} is not a number of units") from None
-    if not units.is_finite() or units <= 0:
+    units = units_of(value)
+    if units is None:
+        raise ValueError(f"budget_units: {value!r} is not a number of units")
+    if units <= 0:
         raise ValueError(f"budget_units: {value!r}, must be a positive number of units")
     return units
 
@@ -65,9 +65,10 @@ def request_size(request: Request) -> tuple[int, str]:
     """How many images (an ``auto`` series: 9) or seconds of video a request makes, and the
     word for them."""
     if isinstance(request, OmniImageRequest):
+        if request.is_auto_series:
+            return AUTO_SERIES_IMAGES, "image"
         if request.result_type == "series":
-            amount = request.series_amount
-            return (AUTO_SERIES_IMAGES if amount == "auto" else amount), "image"
+            return int(request.series_amount), "image"
         return request.n, "image"
     return request.duration, "second"
 
@@ -115,7 +116,7 @@ class UnitEstimates:
         size, word = request_size(request)
         seen = self._seen.get(price_class(request))
         listed = self.table(request) if self.table is not None else None
-        auto = isinstance(request, OmniImageRequest) and request.series_amount == "auto"
+        auto = isinstance(request, OmniImageRequest) and request.is_auto_series
         if seen is not None and seen.tasks:
             exact = seen.exact.get(size)
             if exact is not None and not auto:

@@ -48,11 +48,7 @@ def estimate_campaign(path: Path, write: Callable[[str], None]) -> int:
             continue
         request = item.request
         size, word = request_size(request)
-        auto = (
-            isinstance(request, OmniImageRequest)
-            and request.result_type == "series"
-            and request.series_amount == "auto"
-        )
+        auto = isinstance(request, OmniImageRequest) and request.is_auto_series
         key = (*price_class(request), size, auto)
         group = groups.get(key)
         if group is None:

@@ -127,7 +127,6 @@ class _Tally:
     over_budget: int = 0
     files: int = 0
     bytes: int = 0
-    units: Decimal = Decimal(0)  # charged to the tasks that ended in this run
 
 
 async def run_campaign(
@@ -206,10 +205,11 @@ async def run_campaign(
             rows[line] = row
             _append(manifest_path, row)
             progress.advance(bar)
+            stats = client.stats()
             progress.update(
                 bar,
                 detail=f"ok {tally.succeeded} · failed {tally.failed} · invalid {tally.invalid}"
-                f" · running {client.stats().in_flight} · {tally.units} units",
+                f" · running {stats.in_flight} · {stats.units_spent} units",
             )
             if not console.is_terminal:
                 console.print(_describe(row))
@@ -257,7 +257,7 @@ async def run_campaign(
     console.print(
         f"[bold]done[/bold] in {elapsed:.1f} s: {tally.succeeded} succeeded, "
         f"{tally.failed} failed{over}, {tally.invalid} invalid lines; {tally.files} files "
-        f"({tally.bytes / 1e6:.1f} MB) in {out}; {tally.units} units charged{budget}; "
+        f"({tally.bytes / 1e6:.1f} MB) in {out}; {stats.units_spent} units charged{budget}; "
         f"{stats.tasks_created} tasks created, "
         f"{stats.requeued_1303} creates re-queued on a full quota; manifest {manifest_path}"
     )
@@ -343,7 +343,6 @@ async def _save_outcome(
     elif isinstance(outcome.error, BudgetExceededError):
         status = "over_budget"
     units = outcome.result.units if outcome.result is not None else None
-    tally.units += units or 0
     if outcome.ok and outcome.result is not None:
         entry = await client.journal.get(ext) if client.journal else None
         if entry is not None and entry.files and all((out / f).exists() for f in entry.files):
