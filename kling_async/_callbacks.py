@@ -11,7 +11,10 @@ that says a task it follows has ended makes it send an authenticated query at on
 answer to that query is the result. A forged callback can therefore cost one extra query, never
 a wrong result. Signatures (Standard Webhooks, [callbacks]) are still worth checking when
 the console has a webhook secret: pass it as ``secret=`` and unsigned, forged or replayed POSTs
-are refused with 401 before anyone sees them.
+are refused with 401 before anyone sees them. A replay is a validly signed POST whose
+``webhook-id`` was already accepted within the signature tolerance (5 minutes by default); ids
+are forgotten once their timestamp leaves that window (a replay after it fails the timestamp
+check instead), so the memory they take is bounded by the callbacks of one window.
 
 Delivery facts Kling does not document ([callbacks] GAP): retries, timeouts and ordering.
 Callbacks may come late, twice, out of order or not at all, so the client keeps polling (ten
@@ -48,7 +51,8 @@ DEFAULT_PATH: Final = "/kling/callback"
 # Largest callback body accepted, in bytes. A callback carries a few result URLs [callbacks];
 # 1 MiB is far above any real one and keeps a stranger from making the receiver buffer much.
 MAX_BODY: Final = 1024 * 1024
-# How many webhook ids and (task_id, task_status) pairs are remembered to count duplicates.
+# How many webhook ids and (task_id, task_status) pairs are remembered to count duplicates
+# (and, with a secret but no tolerance, to refuse replays): the oldest are forgotten first.
 _SEEN_LIMIT: Final = 10_000
 # ``webhook-timestamp`` is integer seconds since the epoch [callbacks]; 10 digits reach 2286.
 _TIMESTAMP = re.compile(r"[0-9]{1,10}")
@@ -82,8 +86,10 @@ class CallbackHint:
             default event loop (and so ``anyio.current_time()`` under asyncio) uses, so it can
             be compared with loop times to measure callback latency.
         webhook_id: The ``webhook-id`` header, if the POST had one (signed callbacks, [callbacks]).
-        duplicate: ``True`` when the same ``webhook-id`` or the same ``(task_id, task_status)``
-            was already accepted (see :attr:`ReceiverStats.duplicates`).
+        duplicate: ``True`` when the same ``(task_id, task_status)`` (or, on a receiver without
+            a secret, the same ``webhook-id``) was already accepted (see
+            :attr:`ReceiverStats.duplicates`). With a secret, a repeated ``webhook-id`` is
+            refused as a replay, never passed on.
     """
 
     task_id: str
@@ -99,18 +105,20 @@ class ReceiverStats:
     """Counters of what a :class:`CallbackReceiver` saw.
 
     Every POST to the receiver's path counts in ``received`` and in exactly one of
-    ``accepted``, ``rejected_signature`` or ``malformed``.
+    ``accepted``, ``rejected_signature``, ``rejected_replay`` or ``malformed``.
 
     Attributes:
         received: POSTs to the callback path.
         accepted: POSTs verified (when a secret is set) and parsed; answered 200 and passed on.
-        duplicates: Accepted POSTs whose ``webhook-id``, or whose ``(task_id, task_status)``,
-            had already been accepted (of the last 10 000 remembered). They are passed on too:
-            a duplicate is harmless to the client, and a redelivery may be the first one a
-            subscriber can use.
+        duplicates: Accepted POSTs whose ``(task_id, task_status)`` (or, without a secret,
+            whose ``webhook-id``) had already been accepted (of the last 10 000 remembered).
+            They are passed on too: a duplicate is harmless to the client, and a redelivery
+            may be the first one a subscriber can use.
         rejected_signature: POSTs refused with 401: a secret is set and a ``webhook-*`` header
             was missing or malformed, the timestamp was outside the tolerance, or no
             signature matched.
+        rejected_replay: Signed POSTs refused with 401 because their ``webhook-id`` had
+            already been accepted within the tolerance window (a secret must be set).
         malformed: POSTs refused with 400 (body not a JSON object with a task id and a status)
             or 413 (body larger than 1 MiB).
         subscriber_errors: Exceptions raised by subscribers (logged, then ignored).
@@ -120,6 +128,7 @@ class ReceiverStats:
     accepted: int = 0
     duplicates: int = 0
     rejected_signature: int = 0
+    rejected_replay: int = 0
     malformed: int = 0
     subscriber_errors: int = 0
 
@@ -154,13 +163,17 @@ class CallbackReceiver:
             which only reaches Kling if this machine is publicly reachable.
         secret: The console's webhook secret (``"whsec_..."``, [callbacks]). With it, POSTs
             without valid ``webhook-id``, ``webhook-timestamp`` and ``webhook-signature``
-            headers are refused with 401. Without it (default) every well-formed POST is
+            headers are refused with 401, and so is a second POST with an already accepted
+            ``webhook-id`` within ``tolerance`` (a replay). Without it (default) every
+            well-formed POST is
             accepted: anyone who can reach the URL can send hints. That costs at most extra
             queries (a hint is confirmed by an authenticated query before anything is
             believed), but setting a secret is recommended.
         tolerance: Seconds ``webhook-timestamp`` may differ from this machine's clock before a
-            signed POST is refused as stale (or from the future); it bounds replays. Default
-            300.0 (5 minutes, as [callbacks] prescribes); ``None`` disables the check.
+            signed POST is refused as stale (or from the future); it bounds replays, and how
+            long accepted ``webhook-id`` values are remembered to refuse them. Default
+            300.0 (5 minutes, as [callbacks] prescribes); ``None`` disables the check (ids
+            are then remembered up to the last 10 000).
 
     Raises:
         ValueError: ``secret`` is not a Standard Webhooks secret (``"whsec_"`` + base64),
@@ -202,6 +215,8 @@ class CallbackReceiver:
         self._port = port
         self._subscribers: dict[object, Callable[[CallbackHint], None]] = {}
         self._seen: OrderedDict[tuple[str, ...], None] = OrderedDict()
+        # Signed webhook ids accepted, in arrival order, with their webhook-timestamp (seconds).
+        self._signed_ids: OrderedDict[str, int] = OrderedDict()
         self._runner: web.AppRunner | None = None
         self._bound_port: int | None = None
         self._closed = False
@@ -320,6 +335,10 @@ class CallbackReceiver:
                 stats.rejected_signature += 1
                 _log.warning("callback refused (401): %s", refusal)
                 return _answer(401, "signature verification failed")
+            if self._replayed(request.headers["webhook-id"]):
+                stats.rejected_replay += 1
+                _log.warning("callback refused (401): webhook-id already accepted (a replay)")
+                return _answer(401, "webhook-id already accepted")
         try:
             fields = _parse(body)
         except ValueError as exc:
@@ -328,7 +347,12 @@ class CallbackReceiver:
             return _answer(400, "malformed callback body")
         webhook_id = request.headers.get("webhook-id") or None
         task_id, external_task_id, task_status = fields
-        duplicate = self._remember(webhook_id, task_id, task_status)
+        if self._webhook is not None and webhook_id is not None:
+            self._signed_ids[webhook_id] = int(request.headers["webhook-timestamp"])
+            webhook_id_key = None  # replays are refused above, not counted as duplicates
+        else:
+            webhook_id_key = webhook_id
+        duplicate = self._remember(webhook_id_key, task_id, task_status)
         stats.accepted += 1
         if duplicate:
             stats.duplicates += 1
@@ -387,6 +411,21 @@ class CallbackReceiver:
             if hmac.compare_digest(mac, expected_mac):
                 return None
         return "no matching v1 signature"
+
+    def _replayed(self, webhook_id: str) -> bool:
+        """Whether a verified POST's ``webhook-id`` was already accepted. Ids whose timestamp
+        has left the tolerance window are forgotten first: a replay of one of them is refused
+        by the timestamp check."""
+        ids = self._signed_ids
+        if self.tolerance is not None:
+            # Arrival order is timestamp order within twice the tolerance, so pruning from the
+            # front keeps at most about two windows of ids.
+            oldest = _wall_clock() - self.tolerance
+            while ids and next(iter(ids.values())) < oldest:
+                ids.popitem(last=False)
+        elif len(ids) > _SEEN_LIMIT:
+            ids.popitem(last=False)
+        return webhook_id in ids
 
     def _remember(self, webhook_id: str | None, task_id: str, task_status: str) -> bool:
         """Record this delivery; whether its webhook id or (task, status) was seen before."""

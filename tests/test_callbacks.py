@@ -107,7 +107,7 @@ async def _post(
 
 def _balanced(receiver: CallbackReceiver) -> bool:
     s = receiver.stats
-    return s.received == s.accepted + s.rejected_signature + s.malformed
+    return s.received == s.accepted + s.rejected_signature + s.rejected_replay + s.malformed
 
 
 # --- signatures (§10.3) ----------------------------------------------------------------------
@@ -290,9 +290,11 @@ async def test_oversized_body_is_refused(
 
 
 async def test_duplicates_are_counted_and_passed_on(
-    receiver: CallbackReceiver, http: aiohttp.ClientSession
+    open_receiver: CallbackReceiver, http: aiohttp.ClientSession
 ) -> None:
-    """A repeated webhook-id or (task_id, status) counts as a duplicate; it is still passed on."""
+    """Without a secret, a repeated webhook-id or (task_id, status) counts as a duplicate and is
+    still passed on."""
+    receiver = open_receiver
     hints = _collect(receiver)
     first = _sign(_legacy(), msg_id="w1")
     await _post(http, receiver, _legacy(), first)
@@ -307,6 +309,47 @@ async def test_duplicates_are_counted_and_passed_on(
     stats = receiver.stats
     assert (stats.accepted, stats.duplicates) == (4, 2)
     assert [h.duplicate for h in hints] == [False, True, True, False]
+
+
+async def test_replayed_webhook_id_is_refused(
+    receiver: CallbackReceiver, http: aiohttp.ClientSession
+) -> None:
+    """With a secret, a validly signed POST whose webhook-id was already accepted is refused
+    with 401 and never passed on; a new id for the same task and status is a duplicate."""
+    hints = _collect(receiver)
+    signed = _sign(_legacy(), msg_id="w1")
+    assert (await _post(http, receiver, _legacy(), signed))[0] == 200
+    status, body = await _post(http, receiver, _legacy(), signed)
+    assert status == 401 and body == {"ok": False, "error": "webhook-id already accepted"}
+    assert (await _post(http, receiver, _legacy(), _sign(_legacy(), msg_id="w2")))[0] == 200
+    stats = receiver.stats
+    assert (stats.accepted, stats.rejected_replay, stats.duplicates) == (2, 1, 1)
+    assert [(h.webhook_id, h.duplicate) for h in hints] == [("w1", False), ("w2", True)]
+    assert _balanced(receiver)
+
+
+async def test_replay_memory_forgets_ids_outside_the_window(
+    receiver: CallbackReceiver, http: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Accepted webhook ids are forgotten once their timestamp leaves the tolerance window
+    (memory stays bounded); a replay after that is refused by the timestamp check instead."""
+    now = 1_900_000_000
+    monkeypatch.setattr(_callbacks, "_wall_clock", lambda: float(now))
+    for i in range(50):
+        await _post(
+            http,
+            receiver,
+            _legacy(task_id=f"t-{i}"),
+            _sign(_legacy(task_id=f"t-{i}"), msg_id=f"old-{i}", ts=now),
+        )
+    now += 301  # every id above is now outside the 300 s window
+    fresh = _sign(_legacy(task_id="t-new"), msg_id="new", ts=now)
+    assert (await _post(http, receiver, _legacy(task_id="t-new"), fresh))[0] == 200
+    assert list(receiver._signed_ids) == ["new"]
+    stale = _sign(_legacy(task_id="t-0"), msg_id="old-0", ts=now - 301)
+    assert (await _post(http, receiver, _legacy(task_id="t-0"), stale))[0] == 401
+    stats = receiver.stats
+    assert (stats.accepted, stats.rejected_signature, stats.rejected_replay) == (51, 1, 0)
 
 
 async def test_unsubscribe_stops_delivery(
