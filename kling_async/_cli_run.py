@@ -9,7 +9,9 @@ started, and the summary names the command that resumes.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import math
 import time
 import uuid
 from collections.abc import Iterator
@@ -201,7 +203,8 @@ async def run_campaign(
                 interrupt.stop("credentials refused")
                 return
             line, key = line_of[outcome.index], key_of[outcome.index]
-            row = await _save_outcome(client, outcome, line, key, out, tally)
+            until = _line_until(outcome, options.task_timeout, run_until)
+            row = await _save_outcome(client, outcome, line, key, out, tally, until)
             rows[line] = row
             _append(manifest_path, row)
             progress.advance(bar)
@@ -215,6 +218,7 @@ async def run_campaign(
                 console.print(_describe(row))
 
         manifest_path.write_text("", encoding="utf-8")
+        run_until = None if options.deadline is None else anyio.current_time() + options.deadline
         stream = client.stream(
             requests(),
             deadline=options.deadline,
@@ -331,8 +335,27 @@ async def _make_client(options: RunOptions, stack: AsyncExitStack, console: Cons
     )
 
 
+def _line_until(
+    outcome: Outcome, task_timeout: float | None, run_until: float | None
+) -> float | None:
+    """When a line's time is up (``anyio.current_time()``): its download counts against the
+    run's ``--deadline`` and its task's ``--task-timeout`` (from the task's create)."""
+    limits = [] if run_until is None else [run_until]
+    if task_timeout is not None:
+        created = outcome.task.created_at if outcome.task is not None else None
+        age = 0.0 if created is None else (dt.datetime.now(dt.UTC) - created).total_seconds()
+        limits.append(anyio.current_time() + task_timeout - max(0.0, age))
+    return min(limits, default=None)
+
+
 async def _save_outcome(
-    client: KlingClient, outcome: Outcome, line: int, ext: str, out: Path, tally: _Tally
+    client: KlingClient,
+    outcome: Outcome,
+    line: int,
+    ext: str,
+    out: Path,
+    tally: _Tally,
+    until: float | None = None,
 ) -> dict[str, Any]:
     task = outcome.task
     files: list[str] = []
@@ -350,13 +373,18 @@ async def _save_outcome(
             tally.files += len(files)
             tally.bytes += sum((out / f).stat().st_size for f in files)
         else:
-            try:
-                saved = await client.download(
-                    outcome.result, out, stem=f"{line:05d}-{safe_stem(ext)}"
-                )
-            except KlingError as exc:
-                error, status = f"download failed: {exc}", "download_failed"
-            else:
+            saved = None
+            with anyio.CancelScope(deadline=math.inf if until is None else until):
+                try:
+                    saved = await client.download(
+                        outcome.result, out, stem=f"{line:05d}-{safe_stem(ext)}"
+                    )
+                except KlingError as exc:
+                    error, status = f"download failed: {exc}", "download_failed"
+            if saved is None and status != "download_failed":
+                error = "download failed: the line's time (--task-timeout/--deadline) ran out"
+                status = "download_failed"
+            if saved is not None:
                 files = [s.path.name for s in saved]
                 tally.files += len(saved)
                 tally.bytes += sum(s.bytes for s in saved)

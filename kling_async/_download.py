@@ -3,7 +3,10 @@
 File names are made by the SDK, never taken from the server: ``{stem}-image-{i}.png``,
 ``{stem}-series-{i}.png``, ``{stem}-video-{i}.mp4``. Each file is written to a temporary name
 in the same folder and renamed into place when complete, so a half-written file is never taken
-for a finished one. Only ``http``/``https`` URLs are fetched, bodies are capped, and the
+for a finished one, and removed when the download fails or is cancelled. Only ``http``/``https``
+URLs are fetched, bodies are capped (:data:`IMAGE_MAX_BYTES`, :data:`VIDEO_MAX_BYTES`), a body
+must keep coming at :data:`MIN_RATE` bytes per second once :data:`GRACE` seconds have passed
+(so a file of ``S`` bytes may take at most ``GRACE + S / MIN_RATE`` seconds), and the
 ``Content-Type`` must match the kind of output expected.
 """
 
@@ -21,10 +24,15 @@ from ._models import GeneratedImage, GeneratedVideo, TaskResult
 from ._retry import retrying
 from ._transport import Transport
 
-__all__ = ["DownloadError", "SavedFile", "download_result", "safe_stem"]
+__all__ = ["GRACE", "MIN_RATE", "DownloadError", "SavedFile", "download_result", "safe_stem"]
 
 IMAGE_MAX_BYTES = 64 * 1024 * 1024  # bytes; generous for 4k PNGs
 VIDEO_MAX_BYTES = 2 * 1024 * 1024 * 1024  # bytes
+# The throughput floor of a download: after GRACE seconds, at least MIN_RATE bytes per second
+# on average since it started. A CDN serves MB/s; 64 KiB/s only stops a stalled or trickling
+# server (a 2 GiB video may still take 9 hours, a 64 MiB image 17 minutes).
+MIN_RATE = 64 * 1024  # bytes per second
+GRACE = 30.0  # seconds
 
 _EXTENSIONS = {
     "image/png": ".png",
@@ -73,10 +81,14 @@ async def download_result(
     stem: str,
     watermarked: bool = False,
     attempts: int = 3,
+    min_rate: float | None = MIN_RATE,
+    grace: float = GRACE,
 ) -> list[SavedFile]:
     """Download every output of ``result`` into ``directory`` (created if missing). A file whose
-    download failed for a passing reason (a dropped connection, a timeout, HTTP 5xx or 429) is
-    tried again, up to ``attempts`` times, with the SDK's one backoff.
+    download failed for a passing reason (a dropped connection, a timeout, a body slower than
+    ``min_rate`` bytes/s after ``grace`` s, HTTP 5xx or 429) is tried again, up to ``attempts``
+    times, with the SDK's one backoff. No temporary file stays behind, whatever happens
+    (failure, cancellation).
 
     Raises:
         DownloadError: an output could not be saved; files already saved stay.
@@ -95,7 +107,10 @@ async def download_result(
             name = f"{stem}-{role}-{position}"
             async for attempt in retrying(attempts, _worth_retrying):
                 with attempt:
-                    saved.append(await _save(transport, url, directory, name, role, position))
+                    file = await _save(
+                        transport, url, directory, name, role, position, min_rate, grace
+                    )
+                    saved.append(file)
     return saved
 
 
@@ -110,7 +125,14 @@ def _worth_retrying(exc: BaseException) -> bool:
 
 
 async def _save(
-    transport: Transport, url: str, directory: Path, name: str, role: str, index: int
+    transport: Transport,
+    url: str,
+    directory: Path,
+    name: str,
+    role: str,
+    index: int,
+    min_rate: float | None,
+    grace: float,
 ) -> SavedFile:
     if not url.startswith(("http://", "https://")):
         raise DownloadError(f"{name}: refusing to fetch a non-http(s) URL {url[:40]!r}")
@@ -118,7 +140,11 @@ async def _save(
     tmp = directory / f".{name}.part"
     try:
         content_type = await transport.download(
-            url, tmp, max_bytes=VIDEO_MAX_BYTES if video else IMAGE_MAX_BYTES
+            url,
+            tmp,
+            max_bytes=VIDEO_MAX_BYTES if video else IMAGE_MAX_BYTES,
+            min_rate=min_rate,
+            grace=grace,
         )
         expected = "video/" if video else "image/"
         if not content_type.startswith(expected):
@@ -132,4 +158,5 @@ async def _save(
     except TransportError as exc:
         raise DownloadError(f"{name}: {exc}") from exc
     finally:
-        await anyio.Path(tmp).unlink(missing_ok=True)
+        with anyio.CancelScope(shield=True):  # a cancelled download leaves no .part behind
+            await anyio.Path(tmp).unlink(missing_ok=True)

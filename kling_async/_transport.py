@@ -4,6 +4,10 @@ It sends one request, reads the answer, and translates aiohttp's exceptions into
 tree (:class:`TransportError`, :class:`RequestTimeoutError`) in :func:`_translate`. It does not
 interpret envelopes: the provider codec does.
 
+Nothing a server sends is read without a bound: an API answer is read up to
+:data:`MAX_ANSWER_BYTES` (an answer over it is a :class:`ResponseFormatError`), and a download
+is capped in size and must keep up a minimum throughput (:meth:`Transport.download`).
+
 Sources:
 [omni-image] https://kling.ai/document-api/api/image/3-0-omni/image-omni
 """
@@ -23,9 +27,14 @@ import anyio
 import attrs
 
 from ._auth import ApiKeyAuth, JwtAuth
-from ._errors import RequestTimeoutError, TransportError
+from ._errors import RequestTimeoutError, ResponseFormatError, TransportError
 
-__all__ = ["Response", "Transport", "new_session"]
+__all__ = ["MAX_ANSWER_BYTES", "Response", "Transport", "new_session"]
+
+# Largest API answer read, in bytes (16 MiB). Kling's answers are a few kB (a list page of 500
+# tasks is well under 1 MiB), so this only stops a broken or hostile server.
+MAX_ANSWER_BYTES = 16 * 1024 * 1024
+_CHUNK = 1 << 16  # bytes read at a time from an answer or a download
 
 _log = logging.getLogger("kling_async.http")
 
@@ -52,6 +61,8 @@ class Transport:
 
     Attributes:
         requests_sent: How many HTTP requests this transport has sent (a counter for stats).
+        max_answer_bytes: The largest API answer read, in bytes (default
+            :data:`MAX_ANSWER_BYTES`, 16 MiB); at most one byte more is ever buffered.
     """
 
     _session: aiohttp.ClientSession
@@ -59,6 +70,7 @@ class Transport:
     _auth: ApiKeyAuth | JwtAuth = attrs.field(repr=False)
     request_timeout: float | None = 30.0
     requests_sent: int = 0
+    max_answer_bytes: int = MAX_ANSWER_BYTES
     _timeout: aiohttp.ClientTimeout = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
@@ -84,6 +96,8 @@ class Transport:
             TransportError: the exchange failed; ``sent`` says whether the server may have
                 received the request.
             RequestTimeoutError: no answer within ``request_timeout`` seconds.
+            ResponseFormatError: the answer is over ``max_answer_bytes`` (the connection is
+                closed without reading the rest).
         """
         headers = {"Authorization": self._auth.header(), "Accept": "application/json"}
         self.requests_sent += 1
@@ -98,7 +112,7 @@ class Transport:
                 timeout=self._timeout,
                 allow_redirects=False,
             ) as resp:
-                raw = await resp.read()
+                raw = await _read_capped(resp, self.max_answer_bytes, f"{method} {path}")
                 # resp.headers is an immutable proxy that outlives the exchange: no copy needed
                 response = Response(resp.status, resp.headers, _parse_json(raw), raw)
         except (TimeoutError, aiohttp.ClientError) as exc:
@@ -120,10 +134,19 @@ class Transport:
             )
         return response
 
-    async def download(self, url: str, dest: Path, *, max_bytes: int) -> str:
+    async def download(
+        self, url: str, dest: Path, *, max_bytes: int, min_rate: float | None, grace: float
+    ) -> str:
         """Stream ``url`` into the file ``dest`` (created or truncated) with a plain GET and no
         ``Authorization`` header (result URLs are hotlink-protected, not authenticated;
         [omni-image]).
+
+        The download must keep up ``min_rate`` bytes per second after ``grace`` seconds: by
+        ``t`` seconds after the request starts, at least ``(t - grace) × min_rate`` bytes must
+        have arrived, so a file of ``S`` bytes takes at most ``grace + S / min_rate`` seconds
+        (the whole-file limit). ``min_rate=None`` removes the floor (a read still fails after
+        60 s without a byte). On failure ``dest`` may hold part of the body: the caller removes
+        it.
 
         Returns:
             The answer's ``Content-Type`` (without parameters), lower-case.
@@ -131,37 +154,72 @@ class Transport:
         Raises:
             TransportError: the exchange failed, the status is not 200, or the body exceeds
                 ``max_bytes``.
+            RequestTimeoutError: the body came slower than ``min_rate`` after ``grace``.
         """
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=60)
-        try:
-            async with self._session.get(url, timeout=timeout, allow_redirects=True) as resp:
-                if resp.status != 200:
-                    raise TransportError(
-                        f"GET {_redact(url)}: HTTP {resp.status}", http_status=resp.status
-                    )
-                declared = resp.content_length
-                if declared is not None and declared > max_bytes:
-                    raise TransportError(
-                        f"GET {_redact(url)}: {declared} bytes, over the {max_bytes}-byte cap",
-                        http_status=resp.status,
-                    )
-                size = 0
-                async with await anyio.open_file(dest, "wb") as out:
-                    async for chunk in resp.content.iter_chunked(1 << 16):
-                        size += len(chunk)
-                        if size > max_bytes:
-                            raise TransportError(
-                                f"GET {_redact(url)}: body over the {max_bytes}-byte cap",
-                                http_status=resp.status,
-                            )
-                        await out.write(chunk)
-                return (resp.content_type or "").lower()
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            raise _translate(exc, "GET", _redact(url)) from exc
+        started = anyio.current_time()
+        size = 0
+        with anyio.CancelScope() as floor:
+            if min_rate is not None:
+                floor.deadline = started + grace
+            try:
+                async with self._session.get(url, timeout=timeout, allow_redirects=True) as resp:
+                    if resp.status != 200:
+                        raise TransportError(
+                            f"GET {_redact(url)}: HTTP {resp.status}", http_status=resp.status
+                        )
+                    declared = resp.content_length
+                    if declared is not None and declared > max_bytes:
+                        raise TransportError(
+                            f"GET {_redact(url)}: {declared} bytes, over the {max_bytes}-byte cap",
+                            http_status=resp.status,
+                        )
+                    out = await anyio.to_thread.run_sync(dest.open, "wb")
+                    try:
+                        async for chunk in resp.content.iter_chunked(_CHUNK):
+                            size += len(chunk)
+                            if size > max_bytes:
+                                raise TransportError(
+                                    f"GET {_redact(url)}: body over the {max_bytes}-byte cap",
+                                    http_status=resp.status,
+                                )
+                            await anyio.to_thread.run_sync(out.write, chunk)
+                            if min_rate is not None:
+                                floor.deadline = started + grace + size / min_rate
+                    finally:
+                        out.close()  # also when cancelled: a close must not wait for a thread
+                    return (resp.content_type or "").lower()
+            except (TimeoutError, aiohttp.ClientError) as exc:
+                raise _translate(exc, "GET", _redact(url)) from exc
+        raise RequestTimeoutError(
+            f"GET {_redact(url)}: {size} bytes in {anyio.current_time() - started:.1f} s, "
+            f"slower than the floor of {min_rate:g} bytes/s after a {grace:g} s grace",
+            sent=True,
+        )
 
     def invalidate_auth(self) -> bool:
         """Drop a cached JWT so the next request re-signs. ``False`` for a static API key."""
         return self._auth.invalidate()
+
+
+async def _read_capped(resp: aiohttp.ClientResponse, limit: int, where: str) -> bytes:
+    """The body of ``resp``, reading at most ``limit + 1`` bytes of it.
+
+    Raises:
+        ResponseFormatError: the body is (or declares itself) over ``limit`` bytes.
+    """
+    declared = resp.content_length
+    if declared is None or declared <= limit:
+        body = bytearray()
+        while len(body) <= limit:
+            chunk = await resp.content.read(min(_CHUNK, limit + 1 - len(body)))
+            if not chunk:
+                return bytes(body)
+            body += chunk
+    raise ResponseFormatError(
+        f"{where}: HTTP {resp.status} answer over the {limit}-byte limit on API answers "
+        "(max_answer_bytes); the rest was not read"
+    )
 
 
 def _ms(started: float) -> float:

@@ -187,10 +187,13 @@ class FaultInjector:
         await response.prepare(request)
         size = max(1, -(-len(body) // DOWNLOAD_CHUNKS))
         pause = self.faults.slow_seconds / DOWNLOAD_CHUNKS
-        for start in range(0, max(len(body), 1), size):
-            await asyncio.sleep(pause)
-            await response.write(body[start : start + size])
-        await response.write_eof()
+        try:
+            for start in range(0, max(len(body), 1), size):
+                await asyncio.sleep(pause)
+                await response.write(body[start : start + size])
+            await response.write_eof()
+        except ConnectionResetError:  # the client gave up on the slow file: nothing to answer
+            pass
         return response
 
     async def drop(self, request: web.Request) -> NoReturn:
