@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import imagesize
 
 from ._errors import InvalidInputError
+from ._local_media import read_local_file
 
 if TYPE_CHECKING:
     from ._models import OmniImageRequest, OmniVideoRequest
@@ -275,10 +276,7 @@ def check_local_image(field: str, source: Path | bytes) -> bytes:
     if isinstance(source, Path):
         if source.suffix.lower() not in (".jpg", ".jpeg", ".png"):
             raise _bad(field, name, "must be a .jpg, .jpeg or .png file")
-        try:
-            data = source.read_bytes()
-        except OSError as exc:
-            raise _bad(field, name, f"cannot be read ({exc.strerror or exc})") from exc
+        data = read_local_file(field, source, IMAGE_MAX_BYTES)
     else:
         data = source
     if not (data.startswith((b"\x89PNG\r\n\x1a\n", b"\xff\xd8"))):
@@ -306,10 +304,7 @@ def check_local_video(field: str, source: Path | bytes) -> bytes:
     if isinstance(source, Path):
         if source.suffix.lower() not in (".mp4", ".mov"):
             raise _bad(field, str(source), "must be an .mp4 or .mov file")
-        try:
-            data = source.read_bytes()
-        except OSError as exc:
-            raise _bad(field, str(source), f"cannot be read ({exc.strerror or exc})") from exc
+        data = read_local_file(field, source, VIDEO_MAX_BYTES)
     else:
         data = source
     name = str(source) if isinstance(source, Path) else "<bytes>"

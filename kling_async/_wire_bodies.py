@@ -35,6 +35,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
+from ._local_media import check_regular_file
+
 __all__ = ["Dialect", "image_kwargs", "video_kwargs"]
 
 Dialect = Literal["kling", "modellix"]
@@ -372,8 +374,7 @@ def _media(value: Any, where: str, base: Path | None) -> str | bytes | Path:
     if len(value) >= _MIN_BASE64 and _BASE64.fullmatch(value) and not _exists(path):
         return _decode(value, where)
     try:
-        with path.open("rb"):
-            pass
+        check_regular_file(where, path)  # never blocks (a FIFO) nor reads (a device)
     except FileNotFoundError:
         raise ValueError(f"{where}: no such file: {path}") from None
     except IsADirectoryError:
