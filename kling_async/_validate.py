@@ -1,12 +1,14 @@
-"""The documented request rules, checked before anything is sent.
+"""Kling's legacy-standard request rules and the checks every API shares, run before anything
+is sent.
 
 Each check cites the vendor page it comes from ([omni-image] omni-image,
 [omni-video] omni-video). Messages name the field, the value and the rule:
-``"n: 12, must be an integer 1–9"``.
+``"n: 12, must be an integer 1–9"``. Which rules apply to a request is ``_api_rules``' choice:
+these run for the legacy standard (the image rules, less the capability map's, for every API).
 
-Pure rules run when a request model is built. Rules that need the file system (a local
-reference image's format, size and dimensions) run in :func:`check_local_image`, called by the
-codec when it reads the file, still before any HTTP request.
+Rules that need the file system (a local reference image's format, size and dimensions) run in
+:func:`check_local_image`, called by the codec when it reads the file, still before any HTTP
+request.
 
 Sources:
 [omni-image] https://kling.ai/document-api/api/image/3-0-omni/image-omni

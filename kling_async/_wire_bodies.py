@@ -142,6 +142,8 @@ def video_kwargs(
     for field in ("multi_shot", "shot_type", "sound", "mode", "aspect_ratio"):
         if field in body:
             out[field] = body[field]
+    if out.get("prompt") == "" and body.get("shot_type") == "customize":
+        del out["prompt"]  # the legacy page's multi-shot examples: "prompt": "" beside the shots
     if "duration" in body:
         out["duration"] = _integer(body["duration"], "duration")
     if "multi_prompt" in body:
@@ -290,9 +292,11 @@ def _common(
     if "model_name" in body:
         model = body["model_name"]
         out["model_name"] = _MODELLIX_MODELS.get(model, model) if dialect == "modellix" else model
-    for field in ("prompt", "callback_url", "external_task_id"):
-        # The vendors' examples write "" for "none" ("callback_url": "", "prompt": "" with
-        # customised shots, https://kling.ai/document-api/api/image/3-0-omni/image-omni).
+    if "prompt" in body:
+        out["prompt"] = body["prompt"]
+    for field in ("callback_url", "external_task_id"):
+        # The vendors' examples write "" for "none" ("callback_url": "", "external_task_id": "",
+        # https://kling.ai/document-api/api/image/3-0-omni/image-omni).
         if field in body and body[field] != "":
             out[field] = body[field]
     if "watermark_info" in body and "watermark" in body:

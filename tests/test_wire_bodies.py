@@ -549,3 +549,28 @@ def test_reading_what_the_codec_sends_gives_the_same_body(request: ka.OmniImageR
     wire = KlingCodec().build_create(request, "eid")
     again = KlingCodec().build_create(ka.OmniImageRequest.from_wire(wire), "eid")
     assert again == wire
+
+
+def test_empty_strings_the_examples_use_for_none_are_read_as_absent() -> None:
+    """'"callback_url": ""', '"external_task_id": ""' and a '"prompt": ""' beside customised
+    shots (the legacy pages' examples) are left out, not refused; an empty image prompt is
+    still refused."""
+    video = ka.OmniVideoRequest.from_wire(
+        {
+            "model_name": "kling-v3-omni",
+            "multi_shot": True,
+            "shot_type": "customize",
+            "prompt": "",
+            "multi_prompt": [
+                {"index": 1, "prompt": "a door opens", "duration": "2"},
+                {"index": 2, "prompt": "rain falls", "duration": "3"},
+            ],
+            "aspect_ratio": "16:9",
+            "duration": "5",
+            "callback_url": "",
+            "external_task_id": "",
+        }
+    )
+    assert (video.prompt, video.callback_url, video.external_task_id) == (None, None, None)
+    with pytest.raises(ValueError, match=r"^prompt: '', must be 1–2500 characters, not empty"):
+        ka.OmniImageRequest.from_wire({"prompt": "", "callback_url": ""})

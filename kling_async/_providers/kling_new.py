@@ -161,9 +161,11 @@ class KlingNewCodec(KlingCodec):
             "resolution": _RESOLUTION[r.mode],
             "duration": r.duration,
         }
-        if r.model_name != "kling-video-o1" and r.multi_shot is not None:
-            # O1 has no multi_shot setting [o1]; unset leaves 3.0 Omni's default, true.
-            settings["multi_shot"] = r.multi_shot
+        if r.model_name != "kling-video-o1":  # O1 has no multi_shot setting [o1]
+            # Unset: 3.0 Omni's default, true, except with a base video, which "does not
+            # support generating multi-shot videos" [omni-video-3].
+            base = any(v.refer_type == "base" for v in r.video_list)
+            settings["multi_shot"] = r.multi_shot if r.multi_shot is not None else not base
         if r.aspect_ratio is not None:
             settings["aspect_ratio"] = r.aspect_ratio
         options: dict[str, Any] = {"external_task_id": external_task_id}
