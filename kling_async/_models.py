@@ -306,7 +306,7 @@ class OmniVideoRequest:
             frame or a base video is given, and refused with them. New standard and Modellix:
             optional (default 16:9 there), taken with frames and videos too.
         duration: Seconds: ``kling-v3-omni`` 3–15, ``kling-video-o1`` 3–10 (5 or 10 from a
-            first frame alone; on the legacy standard and Modellix also for text-to-video).
+            first frame alone, and on Modellix whenever no reference video is given).
             Default 5.
         watermark, callback_url, external_task_id: As for :class:`OmniImageRequest`.
 
