@@ -12,6 +12,7 @@ import pytest
 
 import kling_async as ka
 from kling_async._providers import codec_for
+from kling_async.testing import Sandbox
 
 LEGACY = codec_for("kling")
 NEW = codec_for("kling", api_standard="new")
@@ -135,3 +136,18 @@ def test_building_a_request_checks_only_its_shape() -> None:
         ka.OmniVideoRequest(prompt="x", multi_shot="yes")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"^video_list: 2 videos, at most 1"):
         ka.OmniVideoRequest(prompt="x", video_list=[VIDEO, VIDEO])
+
+
+@pytest.mark.anyio
+async def test_a_request_the_wire_api_refuses_sends_nothing(
+    sandbox: Sandbox, client: ka.KlingClient
+) -> None:
+    """On the legacy standard a text-to-video without an aspect ratio ends as an
+    InvalidInputError naming the field, and no create reaches the server."""
+    request = _video()
+    with pytest.raises(ka.InvalidInputError, match=r"^aspect_ratio: None, required unless"):
+        await client.submit(request)
+    [outcome] = await client.run_all([request])
+    assert isinstance(outcome.error, ka.InvalidInputError) and outcome.task is None
+    assert "aspect_ratio" in str(outcome.error)
+    assert sandbox.stats().create_attempts == 0
