@@ -7,20 +7,22 @@ Each line is a create body as the vendor's docs write it, plus ``"kind": "image"
 ``element_ids``, ``videos``); the SDK's own shapes are read too. Local paths resolve against the
 campaign file's folder and must exist. Blank lines and lines starting with ``#`` are skipped.
 
-A malformed or invalid line becomes a :class:`CampaignLineError` naming its line number and the
+Each line is checked against the rules of the wire API the run sends to (``--provider``,
+``--api-standard``: the codec's ``check``), whatever dialect its body is written in. A
+malformed or invalid line becomes a :class:`CampaignLineError` naming its line number and the
 reason; the other lines are unaffected.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import attrs
 
 from ._models import OmniImageRequest, OmniVideoRequest, Request
-from ._wire_bodies import Dialect
+from ._wire_bodies import Dialect, image_kwargs, video_kwargs
 
 __all__ = ["CampaignLine", "CampaignLineError", "content_lines", "read_campaign"]
 
@@ -44,12 +46,16 @@ class CampaignLineError:
 
 
 def read_campaign(
-    path: Path, provider: Dialect = "kling"
+    path: Path,
+    provider: Dialect = "kling",
+    check: Callable[[Request], None] | None = None,
 ) -> Iterator[CampaignLine | CampaignLineError]:
     """Yield each non-blank line of the campaign file at ``path`` as a request or an error.
 
     Lazy: one line is read and parsed at a time. ``provider`` is the dialect of lines that do
-    not name one (``"provider"`` on the line).
+    not name one (``"provider"`` on the line). ``check`` (the run's wire API's rules, e.g. a
+    codec's ``check``; raising ``ValueError``) turns a request it refuses into a line error;
+    without it only the requests' shape is checked.
 
     Raises:
         OSError: the file cannot be opened.
@@ -57,7 +63,10 @@ def read_campaign(
     base = path.resolve().parent
     for number, text in content_lines(path):
         try:
-            yield CampaignLine(line=number, text=text, request=parse_line(text, base, provider))
+            request = parse_line(text, base, provider)
+            if check is not None:
+                check(request)
+            yield CampaignLine(line=number, text=text, request=request)
         except (ValueError, TypeError) as exc:
             yield CampaignLineError(line=number, text=text, reason=str(exc))
 
@@ -81,7 +90,8 @@ def parse_line(text: str, base: Path, provider: Dialect = "kling") -> Request:
 
     The line is a vendor's create body plus ``"kind"`` (see :meth:`OmniImageRequest.from_wire`);
     an optional ``"provider"`` (``"kling"`` or ``"modellix"``) names the dialect the body is
-    written in, else ``provider``.
+    written in, else ``provider``. Only the request's shape is checked here; the rules of the
+    wire API it goes to are :func:`read_campaign`'s.
 
     Raises:
         ValueError: bad JSON, unknown ``kind``, ``provider`` or field, a missing local file, or
@@ -99,7 +109,7 @@ def parse_line(text: str, base: Path, provider: Dialect = "kling") -> Request:
     if dialect not in ("kling", "modellix"):
         raise ValueError(f"provider: {dialect!r}, must be 'kling' or 'modellix'")
     if kind == "image":
-        return OmniImageRequest.from_wire(obj, provider=dialect, base=base)
+        return OmniImageRequest(**image_kwargs(obj, dialect=dialect, base=base))
     if kind == "video":
-        return OmniVideoRequest.from_wire(obj, provider=dialect, base=base)
+        return OmniVideoRequest(**video_kwargs(obj, dialect=dialect, base=base))
     raise ValueError(f"kind: {kind!r}, must be 'image' or 'video'")

@@ -12,12 +12,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
+from typing import Literal
 
 import attrs
 
 from ._budget import UnitEstimates, price_class, request_size
 from ._campaign import CampaignLineError, read_campaign
-from ._models import OmniImageRequest
+from ._models import OmniImageRequest, Request
 
 __all__ = ["estimate_campaign"]
 
@@ -32,9 +33,16 @@ class _Group:
     basis: str = ""
 
 
-def estimate_campaign(path: Path, write: Callable[[str], None]) -> int:
+def estimate_campaign(
+    path: Path,
+    write: Callable[[str], None],
+    provider: Literal["kling", "modellix"] = "kling",
+    check: Callable[[Request], None] | None = None,
+) -> int:
     """Write the estimate of the campaign at ``path`` line by line through ``write``; return
-    the exit status (0, or 1 when a line is invalid: its reason is listed).
+    the exit status (0, or 1 when a line is invalid: its reason is listed). ``provider`` is
+    the lines' default dialect; ``check`` (the run's wire API's rules, a codec's ``check``)
+    refuses lines as a run would.
 
     Raises:
         OSError: the file cannot be read.
@@ -42,7 +50,7 @@ def estimate_campaign(path: Path, write: Callable[[str], None]) -> int:
     estimates = UnitEstimates()
     groups: dict[tuple[object, ...], _Group] = {}
     invalid: list[CampaignLineError] = []
-    for item in read_campaign(path):
+    for item in read_campaign(path, provider, check):
         if isinstance(item, CampaignLineError):
             invalid.append(item)
             continue

@@ -406,8 +406,9 @@ def _class_for_status(status: int | None) -> type[APIError]:
 
 
 class InvalidInputError(KlingError, ValueError):
-    """A local input (reference image or video file) breaks a documented rule: wrong format,
-    too large, too small, bad aspect ratio, or unreadable. Found when the SDK reads the file,
-    before any HTTP request for that task. Also a ``ValueError``; the message names the field,
-    the file and the rule.
+    """A request breaks a documented rule of the wire API it goes to (``KlingClient.check``,
+    before sending; see ``docs/validation.md``), or a local input (reference image or video
+    file) does: wrong format, too large, too small, bad aspect ratio, or unreadable (found when
+    the SDK reads the file). Either way before any HTTP request for that task. Also a
+    ``ValueError``; the message names the field (and the file) and the rule.
     """

@@ -1,8 +1,10 @@
 """Request and result models.
 
-Requests carry Kling's own field names ([omni-image] omni-image, [omni-video] omni-video). They are
-validated when they are built: a broken documented rule raises ``ValueError`` naming the field,
-the value and the rule, so a rejected request never reaches the network.
+Requests carry Kling's own field names ([omni-image] omni-image, [omni-video] omni-video), one
+shape for every wire API. Building one checks that shape (types, the values a field can take,
+the limits every API states alike); the rules of the wire API a request goes to run before it
+is sent (``KlingClient.check``; see ``docs/validation.md``). Either way a broken rule raises
+``ValueError`` naming the field, the value and the rule, and nothing reaches the network.
 
 Sources: https://kling.ai/document-api/api/image/3-0-omni/image-omni (omni-image) and the legacy
 omni-video page ([omni-video], S13).
@@ -24,8 +26,8 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 import attrs
 
-from ._validate import validate_image_request, validate_video_request
-from ._wire_bodies import Dialect, image_kwargs, video_kwargs
+from ._api_rules import check_for, check_image_shape, check_video_shape
+from ._wire_bodies import Dialect, body_api, image_kwargs, video_kwargs
 
 if TYPE_CHECKING:
     from ._errors import KlingError
@@ -120,7 +122,8 @@ class OmniImageRequest:
         series_amount: Images in a series, 2–9 or ``"auto"`` (default 4). A fixed series costs
             ``series_amount`` slots; ``"auto"`` costs as many as the model finally produces.
         aspect_ratio: One of ``16:9 9:16 1:1 4:3 3:4 3:2 2:3 21:9 auto`` (default ``auto``;
-            ``kling-v3-omni`` refuses ``auto`` without reference images).
+            Kling's own API refuses ``auto`` for ``kling-v3-omni`` without reference images,
+            Modellix does not).
         watermark: Also produce a watermarked copy (``watermark_info.enabled``). ``None`` omits it.
         callback_url: URL the server notifies on status changes.
         external_task_id: Your id for the task, unique per account. Generated when omitted.
@@ -146,7 +149,7 @@ class OmniImageRequest:
     kind: Kind = attrs.field(default="image", init=False)
 
     def __attrs_post_init__(self) -> None:
-        validate_image_request(self)
+        check_image_shape(self)
 
     @classmethod
     def from_wire(
@@ -176,13 +179,20 @@ class OmniImageRequest:
         as well. Images are URLs, raw base64 (or ``data:`` URIs), or local paths resolved
         against ``base`` (default: the working directory), which must exist.
 
+        The body is checked against the rules of the API it is written for (Kling's legacy
+        standard, Kling's new standard for a ``contents`` body, or Modellix; see
+        ``docs/validation.md``), nothing else: the vendors' own example bodies are accepted as
+        written.
+
         Raises:
             ValueError: an unknown field (the message names it and the nearest known one), a
-                missing local file, or a broken documented rule.
+                missing local file, or a broken rule of that API.
             TypeError: a field of the wrong JSON type.
         """
         folder = None if base is None else Path(base)
-        return cls(**image_kwargs(body, dialect=provider, base=folder))
+        request = cls(**image_kwargs(body, dialect=provider, base=folder))
+        check_for(body_api(body, provider), request)
+        return request
 
     @property
     def is_auto_series(self) -> bool:
@@ -276,10 +286,13 @@ class OmniVideoRequest:
     """One omni-video task (``POST /v1/videos/omni-video``, legacy standard, [omni-video]).
 
     Args:
-        prompt: 1–2500 characters; required unless ``shot_type="customize"``. References as
+        prompt: 1–2500 characters (3072 on the new standard's 3.0 Omni); required unless
+            ``shot_type="customize"``. References as
             ``<<<image_1>>>``, ``<<<element_1>>>``, ``<<<video_1>>>``.
         model_name: ``"kling-video-o1"`` (the API's default) or ``"kling-v3-omni"``.
-        multi_shot: Storyboard mode; needs ``shot_type``.
+        multi_shot: Storyboard mode. ``None`` (default) leaves it to the API's default: false
+            on the legacy standard and Modellix, true on the new standard's 3.0 Omni (which
+            then needs no ``shot_type``); on the legacy standard ``True`` needs ``shot_type``.
         shot_type: ``"customize"`` (shots given in ``multi_prompt``) or ``"intelligence"``.
         multi_prompt: 1–6 :class:`MultiPrompt` shots for ``customize``.
         image_list: Reference images or frames (:class:`VideoImage`, or plain inputs). Images +
@@ -287,22 +300,25 @@ class OmniVideoRequest:
         element_list: Element ids.
         video_list: At most one :class:`ReferenceVideo`.
         sound: ``"on"`` or ``"off"`` (default); must be ``"off"`` with a reference video.
-        mode: ``"std"`` (720p), ``"pro"`` (1080p, default) or ``"4k"`` (``kling-v3-omni`` only,
-            not with a reference video).
-        aspect_ratio: ``16:9``, ``9:16`` or ``1:1``. Required unless a first frame or a base
-            video is given, and refused with them.
-        duration: Seconds: ``kling-v3-omni`` 3–15, ``kling-video-o1`` 3–10 (5 or 10 for
-            text-to-video or first-frame only). Default 5. Sent as a string.
+        mode: ``"std"`` (720p), ``"pro"`` (1080p, default) or ``"4k"`` (``kling-v3-omni`` only;
+            on the legacy standard not with a reference video).
+        aspect_ratio: ``16:9``, ``9:16`` or ``1:1``. Legacy standard: required unless a first
+            frame or a base video is given, and refused with them. New standard and Modellix:
+            optional (default 16:9 there), taken with frames and videos too.
+        duration: Seconds: ``kling-v3-omni`` 3–15, ``kling-video-o1`` 3–10 (5 or 10 from a
+            first frame alone, and on Modellix whenever no reference video is given).
+            Default 5.
         watermark, callback_url, external_task_id: As for :class:`OmniImageRequest`.
 
     Raises:
-        ValueError: A documented rule is broken; the message names the field, value and rule.
+        ValueError: A rule every API states is broken; the message names the field, value and
+            rule. The rules of one API are checked when the request goes to it.
         TypeError: A field has the wrong type.
     """
 
     prompt: str | None = None
     model_name: VideoModel = "kling-video-o1"
-    multi_shot: bool = False
+    multi_shot: bool | None = None
     shot_type: Literal["customize", "intelligence"] | None = None
     multi_prompt: tuple[MultiPrompt, ...] = attrs.field(default=(), converter=_multi_prompts)
     image_list: tuple[VideoImage, ...] = attrs.field(default=(), converter=_video_images)
@@ -319,7 +335,7 @@ class OmniVideoRequest:
     kind: Kind = attrs.field(default="video", init=False)
 
     def __attrs_post_init__(self) -> None:
-        validate_video_request(self)
+        check_video_shape(self)
 
     @classmethod
     def from_wire(
@@ -348,13 +364,20 @@ class OmniVideoRequest:
         URIs), or local paths resolved against ``base`` (default: the working directory),
         which must exist.
 
+        The body is checked against the rules of the API it is written for (Kling's legacy
+        standard, Kling's new standard for a ``contents`` body, or Modellix; see
+        ``docs/validation.md``), nothing else: the vendors' own example bodies are accepted as
+        written.
+
         Raises:
             ValueError: an unknown field (the message names it and the nearest known one), a
-                missing local file, or a broken documented rule.
+                missing local file, or a broken rule of that API.
             TypeError: a field of the wrong JSON type.
         """
         folder = None if base is None else Path(base)
-        return cls(**video_kwargs(body, dialect=provider, base=folder))
+        request = cls(**video_kwargs(body, dialect=provider, base=folder))
+        check_for(body_api(body, provider), request)
+        return request
 
     @property
     def has_local_media(self) -> bool:

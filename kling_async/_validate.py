@@ -1,12 +1,14 @@
-"""The documented request rules, checked before anything is sent.
+"""Kling's legacy-standard request rules and the checks every API shares, run before anything
+is sent.
 
 Each check cites the vendor page it comes from ([omni-image] omni-image,
 [omni-video] omni-video). Messages name the field, the value and the rule:
-``"n: 12, must be an integer 1–9"``.
+``"n: 12, must be an integer 1–9"``. Which rules apply to a request is ``_api_rules``' choice:
+these run for the legacy standard (the image rules, less the capability map's, for every API).
 
-Pure rules run when a request model is built. Rules that need the file system (a local
-reference image's format, size and dimensions) run in :func:`check_local_image`, called by the
-codec when it reads the file, still before any HTTP request.
+Rules that need the file system (a local reference image's format, size and dimensions) run in
+:func:`check_local_image`, called by the codec when it reads the file, still before any HTTP
+request.
 
 Sources:
 [omni-image] https://kling.ai/document-api/api/image/3-0-omni/image-omni
@@ -90,8 +92,10 @@ def _common(req: OmniImageRequest | OmniVideoRequest) -> None:
             raise _fail(f"element_list[{i}]", element_id, "element ids are positive integers")
 
 
-def validate_image_request(req: OmniImageRequest) -> None:
-    """Check every documented omni-image rule [omni-image].
+def validate_image_request(req: OmniImageRequest, *, native: bool = True) -> None:
+    """Check every documented omni-image rule [omni-image]; ``native=False`` leaves out the
+    rule only Kling's own API states (its capability map's "no ``auto`` ratio for 3.0 Omni
+    text-to-image"), for a gateway with its own page (Modellix).
 
     Raises:
         ValueError: naming the field, the value and the rule.
@@ -115,7 +119,8 @@ def validate_image_request(req: OmniImageRequest) -> None:
             raise _fail("resolution", "4k", "kling-image-o1 supports 1k and 2k only")
         if req.result_type == "series":
             raise _fail("result_type", "series", "kling-image-o1 does not generate series")
-    if req.model_name == "kling-v3-omni" and not req.image_list and req.aspect_ratio == "auto":
+    text_to_image = req.model_name == "kling-v3-omni" and not req.image_list
+    if native and text_to_image and req.aspect_ratio == "auto":
         # [omni-image]: Image 3.0 Omni text-to-image does not support the 'auto' ratio.
         raise _fail(
             "aspect_ratio",
@@ -126,7 +131,8 @@ def validate_image_request(req: OmniImageRequest) -> None:
 
 
 def validate_video_request(req: OmniVideoRequest) -> None:
-    """Check every documented omni-video rule ([omni-video], legacy standard, S13 + S6).
+    """Check every documented omni-video rule of the legacy standard ([omni-video],
+    [changelog]).
 
     Raises:
         ValueError: naming the field, the value and the rule.
@@ -137,8 +143,9 @@ def validate_video_request(req: OmniVideoRequest) -> None:
     _one_of("mode", req.mode, ("std", "pro", "4k"))
     if req.aspect_ratio is not None:
         _one_of("aspect_ratio", req.aspect_ratio, _VIDEO_RATIOS)
-    if not isinstance(req.multi_shot, bool):
-        raise TypeError(f"multi_shot: {req.multi_shot!r}, must be a bool")
+    if req.multi_shot is not None and not isinstance(req.multi_shot, bool):
+        raise TypeError(f"multi_shot: {req.multi_shot!r}, must be a bool or None")
+    multi_shot = bool(req.multi_shot)  # unset: the legacy standard's default, false
     o1 = req.model_name == "kling-video-o1"
     has_video = bool(req.video_list)
     first = [im for im in req.image_list if im.type == "first_frame"]
@@ -147,7 +154,7 @@ def validate_video_request(req: OmniVideoRequest) -> None:
     feature_video = any(v.refer_type == "feature" for v in req.video_list)
 
     # Shots ([omni-video]; 'intelligence' added 03/11/2026 [changelog]).
-    if req.multi_shot:
+    if multi_shot:
         if req.shot_type is None:
             raise _fail("shot_type", None, "required when multi_shot is true")
         _one_of("shot_type", req.shot_type, ("customize", "intelligence"))
@@ -190,16 +197,16 @@ def validate_video_request(req: OmniVideoRequest) -> None:
         )
     if base_video and (first or end):
         raise ValueError("image_list: first/end frames cannot be combined with a base video")
-    if base_video and req.multi_shot:
+    if base_video and multi_shot:
         raise _fail("multi_shot", True, "not available when editing a base video")
-    if feature_video and req.multi_shot and req.shot_type != "intelligence":
+    if feature_video and multi_shot and req.shot_type != "intelligence":
         # [omni-video] [changelog]: feature reference + multi-shot needs shot_type=intelligence.
         raise _fail(
             "shot_type",
             req.shot_type,
             "a feature reference video with multi_shot needs shot_type='intelligence'",
         )
-    if o1 and req.multi_shot and (first or end):
+    if o1 and multi_shot and (first or end):
         # Multi-shot + frames allowed since 05/07/2026 for kling-v3-omni only [changelog].
         raise _fail("multi_shot", True, "kling-video-o1 cannot combine multi-shot with frames")
 
@@ -224,13 +231,11 @@ def validate_video_request(req: OmniVideoRequest) -> None:
     # Duration ([omni-video] Durations [omni-video]).
     if o1:
         _int_in("duration", req.duration, 3, 10)
-        text_or_first_only = not req.video_list and not end and len(req.image_list) <= len(first)
-        if text_or_first_only and req.duration not in (5, 10):
-            raise _fail(
-                "duration",
-                req.duration,
-                "kling-video-o1 text-to-video and first-frame-only accept 5 or 10",
-            )
+        # First frame alone: 5 or 10 s. Text-to-video is not held to it: the page's own "Text
+        # To Video" example sends "duration": "7" and its FAQ gives 3~10 s; the example wins.
+        first_only = bool(first) and len(req.image_list) == 1 and not req.video_list
+        if first_only and req.duration not in (5, 10):
+            raise _fail("duration", req.duration, "kling-video-o1 first-frame-only accepts 5 or 10")
     else:
         _int_in("duration", req.duration, 3, 15)
     _common(req)

@@ -37,7 +37,7 @@ from typing import Any, Literal
 
 from ._local_media import check_regular_file
 
-__all__ = ["Dialect", "image_kwargs", "video_kwargs"]
+__all__ = ["Dialect", "body_api", "image_kwargs", "video_kwargs"]
 
 Dialect = Literal["kling", "modellix"]
 
@@ -88,6 +88,14 @@ _BASE64 = re.compile(r"[A-Za-z0-9+/\s]+={0,2}")
 _MIN_BASE64 = 64  # shorter strings are names, not encoded files
 
 
+def body_api(body: Any, dialect: Dialect) -> Literal["kling-legacy", "kling-new", "modellix"]:
+    """The wire API a body is written for: Modellix's, Kling's new standard (a ``contents``
+    body, https://kling.ai/document-api/api/video/3-0-omni/video-omni) or Kling's legacy one."""
+    if dialect == "modellix":
+        return "modellix"
+    return "kling-new" if isinstance(body, Mapping) and "contents" in body else "kling-legacy"
+
+
 def image_kwargs(
     body: Mapping[str, Any], *, dialect: Dialect = "kling", base: Path | None = None
 ) -> dict[str, Any]:
@@ -133,9 +141,11 @@ def video_kwargs(
     if dialect == "kling" and isinstance(body, Mapping) and "contents" in body:
         return _new_standard_video(body, base)
     body, out = _common(body, dialect, _MODELLIX_VIDEO_FIELDS, _VIDEO_FIELDS)
-    for field in ("prompt", "multi_shot", "shot_type", "sound", "mode", "aspect_ratio"):
+    for field in ("multi_shot", "shot_type", "sound", "mode", "aspect_ratio"):
         if field in body:
             out[field] = body[field]
+    if out.get("prompt") == "" and body.get("shot_type") == "customize":
+        del out["prompt"]  # the legacy page's multi-shot examples: "prompt": "" beside the shots
     if "duration" in body:
         out["duration"] = _integer(body["duration"], "duration")
     if "multi_prompt" in body:
@@ -234,21 +244,25 @@ def _new_standard_video(body: Mapping[str, Any], base: Path | None) -> dict[str,
         out["aspect_ratio"] = settings["aspect_ratio"]
     if "duration" in settings:
         out["duration"] = _integer(settings["duration"], "settings.duration")
-    # multi_shot defaults to true on 3.0 Omni and does not exist on O1.
-    multi_shot = settings.get("multi_shot", out["model_name"] == "kling-v3-omni")
+    # multi_shot defaults to true on 3.0 Omni and does not exist on O1; left unset when the
+    # body does not set it, so the request keeps the standard's default.
+    given = settings.get("multi_shot")
+    multi_shot = given if given is not None else out["model_name"] == "kling-v3-omni"
     if text is not None:
         for name in sorted(names, key=len, reverse=True):  # @Zhang before @Zhan
             text = text.replace(f"@{name}", names[name])
     shots = _SHOT.findall(text or "")
-    if multi_shot and shots:
+    if multi_shot is True and shots:
         out.update(multi_shot=True, shot_type="customize")
         out["multi_prompt"] = [
             {"index": int(n), "duration": int(m), "prompt": words.strip()} for n, m, words in shots
         ]
     else:
         out["prompt"] = text
-        if multi_shot:
+        if given is True:
             out.update(multi_shot=True, shot_type="intelligence")
+        elif given is not None:
+            out["multi_shot"] = given
     if images:
         out["image_list"] = images
     if videos:
@@ -280,8 +294,12 @@ def _common(
     if "model_name" in body:
         model = body["model_name"]
         out["model_name"] = _MODELLIX_MODELS.get(model, model) if dialect == "modellix" else model
-    for field in ("prompt", "callback_url", "external_task_id"):
-        if field in body:
+    if "prompt" in body:
+        out["prompt"] = body["prompt"]
+    for field in ("callback_url", "external_task_id"):
+        # The vendors' examples write "" for "none" ("callback_url": "", "external_task_id": "",
+        # https://kling.ai/document-api/api/image/3-0-omni/image-omni).
+        if field in body and body[field] != "":
             out[field] = body[field]
     if "watermark_info" in body and "watermark" in body:
         raise ValueError("watermark_info and watermark: give one of them, not both")

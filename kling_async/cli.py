@@ -73,7 +73,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "estimate":
             campaign = Path(args.campaign)
             _check_campaign(campaign)
-            return estimate_campaign(campaign, print)
+            standard = _api_standard(args.api_standard, args.provider)
+            check = codec_for(args.provider, api_standard=standard).check
+            return estimate_campaign(campaign, print, args.provider, check)
         return _run(args, console, argv)
     except SetupError as exc:
         print(f"kling-async: {exc}", file=sys.stderr)
@@ -136,8 +138,9 @@ def _run(args: argparse.Namespace, console: Console, argv: Sequence[str] | None)
     quota = parse_quota(args.quota)
     campaign = Path(args.campaign)
     _check_campaign(campaign)
+    standard = _api_standard(args.api_standard, args.provider)
     if not args.sandbox:
-        _check_credentials(args.provider)
+        _check_credentials(args.provider, standard)
     _check_base_url(args)
     out = Path(args.out)
     if args.resume and not (out / JOURNAL_NAME).exists():
@@ -151,7 +154,7 @@ def _run(args: argparse.Namespace, console: Console, argv: Sequence[str] | None)
         base_url=args.base_url,
         task_timeout=args.task_timeout,
         provider=args.provider,
-        api_standard=_api_standard(args.api_standard, args.provider),
+        api_standard=standard,
         deadline=args.deadline,
         resume_command=_resume_command(argv),
         redis=_redis_url(args.redis, sandbox=args.sandbox),
@@ -251,10 +254,16 @@ def _check_writable(out: Path) -> None:
         raise SetupError(f"--out {out}: not writable ({exc.strerror or exc})") from None
 
 
-def _check_credentials(provider: str) -> None:
-    env, codec = os.environ, codec_for(provider)
+def _check_credentials(provider: str, standard: Literal["legacy", "new"] = "legacy") -> None:
+    env, codec = os.environ, codec_for(provider, api_standard=standard)
     if env.get(codec.api_key_env):
         return
+    if not codec.supports_jwt and (env.get("KLING_ACCESS_KEY") or env.get("KLING_SECRET_KEY")):
+        # https://kling.ai/document-api/api/get-started/authentication: AK/SK is legacy only.
+        raise SetupError(
+            f"Kling's new-standard API takes an API key ({codec.api_key_env}); "
+            "AccessKey/SecretKey are for the legacy standard"
+        )
     if codec.supports_jwt:
         access, secret = env.get("KLING_ACCESS_KEY"), env.get("KLING_SECRET_KEY")
         if access and secret:
@@ -474,6 +483,18 @@ def _parser() -> argparse.ArgumentParser:
         "images: the estimates a run with --budget starts from.",
     )
     estimate.add_argument("campaign", help="campaign file, JSON Lines (as for 'run')")
+    estimate.add_argument(
+        "--provider",
+        choices=PROVIDERS,
+        default="kling",
+        help="the wire API whose rules the lines are checked by (as for 'run')",
+    )
+    estimate.add_argument(
+        "--api-standard",
+        choices=API_STANDARDS,
+        default="legacy",
+        help="Kling's API standard for videos, whose rules the lines are checked by",
+    )
     sandbox = sub.add_parser(
         "sandbox", parents=[common], help="serve the sandbox API on a local port"
     )

@@ -397,18 +397,14 @@ def test_check_reads_no_files(tmp_path: Path) -> None:
 @pytest.mark.parametrize("images", [0, 1], ids=["text", "reference-image"])
 def test_video_o1_duration_without_a_video_is_5_or_10(duration: int, images: int) -> None:
     """kling-video-o1 without a reference video takes only 5 or 10 s on Modellix (§5.3), even
-    where Kling itself allows 3–10 (a plain reference image)."""
-    try:
-        request = _video(model_name="kling-video-o1", duration=duration, image_list=[URL] * images)
-    except ValueError:
-        assert images == 0 and duration not in (5, 10)  # Kling's own rule already refuses
-        return
+    where Kling's new standard allows 3–10; the refusal names the field and Modellix."""
+    request = _video(model_name="kling-video-o1", duration=duration, image_list=[URL] * images)
     if duration in (5, 10):
         assert CODEC.build_create(request, "k")["duration"] == duration
     else:
         with pytest.raises(
             ka.InvalidInputError,
-            match=r"duration: .*5 or 10.*docs\.modellix\.ai/kling/kling-video-o1",
+            match=r"^duration: \d+, kling-video-o1 without videos: 5 or 10 on Modellix$",
         ):
             CODEC.check(request)
 

@@ -305,7 +305,7 @@ async def test_valid_jwt_is_accepted_and_other_alg_refused(sb: Sandbox) -> None:
         ({"prompt": "x", "watermark_info": {"enabled": "yes"}}, "watermark_info.enabled"),
         ({"prompt": "x", "watermark_info": True}, "watermark_info"),
         ({"prompt": "x", "callback_url": "ftp://x"}, "callback_url"),
-        ({"prompt": "x", "external_task_id": ""}, "external_task_id"),
+        ({"prompt": "x", "external_task_id": 5}, "external_task_id"),
         ({"prompt": "x", "model_name": "kling-v1"}, "model_name"),
     ],
 )
@@ -323,7 +323,13 @@ async def test_image_validation_rejects_with_1201(
     ("changes", "fragment"),
     [
         ({"duration": 5}, "duration must be a string"),
-        ({"duration": "7"}, '"5" or "10"'),
+        (
+            {
+                "duration": "7",
+                "image_list": [{"image_url": "https://a/b.png", "type": "first_frame"}],
+            },
+            '"5" or "10"',
+        ),
         ({"duration": "11"}, 'duration must be "3" to "10"'),
         ({"model_name": "kling-v3-omni", "duration": "16"}, '"3" to "15"'),
         ({"aspect_ratio": "4:3"}, "aspect_ratio"),

@@ -155,6 +155,9 @@ VALID: list[tuple[str, dict[str, Any]]] = [
         {"type": "base_video", "url": VIDEO_URL, "id": "video_1"},
         aspect_ratio=None, multi_shot=False, audio="original",
     )),
+    ("only prompt, no aspect ratio (the page's example; default 16:9)", prompt_only(
+        aspect_ratio=None, resolution="1080p", duration=5, audio="native", multi_shot=False,
+    )),
     ("multi-shot prompt", {
         "contents": [{"type": "prompt", "text": "shot 1, 2, a door opens; shot 2, 3, rain;"}],
         "settings": {"aspect_ratio": "9:16", "duration": 5},
@@ -234,7 +237,6 @@ REFUSED: list[tuple[str, str, dict[str, Any], str]] = [
     ("O1 native audio", O1, prompt_only(audio="native"), "settings.audio"),
     ("O1 4k", O1, prompt_only(resolution="4k"), "settings.resolution"),
     ("aspect 4:3", V3, prompt_only(aspect_ratio="4:3"), "settings.aspect_ratio"),
-    ("aspect missing", V3, prompt_only(aspect_ratio=None), "settings.aspect_ratio is required"),
     ("duration string", V3, prompt_only(duration="5"), "settings.duration"),
     ("duration 16", V3, prompt_only(duration=16), "settings.duration"),
     ("duration 2", V3, prompt_only(duration=2), "settings.duration"),

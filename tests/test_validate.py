@@ -1,4 +1,7 @@
-"""Request validation (reference §5.1, §6.1): broken rules raise before anything is sent."""
+"""Request validation (reference §5.1, §6.1): broken rules raise before anything is sent.
+
+These are the legacy standard's rules: the helpers build a request and check it as Kling's
+legacy-standard API would (``check_for("kling-legacy", ...)``)."""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 import kling_async as ka
+from kling_async._api_rules import check_for
 from kling_async._validate import check_local_image, check_local_video
 
 URL = "https://example.com/ref.png"
@@ -22,13 +26,17 @@ MP4_BYTES = b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 256
 def _image(**kwargs: Any) -> ka.OmniImageRequest:
     fields: dict[str, Any] = {"prompt": "a red fox in the snow"}
     fields.update(kwargs)
-    return ka.OmniImageRequest(**fields)
+    request = ka.OmniImageRequest(**fields)
+    check_for("kling-legacy", request)
+    return request
 
 
 def _video(**kwargs: Any) -> ka.OmniVideoRequest:
     fields: dict[str, Any] = {"prompt": "a red fox running", "aspect_ratio": "16:9"}
     fields.update(kwargs)
-    return ka.OmniVideoRequest(**fields)
+    request = ka.OmniVideoRequest(**fields)
+    check_for("kling-legacy", request)
+    return request
 
 
 def _first(url: str = URL) -> ka.VideoImage:
@@ -407,7 +415,6 @@ VIDEO_INVALID: list[tuple[str, dict[str, Any], type[Exception], str]] = [
     ("aspect ratio missing", {"aspect_ratio": None}, ValueError, "aspect_ratio"),
     ("o1 duration 11", {"image_list": [URL], "duration": 11}, ValueError, "duration"),
     ("o1 duration 2", {"image_list": [URL], "duration": 2}, ValueError, "duration"),
-    ("o1 text-to-video duration 7", {"duration": 7}, ValueError, "duration"),
     (
         "o1 first-frame-only duration 7",
         {"aspect_ratio": None, "image_list": [_first()], "duration": 7},
@@ -440,6 +447,7 @@ def test_video_rule_violation_names_the_field(
 VIDEO_VALID: list[tuple[str, dict[str, Any]]] = [
     ("prompt exactly 2500", {"prompt": "x" * 2500}),
     ("o1 text-to-video 10 s", {"duration": 10}),
+    ("o1 text-to-video 7 s, the legacy page's own example", {"duration": 7}),
     ("o1 reference image 7 s", {"image_list": [URL], "duration": 7}),
     ("o1 reference image 3 s", {"image_list": [URL], "duration": 3}),
     ("o1 first frame 10 s", {"aspect_ratio": None, "image_list": [_first()], "duration": 10}),
@@ -519,7 +527,8 @@ def test_video_valid_combinations_are_accepted(kwargs: dict[str, Any]) -> None:
 
 
 def test_video_defaults_match_the_api() -> None:
-    """Defaults follow §6.1: kling-video-o1, sound off, mode pro, 5 s, no multi-shot."""
+    """Defaults follow §6.1: kling-video-o1, sound off, mode pro, 5 s; multi-shot unset (each
+    API's own default: the legacy standard's is false)."""
     request = _video()
     assert (request.model_name, request.sound, request.mode, request.duration) == (
         "kling-video-o1",
@@ -527,7 +536,7 @@ def test_video_defaults_match_the_api() -> None:
         "pro",
         5,
     )
-    assert request.multi_shot is False
+    assert request.multi_shot is None
 
 
 # --------------------------------------------------------------------------------------------

@@ -270,30 +270,37 @@ def test_modellix_body_round_trips(name: str) -> None:
     assert wire == expected
 
 
-def test_modellix_v3_image_example_is_refused_for_its_auto_ratio() -> None:
-    """Modellix's kling-v3-omni-image curl example (seed 000: a prompt alone) leaves the ratio at
-    'auto', which Kling's image capability map refuses for 3.0 Omni text-to-image; the SDK
-    says so before sending instead of letting the API refuse it."""
+def test_modellix_v3_image_example_is_read_as_written() -> None:
+    """Modellix's kling-v3-omni-image curl example (a prompt alone, its ratio left to Modellix)
+    is a valid request: Kling's native capability map ("no auto ratio for 3.0 Omni
+    text-to-image") does not bind a Modellix request; on Kling's own API the rule still holds."""
     body = {
         "model_name": "kling-v3-omni-image",
         "prompt": "Create a luxury perfume campaign visual using the reference bottle image",
     }
+    request = ka.OmniImageRequest.from_wire(body, provider="modellix")
+    assert (request.model_name, request.image_list) == ("kling-v3-omni", ())
+    native = {"model_name": "kling-v3-omni", "prompt": body["prompt"]}
     with pytest.raises(ValueError, match=r"^aspect_ratio: 'auto', kling-v3-omni text-to-image"):
-        ka.OmniImageRequest.from_wire(body, provider="modellix")
-    request = ka.OmniImageRequest.from_wire({**body, "aspect_ratio": "1:1"}, provider="modellix")
-    assert request.model_name == "kling-v3-omni"
+        ka.OmniImageRequest.from_wire(native)
 
 
-def test_modellix_v3_video_example_is_refused_without_a_ratio() -> None:
-    """Modellix's kling-v3-omni-video curl example (seed 001: a prompt alone) gives no aspect
-    ratio, which Kling's omni-video rules require for text-to-video; refused before sending."""
+def test_modellix_v3_video_example_is_read_as_written() -> None:
+    """Modellix's kling-v3-omni-video curl example (a prompt alone, no aspect ratio) is a valid
+    request: the legacy standard's "aspect ratio required" rule does not bind Modellix."""
     body = {
         "model_name": "kling-v3-omni-video",
         "prompt": "A woman leaves a subway station and walks into a rainy cyberpunk street, "
         "then the camera tracks beside her",
     }
+    request = ka.OmniVideoRequest.from_wire(body, provider="modellix")
+    assert (request.model_name, request.aspect_ratio, request.multi_shot) == (
+        "kling-v3-omni",
+        None,
+        None,
+    )
     with pytest.raises(ValueError, match=r"^aspect_ratio: None, required unless a first frame"):
-        ka.OmniVideoRequest.from_wire(body, provider="modellix")
+        ka.OmniVideoRequest.from_wire({**body, "model_name": "kling-v3-omni"})
 
 
 def test_quoted_element_id_and_string_duration_are_read() -> None:
@@ -542,3 +549,28 @@ def test_reading_what_the_codec_sends_gives_the_same_body(request: ka.OmniImageR
     wire = KlingCodec().build_create(request, "eid")
     again = KlingCodec().build_create(ka.OmniImageRequest.from_wire(wire), "eid")
     assert again == wire
+
+
+def test_empty_strings_the_examples_use_for_none_are_read_as_absent() -> None:
+    """'"callback_url": ""', '"external_task_id": ""' and a '"prompt": ""' beside customised
+    shots (the legacy pages' examples) are left out, not refused; an empty image prompt is
+    still refused."""
+    video = ka.OmniVideoRequest.from_wire(
+        {
+            "model_name": "kling-v3-omni",
+            "multi_shot": True,
+            "shot_type": "customize",
+            "prompt": "",
+            "multi_prompt": [
+                {"index": 1, "prompt": "a door opens", "duration": "2"},
+                {"index": 2, "prompt": "rain falls", "duration": "3"},
+            ],
+            "aspect_ratio": "16:9",
+            "duration": "5",
+            "callback_url": "",
+            "external_task_id": "",
+        }
+    )
+    assert (video.prompt, video.callback_url, video.external_task_id) == (None, None, None)
+    with pytest.raises(ValueError, match=r"^prompt: '', must be 1–2500 characters, not empty"):
+        ka.OmniImageRequest.from_wire({"prompt": "", "callback_url": ""})

@@ -28,6 +28,7 @@ from typing import Any
 import attrs
 
 from .._account import ResourcePack, ResourcePackStatus
+from .._api_rules import refuse_for
 from .._convert import structure, units_of
 from .._errors import (
     ConcurrencyLimitError,
@@ -192,8 +193,13 @@ class KlingCodec(NoUnifiedQuery):
         return min(_PAGE_SIZE_MAX, max(_PAGE_SIZE_MIN, 2 * tracked))
 
     def check(self, request: Request) -> None:
-        """Refuse what this wire API cannot carry. Kling's native API carries every field of
-        the request models ([omni-image], [omni-video]), so this never raises."""
+        """Refuse, before sending, what the legacy standard's pages refuse ([omni-image],
+        [omni-video]); Kling's native API carries every field of the request models.
+
+        Raises:
+            InvalidInputError: naming the field, the value and the rule.
+        """
+        refuse_for("kling-legacy", request)
 
     def is_terminal_wire_status(self, raw: str) -> bool:
         """Whether ``raw`` (a wire ``task_status`` such as ``"succeed"``, [omni-image]) is
@@ -256,7 +262,7 @@ class KlingCodec(NoUnifiedQuery):
         # [omni-video]: image_list items use the key 'image_url'; duration is a string.
         body: dict[str, Any] = {
             "model_name": r.model_name,
-            "multi_shot": r.multi_shot,
+            "multi_shot": bool(r.multi_shot),  # unset: the legacy default, false [omni-video]
             "sound": r.sound,
             "mode": r.mode,
             "duration": str(r.duration),

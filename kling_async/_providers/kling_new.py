@@ -27,8 +27,9 @@ from typing import Any
 
 import attrs
 
+from .._api_rules import refuse_for
 from .._convert import units_of
-from .._errors import InvalidInputError, ResponseFormatError, UnknownStatusError
+from .._errors import ResponseFormatError, UnknownStatusError
 from .._models import (
     GeneratedImage,
     GeneratedVideo,
@@ -102,24 +103,13 @@ class KlingNewCodec(KlingCodec):
         return self.parse_task_list(data["result"]), str(cursor) if cursor else None
 
     def check(self, request: Request) -> None:
-        """The new standard's own rules beyond the request model's [omni-video-3] [o1].
+        """Refuse, before sending, what the new standard's pages refuse ([omni-video-3], [o1]);
+        images follow the legacy standard's rules, the only one Kling documents for them.
 
         Raises:
-            InvalidInputError: the request cannot be sent on the new standard; the message
-                names the field and the rule.
+            InvalidInputError: naming the field, the value and the rule.
         """
-        if not isinstance(request, OmniVideoRequest):
-            return
-        o1 = request.model_name == "kling-video-o1"
-        feature = any(v.refer_type == "feature" for v in request.video_list)
-        if o1 and request.sound == "on":
-            raise _refused("sound", "'on'", "kling-o1 has audio 'original' or 'off' only")
-        if o1 and request.mode == "4k":
-            raise _refused("mode", "'4k'", "kling-o1 has no 4k resolution")
-        if feature and not o1 and not request.multi_shot:
-            raise _refused(
-                "multi_shot", "False", "with a feature video, multi_shot can only be true"
-            )
+        refuse_for("kling-new", request)
 
     def is_terminal_wire_status(self, raw: str) -> bool:
         """Whether ``raw`` is terminal: a new-standard ``status`` (``"succeeded"``,
@@ -172,7 +162,10 @@ class KlingNewCodec(KlingCodec):
             "duration": r.duration,
         }
         if r.model_name != "kling-video-o1":  # O1 has no multi_shot setting [o1]
-            settings["multi_shot"] = r.multi_shot
+            # Unset: 3.0 Omni's default, true, except with a base video, which "does not
+            # support generating multi-shot videos" [omni-video-3].
+            base = any(v.refer_type == "base" for v in r.video_list)
+            settings["multi_shot"] = r.multi_shot if r.multi_shot is not None else not base
         if r.aspect_ratio is not None:
             settings["aspect_ratio"] = r.aspect_ratio
         options: dict[str, Any] = {"external_task_id": external_task_id}
@@ -281,7 +274,3 @@ def _float(value: Any) -> float | None:
         return float(value) if value not in (None, "") else None
     except (TypeError, ValueError):
         return None
-
-
-def _refused(field: str, value: str, rule: str) -> InvalidInputError:
-    return InvalidInputError(f"{field}: {value}, {rule} on Kling's new-standard API")

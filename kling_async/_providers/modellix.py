@@ -39,6 +39,7 @@ from urllib.parse import quote
 
 import attrs
 
+from .._api_rules import refuse_for
 from .._errors import (
     InvalidInputError,
     ResponseFormatError,
@@ -206,8 +207,9 @@ class ModellixCodec(NoUnifiedQuery, NoAccountCosts):
           out, so the
           output follows the input video as in a base edit; INFERRED: feature reference is
           not available).
-        - ``kling-video-o1`` without a reference video: ``duration`` other than 5 or 10
-        [modellix-video-o1].
+        - then the rules the Modellix pages state (prompt required, ``multi_shot`` /
+          ``shot_type``, sound off with ``videos``, durations: 3–15 s, ``kling-video-o1``
+          without a reference video 5 or 10 [modellix-video-o1]); see ``_api_rules``.
 
         Raises:
             InvalidInputError: (a ``ValueError``) naming the provider and the field.
@@ -234,6 +236,8 @@ class ModellixCodec(NoUnifiedQuery, NoAccountCosts):
             self._check_image(request)
         else:
             self._check_video(request)
+        # The Modellix pages' own rules; Kling's native ones do not bind a Modellix request.
+        refuse_for("modellix", request)
 
     def _check_image(self, r: OmniImageRequest) -> None:
         if r.result_type == "series" and r.series_amount == "auto":
@@ -288,11 +292,6 @@ class ModellixCodec(NoUnifiedQuery, NoAccountCosts):
                     "https://docs.modellix.ai/kling/kling-v3-omni-video",
                     "a reference video is edited; duration must be left out",
                 )
-        if r.model_name == "kling-video-o1" and not r.video_list and r.duration not in (5, 10):
-            raise InvalidInputError(
-                f"duration: {r.duration!r}, modellix kling-video-o1 accepts 5 or 10 without a "
-                "reference video https://docs.modellix.ai/kling/kling-video-o1"
-            )
 
     def create_path(self, request: Request) -> str:
         """Path of the create endpoint, below :data:`DEFAULT_BASE_URL` [modellix-api]: e.g.
@@ -365,7 +364,7 @@ class ModellixCodec(NoUnifiedQuery, NoAccountCosts):
         # shot_type='customize', which check() refuses.
         body: dict[str, Any] = {
             "prompt": r.prompt,
-            "multi_shot": r.multi_shot,
+            "multi_shot": bool(r.multi_shot),  # unset: the pages' default, false
             "sound": r.sound,
             "mode": r.mode,
         }

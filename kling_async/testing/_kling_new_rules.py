@@ -268,12 +268,10 @@ def check_new_video(model: str, raw: object) -> NewVideoSpec:
     audio = _choice(settings, "audio", AUDIO[model], "off")
     resolution = _choice(settings, "resolution", RESOLUTIONS[model], "720p")
     has_video = bool(by["feature_video"] or by["base_video"])
-    aspect_ratio = None
-    if "aspect_ratio" in settings:
-        aspect_ratio = _choice(settings, "aspect_ratio", ASPECT_RATIOS, "16:9")
-    elif not by["first_frame"] and not has_video:
-        # [3.0-omni] [o1]: required when there is no first frame and no reference video
-        raise RuleError("settings.aspect_ratio is required without a first_frame or a video")
+    # [3.0-omni] [o1]: the field table's default is 16:9 and the pages' own examples leave it
+    # out ("Only prompt") or send it with a first frame or a reference video, although a note
+    # calls it required without them: the examples and the default win, so it is never refused.
+    aspect_ratio = _choice(settings, "aspect_ratio", ASPECT_RATIOS, "16:9")
     duration = settings.get("duration", 5)  # [3.0-omni]: int, default 5
     high = MAX_DURATION[model]
     if not _is_int(duration) or not 3 <= duration <= high:
