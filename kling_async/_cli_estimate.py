@@ -17,6 +17,7 @@ import attrs
 
 from ._budget import UnitEstimates, price_class, request_size
 from ._campaign import CampaignLineError, read_campaign
+from ._cli_text import safe
 from ._models import OmniImageRequest
 
 __all__ = ["estimate_campaign"]
@@ -34,7 +35,8 @@ class _Group:
 
 def estimate_campaign(path: Path, write: Callable[[str], None]) -> int:
     """Write the estimate of the campaign at ``path`` line by line through ``write``; return
-    the exit status (0, or 1 when a line is invalid: its reason is listed).
+    the exit status (0, or 1 when a line is invalid: its reason is listed, control characters
+    escaped).
 
     Raises:
         OSError: the file cannot be read.
@@ -57,7 +59,8 @@ def estimate_campaign(path: Path, write: Callable[[str], None]) -> int:
                 if auto
                 else f"{size} {word}{'s' if size != 1 else ''}"
             )
-            group = groups[key] = _Group(label=f"{', '.join(price_class(request))}, {amount}")
+            label = safe(f"{', '.join(price_class(request))}, {amount}")
+            group = groups[key] = _Group(label=label)
             estimate = estimates.estimate(request)
             if estimate is not None:
                 group.each, group.basis = estimate.units, estimate.basis
@@ -83,5 +86,5 @@ def estimate_campaign(path: Path, write: Callable[[str], None]) -> int:
         summary += f"; {unknown} line(s) of unknown cost not counted"
     write(summary)
     for error in invalid:
-        write(f"line {error.line}: invalid: {error.reason}")
+        write(f"line {error.line}: invalid: {safe(error.reason)}")
     return 1 if invalid else 0

@@ -24,6 +24,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ._campaign import CampaignLine, CampaignLineError, content_lines, read_campaign
+from ._cli_text import say
 from ._client import KlingClient
 from ._download import safe_stem
 from ._errors import AuthenticationError, BudgetExceededError, KlingError, OutcomeUnknownError
@@ -157,7 +158,7 @@ async def run_campaign(
     def invalid(line: int, reason: str) -> None:
         tally.invalid += 1
         rows[line] = _row(line, status="invalid", error=reason)
-        console.print(f"[red]line {line}: invalid[/red]: {reason}")
+        say(console, (f"line {line}: invalid", "red"), f": {reason}")
         progress.advance(bar)
 
     def requests() -> Iterator[Request]:
@@ -212,7 +213,7 @@ async def run_campaign(
                 f" · running {stats.in_flight} · {stats.units_spent} units",
             )
             if not console.is_terminal:
-                console.print(_describe(row))
+                say(console, _describe(row))
 
         manifest_path.write_text("", encoding="utf-8")
         stream = client.stream(
@@ -242,30 +243,35 @@ async def run_campaign(
     elapsed = time.monotonic() - started
     if interrupt.reason is not None:
         statuses = [row["status"] for row in rows.values()]
-        console.print(
-            f"[bold]interrupted[/bold] ({interrupt.reason}) after {elapsed:.1f} s: "
+        say(
+            console,
+            ("interrupted", "bold"),
+            f" ({interrupt.reason}) after {elapsed:.1f} s: "
             f"{tally.succeeded + tally.failed} done, {statuses.count('running')} running "
             f"(followed on resume), {statuses.count('not_started') + total - len(rows)} not "
-            f"started, {tally.invalid} invalid; manifest {manifest_path}"
+            f"started, {tally.invalid} invalid; manifest {manifest_path}",
         )
         if options.resume_command:
-            console.print(f"resume with: {options.resume_command}")
+            say(console, f"resume with: {options.resume_command}")
         return 1
     stats = client.stats()
     budget = f" of the budget of {options.budget}" if options.budget is not None else ""
     over = f", {tally.over_budget} over budget (not created)" if tally.over_budget else ""
-    console.print(
-        f"[bold]done[/bold] in {elapsed:.1f} s: {tally.succeeded} succeeded, "
+    say(
+        console,
+        ("done", "bold"),
+        f" in {elapsed:.1f} s: {tally.succeeded} succeeded, "
         f"{tally.failed} failed{over}, {tally.invalid} invalid lines; {tally.files} files "
         f"({tally.bytes / 1e6:.1f} MB) in {out}; {stats.units_spent} units charged{budget}; "
         f"{stats.tasks_created} tasks created, "
-        f"{stats.requeued_1303} creates re-queued on a full quota; manifest {manifest_path}"
+        f"{stats.requeued_1303} creates re-queued on a full quota; manifest {manifest_path}",
     )
     if options.redis:
         for name, pool in sorted(client.quota_snapshot().items()):
-            console.print(
+            say(
+                console,
                 f"shared pool {name} on Redis: {pool.capacity} slots, {pool.in_use} held by "
-                f"this process and {pool.others} by others at the end; peak {pool.peak}"
+                f"this process and {pool.others} by others at the end; peak {pool.peak}",
             )
     return 0 if tally.failed == tally.invalid == tally.over_budget == 0 else 1
 
@@ -315,10 +321,11 @@ async def _make_client(options: RunOptions, stack: AsyncExitStack, console: Cons
         )
     )
     base_url = {"kling": sandbox.base_url, "modellix": sandbox.modellix_base_url}[options.provider]
-    console.print(
+    say(
+        console,
         f"{options.provider} sandbox at {base_url} (task durations scaled down: images "
         f"{SANDBOX_IMAGE_DURATION[0]:g}–{SANDBOX_IMAGE_DURATION[1]:g} s, videos "
-        f"{SANDBOX_VIDEO_DURATION[0]:g}–{SANDBOX_VIDEO_DURATION[1]:g} s)"
+        f"{SANDBOX_VIDEO_DURATION[0]:g}–{SANDBOX_VIDEO_DURATION[1]:g} s)",
     )
     return KlingClient(
         api_key=SANDBOX_KEY,
