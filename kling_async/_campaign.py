@@ -163,7 +163,7 @@ def parse_line(text: str, base: Path, provider: Dialect = "kling") -> Request:
         TypeError: a field of the wrong type.
     """
     try:
-        obj = json.loads(text, parse_int=_integer, parse_float=_finite, parse_constant=_no_constant)
+        obj = _DECODER.decode(text)
     except json.JSONDecodeError as exc:
         raise ValueError(f"not valid JSON ({exc.msg} at column {exc.colno})") from None
     except ValueError as exc:  # a number out of range (raised by the hooks below)
@@ -196,3 +196,7 @@ def _finite(text: str) -> float:
 
 def _no_constant(text: str) -> float:
     raise ValueError(f"{text} is not a JSON number")
+
+
+# One decoder for every line: json.loads with hooks would build a new one per call.
+_DECODER = json.JSONDecoder(parse_int=_integer, parse_float=_finite, parse_constant=_no_constant)

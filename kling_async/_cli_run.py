@@ -149,6 +149,7 @@ async def run_campaign(
     total = sum(1 for _ in content_lines(options.campaign))
     manifest_path = out / "manifest.jsonl"
     rows: dict[int, dict[str, Any]] = {}
+    invalid_lines: dict[int, str] = {}  # line → reason; kept apart, small (100,000 may come)
     tally = _Tally()
     started = time.monotonic()
     line_of: list[int] = []
@@ -157,9 +158,10 @@ async def run_campaign(
 
     def invalid(line: int, reason: str) -> None:
         tally.invalid += 1
-        rows[line] = _row(line, status="invalid", error=reason)
+        invalid_lines[line] = reason
         say(console, (f"line {line}: invalid", "red"), f": {reason}")
-        progress.advance(bar)
+        if not progress.disable:  # off a terminal it shows nothing but costs per line
+            progress.advance(bar)
 
     def requests() -> Iterator[Request]:
         for item in read_campaign(options.campaign, options.provider):
@@ -234,21 +236,22 @@ async def run_campaign(
                 await _mark_unfinished(client, rows, line_of, key_of)
 
     # Final manifest: one line per campaign line, in file order.
-    manifest_path.write_text(
-        "".join(json.dumps(rows[k], ensure_ascii=False) + "\n" for k in sorted(rows)),
-        encoding="utf-8",
-    )
+    with manifest_path.open("w", encoding="utf-8") as fh:
+        for line in sorted(rows.keys() | invalid_lines.keys()):
+            row = rows.get(line) or _row(line, status="invalid", error=invalid_lines[line])
+            fh.write(_to_json(row) + "\n")
     if refused:
         raise CredentialsRefused(str(refused[0]))
     elapsed = time.monotonic() - started
     if interrupt.reason is not None:
         statuses = [row["status"] for row in rows.values()]
+        not_started = statuses.count("not_started") + total - len(rows) - len(invalid_lines)
         say(
             console,
             ("interrupted", "bold"),
             f" ({interrupt.reason}) after {elapsed:.1f} s: "
             f"{tally.succeeded + tally.failed} done, {statuses.count('running')} running "
-            f"(followed on resume), {statuses.count('not_started') + total - len(rows)} not "
+            f"(followed on resume), {not_started} not "
             f"started, {tally.invalid} invalid; manifest {manifest_path}",
         )
         if options.resume_command:
@@ -405,6 +408,10 @@ def _row(
         "error": error,
         "units": str(units) if units is not None else None,
     }
+
+
+# One encoder for every row: json.dumps(ensure_ascii=False) would build one per call.
+_to_json = json.JSONEncoder(ensure_ascii=False).encode
 
 
 def _describe(row: dict[str, Any]) -> str:

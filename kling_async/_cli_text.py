@@ -10,6 +10,7 @@ of rich's markup), and its log handlers through :class:`SafeRecords`.
 from __future__ import annotations
 
 import logging
+import weakref
 from collections.abc import Iterable
 
 from rich.console import Console
@@ -29,6 +30,7 @@ _INVISIBLE = [0x061C, *range(0x200B, 0x2010), 0x2028, 0x2029, *range(0x202A, 0x2
 _INVISIBLE += [*range(0x2060, 0x2065), *range(0x2066, 0x206A), 0xFEFF]
 _TABLE = {c: f"\\x{c:02x}" for c in _ESCAPED} | {c: f"\\u{c:04x}" for c in _INVISIBLE}
 _TABLE |= {ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t"}
+_terminal: weakref.WeakKeyDictionary[Console, bool] = weakref.WeakKeyDictionary()
 
 
 def safe(text: object, limit: int = MAX_SHOWN) -> str:
@@ -39,7 +41,8 @@ def safe(text: object, limit: int = MAX_SHOWN) -> str:
     more = len(shown) - limit
     if more > 0:
         shown = shown[:limit]
-    shown = shown.translate(_TABLE)
+    if not shown.isprintable():  # every character of _TABLE is non-printable
+        shown = shown.translate(_TABLE)
     return f"{shown}… ({more} more characters)" if more > 0 else shown
 
 
@@ -48,11 +51,15 @@ def say(console: Console, *parts: str | tuple[str, str]) -> None:
     (a rich style such as ``"red"``). Every text goes through :func:`safe` and is never read
     as markup. Off a terminal the line is written as plain text, without rich's rendering
     (a run of 100,000 invalid lines prints 100,000 of them)."""
-    pieces = [(safe(p), "") if isinstance(p, str) else (safe(p[0]), p[1]) for p in parts]
-    if console.is_terminal:
+    terminal = _terminal.get(console)
+    if terminal is None:  # rich looks at the environment each time it is asked
+        terminal = _terminal[console] = console.is_terminal
+    if terminal:
+        pieces = [(safe(p), "") if isinstance(p, str) else (safe(p[0]), p[1]) for p in parts]
         console.print(Text.assemble(*pieces), soft_wrap=True)
     else:
-        console.file.write("".join(text for text, _ in pieces) + "\n")
+        texts = [safe(p if isinstance(p, str) else p[0]) for p in parts]
+        console.file.write("".join(texts) + "\n")
 
 
 class SafeRecords(logging.Filter):

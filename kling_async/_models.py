@@ -181,7 +181,7 @@ class OmniImageRequest:
                 missing local file, or a broken documented rule.
             TypeError: a field of the wrong JSON type.
         """
-        folder = None if base is None else Path(base)
+        folder = base if base is None or isinstance(base, Path) else Path(base)
         return cls(**image_kwargs(body, dialect=provider, base=folder))
 
     @property
@@ -353,7 +353,7 @@ class OmniVideoRequest:
                 missing local file, or a broken documented rule.
             TypeError: a field of the wrong JSON type.
         """
-        folder = None if base is None else Path(base)
+        folder = base if base is None or isinstance(base, Path) else Path(base)
         return cls(**video_kwargs(body, dialect=provider, base=folder))
 
     @property

@@ -36,4 +36,6 @@ def redact(text: str) -> str:
             text = text.replace(secret, "<secret>")
     if "eyJ" in text:
         text = _JWT.sub("<jwt>", text)
-    return _BEARER.sub(r"\1 <redacted>", text)
+    if "bearer" in text.lower():
+        text = _BEARER.sub(r"\1 <redacted>", text)
+    return text
