@@ -41,6 +41,7 @@ __all__ = [
 
 MAX_LINE_BYTES = 4 * 1024 * 1024  # one campaign line, newline excluded; a longer line is invalid
 MAX_INTEGER_DIGITS = 100  # a longer integer in a line is out of range
+_OTHER_BOMS = (codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
 _SKIP_CHUNK = 64 * 1024  # bytes read at a time while skipping the rest of an overlong line
 
 
@@ -135,14 +136,15 @@ def content_lines(path: Path) -> Iterator[tuple[int, str | CampaignLineError]]:
 
 
 def is_text_file(path: Path) -> bool:
-    """Whether the file looks like text: no NUL byte in its first 4 KiB (a JSON Lines file
-    never holds one; a binary or UTF-16 file does).
+    """Whether the file may be UTF-8 text: it does not start with a UTF-16 or UTF-32
+    byte-order mark. (Bad bytes elsewhere make only their own line invalid.)
 
     Raises:
         OSError: the file cannot be read.
     """
     with path.open("rb") as fh:
-        return b"\0" not in fh.read(4096)
+        head = fh.read(4)
+    return not head.startswith(_OTHER_BOMS)
 
 
 def _clip(text: str, limit: int = 500) -> str:

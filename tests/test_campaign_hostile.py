@@ -6,12 +6,16 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from kling_async._campaign import CampaignLine, CampaignLineError, read_campaign
 from kling_async._cli_text import safe
@@ -160,3 +164,93 @@ async def test_a_server_message_with_markup_and_escapes_is_shown_escaped(tmp_pat
                 assert "\\x1b[2K\\rline 9: succeeded\\nforged \\u202eevil" in text
             assert "[/x]" in stderr
         assert server.creates == 2
+
+
+# Property: mutated lines of the example campaign, through the reader and the CLI.
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLE_LINES = [
+    line.encode() for line in (EXAMPLES / "campaign.jsonl").read_text("utf-8").splitlines()
+]
+INSERTS = ["[/x]", "[bold]", '"', "{", "]", ",", "\\", "\x1b[2J", "\r", "\x00", "\u202e", "é"]
+
+
+@st.composite
+def _mutated(draw: st.DrawFn) -> bytes:
+    """One example line, mutated (or not) the ways a careless or hostile user would."""
+    line = draw(st.sampled_from(EXAMPLE_LINES))
+    for _ in range(draw(st.integers(0, 3))):
+        at = draw(st.integers(0, len(line)))
+        how = draw(st.sampled_from(["delete", "duplicate", "insert", "nest", "number", "bytes"]))
+        if how == "delete":
+            line = line[:at] + line[at + 1 :]
+        elif how == "duplicate":
+            line = line[:at] + line[at : at + 1] * 2 + line[at + 1 :]
+        elif how == "insert":
+            line = line[:at] + draw(st.sampled_from(INSERTS)).encode() + line[at:]
+        elif how == "nest":
+            depth = draw(st.sampled_from([2, 50, 999, 1500, 5000]))
+            line = line[:-1] + b', "x": ' + b"[" * depth + b"]" * depth + b"}"
+        elif how == "number":
+            number = draw(st.sampled_from([b"1e999999", b"-1e400", b"1" * 5000, b"NaN", b"0"]))
+            line = line.replace(b'"n": 4', b'"n": ' + number)
+        else:
+            line = (
+                line[:at] + draw(st.sampled_from([b"\xff", b"\xc3", b"\xed\xa0\x80"])) + line[at:]
+            )
+    return line.replace(b"\n", b"")
+
+
+def _campaign_bytes(lines: list[bytes], bom: bool) -> bytes:
+    return (b"\xef\xbb\xbf" if bom else b"") + b"".join(line + b"\n" for line in lines)
+
+
+def _content_numbers(lines: list[bytes]) -> list[int]:
+    """The 1-based numbers of the lines that are neither blank nor comments."""
+    return [n for n, line in enumerate(lines, 1) if line.strip() and line.strip()[:1] != b"#"]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(lines=st.lists(_mutated(), min_size=1, max_size=8), bom=st.booleans())
+def test_the_reader_gives_one_item_per_line_whatever_the_line(
+    lines: list[bytes], bom: bool
+) -> None:
+    """Mutated example lines (chars deleted, doubled or inserted, markup, controls, deep
+    nesting, huge numbers, bad UTF-8, a BOM): one item per content line, numbered, in order,
+    and no exception escapes the reader."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "c.jsonl"
+        (Path(folder) / "media").symlink_to(EXAMPLES / "media")
+        path.write_bytes(_campaign_bytes(lines, bom))
+        items = list(read_campaign(path))
+    assert [i.line for i in items] == _content_numbers(lines)
+    for item in items:
+        if isinstance(item, CampaignLineError):
+            assert 0 < len(item.reason) < 1000
+
+
+@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(lines=st.lists(_mutated(), min_size=2, max_size=5), bom=st.booleans())
+def test_a_sandbox_run_of_mutated_lines_has_one_row_per_line(lines: list[bytes], bom: bool) -> None:
+    """`kling-async run --sandbox` over mutated example lines ends without a run-level error,
+    with one manifest row per line, and sends nothing for an invalid line."""
+    with tempfile.TemporaryDirectory() as folder:
+        path, out = Path(folder) / "c.jsonl", Path(folder) / "out"
+        (Path(folder) / "media").symlink_to(EXAMPLES / "media")
+        path.write_bytes(_campaign_bytes(lines, bom))
+        proc = subprocess.run(
+            [sys.executable, "-m", "kling_async", "run", str(path), "--out", str(out), "--sandbox"],
+            env=_env(),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert proc.returncode in (0, 1), proc.stderr
+        assert "unexpected error" not in proc.stderr
+        rows = _manifest(out)
+        state = (out / "sandbox-state.jsonl").read_text("utf-8").splitlines()[1:]
+    assert [r["line"] for r in rows] == _content_numbers(lines)
+    sent = {json.loads(s)["external_task_id"] for s in state}
+    keys_of_invalid = {r["external_task_id"] for r in rows if r["status"] == "invalid"}
+    keys_of_others = {r["external_task_id"] for r in rows if r["status"] != "invalid"}
+    assert sent <= keys_of_others and not (sent & (keys_of_invalid - {None}))
