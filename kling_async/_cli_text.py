@@ -9,27 +9,19 @@ of rich's markup), and its log handlers through :class:`SafeRecords`.
 
 from __future__ import annotations
 
-import logging
 import weakref
 from collections.abc import Iterable
 
 from rich.console import Console
 from rich.text import Text
 
-from ._redact import add_secret, redact
+from . import _redact
+from ._redact import add_secret, escape_controls, redact
 
 __all__ = ["MAX_SHOWN", "SafeRecords", "safe", "say"]
 
 MAX_SHOWN = 2000  # characters of one outside text shown; the rest is summarised
 
-# C0 controls, DEL, C1 controls; then the invisible characters that reorder or hide text:
-# bidi marks, embeddings, overrides and isolates, zero-width characters, line/paragraph
-# separators, the byte-order mark.
-_ESCAPED = [*range(0x20), 0x7F, *range(0x80, 0xA0)]
-_INVISIBLE = [0x061C, *range(0x200B, 0x2010), 0x2028, 0x2029, *range(0x202A, 0x202F)]
-_INVISIBLE += [*range(0x2060, 0x2065), *range(0x2066, 0x206A), 0xFEFF]
-_TABLE = {c: f"\\x{c:02x}" for c in _ESCAPED} | {c: f"\\u{c:04x}" for c in _INVISIBLE}
-_TABLE |= {ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t"}
 _terminal: weakref.WeakKeyDictionary[Console, bool] = weakref.WeakKeyDictionary()
 
 
@@ -41,8 +33,7 @@ def safe(text: object, limit: int = MAX_SHOWN) -> str:
     more = len(shown) - limit
     if more > 0:
         shown = shown[:limit]
-    if not shown.isprintable():  # every character of _TABLE is non-printable
-        shown = shown.translate(_TABLE)
+    shown = escape_controls(shown)
     return f"{shown}… ({more} more characters)" if more > 0 else shown
 
 
@@ -62,18 +53,11 @@ def say(console: Console, *parts: str | tuple[str, str]) -> None:
         console.file.write("".join(texts) + "\n")
 
 
-class SafeRecords(logging.Filter):
-    """A log handler's filter: each record's message as :func:`safe` makes it (escaped,
-    secrets and the given ``secrets`` masked), so a server's text cannot forge a log line."""
+class SafeRecords(_redact.SafeRecords):
+    """A log handler's filter: each record's message escaped and with secrets masked, the
+    given ``secrets`` (e.g. the credentials in the environment) among them."""
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         super().__init__()
         for secret in secrets:
             add_secret(secret)
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        text = record.getMessage()
-        clean = safe(text, limit=len(text))
-        if clean != text:
-            record.msg, record.args = clean, None
-        return True
