@@ -17,6 +17,8 @@ import attrs
 import jwt
 from jwt.warnings import InsecureKeyLengthWarning
 
+from ._redact import add_secret
+
 __all__ = ["ApiKeyAuth", "Auth", "JwtAuth"]
 
 JWT_LIFETIME = 1800.0  # seconds; [auth]: exp = now + 1800 s (the documented example)
@@ -29,6 +31,9 @@ class ApiKeyAuth:
     """``Authorization: Bearer <API key>`` [auth]. The key never appears in reprs."""
 
     _api_key: str = attrs.field(repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        add_secret(self._api_key)  # masked in every error message from now on
 
     def header(self) -> str:
         """The ``Authorization`` header value."""
@@ -56,6 +61,9 @@ class JwtAuth:
     lifetime: float = JWT_LIFETIME
     _token: str | None = attrs.field(default=None, repr=False)
     _expires_at: float = attrs.field(default=0.0, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        add_secret(self._secret_key)  # masked in every error message (tokens are JWT-shaped)
 
     def header(self) -> str:
         """The ``Authorization`` header value, signing a new token when needed."""

@@ -18,6 +18,7 @@ import attrs
 
 from ._budget import UnitEstimates, price_class, request_size
 from ._campaign import CampaignLineError, read_campaign
+from ._cli_text import safe
 from ._models import OmniImageRequest, Request
 
 __all__ = ["estimate_campaign"]
@@ -42,7 +43,8 @@ def estimate_campaign(
     """Write the estimate of the campaign at ``path`` line by line through ``write``; return
     the exit status (0, or 1 when a line is invalid: its reason is listed). ``provider`` is
     the lines' default dialect; ``check`` (the run's wire API's rules, a codec's ``check``)
-    refuses lines as a run would.
+    refuses lines as a run would. Invalid lines' reasons are printed with control characters
+    escaped.
 
     Raises:
         OSError: the file cannot be read.
@@ -65,7 +67,8 @@ def estimate_campaign(
                 if auto
                 else f"{size} {word}{'s' if size != 1 else ''}"
             )
-            group = groups[key] = _Group(label=f"{', '.join(price_class(request))}, {amount}")
+            label = safe(f"{', '.join(price_class(request))}, {amount}")
+            group = groups[key] = _Group(label=label)
             estimate = estimates.estimate(request)
             if estimate is not None:
                 group.each, group.basis = estimate.units, estimate.basis
@@ -91,5 +94,5 @@ def estimate_campaign(
         summary += f"; {unknown} line(s) of unknown cost not counted"
     write(summary)
     for error in invalid:
-        write(f"line {error.line}: invalid: {error.reason}")
+        write(f"line {error.line}: invalid: {safe(error.reason)}")
     return 1 if invalid else 0

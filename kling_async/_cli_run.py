@@ -26,6 +26,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ._campaign import CampaignLine, CampaignLineError, content_lines, read_campaign
+from ._cli_text import say
 from ._client import KlingClient
 from ._download import safe_stem
 from ._errors import AuthenticationError, BudgetExceededError, KlingError, OutcomeUnknownError
@@ -150,6 +151,7 @@ async def run_campaign(
     total = sum(1 for _ in content_lines(options.campaign))
     manifest_path = out / "manifest.jsonl"
     rows: dict[int, dict[str, Any]] = {}
+    invalid_lines: dict[int, str] = {}  # line → reason; kept apart, small (100,000 may come)
     tally = _Tally()
     started = time.monotonic()
     line_of: list[int] = []
@@ -158,9 +160,10 @@ async def run_campaign(
 
     def invalid(line: int, reason: str) -> None:
         tally.invalid += 1
-        rows[line] = _row(line, status="invalid", error=reason)
-        console.print(f"[red]line {line}: invalid[/red]: {reason}")
-        progress.advance(bar)
+        invalid_lines[line] = reason
+        say(console, (f"line {line}: invalid", "red"), f": {reason}")
+        if not progress.disable:  # off a terminal it shows nothing but costs per line
+            progress.advance(bar)
 
     def requests() -> Iterator[Request]:
         for item in read_campaign(options.campaign, options.provider):
@@ -215,7 +218,7 @@ async def run_campaign(
                 f" · running {stats.in_flight} · {stats.units_spent} units",
             )
             if not console.is_terminal:
-                console.print(_describe(row))
+                say(console, _describe(row))
 
         manifest_path.write_text("", encoding="utf-8")
         run_until = None if options.deadline is None else anyio.current_time() + options.deadline
@@ -237,39 +240,45 @@ async def run_campaign(
                 await _mark_unfinished(client, rows, line_of, key_of)
 
     # Final manifest: one line per campaign line, in file order.
-    manifest_path.write_text(
-        "".join(json.dumps(rows[k], ensure_ascii=False) + "\n" for k in sorted(rows)),
-        encoding="utf-8",
-    )
+    with manifest_path.open("w", encoding="utf-8") as fh:
+        for line in sorted(rows.keys() | invalid_lines.keys()):
+            row = rows.get(line) or _row(line, status="invalid", error=invalid_lines[line])
+            fh.write(_to_json(row) + "\n")
     if refused:
         raise CredentialsRefused(str(refused[0]))
     elapsed = time.monotonic() - started
     if interrupt.reason is not None:
         statuses = [row["status"] for row in rows.values()]
-        console.print(
-            f"[bold]interrupted[/bold] ({interrupt.reason}) after {elapsed:.1f} s: "
+        not_started = statuses.count("not_started") + total - len(rows) - len(invalid_lines)
+        say(
+            console,
+            ("interrupted", "bold"),
+            f" ({interrupt.reason}) after {elapsed:.1f} s: "
             f"{tally.succeeded + tally.failed} done, {statuses.count('running')} running "
-            f"(followed on resume), {statuses.count('not_started') + total - len(rows)} not "
-            f"started, {tally.invalid} invalid; manifest {manifest_path}"
+            f"(followed on resume), {not_started} not "
+            f"started, {tally.invalid} invalid; manifest {manifest_path}",
         )
         if options.resume_command:
-            console.print(f"resume with: {options.resume_command}")
+            say(console, f"resume with: {options.resume_command}")
         return 1
     stats = client.stats()
     budget = f" of the budget of {options.budget}" if options.budget is not None else ""
     over = f", {tally.over_budget} over budget (not created)" if tally.over_budget else ""
-    console.print(
-        f"[bold]done[/bold] in {elapsed:.1f} s: {tally.succeeded} succeeded, "
+    say(
+        console,
+        ("done", "bold"),
+        f" in {elapsed:.1f} s: {tally.succeeded} succeeded, "
         f"{tally.failed} failed{over}, {tally.invalid} invalid lines; {tally.files} files "
         f"({tally.bytes / 1e6:.1f} MB) in {out}; {stats.units_spent} units charged{budget}; "
         f"{stats.tasks_created} tasks created, "
-        f"{stats.requeued_1303} creates re-queued on a full quota; manifest {manifest_path}"
+        f"{stats.requeued_1303} creates re-queued on a full quota; manifest {manifest_path}",
     )
     if options.redis:
         for name, pool in sorted(client.quota_snapshot().items()):
-            console.print(
+            say(
+                console,
                 f"shared pool {name} on Redis: {pool.capacity} slots, {pool.in_use} held by "
-                f"this process and {pool.others} by others at the end; peak {pool.peak}"
+                f"this process and {pool.others} by others at the end; peak {pool.peak}",
             )
     return 0 if tally.failed == tally.invalid == tally.over_budget == 0 else 1
 
@@ -319,10 +328,11 @@ async def _make_client(options: RunOptions, stack: AsyncExitStack, console: Cons
         )
     )
     base_url = {"kling": sandbox.base_url, "modellix": sandbox.modellix_base_url}[options.provider]
-    console.print(
+    say(
+        console,
         f"{options.provider} sandbox at {base_url} (task durations scaled down: images "
         f"{SANDBOX_IMAGE_DURATION[0]:g}–{SANDBOX_IMAGE_DURATION[1]:g} s, videos "
-        f"{SANDBOX_VIDEO_DURATION[0]:g}–{SANDBOX_VIDEO_DURATION[1]:g} s)"
+        f"{SANDBOX_VIDEO_DURATION[0]:g}–{SANDBOX_VIDEO_DURATION[1]:g} s)",
     )
     return KlingClient(
         api_key=SANDBOX_KEY,
@@ -426,6 +436,10 @@ def _row(
         "error": error,
         "units": str(units) if units is not None else None,
     }
+
+
+# One encoder for every row: json.dumps(ensure_ascii=False) would build one per call.
+_to_json = json.JSONEncoder(ensure_ascii=False).encode
 
 
 def _describe(row: dict[str, Any]) -> str:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from ._cli_run import SANDBOX_KEY, SetupError, parse_quota
+from ._redact import escape_controls
 
 if TYPE_CHECKING:
     from .testing import Faults, Sandbox
@@ -74,7 +75,8 @@ def _run_commands(
             f"  MODELLIX_API_KEY={shlex.quote(keys[0])} {run} --provider modellix "
             f"--base-url {modellix_url}"
         )
-    return lines
+    # Keys are the user's own (shown on purpose), but a control character in one is escaped.
+    return [escape_controls(line) for line in lines]
 
 
 def _sandbox_kwargs(args: argparse.Namespace) -> dict[str, Any]:

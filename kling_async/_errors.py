@@ -33,6 +33,10 @@ Every error the SDK raises on purpose, or puts in :attr:`Outcome.error`, derives
     └── InvalidInputError           a local input file breaks a documented rule (also a
                                     ValueError); found when the file is read, before sending
 
+Every message is built through :func:`~kling_async._redact.redact`: a ``Bearer`` token, a
+JWT-shaped string or a configured credential that a server echoed back is masked before it can
+reach ``str(exc)``, a log record or the console.
+
 Programmer mistakes raise builtins instead: ``ValueError``/``TypeError`` for an invalid request
 (raised when the request model is built, before anything is sent) and ``RuntimeError`` for
 lifecycle misuse such as using a closed client.
@@ -50,6 +54,8 @@ Sources:
 from __future__ import annotations
 
 from decimal import Decimal
+
+from ._redact import redact
 
 __all__ = [
     "APIError",
@@ -79,7 +85,11 @@ __all__ = [
 
 
 class KlingError(Exception):
-    """Root of every error ``kling_async`` raises on purpose."""
+    """Root of every error ``kling_async`` raises on purpose. Text arguments are redacted
+    (``Bearer`` tokens, JWTs, configured credentials) when the error is built."""
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*(redact(a) if isinstance(a, str) else a for a in args))
 
 
 class APIError(KlingError):
@@ -101,10 +111,11 @@ class APIError(KlingError):
         request_id: str | None = None,
         http_status: int | None = None,
     ) -> None:
+        message = redact(message)
         super().__init__(message)
         self.message = message
         self.code = code
-        self.request_id = request_id
+        self.request_id = redact(request_id) if request_id else request_id
         self.http_status = http_status
 
     def __str__(self) -> str:
@@ -234,6 +245,7 @@ class TaskFailedError(KlingError):
         task_id: str,
         external_task_id: str | None,
     ) -> None:
+        task_status_msg = redact(task_status_msg)
         super().__init__(task_status_msg)
         self.task_status_msg = task_status_msg
         self.task_id = task_id

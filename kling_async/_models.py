@@ -189,7 +189,7 @@ class OmniImageRequest:
                 missing local file, or a broken rule of that API.
             TypeError: a field of the wrong JSON type.
         """
-        folder = None if base is None else Path(base)
+        folder = base if base is None or isinstance(base, Path) else Path(base)
         request = cls(**image_kwargs(body, dialect=provider, base=folder))
         check_for(body_api(body, provider), request)
         return request
@@ -374,7 +374,7 @@ class OmniVideoRequest:
                 missing local file, or a broken rule of that API.
             TypeError: a field of the wrong JSON type.
         """
-        folder = None if base is None else Path(base)
+        folder = base if base is None or isinstance(base, Path) else Path(base)
         request = cls(**video_kwargs(body, dialect=provider, base=folder))
         check_for(body_api(body, provider), request)
         return request

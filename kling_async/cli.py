@@ -19,14 +19,13 @@ import argparse
 import asyncio
 import logging
 import os
-import re
 import shlex
 import shutil
 import signal
 import sys
 import tempfile
 import traceback
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Literal
@@ -36,7 +35,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 
 from ._budget import parse_units
-from ._campaign import content_lines
+from ._campaign import content_lines, is_text_file
 from ._cli_estimate import estimate_campaign
 from ._cli_run import (
     JOURNAL_NAME,
@@ -50,6 +49,7 @@ from ._cli_run import (
     stderr_console,
 )
 from ._cli_sandbox import serve_sandbox
+from ._cli_text import SafeRecords, safe
 from ._errors import QuotaError
 from ._providers import API_STANDARDS, PROVIDERS, codec_for
 
@@ -78,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return estimate_campaign(campaign, print, args.provider, check)
         return _run(args, console, argv)
     except SetupError as exc:
-        print(f"kling-async: {exc}", file=sys.stderr)
+        print(f"kling-async: {safe(exc)}", file=sys.stderr)
         return _EXIT_SETUP
     except KeyboardInterrupt:  # before the signal handlers were in place, or a second Ctrl-C
         print("kling-async: interrupted", file=sys.stderr)
@@ -88,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         else:
             print(
-                f"kling-async: unexpected error: {type(exc).__name__}: {exc} "
+                f"kling-async: unexpected error: {type(exc).__name__}: {safe(exc)} "
                 "(run with --debug for the traceback)",
                 file=sys.stderr,
             )
@@ -236,11 +236,12 @@ def _check_campaign(path: Path) -> None:
     if not path.is_file():
         raise SetupError(f"campaign file is not a file: {path}")
     try:
+        text = is_text_file(path)
         empty = next(content_lines(path), None) is None
     except OSError as exc:
         raise SetupError(f"cannot read campaign file {path}: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise SetupError(f"campaign file {path} is not UTF-8 text (JSON Lines)") from None
+    if not text:  # a line of bad bytes in a text file is one invalid line, not this
+        raise SetupError(f"campaign file {path} is not UTF-8 text (JSON Lines)")
     if empty:
         raise SetupError(f"no requests in {path} (one JSON object per line)")
 
@@ -326,8 +327,8 @@ def _configure_logging(
     """``-v`` INFO and ``-vv`` DEBUG records of the ``kling_async`` loggers on stderr (through
     rich on a terminal, so the progress bar stays readable; one plain line per record
     otherwise, never wrapped); ``--log-file`` gets every DEBUG record. Both mask the
-    credentials found in the environment and anything shaped like a JWT. Returns the handlers
-    added."""
+    credentials found in the environment, Bearer tokens and anything shaped like a JWT, and
+    show control characters escaped (:class:`SafeRecords`). Returns the handlers added."""
     logger = logging.getLogger("kling_async")
     handlers: list[logging.Handler] = []
     if verbose:
@@ -347,35 +348,13 @@ def _configure_logging(
         file_handler.setFormatter(logging.Formatter(_LOG_FORMAT))
         file_handler.setLevel(logging.DEBUG)
         handlers.append(file_handler)
-    redact = _Redact(os.environ.get(name, "") for name in _SECRET_ENV)
+    records = SafeRecords(os.environ.get(name, "") for name in _SECRET_ENV)
     for handler in handlers:
-        handler.addFilter(redact)
+        handler.addFilter(records)
         logger.addHandler(handler)
     if handlers:
         logger.setLevel(logging.DEBUG if (verbose > 1 or log_file) else logging.INFO)
     return handlers
-
-
-class _Redact(logging.Filter):
-    """Masks the given secrets and anything shaped like a JWT in a record's message (the
-    library logs no credential; this guards the CLI's own output against a future slip)."""
-
-    _JWT = re.compile(r"eyJ[\w-]+\.[\w-]+\.[\w-]*")
-
-    def __init__(self, secrets: Iterable[str]) -> None:
-        super().__init__()
-        # Longest first, so a secret containing another is masked whole; very short values
-        # would mask ordinary words.
-        self._secrets = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        text = record.getMessage()
-        clean = self._JWT.sub("<jwt>", text)
-        for secret in self._secrets:
-            clean = clean.replace(secret, "<secret>")
-        if clean != text:
-            record.msg, record.args = clean, None
-        return True
 
 
 def _seconds(text: str) -> float:

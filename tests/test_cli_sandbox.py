@@ -157,3 +157,13 @@ def test_testing_serve_prints_every_key_and_stops_on_sigterm() -> None:
     out, err = proc.communicate(timeout=20)
     assert proc.returncode == 0, err
     assert "sandbox stopped (SIGTERM)" in out and "Traceback" not in err
+
+
+def test_a_key_with_a_control_character_is_printed_escaped() -> None:
+    """A --api-key holding an ANSI escape is printed escaped in the ready-to-run commands."""
+    proc, _, lines = _start("--api-key", "key\x1b[2Jx")
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=30)
+    printed = "\n".join(line for line in lines if "kling-async run" in line)
+    assert "\x1b" not in printed
+    assert "KLING_API_KEY='key\\x1b[2Jx'" in printed

@@ -4,11 +4,16 @@ SecretKey, signed JWT) ever appears in one."""
 from __future__ import annotations
 
 import logging
+import re
+from pathlib import Path
 
 import pytest
 
 import kling_async as ka
+from kling_async._redact import LOGGERS
 from kling_async.testing import Sandbox
+
+from .hostile_kling import hostile_kling
 
 pytestmark = pytest.mark.anyio
 
@@ -58,3 +63,29 @@ async def test_task_events_and_http_requests_are_logged_without_secrets(
     text = "\n".join(caplog.text.splitlines() + [r.getMessage() for r in caplog.records])
     for secret in (API_KEY, SECRET_KEY, "eyJ"):
         assert secret not in text
+
+
+async def test_server_text_in_library_records_is_escaped(caplog: pytest.LogCaptureFixture) -> None:
+    """A task_status_msg holding an ANSI escape, CR/LF and a bidi override reaches an
+    application's own handler escaped, on one line, in the library's "task ended" record."""
+    caplog.set_level(logging.INFO, logger="kling_async")
+    message = "boom\x1b[2K\r\nINFO kling_async.client: task x ended: succeeded \u202e"
+    async with (
+        hostile_kling(task_status_msg=message) as server,
+        ka.KlingClient(api_key=API_KEY, base_url=server.base_url) as client,
+    ):
+        [outcome] = await client.run_all([ka.OmniImageRequest(prompt="x")])
+    assert isinstance(outcome.error, ka.TaskFailedError)
+    ended = [r.getMessage() for r in caplog.records if " ended: " in r.getMessage()]
+    assert len(ended) == 1
+    assert "boom\\x1b[2K\\r\\nINFO kling_async.client: task x ended: succeeded \\u202e" in ended[0]
+    assert not any(c in caplog.text for c in "\x1b\r\u202e")
+
+
+def test_every_library_logger_escapes_its_records() -> None:
+    """Each logger the package's modules use carries the filter that escapes server text."""
+    package = Path(ka.__file__).parent
+    names = set()
+    for path in package.glob("*.py"):
+        names |= set(re.findall(r'getLogger\("(kling_async\.[a-z_.]+)"\)', path.read_text()))
+    assert names and names <= set(LOGGERS)
