@@ -38,6 +38,7 @@ from rich.logging import RichHandler
 from ._budget import parse_units
 from ._campaign import content_lines
 from ._cli_estimate import estimate_campaign
+from ._cli_pipes import safe_os_write, tolerant_streams
 from ._cli_run import (
     JOURNAL_NAME,
     SANDBOX_KEY,
@@ -61,7 +62,13 @@ _SECRET_ENV = ("KLING_API_KEY", "KLING_SECRET_KEY", "MODELLIX_API_KEY")  # maske
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``kling-async``. Returns the exit status."""
+    """Entry point of ``kling-async``. Returns the exit status (a closed stdout or stderr
+    drops the output, never the work: see :mod:`kling_async._cli_pipes`)."""
+    with tolerant_streams():
+        return _main(argv)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     console = stderr_console()
@@ -210,7 +217,7 @@ class _Signals:
 
     def handle(self, signum: int, frame: object) -> None:
         if self.signum is not None:
-            os.write(2, b"kling-async: stopped at once (second interrupt)\n")
+            safe_os_write(2, b"kling-async: stopped at once (second interrupt)\n")
             os._exit(128 + signum)  # the journal's committed rows are safe on disk
         self.signum = signum
         if self._loop is None:  # before the run began: nothing to wind down

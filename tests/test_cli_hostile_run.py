@@ -1,0 +1,107 @@
+"""A campaign run against what a careless user or a hostile place does to it: a closed pipe, a
+failure every request shares, a second run on the same folder, a lost or corrupt journal, a
+double Ctrl-C. Real ``python -m kling_async`` processes, real sockets, real files."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CAMPAIGN = ROOT / "examples" / "campaign.jsonl"
+LINES = sum(1 for line in CAMPAIGN.read_text().splitlines() if line.strip())
+WAIT = 100  # seconds a process may take before the test gives up on it (a hang, not a speed)
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KLING_", "MODELLIX_"))}
+    env.update(extra)
+    return env
+
+
+def _command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "kling_async", *args]
+
+
+def _rows(out: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+
+
+def _wait(proc: subprocess.Popen[Any]) -> int:
+    """The process's exit status; a process still running after WAIT seconds is killed and
+    the test fails (it hung)."""
+    try:
+        return proc.wait(timeout=WAIT)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        pytest.fail(f"{proc.args} hung")
+
+
+# -- closed pipes -------------------------------------------------------------------------------
+
+
+def test_run_finishes_every_line_when_its_reader_goes_away(tmp_path: Path) -> None:
+    """``run … 2>&1 | head -2``: the reader closes the pipe after two lines; the run still
+    ends on its own with exit 0 and a manifest row for every line."""
+    out = tmp_path / "o"
+    proc = subprocess.Popen(
+        _command("run", str(CAMPAIGN), "--sandbox", "--out", str(out)),
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert proc.stdout is not None
+    first = [proc.stdout.readline(), proc.stdout.readline()]
+    proc.stdout.close()  # what head does after its two lines
+    assert _wait(proc) == 0
+    assert all(first)
+    rows = _rows(out)
+    assert len(rows) == LINES and {row["status"] for row in rows} == {"succeeded"}
+
+
+def test_estimate_to_a_closed_pipe_is_not_an_error(tmp_path: Path) -> None:
+    """``estimate … | head -1`` with the reader gone before the first line: exit 0, nothing
+    on stderr (no BrokenPipeError, no "unexpected error")."""
+    read, write = os.pipe()
+    os.close(read)  # the reader has gone before anything was written
+    try:
+        proc = subprocess.run(
+            _command("estimate", str(CAMPAIGN)),
+            env=_env(),
+            stdout=write,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=WAIT,
+        )
+    finally:
+        os.close(write)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+
+
+def test_run_with_both_pipes_closed_from_the_start(tmp_path: Path) -> None:
+    """stdout and stderr both a pipe nobody reads from: the run ends with exit 0 and every
+    row in the manifest."""
+    out = tmp_path / "o"
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        proc = subprocess.run(
+            _command("run", str(CAMPAIGN), "--sandbox", "--out", str(out)),
+            env=_env(),
+            stdout=write,
+            stderr=write,
+            timeout=WAIT,
+        )
+    finally:
+        os.close(write)
+    assert proc.returncode == 0
+    assert len(_rows(out)) == LINES
