@@ -10,6 +10,7 @@ started, and the summary names the command that resumes.
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -421,5 +422,8 @@ def _run_id(out: Path) -> str:
         except (ValueError, KeyError):
             pass
     run_id = f"ka{uuid.uuid4().hex[:10]}"
-    marker.write_text(json.dumps({"run_id": run_id}) + "\n", encoding="utf-8")
+    # Written whole or not at all (a killed run never leaves a half-written run.json).
+    temporary = out / f".run.json.{os.getpid()}.tmp"
+    temporary.write_text(json.dumps({"run_id": run_id}) + "\n", encoding="utf-8")
+    os.replace(temporary, marker)
     return run_id

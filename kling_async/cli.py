@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import re
@@ -26,7 +27,7 @@ import signal
 import sys
 import tempfile
 import traceback
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Literal
@@ -38,6 +39,7 @@ from rich.logging import RichHandler
 from ._budget import parse_units
 from ._campaign import content_lines
 from ._cli_estimate import estimate_campaign
+from ._cli_lock import FolderBusy, hold_folder
 from ._cli_pipes import safe_os_write, tolerant_streams
 from ._cli_run import (
     JOURNAL_NAME,
@@ -173,7 +175,8 @@ def _run(args: argparse.Namespace, console: Console, argv: Sequence[str] | None)
         if signal.getsignal(number) is not signal.SIG_IGN
     }
     try:
-        status = anyio.run(_run_campaign, options, console, signals, backend="asyncio")
+        with _hold_folder(out):
+            status = anyio.run(_run_campaign, options, console, signals, backend="asyncio")
     finally:
         for number, handler in previous.items():
             # Interrupted: the run is over and the process ends now; a further signal during
@@ -247,6 +250,20 @@ def _check_campaign(path: Path) -> None:
         raise SetupError(f"campaign file {path} is not UTF-8 text (JSON Lines)") from None
     if empty:
         raise SetupError(f"no requests in {path} (one JSON object per line)")
+
+
+@contextlib.contextmanager
+def _hold_folder(out: Path) -> Iterator[None]:
+    """The run's lock on ``--out`` (one run per folder), a held lock as a setup error."""
+    stack = contextlib.ExitStack()
+    try:
+        stack.enter_context(hold_folder(out))
+    except FolderBusy as exc:
+        raise SetupError(str(exc)) from None
+    except OSError as exc:
+        raise SetupError(f"--out {out}: cannot lock ({exc.strerror or exc})") from None
+    with stack:
+        yield
 
 
 def _check_writable(out: Path) -> None:

@@ -105,3 +105,30 @@ def test_run_with_both_pipes_closed_from_the_start(tmp_path: Path) -> None:
         os.close(write)
     assert proc.returncode == 0
     assert len(_rows(out)) == LINES
+
+
+# -- one run per folder -------------------------------------------------------------------------
+
+
+def test_a_second_run_on_the_same_folder_is_refused_naming_the_first(tmp_path: Path) -> None:
+    """Two runs on one --out: the second stops at once with exit 2 and one line naming the
+    first's PID; the first ends with every line succeeded."""
+    out = tmp_path / "o"
+    args = ("run", str(CAMPAIGN), "--sandbox", "--out", str(out))
+    first = subprocess.Popen(
+        _command(*args), env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    assert first.stderr is not None
+    assert "sandbox at" in first.stderr.readline()  # the first holds the folder now
+    second = subprocess.run(
+        _command(*args), env=_env(), capture_output=True, text=True, timeout=WAIT
+    )
+    assert second.returncode == 2, second.stderr
+    assert second.stderr.count("\n") == 1, second.stderr
+    assert f"another kling-async run (PID {first.pid})" in second.stderr
+    first.communicate(timeout=WAIT)
+    assert first.returncode == 0
+    rows = _rows(out)
+    assert len(rows) == LINES and {row["status"] for row in rows} == {"succeeded"}
+    assert json.loads((out / "run.json").read_text())["run_id"]
+    assert [p.name for p in out.iterdir() if p.name.endswith(".tmp")] == []

@@ -1,0 +1,76 @@
+"""One ``kling-async run`` per output folder at a time.
+
+Two runs on one ``--out`` would share a journal, a manifest and the lines' ``external_task_id``
+values: the second would see every create refused as a duplicate and overwrite the first's
+manifest. So a run holds an exclusive ``flock`` on ``DIR/.kling-async.lock`` for as long as it
+lives, with its PID written inside; a second run finds the lock held and stops at once, naming
+that PID. The kernel releases the lock when the holder ends in any way (even ``SIGKILL``), so a
+crashed run never leaves a stale lock behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+__all__ = ["LOCK_NAME", "FolderBusy", "hold_folder"]
+
+LOCK_NAME = ".kling-async.lock"
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no flock; the folder is not locked there
+    fcntl = None  # type: ignore[assignment]
+
+
+class FolderBusy(Exception):
+    """Another process holds the folder's lock.
+
+    Attributes:
+        pid: The holder's process id as it wrote it, or ``None`` when unreadable.
+    """
+
+    def __init__(self, folder: Path, pid: int | None) -> None:
+        holder = f"PID {pid}" if pid is not None else "a process whose PID is unknown"
+        super().__init__(
+            f"--out {folder}: another kling-async run ({holder}) is using this folder; "
+            "wait for it to end, or choose another --out"
+        )
+        self.pid = pid
+
+
+@contextlib.contextmanager
+def hold_folder(folder: Path) -> Iterator[None]:
+    """Hold ``folder``'s run lock for the block (the folder must exist).
+
+    Raises:
+        FolderBusy: another process holds it (nothing waits).
+        OSError: the lock file cannot be opened.
+    """
+    if fcntl is None:  # pragma: no cover
+        yield
+        return
+    path = folder / LOCK_NAME
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)  # no O_TRUNC: the holder's PID stays
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise FolderBusy(folder, _pid(path)) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        try:
+            yield
+        finally:
+            os.ftruncate(fd, 0)
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _pid(path: Path) -> int | None:
+    try:
+        return int(path.read_text(encoding="ascii").strip())
+    except (OSError, ValueError):
+        return None
