@@ -39,7 +39,7 @@ from rich.logging import RichHandler
 from ._budget import parse_units
 from ._campaign import content_lines
 from ._cli_estimate import estimate_campaign
-from ._cli_lock import FolderBusy, hold_folder
+from ._cli_folder import FolderBusy, hold_folder, journal_hint
 from ._cli_pipes import safe_os_write, tolerant_streams
 from ._cli_run import (
     JOURNAL_NAME,
@@ -54,6 +54,7 @@ from ._cli_run import (
 )
 from ._cli_sandbox import serve_sandbox
 from ._errors import QuotaError
+from ._journal import JournalError
 from ._providers import API_STANDARDS, PROVIDERS, codec_for
 
 __all__ = ["RunOptions", "main", "run_campaign"]
@@ -202,6 +203,9 @@ async def _run_campaign(
         return exc
     except QuotaError as exc:  # the client could not open its shared quota (--redis)
         return SetupError(str(exc))
+    except JournalError as exc:  # damaged, not a journal, unreadable
+        can_look_up = codec_for(options.provider).supports_external_lookup
+        return SetupError(journal_hint(exc, options.out / JOURNAL_NAME, can_look_up=can_look_up))
 
 
 class _Signals:

@@ -132,3 +132,35 @@ def test_a_second_run_on_the_same_folder_is_refused_naming_the_first(tmp_path: P
     assert len(rows) == LINES and {row["status"] for row in rows} == {"succeeded"}
     assert json.loads((out / "run.json").read_text())["run_id"]
     assert [p.name for p in out.iterdir() if p.name.endswith(".tmp")] == []
+
+
+# -- a journal the run cannot use ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("damage", ["garbage", "a folder"])
+def test_a_journal_it_cannot_use_is_one_line_saying_what_to_do(tmp_path: Path, damage: str) -> None:
+    """A journal that is garbage or cannot be opened: exit 2 and one line naming the file and
+    saying to move it aside; nothing is sent, no "unexpected error"."""
+    out = tmp_path / "o"
+    out.mkdir()
+    journal = out / "journal.sqlite"
+    if damage == "garbage":
+        journal.write_bytes(b"\x00garbage, not a database\n" * 400)
+    else:
+        journal.mkdir()
+    proc = subprocess.run(
+        _command("run", str(CAMPAIGN), "--sandbox", "--out", str(out)),
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=WAIT,
+    )
+    assert proc.returncode == 2, proc.stderr
+    [line] = proc.stderr.splitlines()[-1:]
+    assert line.startswith(f"kling-async: journal {journal}: "), proc.stderr
+    assert f"move it aside (mv {journal} {journal}.damaged)" in line
+    assert "unexpected" not in proc.stderr and "Traceback" not in proc.stderr
+    assert (
+        not (out / "sandbox-state.jsonl").exists()
+        or len((out / "sandbox-state.jsonl").read_text().splitlines()) <= 1
+    )  # nothing was created

@@ -65,6 +65,31 @@ async def test_a_file_that_is_not_a_journal_raises_journal_error(tmp_path: Path)
             pass
 
 
+async def test_a_database_of_another_shape_is_refused_at_open(tmp_path: Path) -> None:
+    """A SQLite file whose ``tasks`` table is not a journal's raises JournalError when opened,
+    not half-way through a run."""
+    path = tmp_path / "j.sqlite"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE tasks (id INTEGER PRIMARY KEY, name TEXT)")
+    db.close()
+    with pytest.raises(ka.JournalError, match=r"j\.sqlite.*no such column"):
+        await ka.Journal(path).open()
+
+
+async def test_damaged_pages_are_refused_at_open(tmp_path: Path) -> None:
+    """A journal whose pages were overwritten raises JournalError when opened."""
+    path = tmp_path / "j.sqlite"
+    async with ka.Journal(path) as journal:
+        for i in range(200):
+            await journal.record_intent(f"e{i}", "fp" * 40, "image", "kling-v3-omni")
+    data = bytearray(path.read_bytes())
+    page = 4096
+    data[2 * page : 4 * page] = b"\xa5" * (2 * page)  # the table's pages, not the header
+    path.write_bytes(bytes(data))
+    with pytest.raises(ka.JournalError, match=r"j\.sqlite"):
+        await ka.Journal(path).open()
+
+
 def test_fingerprint_ignores_external_task_id_but_not_content() -> None:
     """The fingerprint changes with the content, not with the external_task_id."""
     a = ka.OmniImageRequest(prompt="x", n=2, external_task_id="one")

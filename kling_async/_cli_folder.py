@@ -1,4 +1,9 @@
-"""One ``kling-async run`` per output folder at a time.
+"""The run's output folder: one ``kling-async run`` in it at a time, and what to do when its
+journal cannot be used.
+
+A journal that is damaged, is not a journal, or cannot be read stops the run before anything is
+sent, with one line that says to move it aside: the next run then finds the tasks it knew of by
+their ``external_task_id`` (a create refused as a duplicate id is followed, not failed).
 
 Two runs on one ``--out`` would share a journal, a manifest and the lines' ``external_task_id``
 values: the second would see every create refused as a duplicate and overwrite the first's
@@ -12,10 +17,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["LOCK_NAME", "FolderBusy", "hold_folder"]
+__all__ = ["LOCK_NAME", "FolderBusy", "hold_folder", "journal_hint"]
 
 LOCK_NAME = ".kling-async.lock"
 
@@ -74,3 +80,25 @@ def _pid(path: Path) -> int | None:
         return int(path.read_text(encoding="ascii").strip())
     except (OSError, ValueError):
         return None
+
+
+def journal_hint(error: Exception, journal: Path, *, can_look_up: bool) -> str:
+    """One line for a journal the run cannot use: the error, and how to go on.
+
+    Args:
+        error: The journal's error (it names the file).
+        journal: The journal's path.
+        can_look_up: Whether the wire API finds a task by its ``external_task_id``.
+    """
+    aside = shlex.join(["mv", str(journal), f"{journal}.damaged"])
+    if can_look_up:
+        then = (
+            "then run the same command again: the tasks it knew of are found again by their "
+            "external_task_id and followed, none is created twice"
+        )
+    else:
+        then = (
+            "then run again; this API cannot find a task by a client id, so lines an earlier "
+            "run created would be created (and billed) again: leave them out of the campaign"
+        )
+    return f"{error}; move it aside ({aside}), {then}"
