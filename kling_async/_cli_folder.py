@@ -16,14 +16,24 @@ crashed run never leaves a stale lock behind.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shlex
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-__all__ = ["LOCK_NAME", "FolderBusy", "hold_folder", "journal_hint"]
+__all__ = [
+    "LOCK_NAME",
+    "FolderBusy",
+    "better_row",
+    "good_rows",
+    "hold_folder",
+    "journal_hint",
+]
 
 LOCK_NAME = ".kling-async.lock"
+_ROW_LIMIT = 1 << 20  # bytes of one manifest row read back (a row is far smaller)
 
 try:
     import fcntl
@@ -102,3 +112,44 @@ def journal_hint(error: Exception, journal: Path, *, can_look_up: bool) -> str:
             "run created would be created (and billed) again: leave them out of the campaign"
         )
     return f"{error}; move it aside ({aside}), {then}"
+
+
+def good_rows(manifest: Path, out: Path) -> dict[int, dict[str, Any]]:
+    """The rows of an earlier manifest worth keeping, by line: ``succeeded`` with every file
+    still in ``out``. A later run of the same folder never replaces one with a worse row (a
+    re-run without its journal once overwrote 60 good rows with failures). Unreadable lines
+    are skipped; each line is read with a size bound."""
+    kept: dict[int, dict[str, Any]] = {}
+    try:
+        fh = manifest.open("rb")
+    except OSError:
+        return kept
+    with fh:
+        while line := fh.readline(_ROW_LIMIT):
+            try:
+                row = json.loads(line)
+                files = row["files"]
+                good = (
+                    row["status"] == "succeeded"
+                    and isinstance(row["line"], int)
+                    and isinstance(row["external_task_id"], str)
+                    and files
+                    and all(isinstance(f, str) and (out / Path(f).name).is_file() for f in files)
+                )
+            except (ValueError, TypeError, KeyError, RecursionError):
+                continue
+            if good:
+                kept[row["line"]] = row
+    return kept
+
+
+def better_row(new: dict[str, Any], earlier: dict[str, Any] | None) -> dict[str, Any]:
+    """``new``, unless ``earlier`` is a good row (see :func:`good_rows`) of the same
+    ``external_task_id`` and ``new`` did not succeed."""
+    if (
+        earlier is not None
+        and new.get("status") != "succeeded"
+        and earlier.get("external_task_id") == new.get("external_task_id")
+    ):
+        return earlier
+    return new

@@ -25,6 +25,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ._campaign import CampaignLine, CampaignLineError, content_lines, read_campaign
+from ._cli_folder import better_row, good_rows
 from ._client import KlingClient
 from ._download import safe_stem
 from ._errors import AuthenticationError, BudgetExceededError, KlingError, OutcomeUnknownError
@@ -202,6 +203,13 @@ async def run_campaign(
                 interrupt.stop("credentials refused")
                 return
             line, key = line_of[outcome.index], key_of[outcome.index]
+            if outcome.task is not None and outcome.task.adopted:
+                console.print(
+                    f"line {line}: adopted existing task {outcome.task.task_id} (its "
+                    f"external_task_id {key} was already in use)",
+                    markup=False,
+                    highlight=False,
+                )
             row = await _save_outcome(client, outcome, line, key, out, tally)
             rows[line] = row
             _append(manifest_path, row)
@@ -215,7 +223,9 @@ async def run_campaign(
             if not console.is_terminal:
                 console.print(_describe(row))
 
-        manifest_path.write_text("", encoding="utf-8")
+        # The good rows of an earlier run of this folder stay until better ones replace them.
+        earlier = good_rows(manifest_path, out)
+        manifest_path.write_text("".join(_line(r) for r in earlier.values()), encoding="utf-8")
         stream = client.stream(
             requests(),
             deadline=options.deadline,
@@ -233,11 +243,10 @@ async def run_campaign(
             with anyio.CancelScope(shield=True):
                 await _mark_unfinished(client, rows, line_of, key_of)
 
-    # Final manifest: one line per campaign line, in file order.
-    manifest_path.write_text(
-        "".join(json.dumps(rows[k], ensure_ascii=False) + "\n" for k in sorted(rows)),
-        encoding="utf-8",
-    )
+    # Final manifest: one line per campaign line, in file order; never worse than before.
+    rows = {line: better_row(row, earlier.get(line)) for line, row in rows.items()}
+    rows = {**earlier, **rows}
+    manifest_path.write_text("".join(_line(rows[k]) for k in sorted(rows)), encoding="utf-8")
     if refused:
         raise CredentialsRefused(str(refused[0]))
     elapsed = time.monotonic() - started
@@ -409,7 +418,11 @@ def _describe(row: dict[str, Any]) -> str:
 
 def _append(path: Path, row: dict[str, Any]) -> None:
     with path.open("a", encoding="utf-8") as fh:
-        fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+        fh.write(_line(row))
+
+
+def _line(row: dict[str, Any]) -> str:
+    return json.dumps(row, ensure_ascii=False) + "\n"
 
 
 def _run_id(out: Path) -> str:

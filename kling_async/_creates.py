@@ -191,6 +191,12 @@ class Creator:
                     found = await self._recover(exc, request, external_task_id, cost)
                     if found is not None:
                         return found
+                elif codec.is_duplicate_external_id(exc):
+                    # The id is in use: an earlier run (whose journal is gone, or another
+                    # folder) created the task. Follow that task instead of failing the line.
+                    adopted = await self._adopt(exc, request, external_task_id, cost)
+                    if adopted is not None:
+                        return adopted
                 # A wire API with two create path forms: a definite refusal of this one
                 # proves nothing was created, so the other may be tried, once.
                 other = None if switched else codec.fallback(exc.http_status)
@@ -260,6 +266,27 @@ class Creator:
             f"task {found.task_id} exists" if found else "no task, the create may be sent again",
         )
         return found
+
+    async def _adopt(
+        self, refusal: InvalidRequestError, request: Request, external_task_id: str, cost: int
+    ) -> Task | None:
+        """The task already created under ``external_task_id`` (marked ``adopted``), or
+        ``None`` when the lookup finds none (the refusal was about something else). A failed
+        lookup raises ``refusal``: nothing is guessed."""
+        try:
+            found = await self._find_by_external_id(request, external_task_id, cost)
+        except KlingError:
+            raise refusal from None
+        if found is None:
+            return None
+        _log.info(
+            "create %s: the external_task_id is already in use (%s); adopted existing task %s",
+            external_task_id,
+            refusal,
+            found.task_id,
+        )
+        self.wire.stats.adopted += 1
+        return attrs.evolve(found, adopted=True)
 
     async def _find_by_external_id(
         self, request: Request, external_task_id: str, cost: int

@@ -6,12 +6,18 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
+import time
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from .test_cli_process import API_KEY, Account
 
 ROOT = Path(__file__).resolve().parent.parent
 CAMPAIGN = ROOT / "examples" / "campaign.jsonl"
@@ -164,3 +170,121 @@ def test_a_journal_it_cannot_use_is_one_line_saying_what_to_do(tmp_path: Path, d
         not (out / "sandbox-state.jsonl").exists()
         or len((out / "sandbox-state.jsonl").read_text().splitlines()) <= 1
     )  # nothing was created
+
+
+# -- a task that exists is adopted, never created twice ------------------------------------------
+
+
+@pytest.fixture
+def account() -> Iterator[Account]:
+    acct = Account()
+    yield acct
+    acct.stop()
+
+
+def _stats(account: Account) -> dict[str, Any]:
+    with urllib.request.urlopen(account.url + "/sandbox/stats", timeout=5) as resp:
+        return dict(json.load(resp))
+
+
+def _plain_campaign(folder: Path, lines: int, *, own_ids: bool) -> Path:
+    path = folder / "plain.jsonl"
+    bodies = [
+        {
+            "kind": "image",
+            "prompt": f"mug {i}",
+            **({"external_task_id": f"mug-{i}"} if own_ids else {}),
+        }
+        for i in range(lines)
+    ]
+    path.write_text("".join(json.dumps(b) + "\n" for b in bodies))
+    return path
+
+
+def _run_on(account: Account, campaign: Path, out: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        _command("run", str(campaign), "--out", str(out), "--base-url", account.url),
+        env=_env(KLING_API_KEY=API_KEY),
+        capture_output=True,
+        text=True,
+        timeout=WAIT,
+    )
+
+
+def _all_good(out: Path, lines: int) -> None:
+    rows = _rows(out)
+    assert [row["status"] for row in rows] == ["succeeded"] * lines, rows
+    for row in rows:
+        assert row["files"] and all((out / name).stat().st_size > 0 for name in row["files"])
+
+
+def test_the_same_campaign_into_a_fresh_folder_adopts_every_task(
+    tmp_path: Path, account: Account
+) -> None:
+    """Lines with their own external_task_id re-run into a fresh --out: every line is adopted
+    (said on the console), none fails, none is created twice."""
+    campaign = _plain_campaign(tmp_path, 6, own_ids=True)
+    first = _run_on(account, campaign, tmp_path / "one")
+    assert first.returncode == 0, first.stderr
+    again = _run_on(account, campaign, tmp_path / "two")
+    assert again.returncode == 0, again.stderr
+    _all_good(tmp_path / "two", 6)
+    assert again.stderr.count("adopted existing task") == 6, again.stderr
+    assert "line 1: adopted existing task " in again.stderr
+    assert len(account.tasks()) == 6 and _stats(account)["creates"] == 6
+
+
+def test_a_deleted_journal_is_rebuilt_from_lookups(tmp_path: Path, account: Account) -> None:
+    """A finished run whose journal is deleted, re-run: every line adopted and succeeded, no
+    create twice, the manifest still all good (it was overwritten with failures)."""
+    campaign, out = _plain_campaign(tmp_path, 8, own_ids=False), tmp_path / "o"
+    assert _run_on(account, campaign, out).returncode == 0
+    for name in ("journal.sqlite", "journal.sqlite-wal", "journal.sqlite-shm"):
+        (out / name).unlink(missing_ok=True)
+    again = _run_on(account, campaign, out)
+    assert again.returncode == 0, again.stderr
+    _all_good(out, 8)
+    assert len(account.tasks()) == 8 and _stats(account)["creates"] == 8
+
+
+def test_a_journal_deleted_mid_run_loses_nothing(tmp_path: Path, account: Account) -> None:
+    """Killed mid-run and its journal deleted, the re-run ends every line succeeded, with no
+    task created twice."""
+    campaign, out = _plain_campaign(tmp_path, 12, own_ids=False), tmp_path / "o"
+    proc = subprocess.Popen(
+        _command("run", str(campaign), "--out", str(out), "--base-url", account.url),
+        env=_env(KLING_API_KEY=API_KEY),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    while len(account.tasks()) < 4 and proc.poll() is None:
+        time.sleep(0.02)
+    proc.kill()
+    proc.wait()
+    for name in ("journal.sqlite", "journal.sqlite-wal", "journal.sqlite-shm"):
+        (out / name).unlink(missing_ok=True)
+    again = _run_on(account, campaign, out)
+    assert again.returncode == 0, again.stderr
+    _all_good(out, 12)
+    tasks = account.tasks()
+    assert len(tasks) == 12 and len({t["external_task_id"] for t in tasks}) == 12
+
+
+def test_a_corrupt_journal_moved_aside_is_rebuilt_from_lookups(
+    tmp_path: Path, account: Account
+) -> None:
+    """A finished run's journal replaced by garbage: the run stops with the hint; moved aside
+    as it says, the same command ends every line succeeded and creates nothing."""
+    campaign, out = _plain_campaign(tmp_path, 5, own_ids=False), tmp_path / "o"
+    assert _run_on(account, campaign, out).returncode == 0
+    (out / "journal.sqlite").write_bytes(b"garbage" * 1000)
+    for name in ("journal.sqlite-wal", "journal.sqlite-shm"):
+        (out / name).unlink(missing_ok=True)
+    refused = _run_on(account, campaign, out)
+    assert refused.returncode == 2 and "move it aside (mv " in refused.stderr, refused.stderr
+    mv = shlex.split(refused.stderr.split("move it aside (")[1].split(")")[0])
+    subprocess.run(mv, check=True)
+    again = _run_on(account, campaign, out)
+    assert again.returncode == 0, again.stderr
+    _all_good(out, 5)
+    assert len(account.tasks()) == 5 and _stats(account)["creates"] == 5

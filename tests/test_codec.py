@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 import kling_async as ka
+from kling_async._providers import codec_for
 from kling_async._providers.kling import KlingCodec
 from kling_async._transport import Response
 
@@ -534,3 +535,24 @@ def test_final_unit_deduction_is_read_as_an_exact_decimal(wire: object, units: o
     }
     result = CODEC.parse_task(body["data"])
     assert result.units == units
+
+
+@pytest.mark.parametrize(
+    ("code", "message", "duplicate"),
+    [
+        (1201, "Invalid parameter: external_task_id already exists: 'x'", True),
+        (1201, "duplicate external id", True),
+        (1201, "prompt: 2501 characters, at most 2500", False),
+        (1303, "external_task_id already exists", False),
+        (1203, "resource does not exist", False),
+    ],
+)
+def test_a_refusal_naming_an_id_in_use_is_a_duplicate(
+    code: int, message: str, duplicate: bool
+) -> None:
+    """A 1200/1201 refusal that speaks of the external id or of something already existing
+    reads as "the id is in use" (the task is then looked up); other codes never do, and
+    Modellix, which takes no client id, never does."""
+    error = ka.InvalidRequestError(message, code=code, http_status=400)
+    assert KlingCodec().is_duplicate_external_id(error) is duplicate
+    assert codec_for("modellix").is_duplicate_external_id(error) is False

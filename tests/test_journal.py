@@ -227,3 +227,34 @@ async def test_resume_never_creates_when_the_lookup_fails(
     assert sandbox.stats().create_attempts == 0
     async with ka.Journal(journal_path) as journal:
         assert (await journal.get("job-unsure")).state == "intent"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("api_standard", ["legacy", "new"])
+async def test_a_create_refused_as_a_duplicate_id_adopts_the_task(
+    sandbox: Sandbox, tmp_path: Path, api_standard: str
+) -> None:
+    """Without the journal that knew it, a request whose external_task_id is in use follows
+    the existing task (Task.adopted, stats.adopted) instead of failing; nothing is created
+    twice, on either Kling standard."""
+    request: ka.Request = ka.OmniImageRequest(prompt="mug", external_task_id="job-dup")
+    if api_standard == "new":
+        request = ka.OmniVideoRequest(
+            prompt="mug turns", duration=5, aspect_ratio="16:9", external_task_id="vid-dup"
+        )
+    kwargs = {
+        "api_key": API_KEY,
+        "base_url": sandbox.base_url,
+        "api_standard": api_standard,
+        "image_poll_interval": 0.05,
+        "video_poll_interval": 0.05,
+    }
+    async with ka.KlingClient(**kwargs, journal=tmp_path / "one.sqlite") as client:  # type: ignore[arg-type]
+        [first] = await client.run_all([request])
+        assert first.ok and first.task is not None and not first.task.adopted
+    async with ka.KlingClient(**kwargs, journal=tmp_path / "two.sqlite") as client:  # type: ignore[arg-type]
+        [second] = await client.run_all([request])
+        assert client.stats().adopted == 1
+    assert second.ok, second.error
+    assert second.task is not None and second.task.adopted
+    assert second.task.task_id == first.task.task_id
+    assert sandbox.stats().creates == 1 and sandbox.stats().duplicate_external_ids == 1

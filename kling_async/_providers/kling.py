@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import re
 from collections.abc import Container
 from decimal import Decimal
 from pathlib import Path
@@ -30,6 +31,7 @@ import attrs
 from .._account import ResourcePack, ResourcePackStatus
 from .._convert import structure, units_of
 from .._errors import (
+    APIError,
     ConcurrencyLimitError,
     RateLimitError,
     ResponseFormatError,
@@ -66,6 +68,9 @@ _PATHS: dict[Kind, str] = {
 ACCOUNT_COSTS_PATH = "/account/costs"  # [account-usage]
 _PAGE_SIZE_MIN = 30  # the list query's default page size
 _PAGE_SIZE_MAX = 500  # its largest
+# What a refusal of a create whose external id is in use may say (not documented; see
+# KlingCodec.is_duplicate_external_id).
+_DUPLICATE_WORDS = re.compile(r"external|already|exist|duplicat|in use|unique", re.IGNORECASE)
 _STATUS = {  # [omni-image]: note the spelling 'succeed'
     "submitted": TaskStatus.SUBMITTED,
     "processing": TaskStatus.PROCESSING,
@@ -181,6 +186,16 @@ class KlingCodec(NoUnifiedQuery):
     def fallback(self, status: int | None) -> KlingCodec | None:
         """Kling serves one create path: never another."""
         return None
+
+    def is_duplicate_external_id(self, error: APIError) -> bool:
+        """A parameter refusal (1200/1201) whose message speaks of the external id, or of
+        something already existing or duplicated. ``external_task_id`` "must be unique per
+        account" ([omni-image]); the answer to a duplicate is not documented, so the message
+        is read loosely: a wrong guess costs one lookup by the id, which answers 1203 (no such
+        task) and lets the refusal stand."""
+        if error.code not in (1200, 1201):
+            return False
+        return _DUPLICATE_WORDS.search(error.message or "") is not None
 
     def list_params(self, page: int, page_size: int) -> dict[str, str]:
         """``pageNum`` / ``pageSize`` (1–500)."""

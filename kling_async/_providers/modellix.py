@@ -40,6 +40,7 @@ from urllib.parse import quote
 import attrs
 
 from .._errors import (
+    APIError,
     InvalidInputError,
     ResponseFormatError,
     UnknownStatusError,
@@ -158,6 +159,10 @@ class ModellixCodec(NoUnifiedQuery, NoAccountCosts):
     def fallback(self, status: int | None) -> ModellixCodec | None:
         """After a definite 404/405 the other documented create path form; else None."""
         return self.other_submit_path() if status in (404, 405) else None
+
+    def is_duplicate_external_id(self, error: APIError) -> bool:
+        """Modellix takes no client-chosen id: never."""
+        return False
 
     def list_params(self, page: int, page_size: int) -> dict[str, str]:
         """Modellix has no list query.
