@@ -19,6 +19,7 @@ import contextlib
 import json
 import os
 import shlex
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ __all__ = [
     "good_rows",
     "hold_folder",
     "journal_hint",
+    "journal_states",
 ]
 
 LOCK_NAME = ".kling-async.lock"
@@ -153,3 +155,19 @@ def better_row(new: dict[str, Any], earlier: dict[str, Any] | None) -> dict[str,
     ):
         return earlier
     return new
+
+
+def journal_states(journal: Path) -> dict[str, tuple[str, str | None]]:
+    """``external_task_id`` → (state, task_id) read straight from the journal's SQLite file
+    (no event loop: for a run that must end at once). ``{}`` when it cannot be read."""
+    try:
+        db = sqlite3.connect(f"{journal.as_uri()}?mode=ro", uri=True, timeout=0.5)
+    except sqlite3.Error:
+        return {}
+    try:
+        found = db.execute("SELECT external_task_id, state, task_id FROM tasks").fetchall()
+    except sqlite3.Error:
+        return {}
+    finally:
+        db.close()
+    return {key: (state, task_id) for key, state, task_id in found}

@@ -13,7 +13,7 @@ import json
 import os
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AsyncExitStack
 from decimal import Decimal
 from pathlib import Path
@@ -25,10 +25,16 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ._campaign import CampaignLine, CampaignLineError, content_lines, read_campaign
-from ._cli_folder import better_row, good_rows
+from ._cli_folder import better_row, good_rows, journal_states
 from ._client import KlingClient
 from ._download import safe_stem
-from ._errors import AuthenticationError, BudgetExceededError, KlingError, OutcomeUnknownError
+from ._errors import (
+    AuthenticationError,
+    BudgetExceededError,
+    EndpointError,
+    KlingError,
+    OutcomeUnknownError,
+)
 from ._models import Outcome, Request
 from ._quota_config import Quota
 from ._redis_quota import RedisQuotaBackend
@@ -77,6 +83,9 @@ class Interrupt:
 
     scope: anyio.CancelScope = attrs.field(factory=anyio.CancelScope)
     reason: str | None = None
+    # Called (synchronously, from a signal handler) when the run must end at once: writes the
+    # manifest and prints the summary from what is known. Set by the run while it runs.
+    at_once: Callable[[], None] | None = None
 
     def stop(self, reason: str) -> None:
         """Stop creating at once (idempotent; the first reason is kept)."""
@@ -141,6 +150,9 @@ async def run_campaign(
 
     Raises:
         CredentialsRefused: the API refused the key; the manifest then shows nothing ran.
+        SetupError: before any create succeeded, the API could not be reached or has no
+            create path at the base URL (:class:`EndpointError`); the manifest then shows the
+            lines not started.
     """
     console = console or stderr_console()
     interrupt = interrupt or Interrupt()
@@ -155,12 +167,45 @@ async def run_campaign(
     line_of: list[int] = []
     key_of: list[str] = []
     refused: list[AuthenticationError] = []
+    unreachable: list[EndpointError] = []
 
     def invalid(line: int, reason: str) -> None:
         tally.invalid += 1
         rows[line] = _row(line, status="invalid", error=reason)
         console.print(f"[red]line {line}: invalid[/red]: {reason}")
         progress.advance(bar)
+
+    def write_manifest() -> dict[int, dict[str, Any]]:
+        """The final manifest: one row per campaign line, in file order, never worse than
+        an earlier run's."""
+        final = {line: better_row(row, earlier.get(line)) for line, row in rows.items()}
+        final = {**earlier, **final}
+        manifest_path.write_text("".join(_line(final[k]) for k in sorted(final)), "utf-8")
+        return final
+
+    def say_interrupted(final: dict[int, dict[str, Any]], reason: str) -> None:
+        statuses = [row["status"] for row in final.values()]
+        console.print(
+            f"[bold]interrupted[/bold] ({reason}) after {time.monotonic() - started:.1f} s: "
+            f"{tally.succeeded + tally.failed} done, {statuses.count('running')} running "
+            f"(followed on resume), {statuses.count('not_started') + total - len(final)} not "
+            f"started, {tally.invalid} invalid; manifest {manifest_path}"
+        )
+        if options.resume_command:
+            console.print(f"resume with: {options.resume_command}")
+
+    def stopped_at_once() -> None:
+        """A second interrupt: no await is possible, so the journal is read directly for the
+        lines without an outcome, the manifest written and the summary printed."""
+        states = journal_states(out / JOURNAL_NAME)
+        for line, key in zip(line_of, key_of, strict=True):
+            if line not in rows:
+                state, task_id = states.get(key, (None, None))
+                rows[line] = _unfinished_row(line, key, state, task_id)
+        say_interrupted(write_manifest(), "stopped at once")
+
+    interrupt.at_once = stopped_at_once
+    earlier: dict[int, dict[str, Any]] = {}
 
     def requests() -> Iterator[Request]:
         for item in read_campaign(options.campaign, options.provider):
@@ -239,27 +284,24 @@ async def run_campaign(
                         tg.start_soon(finish, outcome)
         except* AuthenticationError as group:
             refused.extend(e for e in group.exceptions if isinstance(e, AuthenticationError))
-        if interrupt.reason is not None or refused:
+        except* EndpointError as group:  # nothing was created: the lines stay unsent
+            unreachable.extend(e for e in group.exceptions if isinstance(e, EndpointError))
+        if interrupt.reason is not None or refused or unreachable:
             with anyio.CancelScope(shield=True):
                 await _mark_unfinished(client, rows, line_of, key_of)
 
-    # Final manifest: one line per campaign line, in file order; never worse than before.
-    rows = {line: better_row(row, earlier.get(line)) for line, row in rows.items()}
-    rows = {**earlier, **rows}
-    manifest_path.write_text("".join(_line(rows[k]) for k in sorted(rows)), encoding="utf-8")
+    interrupt.at_once = None  # from here on, the run ends its own way
+    rows = write_manifest()
     if refused:
         raise CredentialsRefused(str(refused[0]))
+    if unreachable:
+        raise SetupError(
+            f"{unreachable[0]}; nothing was created by this run, so the same command can run "
+            "every line once that is fixed"
+        )
     elapsed = time.monotonic() - started
     if interrupt.reason is not None:
-        statuses = [row["status"] for row in rows.values()]
-        console.print(
-            f"[bold]interrupted[/bold] ({interrupt.reason}) after {elapsed:.1f} s: "
-            f"{tally.succeeded + tally.failed} done, {statuses.count('running')} running "
-            f"(followed on resume), {statuses.count('not_started') + total - len(rows)} not "
-            f"started, {tally.invalid} invalid; manifest {manifest_path}"
-        )
-        if options.resume_command:
-            console.print(f"resume with: {options.resume_command}")
+        say_interrupted(rows, interrupt.reason)
         return 1
     stats = client.stats()
     budget = f" of the budget of {options.budget}" if options.budget is not None else ""
@@ -289,13 +331,22 @@ async def _mark_unfinished(
         if line in rows:
             continue
         entry = await client.journal.get(key) if client.journal is not None else None
-        running = entry is not None and entry.state in ("intent", "created", "finished")
-        rows[line] = _row(
-            line,
-            task_id=entry.task_id if entry is not None else None,
-            external_task_id=key,
-            status="running" if running else "not_started",
-        )
+        if entry is None:
+            rows[line] = _unfinished_row(line, key, None, None)
+        else:
+            rows[line] = _unfinished_row(line, key, entry.state, entry.task_id)
+
+
+def _unfinished_row(line: int, key: str, state: str | None, task_id: str | None) -> dict[str, Any]:
+    """``running`` when the journal knows the task was (or may have been) created, else
+    ``not_started``."""
+    running = state in ("intent", "created", "finished")
+    return _row(
+        line,
+        task_id=task_id,
+        external_task_id=key,
+        status="running" if running else "not_started",
+    )
 
 
 async def _make_client(options: RunOptions, stack: AsyncExitStack, console: Console) -> KlingClient:

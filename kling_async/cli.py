@@ -26,6 +26,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import time
 import traceback
 from collections.abc import Iterable, Iterator, Sequence
 from decimal import Decimal
@@ -210,26 +211,44 @@ async def _run_campaign(
 
 class _Signals:
     """SIGINT / SIGTERM for a run: the first stops creating (on the event loop), a second
-    exits at once. Installed with ``signal.signal`` for the whole run, so no moment is left
-    where a signal would raise ``KeyboardInterrupt`` somewhere nothing catches it."""
+    exits at once, after writing the manifest and the summary from what is known. Two
+    signals within :data:`SAME_PRESS` seconds are one press (``timeout`` and a terminal's
+    process group deliver Ctrl-C to parent and child alike). Installed with
+    ``signal.signal`` for the whole run, so no moment is left where a signal would raise
+    ``KeyboardInterrupt`` somewhere nothing catches it."""
+
+    SAME_PRESS = 0.5  # seconds
 
     def __init__(self, console: Console) -> None:
         self.console = console
         self.signum: int | None = None
         self.interrupt: Interrupt | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._first_at = 0.0
 
     def attach(self, interrupt: Interrupt, loop: asyncio.AbstractEventLoop) -> None:
         self.interrupt, self._loop = interrupt, loop
 
     def handle(self, signum: int, frame: object) -> None:
+        now = time.monotonic()
         if self.signum is not None:
-            safe_os_write(2, b"kling-async: stopped at once (second interrupt)\n")
-            os._exit(128 + signum)  # the journal's committed rows are safe on disk
-        self.signum = signum
+            if now - self._first_at < self.SAME_PRESS:
+                return  # the same press, delivered twice
+            self._stop_at_once(signum)
+        self.signum, self._first_at = signum, now
         if self._loop is None:  # before the run began: nothing to wind down
             raise KeyboardInterrupt
         self._loop.call_soon_threadsafe(self._stop, signum)
+
+    def _stop_at_once(self, signum: int) -> None:
+        safe_os_write(2, b"kling-async: stopped at once (second interrupt)\n")
+        at_once = self.interrupt.at_once if self.interrupt is not None else None
+        if at_once is not None:
+            try:
+                at_once()  # the manifest and the summary, from what is known now
+            except Exception as exc:  # the exit must happen whatever went wrong
+                safe_os_write(2, f"kling-async: manifest not written: {exc}\n".encode())
+        os._exit(128 + signum)  # the journal's committed rows are safe on disk
 
     def _stop(self, signum: int) -> None:
         name = "Ctrl-C" if signum == signal.SIGINT else "SIGTERM"

@@ -6,7 +6,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
+import signal
+import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -15,7 +19,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
+import trustme
+from aiohttp import web
+
+from kling_async.testing import Faults, Sandbox
 
 from .test_cli_process import API_KEY, Account
 
@@ -23,6 +32,8 @@ ROOT = Path(__file__).resolve().parent.parent
 CAMPAIGN = ROOT / "examples" / "campaign.jsonl"
 LINES = sum(1 for line in CAMPAIGN.read_text().splitlines() if line.strip())
 WAIT = 100  # seconds a process may take before the test gives up on it (a hang, not a speed)
+# Seconds between two Ctrl-C that make them two presses (the CLI counts two within 0.5 s as one).
+_SECOND_PRESS = 0.6
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -288,3 +299,146 @@ def test_a_corrupt_journal_moved_aside_is_rebuilt_from_lookups(
     assert again.returncode == 0, again.stderr
     _all_good(out, 5)
     assert len(account.tasks()) == 5 and _stats(account)["creates"] == 5
+
+
+# -- a failure every request shares ends the run ------------------------------------------------
+
+
+async def _run_against(base_url: str, out: Path) -> subprocess.CompletedProcess[bytes]:
+    return await anyio.run_process(
+        _command("run", str(CAMPAIGN), "--out", str(out), "--base-url", base_url),
+        env=_env(KLING_API_KEY=API_KEY),
+        check=False,
+    )
+
+
+def _stopped_before_any_line(proc: subprocess.CompletedProcess[bytes], out: Path) -> str:
+    """The run ended with exit 2 and one last line naming the cause; every line is
+    ``not_started`` (a corrected re-run does it), none ``error``."""
+    err = proc.stderr.decode()
+    assert proc.returncode == 2, err
+    last = err.splitlines()[-1]
+    assert last.startswith("kling-async: ") and "nothing was created" in last, err
+    assert not re.search(r"^line \d+:", err, re.M) and "Traceback" not in err, err
+    assert [row["status"] for row in _rows(out)] == ["not_started"] * LINES
+    return last
+
+
+@pytest.mark.anyio
+async def test_nothing_listening_ends_the_run_at_once(tmp_path: Path) -> None:
+    """A base URL where nothing listens (connection refused): exit 2, one line saying the
+    API cannot be reached, every line left not started."""
+    with socket.socket() as s:  # a port that was free a moment ago and has no listener
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = tmp_path / "o"
+    proc = await _run_against(f"http://127.0.0.1:{port}", out)
+    last = _stopped_before_any_line(proc, out)
+    assert f"cannot reach the API at http://127.0.0.1:{port}" in last
+
+
+@pytest.mark.anyio
+async def test_an_untrusted_certificate_ends_the_run_at_once(tmp_path: Path) -> None:
+    """An HTTPS API whose certificate the client does not trust: exit 2, one line naming the
+    certificate failure, no API request served, every line left not started."""
+    ca = trustme.CA()  # a CA the client was never told to trust
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    out = tmp_path / "o"
+    async with Sandbox(api_keys=(API_KEY,), ssl_context=context) as sandbox:
+        proc = await _run_against(sandbox.base_url, out)
+        assert sandbox.stats().requests == 0
+    last = _stopped_before_any_line(proc, out)
+    assert "cannot reach the API" in last and "CERTIFICATE_VERIFY_FAILED" in last
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("answer", ["plain 404", "code 1202"])
+async def test_a_wrong_path_prefix_ends_the_run_at_once(tmp_path: Path, answer: str) -> None:
+    """Every create answered 404 (a gateway without its /kling prefix) or 1202: exit 2, one
+    line saying the create path is not there; fewer requests than lines reached the server."""
+    seen: list[str] = []
+
+    async def anything(request: web.Request) -> web.Response:
+        seen.append(f"{request.method} {request.path}")
+        if answer == "plain 404":
+            return web.Response(status=404, text="404: Not Found")
+        body = {"code": 1202, "message": "invalid method", "request_id": "r-1"}
+        return web.json_response(body, status=404)
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", anything)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    out = tmp_path / "o"
+    try:
+        proc = await _run_against(f"http://127.0.0.1:{port}", out)
+    finally:
+        await runner.cleanup()
+    last = _stopped_before_any_line(proc, out)
+    assert "has no create path /v1/images/omni-image" in last and "check the base URL" in last
+    assert 0 < len(seen) < LINES, seen
+    assert {s.split()[0] for s in seen} == {"POST"}
+
+
+# -- Ctrl-C ---------------------------------------------------------------------------------------
+
+
+def test_ctrl_c_delivered_twice_at_once_is_one_press(tmp_path: Path, account: Account) -> None:
+    """Two SIGINTs sent back to back (as ``timeout`` or a process group deliver one Ctrl-C):
+    the run winds down as after one press, prints its summary and the resume command, and is
+    not "stopped at once"."""
+    campaign, out = _plain_campaign(tmp_path, 16, own_ids=False), tmp_path / "o"
+    proc = subprocess.Popen(
+        _command("run", str(campaign), "--out", str(out), "--base-url", account.url),
+        env=_env(KLING_API_KEY=API_KEY),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    while not account.tasks() and proc.poll() is None:  # the first create has happened
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGINT)
+    os.kill(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=WAIT)
+    assert proc.returncode == 130, err
+    assert "stopped at once" not in err, err
+    assert re.search(r"^interrupted \(Ctrl-C\) after ", err, re.M), err
+    assert "resume with: " in err
+    assert len(_rows(out)) == 16
+
+
+@pytest.mark.anyio
+async def test_a_second_press_stops_at_once_with_the_summary(tmp_path: Path) -> None:
+    """A second Ctrl-C while the first still waits for a create's answer: the run ends at
+    once (exit 130) and still writes a row for every line, the summary and the resume
+    command."""
+    campaign, out = _plain_campaign(tmp_path, 12, own_ids=False), tmp_path / "o"
+    faults = Faults(slow=1.0, slow_seconds=15)  # every answer held back: creates hang
+    async with Sandbox(api_keys=(API_KEY,), faults=faults) as sandbox:
+        argv = _command("run", str(campaign), "--out", str(out), "--base-url", sandbox.base_url)
+        env = _env(KLING_API_KEY=API_KEY)
+        async with await anyio.open_process(argv, env=env) as proc:
+            assert proc.stderr is not None
+            while sandbox.stats().creates == 0:  # noqa: ASYNC110 (a create is in, held back)
+                await anyio.sleep(0.02)
+            proc.send_signal(signal.SIGINT)
+            seen = b""
+            while b"creating nothing more" not in seen:  # the first press was taken
+                seen += await proc.stderr.receive()
+            await anyio.sleep(_SECOND_PRESS)
+            proc.send_signal(signal.SIGINT)
+            async for chunk in proc.stderr:
+                seen += chunk
+            status = await proc.wait()
+    err = seen.decode()
+    assert status == 130, err
+    assert "stopped at once (second interrupt)" in err
+    assert re.search(r"^interrupted \(stopped at once\) after .* \d+ running", err, re.M), err
+    assert "resume with: " in err and "--resume" in err
+    rows = _rows(out)
+    assert len(rows) == 12 and {row["status"] for row in rows} <= {"running", "not_started"}
+    assert any(row["status"] == "running" for row in rows)
