@@ -257,16 +257,14 @@ class Creator:
         """Raise :class:`EndpointError` when ``failure``, met before any create of this client
         has succeeded, is one every create will share: no connection at all (refused, DNS,
         TLS verification: ``sent`` false), or an answer that the create path does not exist
-        (HTTP 404/405 without the API's envelope, or code 1202 "invalid method"). Retrying
+        (the codec's ``is_missing_path``: e.g. 404 without the API's envelope, 1202). Retrying
         them line by line only delays the same answer (issue: 26 lines failed after 51 s)."""
         if self._reached:
             return
         base_url = self.wire.transport().base_url
         if isinstance(failure, TransportError) and not failure.sent:
             message = f"cannot reach the API at {base_url}: {failure}"
-        elif isinstance(failure, InvalidRequestError) and (
-            failure.code == 1202 or (failure.code is None and failure.http_status in (404, 405))
-        ):
+        elif isinstance(failure, InvalidRequestError) and self.wire.codec.is_missing_path(failure):
             message = (
                 f"the API at {base_url} has no create path {path} ({failure}): check the base "
                 "URL (a gateway's prefix, e.g. https://host/kling)"

@@ -442,3 +442,25 @@ async def test_a_second_press_stops_at_once_with_the_summary(tmp_path: Path) -> 
     rows = _rows(out)
     assert len(rows) == 12 and {row["status"] for row in rows} <= {"running", "not_started"}
     assert any(row["status"] == "running" for row in rows)
+
+
+def test_a_worse_rerun_keeps_the_good_rows(tmp_path: Path, account: Account) -> None:
+    """A finished folder re-run without its journal against a wrong address: the run stops
+    (exit 2) and the manifest still lists every line succeeded with its files."""
+    campaign, out = _plain_campaign(tmp_path, 6, own_ids=False), tmp_path / "o"
+    assert _run_on(account, campaign, out).returncode == 0
+    before = _rows(out)
+    (out / "journal.sqlite").unlink()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}"
+    again = subprocess.run(
+        _command("run", str(campaign), "--out", str(out), "--base-url", dead),
+        env=_env(KLING_API_KEY=API_KEY),
+        capture_output=True,
+        text=True,
+        timeout=WAIT,
+    )
+    assert again.returncode == 2, again.stderr
+    assert _rows(out) == before
+    _all_good(out, 6)

@@ -556,3 +556,18 @@ def test_a_refusal_naming_an_id_in_use_is_a_duplicate(
     error = ka.InvalidRequestError(message, code=code, http_status=400)
     assert KlingCodec().is_duplicate_external_id(error) is duplicate
     assert codec_for("modellix").is_duplicate_external_id(error) is False
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "missing"),
+    [(1202, 404, True), (None, 404, True), (None, 405, True), (1203, 404, False),
+     (1201, 400, False), (None, 400, False)],
+)  # fmt: skip
+def test_a_path_that_is_not_there_is_told_apart(
+    code: int | None, status: int, missing: bool
+) -> None:
+    """1202, or a 404/405 without the envelope, says the path is not there (a wrong base URL);
+    an enveloped refusal is about the request. On Modellix only the bare 404/405 is."""
+    error = ka.InvalidRequestError("x", code=code, http_status=status)
+    assert KlingCodec().is_missing_path(error) is missing
+    assert codec_for("modellix").is_missing_path(error) is (missing and code is None)

@@ -119,6 +119,11 @@ class Codec(Protocol):
         answers ``False``."""
         ...
 
+    def is_missing_path(self, error: APIError) -> bool:
+        """Whether ``error`` says the requested path does not exist at this base URL (a wrong
+        base URL or gateway prefix), so every request to it will fail alike."""
+        ...
+
     def query_path(self, kind: Kind, task_id: str) -> str:
         """Path of the single-task query."""
         ...

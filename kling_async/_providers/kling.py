@@ -197,6 +197,11 @@ class KlingCodec(NoUnifiedQuery):
             return False
         return _DUPLICATE_WORDS.search(error.message or "") is not None
 
+    def is_missing_path(self, error: APIError) -> bool:
+        """Code 1202 "invalid method" ([errors]), or HTTP 404/405 without Kling's envelope
+        (the answer of a server that is not Kling's API at this path)."""
+        return error.code == 1202 or (error.code is None and error.http_status in (404, 405))
+
     def list_params(self, page: int, page_size: int) -> dict[str, str]:
         """``pageNum`` / ``pageSize`` (1–500)."""
         return {"pageNum": str(page), "pageSize": str(page_size)}

@@ -164,6 +164,11 @@ class ModellixCodec(NoUnifiedQuery, NoAccountCosts):
         """Modellix takes no client-chosen id: never."""
         return False
 
+    def is_missing_path(self, error: APIError) -> bool:
+        """HTTP 404/405 without Modellix's envelope (an answer in the envelope speaks of the
+        request, not of the path)."""
+        return error.code is None and error.http_status in (404, 405)
+
     def list_params(self, page: int, page_size: int) -> dict[str, str]:
         """Modellix has no list query.
 
