@@ -3,10 +3,13 @@
 ``kling-async run CAMPAIGN.jsonl --out DIR [--sandbox] [--quota image=9,video=5]
 [--provider kling|modellix] [--base-url URL] [--deadline S] [-v] [--log-file PATH]`` runs a
 campaign (see :mod:`kling_async._cli_run`). Exit status: 0 every line succeeded; 1 a line failed
-or was invalid; 2 a setup error (credentials, campaign file, ``--out``, ``--quota``), told in one
-line on stderr; 130 / 143 interrupted by Ctrl-C (SIGINT) / SIGTERM, after a summary and the
-command that resumes; a signal the process was started ignoring stays ignored. ``--debug``
-shows the traceback of an unexpected error.
+or was invalid; 2 a setup error (credentials, campaign file, ``--out`` or another run holding
+it, ``--quota``, a journal it cannot use, an API it cannot reach), told in one line on stderr;
+130 / 143 interrupted by Ctrl-C (SIGINT) / SIGTERM, after a summary and the command that
+resumes (two signals within 0.5 s are one press; a second press stops at once, after the
+manifest and the summary); a signal the process was started ignoring stays ignored. A closed
+stdout or stderr drops output, never the work. ``--debug`` shows the traceback of an
+unexpected error. Each case and its limit: ``docs/failure-modes.md``.
 
 ``kling-async sandbox [--port N] [--api-key K] [--access-key AK --secret-key SK] [--quota ...]``
 serves the built-in sandbox (a stand-in for Kling's and Modellix's APIs) until Ctrl-C or SIGTERM
