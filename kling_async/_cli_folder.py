@@ -105,8 +105,8 @@ def journal_hint(error: Exception, journal: Path, *, can_look_up: bool) -> str:
     aside = shlex.join(["mv", str(journal), f"{journal}.damaged"])
     if can_look_up:
         then = (
-            "then run the same command again: the tasks it knew of are found again by their "
-            "external_task_id and followed, none is created twice"
+            "then run the same command again (without --resume): the tasks it knew of are found "
+            "again by their external_task_id and followed, none is created twice"
         )
     else:
         then = (
