@@ -26,6 +26,7 @@ from ._errors import BudgetExceededError as BudgetExceededError
 from ._errors import ConcurrencyLimitError as ConcurrencyLimitError
 from ._errors import ContentPolicyError as ContentPolicyError
 from ._errors import DeadlineExceededError as DeadlineExceededError
+from ._errors import EndpointError as EndpointError
 from ._errors import InvalidInputError as InvalidInputError
 from ._errors import InvalidRequestError as InvalidRequestError
 from ._errors import KlingError as KlingError
@@ -82,6 +83,7 @@ __all__ = [
     "ContentPolicyError",
     "DeadlineExceededError",
     "DownloadError",
+    "EndpointError",
     "GeneratedImage",
     "GeneratedVideo",
     "InvalidInputError",

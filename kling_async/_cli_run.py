@@ -12,9 +12,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import os
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AsyncExitStack
 from decimal import Decimal
 from pathlib import Path
@@ -26,10 +27,17 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ._campaign import CampaignLine, CampaignLineError, content_lines, read_campaign
+from ._cli_folder import better_row, good_rows, journal_states
 from ._cli_text import say
 from ._client import KlingClient
 from ._download import safe_stem
-from ._errors import AuthenticationError, BudgetExceededError, KlingError, OutcomeUnknownError
+from ._errors import (
+    AuthenticationError,
+    BudgetExceededError,
+    EndpointError,
+    KlingError,
+    OutcomeUnknownError,
+)
 from ._models import Outcome, Request
 from ._quota_config import Quota
 from ._redis_quota import RedisQuotaBackend
@@ -78,6 +86,9 @@ class Interrupt:
 
     scope: anyio.CancelScope = attrs.field(factory=anyio.CancelScope)
     reason: str | None = None
+    # Called (synchronously, from a signal handler) when the run must end at once: writes the
+    # manifest and prints the summary from what is known. Set by the run while it runs.
+    at_once: Callable[[], None] | None = None
 
     def stop(self, reason: str) -> None:
         """Stop creating at once (idempotent; the first reason is kept)."""
@@ -142,6 +153,9 @@ async def run_campaign(
 
     Raises:
         CredentialsRefused: the API refused the key; the manifest then shows nothing ran.
+        SetupError: before any create succeeded, the API could not be reached or has no
+            create path at the base URL (:class:`EndpointError`); the manifest then shows the
+            lines not started.
     """
     console = console or stderr_console()
     interrupt = interrupt or Interrupt()
@@ -157,6 +171,7 @@ async def run_campaign(
     line_of: list[int] = []
     key_of: list[str] = []
     refused: list[AuthenticationError] = []
+    unreachable: list[EndpointError] = []
 
     def invalid(line: int, reason: str) -> None:
         tally.invalid += 1
@@ -164,6 +179,45 @@ async def run_campaign(
         say(console, (f"line {line}: invalid", "red"), f": {reason}")
         if not progress.disable:  # off a terminal it shows nothing but costs per line
             progress.advance(bar)
+
+    def write_manifest() -> dict[int, dict[str, Any]]:
+        """The final manifest: one row per campaign line, in file order, never worse than
+        an earlier run's. Returns the rows of the lines that were not invalid (invalid ones
+        are written from their reasons, never held as rows: 100,000 may come)."""
+        final = {line: better_row(row, earlier.get(line)) for line, row in rows.items()}
+        final = {**earlier, **final}
+        with manifest_path.open("w", encoding="utf-8") as fh:
+            for line in sorted(final.keys() | invalid_lines.keys()):
+                row = final.get(line) or _row(line, status="invalid", error=invalid_lines[line])
+                fh.write(_line(row))
+        return final
+
+    def say_interrupted(final: dict[int, dict[str, Any]], reason: str) -> None:
+        statuses = [row["status"] for row in final.values()]
+        not_started = statuses.count("not_started") + total - len(final) - len(invalid_lines)
+        say(
+            console,
+            ("interrupted", "bold"),
+            f" ({reason}) after {time.monotonic() - started:.1f} s: "
+            f"{tally.succeeded + tally.failed} done, {statuses.count('running')} running "
+            f"(followed on resume), {not_started} not "
+            f"started, {tally.invalid} invalid; manifest {manifest_path}",
+        )
+        if options.resume_command:
+            say(console, f"resume with: {options.resume_command}")
+
+    def stopped_at_once() -> None:
+        """A second interrupt: no await is possible, so the journal is read directly for the
+        lines without an outcome, the manifest written and the summary printed."""
+        states = journal_states(out / JOURNAL_NAME)
+        for line, key in zip(line_of, key_of, strict=True):
+            if line not in rows:
+                state, task_id = states.get(key, (None, None))
+                rows[line] = _unfinished_row(line, key, state, task_id)
+        say_interrupted(write_manifest(), "stopped at once")
+
+    interrupt.at_once = stopped_at_once
+    earlier: dict[int, dict[str, Any]] = {}
 
     def requests() -> Iterator[Request]:
         for item in read_campaign(options.campaign, options.provider):
@@ -206,6 +260,12 @@ async def run_campaign(
                 interrupt.stop("credentials refused")
                 return
             line, key = line_of[outcome.index], key_of[outcome.index]
+            if outcome.task is not None and outcome.task.adopted:
+                say(
+                    console,
+                    f"line {line}: adopted existing task {outcome.task.task_id} (its "
+                    f"external_task_id {key} was already in use)",
+                )
             until = _line_until(outcome, options.task_timeout, run_until)
             row = await _save_outcome(client, outcome, line, key, out, tally, until)
             rows[line] = row
@@ -220,7 +280,9 @@ async def run_campaign(
             if not console.is_terminal:
                 say(console, _describe(row))
 
-        manifest_path.write_text("", encoding="utf-8")
+        # The good rows of an earlier run of this folder stay until better ones replace them.
+        earlier = good_rows(manifest_path, out)
+        manifest_path.write_text("".join(_line(r) for r in earlier.values()), encoding="utf-8")
         run_until = None if options.deadline is None else anyio.current_time() + options.deadline
         stream = client.stream(
             requests(),
@@ -235,31 +297,24 @@ async def run_campaign(
                         tg.start_soon(finish, outcome)
         except* AuthenticationError as group:
             refused.extend(e for e in group.exceptions if isinstance(e, AuthenticationError))
-        if interrupt.reason is not None or refused:
+        except* EndpointError as group:  # nothing was created: the lines stay unsent
+            unreachable.extend(e for e in group.exceptions if isinstance(e, EndpointError))
+        if interrupt.reason is not None or refused or unreachable:
             with anyio.CancelScope(shield=True):
                 await _mark_unfinished(client, rows, line_of, key_of)
 
-    # Final manifest: one line per campaign line, in file order.
-    with manifest_path.open("w", encoding="utf-8") as fh:
-        for line in sorted(rows.keys() | invalid_lines.keys()):
-            row = rows.get(line) or _row(line, status="invalid", error=invalid_lines[line])
-            fh.write(_to_json(row) + "\n")
+    interrupt.at_once = None  # from here on, the run ends its own way
+    rows = write_manifest()
     if refused:
         raise CredentialsRefused(str(refused[0]))
+    if unreachable:
+        raise SetupError(
+            f"{unreachable[0]}; nothing was created by this run, so the same command can run "
+            "every line once that is fixed"
+        )
     elapsed = time.monotonic() - started
     if interrupt.reason is not None:
-        statuses = [row["status"] for row in rows.values()]
-        not_started = statuses.count("not_started") + total - len(rows) - len(invalid_lines)
-        say(
-            console,
-            ("interrupted", "bold"),
-            f" ({interrupt.reason}) after {elapsed:.1f} s: "
-            f"{tally.succeeded + tally.failed} done, {statuses.count('running')} running "
-            f"(followed on resume), {not_started} not "
-            f"started, {tally.invalid} invalid; manifest {manifest_path}",
-        )
-        if options.resume_command:
-            say(console, f"resume with: {options.resume_command}")
+        say_interrupted(rows, interrupt.reason)
         return 1
     stats = client.stats()
     budget = f" of the budget of {options.budget}" if options.budget is not None else ""
@@ -292,13 +347,22 @@ async def _mark_unfinished(
         if line in rows:
             continue
         entry = await client.journal.get(key) if client.journal is not None else None
-        running = entry is not None and entry.state in ("intent", "created", "finished")
-        rows[line] = _row(
-            line,
-            task_id=entry.task_id if entry is not None else None,
-            external_task_id=key,
-            status="running" if running else "not_started",
-        )
+        if entry is None:
+            rows[line] = _unfinished_row(line, key, None, None)
+        else:
+            rows[line] = _unfinished_row(line, key, entry.state, entry.task_id)
+
+
+def _unfinished_row(line: int, key: str, state: str | None, task_id: str | None) -> dict[str, Any]:
+    """``running`` when the journal knows the task was (or may have been) created, else
+    ``not_started``."""
+    running = state in ("intent", "created", "finished")
+    return _row(
+        line,
+        task_id=task_id,
+        external_task_id=key,
+        status="running" if running else "not_started",
+    )
 
 
 async def _make_client(options: RunOptions, stack: AsyncExitStack, console: Console) -> KlingClient:
@@ -450,7 +514,11 @@ def _describe(row: dict[str, Any]) -> str:
 
 def _append(path: Path, row: dict[str, Any]) -> None:
     with path.open("a", encoding="utf-8") as fh:
-        fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+        fh.write(_line(row))
+
+
+def _line(row: dict[str, Any]) -> str:
+    return _to_json(row) + "\n"
 
 
 def _run_id(out: Path) -> str:
@@ -463,5 +531,8 @@ def _run_id(out: Path) -> str:
         except (ValueError, KeyError):
             pass
     run_id = f"ka{uuid.uuid4().hex[:10]}"
-    marker.write_text(json.dumps({"run_id": run_id}) + "\n", encoding="utf-8")
+    # Written whole or not at all (a killed run never leaves a half-written run.json).
+    temporary = out / f".run.json.{os.getpid()}.tmp"
+    temporary.write_text(json.dumps({"run_id": run_id}) + "\n", encoding="utf-8")
+    os.replace(temporary, marker)
     return run_id

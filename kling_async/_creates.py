@@ -19,6 +19,7 @@ import attrs
 from ._errors import (
     APIError,
     ConcurrencyLimitError,
+    EndpointError,
     InvalidRequestError,
     KlingError,
     OutcomeUnknownError,
@@ -58,6 +59,9 @@ class Creator:
     quota: QuotaBackend
     max_retries: int
     journal: Journal | None = None
+    # Whether a create has succeeded (or found its task) since the client opened: until one
+    # has, a failure every create will share ends the stream (EndpointError).
+    _reached: bool = attrs.field(default=False, init=False)
 
     async def create(
         self, request: Request, body: Mapping[str, Any], external_task_id: str, cost: int
@@ -77,6 +81,9 @@ class Creator:
         )
         try:
             task = await self._create(request, body, external_task_id, cost)
+        except EndpointError:
+            await journal.forget(external_task_id)  # nothing was created
+            raise
         except (APIError, QuotaError) as exc:
             if not isinstance(exc, ServerError):
                 await journal.forget(external_task_id)  # certainly not created
@@ -169,9 +176,22 @@ class Creator:
     async def _create(
         self, request: Request, body: Mapping[str, Any], external_task_id: str, cost: int
     ) -> Task:
+        """Send the create (see :meth:`_send`); the first one to succeed proves the address."""
+        task = await self._send(request, body, external_task_id, cost)
+        self._reached = True
+        return task
+
+    async def _send(
+        self, request: Request, body: Mapping[str, Any], external_task_id: str, cost: int
+    ) -> Task:
         """Send the create until the server certainly has the task, retrying only what
         certainly did not create one: 1302, a connection refused before sending, and an
-        ambiguous failure after which a lookup by ``external_task_id`` finds no task."""
+        ambiguous failure after which a lookup by ``external_task_id`` finds no task.
+
+        Raises:
+            EndpointError: before any create has succeeded, a failure every create will
+                share (see :meth:`_shared_failure`).
+        """
         switched = False
         ambiguous = False  # an earlier attempt may have created the task
         for attempt in range(1, self.max_retries + 1):
@@ -191,10 +211,17 @@ class Creator:
                     found = await self._recover(exc, request, external_task_id, cost)
                     if found is not None:
                         return found
+                elif codec.is_duplicate_external_id(exc):
+                    # The id is in use: an earlier run (whose journal is gone, or another
+                    # folder) created the task. Follow that task instead of failing the line.
+                    adopted = await self._adopt(exc, request, external_task_id, cost)
+                    if adopted is not None:
+                        return adopted
                 # A wire API with two create path forms: a definite refusal of this one
                 # proves nothing was created, so the other may be tried, once.
                 other = None if switched else codec.fallback(exc.http_status)
                 if other is None:
+                    self._shared_failure(exc, path)
                     raise
                 switched = True
                 if self.wire.codec.create_path(request) == path:  # not switched meanwhile
@@ -205,6 +232,7 @@ class Creator:
                 retry_after = exc.retry_after
             except TransportError as exc:
                 failure, retry_after = exc, None
+                self._shared_failure(exc, path)
                 if exc.sent:
                     found = await self._recover(exc, request, external_task_id, cost)
                     if found is not None:
@@ -224,6 +252,26 @@ class Creator:
             self.wire.stats.retry(attempt, failure)
             await anyio.sleep(delay(attempt, retry_after))
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _shared_failure(self, failure: KlingError, path: str) -> None:
+        """Raise :class:`EndpointError` when ``failure``, met before any create of this client
+        has succeeded, is one every create will share: no connection at all (refused, DNS,
+        TLS verification: ``sent`` false), or an answer that the create path does not exist
+        (the codec's ``is_missing_path``: e.g. 404 without the API's envelope, 1202). Retrying
+        them line by line only delays the same answer (issue: 26 lines failed after 51 s)."""
+        if self._reached:
+            return
+        base_url = self.wire.transport().base_url
+        if isinstance(failure, TransportError) and not failure.sent:
+            message = f"cannot reach the API at {base_url}: {failure}"
+        elif isinstance(failure, InvalidRequestError) and self.wire.codec.is_missing_path(failure):
+            message = (
+                f"the API at {base_url} has no create path {path} ({failure}): check the base "
+                "URL (a gateway's prefix, e.g. https://host/kling)"
+            )
+        else:
+            return
+        raise EndpointError(message, base_url=base_url) from failure
 
     async def _recover(
         self, failure: KlingError, request: Request, external_task_id: str, cost: int
@@ -260,6 +308,27 @@ class Creator:
             f"task {found.task_id} exists" if found else "no task, the create may be sent again",
         )
         return found
+
+    async def _adopt(
+        self, refusal: InvalidRequestError, request: Request, external_task_id: str, cost: int
+    ) -> Task | None:
+        """The task already created under ``external_task_id`` (marked ``adopted``), or
+        ``None`` when the lookup finds none (the refusal was about something else). A failed
+        lookup raises ``refusal``: nothing is guessed."""
+        try:
+            found = await self._find_by_external_id(request, external_task_id, cost)
+        except KlingError:
+            raise refusal from None
+        if found is None:
+            return None
+        _log.info(
+            "create %s: the external_task_id is already in use (%s); adopted existing task %s",
+            external_task_id,
+            refusal,
+            found.task_id,
+        )
+        self.wire.stats.adopted += 1
+        return attrs.evolve(found, adopted=True)
 
     async def _find_by_external_id(
         self, request: Request, external_task_id: str, cost: int

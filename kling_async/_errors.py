@@ -27,6 +27,8 @@ Every error the SDK raises on purpose, or puts in :attr:`Outcome.error`, derives
     ├── QuotaError                  a request costs more slots than its pool can ever hold
     ├── NotSupportedError           the wire API has no such call (e.g. account costs on
     │                               Modellix); nothing was sent
+    ├── EndpointError               every create would fail alike (unreachable, TLS, no such
+    │                               path) and none has succeeded: the run stops, nothing sent
     ├── DownloadError               an output could not be saved (``download``)
     ├── JournalError                the journal file cannot be opened, read or written
     ├── JournalConflictError        a journalled request changed since its task was created
@@ -65,6 +67,7 @@ __all__ = [
     "ConcurrencyLimitError",
     "ContentPolicyError",
     "DeadlineExceededError",
+    "EndpointError",
     "InvalidInputError",
     "InvalidRequestError",
     "KlingError",
@@ -348,6 +351,33 @@ class QuotaError(KlingError):
 
     Example: ``n=9`` on a pool configured with ``Quota(image=5)``.
     """
+
+
+class EndpointError(KlingError):
+    """Every create would fail the same way, and none has succeeded yet: the API cannot be
+    reached at its base URL (connection refused, DNS failure, TLS certificate not trusted), or
+    it answers that the create path does not exist there (HTTP 404 or 405 without Kling's
+    envelope, or code 1202 "invalid method": a wrong base URL or gateway prefix). Raised by
+    :meth:`KlingClient.stream` (and the verbs built on it) instead of failing each request in
+    turn; nothing was created, so a corrected re-run can do every request.
+
+    Once one create has succeeded, the same failures are ordinary per-request errors (retried
+    where they prove nothing was created), since the address was right.
+
+    Attributes:
+        base_url: The API root that failed.
+    """
+
+    def __init__(self, message: str, *, base_url: str) -> None:
+        super().__init__(message)
+        self.base_url = base_url
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild_endpoint, (str(self), self.base_url))
+
+
+def _rebuild_endpoint(message: str, base_url: str) -> EndpointError:
+    return EndpointError(message, base_url=base_url)
 
 
 class NotSupportedError(KlingError):

@@ -146,9 +146,14 @@ class Journal:
         def _open() -> sqlite3.Connection:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.executescript(_SCHEMA)
+            try:
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=NORMAL")
+                db.executescript(_SCHEMA)
+                _check(db)
+            except BaseException:
+                db.close()
+                raise
             return db
 
         self._db = await self._run(_open)
@@ -241,6 +246,18 @@ class Journal:
             return await anyio.to_thread.run_sync(fn, limiter=self._limiter)
         except sqlite3.Error as exc:
             raise JournalError(f"journal {self.path}: {exc}") from exc
+
+
+def _check(db: sqlite3.Connection) -> None:
+    """Refuse, at open, a file that is a database but not a sound journal (damaged pages, or a
+    ``tasks`` table of another shape), rather than failing half-way through a run."""
+    problems = [row[0] for row in db.execute("PRAGMA quick_check(3)").fetchall()]
+    if problems != ["ok"]:
+        raise sqlite3.DatabaseError(f"the database is damaged ({'; '.join(problems)})")
+    db.execute(
+        "SELECT external_task_id, fingerprint, kind, model, state, task_id, cost, result, "
+        "error, files, updated_at FROM tasks LIMIT 0"
+    )
 
 
 def _entry(row: tuple[Any, ...]) -> JournalEntry:

@@ -421,6 +421,9 @@ class Task:
         model: The model name, e.g. ``"kling-v3-omni"``.
         cost: Quota slots reserved for it (for an ``auto`` series, the reserved estimate).
         created_at: When the server created it (aware UTC datetime).
+        adopted: ``True`` when this client did not create it: the create was refused because
+            its ``external_task_id`` was already in use, and the task of that id was looked up
+            and followed instead (an earlier run created it).
     """
 
     task_id: str
@@ -429,6 +432,7 @@ class Task:
     model: str
     cost: int
     created_at: dt.datetime | None = None
+    adopted: bool = False
 
 
 @attrs.frozen(kw_only=True)

@@ -27,6 +27,7 @@ from ._errors import (
     AuthenticationError,
     ConcurrencyLimitError,
     DeadlineExceededError,
+    EndpointError,
     KlingError,
     TaskFailedError,
 )
@@ -379,8 +380,8 @@ class Scheduler:
             with _deadline(run.until):
                 # The create itself is shielded in submit(): the deadline never cuts one in half.
                 tracked = await self.submit(request, admitted, key, run.budget)
-        except AuthenticationError:
-            raise  # bad credentials make the whole batch pointless
+        except (AuthenticationError, EndpointError):
+            raise  # bad credentials, or an API not there, make the whole batch pointless
         except KlingError as exc:
             return Outcome(request=request, index=index, error=exc), False
         if tracked is None:
@@ -505,13 +506,16 @@ def _deadline(until: float | None) -> AbstractContextManager[object]:
     return nullcontext() if until is None else anyio.CancelScope(deadline=until)
 
 
+_RUN_ENDING = (AuthenticationError, EndpointError)
+
+
 def _collapse(group: BaseExceptionGroup[BaseException]) -> BaseException:
     """The one real error of a task group's exception group (aiometer's collapse): the user
     sees ``AuthenticationError``, not ``ExceptionGroup([AuthenticationError])``."""
     real = [e for e in group.exceptions if not isinstance(e, anyio.get_cancelled_exc_class())]
     real = [_collapse(e) if isinstance(e, BaseExceptionGroup) else e for e in real]
-    if len(real) == 1 or (real and all(isinstance(e, AuthenticationError) for e in real)):
-        return real[0]  # several lifecycles met the same bad credentials at once
+    if len(real) == 1 or (real and all(isinstance(e, _RUN_ENDING) for e in real)):
+        return real[0]  # several lifecycles met the same bad credentials (or address) at once
     return group
 
 

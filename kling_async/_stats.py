@@ -80,6 +80,8 @@ class ClientStats:
         overbooked: Creates sent in slots counted as held by ``auto`` series (to find out
             whether those series hold them).
         overbooked_requeued: Of those, creates refused with 1303 (the slots were held).
+        adopted: Creates refused because their ``external_task_id`` was in use, whose task
+            was looked up and followed instead (see :attr:`Task.adopted`).
     """
 
     pools: Mapping[str, PoolStats]
@@ -95,6 +97,7 @@ class ClientStats:
     resumed: int
     overbooked: int
     overbooked_requeued: int
+    adopted: int = 0
 
 
 @attrs.define
@@ -113,6 +116,7 @@ class Counters:
         resumed: Requests answered from the journal.
         overbooked: Creates sent in slots counted as held by ``auto`` series.
         overbooked_requeued: Of those, creates answered 1303.
+        adopted: Creates refused as a duplicate ``external_task_id`` whose task was followed.
         succeeded, failed: Tasks followed to a ``succeed`` / ``failed`` end (or lost).
         units: Units charged for the tasks followed to their end.
     """
@@ -127,6 +131,7 @@ class Counters:
     resumed: int = 0
     overbooked: int = 0
     overbooked_requeued: int = 0
+    adopted: int = 0
     succeeded: int = 0
     failed: int = 0
     units: Decimal = Decimal(0)
@@ -258,4 +263,5 @@ class Counters:
             resumed=self.resumed,
             overbooked=self.overbooked,
             overbooked_requeued=self.overbooked_requeued,
+            adopted=self.adopted,
         )

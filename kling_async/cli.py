@@ -3,10 +3,13 @@
 ``kling-async run CAMPAIGN.jsonl --out DIR [--sandbox] [--quota image=9,video=5]
 [--provider kling|modellix] [--base-url URL] [--deadline S] [-v] [--log-file PATH]`` runs a
 campaign (see :mod:`kling_async._cli_run`). Exit status: 0 every line succeeded; 1 a line failed
-or was invalid; 2 a setup error (credentials, campaign file, ``--out``, ``--quota``), told in one
-line on stderr; 130 / 143 interrupted by Ctrl-C (SIGINT) / SIGTERM, after a summary and the
-command that resumes; a signal the process was started ignoring stays ignored. ``--debug``
-shows the traceback of an unexpected error.
+or was invalid; 2 a setup error (credentials, campaign file, ``--out`` or another run holding
+it, ``--quota``, a journal it cannot use, an API it cannot reach), told in one line on stderr;
+130 / 143 interrupted by Ctrl-C (SIGINT) / SIGTERM, after a summary and the command that
+resumes (two signals within 0.5 s are one press; a second press stops at once, after the
+manifest and the summary); a signal the process was started ignoring stays ignored. A closed
+stdout or stderr drops output, never the work. ``--debug`` shows the traceback of an
+unexpected error. Each case and its limit: ``docs/failure-modes.md``.
 
 ``kling-async sandbox [--port N] [--api-key K] [--access-key AK --secret-key SK] [--quota ...]``
 serves the built-in sandbox (a stand-in for Kling's and Modellix's APIs) until Ctrl-C or SIGTERM
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import shlex
@@ -24,8 +28,9 @@ import shutil
 import signal
 import sys
 import tempfile
+import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Literal
@@ -37,6 +42,8 @@ from rich.logging import RichHandler
 from ._budget import parse_units
 from ._campaign import content_lines, is_text_file
 from ._cli_estimate import estimate_campaign
+from ._cli_folder import FolderBusy, hold_folder, journal_hint
+from ._cli_pipes import safe_os_write, tolerant_streams
 from ._cli_run import (
     JOURNAL_NAME,
     SANDBOX_KEY,
@@ -51,6 +58,7 @@ from ._cli_run import (
 from ._cli_sandbox import serve_sandbox
 from ._cli_text import SafeRecords, safe
 from ._errors import QuotaError
+from ._journal import JournalError
 from ._providers import API_STANDARDS, PROVIDERS, codec_for
 
 __all__ = ["RunOptions", "main", "run_campaign"]
@@ -61,7 +69,13 @@ _SECRET_ENV = ("KLING_API_KEY", "KLING_SECRET_KEY", "MODELLIX_API_KEY")  # maske
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``kling-async``. Returns the exit status."""
+    """Entry point of ``kling-async``. Returns the exit status (a closed stdout or stderr
+    drops the output, never the work: see :mod:`kling_async._cli_pipes`)."""
+    with tolerant_streams():
+        return _main(argv)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     console = stderr_console()
@@ -169,7 +183,8 @@ def _run(args: argparse.Namespace, console: Console, argv: Sequence[str] | None)
         if signal.getsignal(number) is not signal.SIG_IGN
     }
     try:
-        status = anyio.run(_run_campaign, options, console, signals, backend="asyncio")
+        with _hold_folder(out):
+            status = anyio.run(_run_campaign, options, console, signals, backend="asyncio")
     finally:
         for number, handler in previous.items():
             # Interrupted: the run is over and the process ends now; a further signal during
@@ -195,30 +210,51 @@ async def _run_campaign(
         return exc
     except QuotaError as exc:  # the client could not open its shared quota (--redis)
         return SetupError(str(exc))
+    except JournalError as exc:  # damaged, not a journal, unreadable
+        can_look_up = codec_for(options.provider).supports_external_lookup
+        return SetupError(journal_hint(exc, options.out / JOURNAL_NAME, can_look_up=can_look_up))
 
 
 class _Signals:
     """SIGINT / SIGTERM for a run: the first stops creating (on the event loop), a second
-    exits at once. Installed with ``signal.signal`` for the whole run, so no moment is left
-    where a signal would raise ``KeyboardInterrupt`` somewhere nothing catches it."""
+    exits at once, after writing the manifest and the summary from what is known. Two
+    signals within :data:`SAME_PRESS` seconds are one press (``timeout`` and a terminal's
+    process group deliver Ctrl-C to parent and child alike). Installed with
+    ``signal.signal`` for the whole run, so no moment is left where a signal would raise
+    ``KeyboardInterrupt`` somewhere nothing catches it."""
+
+    SAME_PRESS = 0.5  # seconds
 
     def __init__(self, console: Console) -> None:
         self.console = console
         self.signum: int | None = None
         self.interrupt: Interrupt | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._first_at = 0.0
 
     def attach(self, interrupt: Interrupt, loop: asyncio.AbstractEventLoop) -> None:
         self.interrupt, self._loop = interrupt, loop
 
     def handle(self, signum: int, frame: object) -> None:
+        now = time.monotonic()
         if self.signum is not None:
-            os.write(2, b"kling-async: stopped at once (second interrupt)\n")
-            os._exit(128 + signum)  # the journal's committed rows are safe on disk
-        self.signum = signum
+            if now - self._first_at < self.SAME_PRESS:
+                return  # the same press, delivered twice
+            self._stop_at_once(signum)
+        self.signum, self._first_at = signum, now
         if self._loop is None:  # before the run began: nothing to wind down
             raise KeyboardInterrupt
         self._loop.call_soon_threadsafe(self._stop, signum)
+
+    def _stop_at_once(self, signum: int) -> None:
+        safe_os_write(2, b"kling-async: stopped at once (second interrupt)\n")
+        at_once = self.interrupt.at_once if self.interrupt is not None else None
+        if at_once is not None:
+            try:
+                at_once()  # the manifest and the summary, from what is known now
+            except Exception as exc:  # the exit must happen whatever went wrong
+                safe_os_write(2, f"kling-async: manifest not written: {exc}\n".encode())
+        os._exit(128 + signum)  # the journal's committed rows are safe on disk
 
     def _stop(self, signum: int) -> None:
         name = "Ctrl-C" if signum == signal.SIGINT else "SIGTERM"
@@ -244,6 +280,20 @@ def _check_campaign(path: Path) -> None:
         raise SetupError(f"campaign file {path} is not UTF-8 text (JSON Lines)")
     if empty:
         raise SetupError(f"no requests in {path} (one JSON object per line)")
+
+
+@contextlib.contextmanager
+def _hold_folder(out: Path) -> Iterator[None]:
+    """The run's lock on ``--out`` (one run per folder), a held lock as a setup error."""
+    stack = contextlib.ExitStack()
+    try:
+        stack.enter_context(hold_folder(out))
+    except FolderBusy as exc:
+        raise SetupError(str(exc)) from None
+    except OSError as exc:
+        raise SetupError(f"--out {out}: cannot lock ({exc.strerror or exc})") from None
+    with stack:
+        yield
 
 
 def _check_writable(out: Path) -> None:

@@ -313,7 +313,7 @@ def test_non_positive_seconds_are_refused(tmp_path: Path, flag: str) -> None:
 
 def test_debug_shows_the_traceback_of_an_unexpected_error(tmp_path: Path) -> None:
     """An unexpected error is one line suggesting --debug; with --debug the traceback shows."""
-    (tmp_path / "journal.sqlite").write_text("this is not a database")
+    (tmp_path / "manifest.jsonl").mkdir()  # the manifest cannot be written
     args = ("run", str(_campaign(tmp_path)), "--out", str(tmp_path), "--sandbox")
     plain = _cli(*args)
     assert plain.returncode == 2, plain.stderr

@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 import kling_async as ka
+from kling_async._providers import codec_for
 from kling_async._providers.kling import KlingCodec
 from kling_async._transport import Response
 
@@ -534,3 +535,39 @@ def test_final_unit_deduction_is_read_as_an_exact_decimal(wire: object, units: o
     }
     result = CODEC.parse_task(body["data"])
     assert result.units == units
+
+
+@pytest.mark.parametrize(
+    ("code", "message", "duplicate"),
+    [
+        (1201, "Invalid parameter: external_task_id already exists: 'x'", True),
+        (1201, "duplicate external id", True),
+        (1201, "prompt: 2501 characters, at most 2500", False),
+        (1303, "external_task_id already exists", False),
+        (1203, "resource does not exist", False),
+    ],
+)
+def test_a_refusal_naming_an_id_in_use_is_a_duplicate(
+    code: int, message: str, duplicate: bool
+) -> None:
+    """A 1200/1201 refusal that speaks of the external id or of something already existing
+    reads as "the id is in use" (the task is then looked up); other codes never do, and
+    Modellix, which takes no client id, never does."""
+    error = ka.InvalidRequestError(message, code=code, http_status=400)
+    assert KlingCodec().is_duplicate_external_id(error) is duplicate
+    assert codec_for("modellix").is_duplicate_external_id(error) is False
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "missing"),
+    [(1202, 404, True), (None, 404, True), (None, 405, True), (1203, 404, False),
+     (1201, 400, False), (None, 400, False)],
+)  # fmt: skip
+def test_a_path_that_is_not_there_is_told_apart(
+    code: int | None, status: int, missing: bool
+) -> None:
+    """1202, or a 404/405 without the envelope, says the path is not there (a wrong base URL);
+    an enveloped refusal is about the request. On Modellix only the bare 404/405 is."""
+    error = ka.InvalidRequestError("x", code=code, http_status=status)
+    assert KlingCodec().is_missing_path(error) is missing
+    assert codec_for("modellix").is_missing_path(error) is (missing and code is None)

@@ -152,6 +152,7 @@ def _samples() -> list[ka.KlingError]:
         ),
         ka.QuotaError("too big"),
         ka.NotSupportedError("modellix has no account costs"),
+        ka.EndpointError("cannot reach the API", base_url="https://h/kling"),
         ka.DownloadError("404 for https://cdn/x.png"),
         ka.JournalError("cannot open journal.sqlite"),
         ka.JournalConflictError("request 3 changed"),

@@ -65,6 +65,31 @@ async def test_a_file_that_is_not_a_journal_raises_journal_error(tmp_path: Path)
             pass
 
 
+async def test_a_database_of_another_shape_is_refused_at_open(tmp_path: Path) -> None:
+    """A SQLite file whose ``tasks`` table is not a journal's raises JournalError when opened,
+    not half-way through a run."""
+    path = tmp_path / "j.sqlite"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE tasks (id INTEGER PRIMARY KEY, name TEXT)")
+    db.close()
+    with pytest.raises(ka.JournalError, match=r"j\.sqlite.*no such column"):
+        await ka.Journal(path).open()
+
+
+async def test_damaged_pages_are_refused_at_open(tmp_path: Path) -> None:
+    """A journal whose pages were overwritten raises JournalError when opened."""
+    path = tmp_path / "j.sqlite"
+    async with ka.Journal(path) as journal:
+        for i in range(200):
+            await journal.record_intent(f"e{i}", "fp" * 40, "image", "kling-v3-omni")
+    data = bytearray(path.read_bytes())
+    page = 4096
+    data[2 * page : 4 * page] = b"\xa5" * (2 * page)  # the table's pages, not the header
+    path.write_bytes(bytes(data))
+    with pytest.raises(ka.JournalError, match=r"j\.sqlite"):
+        await ka.Journal(path).open()
+
+
 def test_fingerprint_ignores_external_task_id_but_not_content() -> None:
     """The fingerprint changes with the content, not with the external_task_id."""
     a = ka.OmniImageRequest(prompt="x", n=2, external_task_id="one")
@@ -202,3 +227,34 @@ async def test_resume_never_creates_when_the_lookup_fails(
     assert sandbox.stats().create_attempts == 0
     async with ka.Journal(journal_path) as journal:
         assert (await journal.get("job-unsure")).state == "intent"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("api_standard", ["legacy", "new"])
+async def test_a_create_refused_as_a_duplicate_id_adopts_the_task(
+    sandbox: Sandbox, tmp_path: Path, api_standard: str
+) -> None:
+    """Without the journal that knew it, a request whose external_task_id is in use follows
+    the existing task (Task.adopted, stats.adopted) instead of failing; nothing is created
+    twice, on either Kling standard."""
+    request: ka.Request = ka.OmniImageRequest(prompt="mug", external_task_id="job-dup")
+    if api_standard == "new":
+        request = ka.OmniVideoRequest(
+            prompt="mug turns", duration=5, aspect_ratio="16:9", external_task_id="vid-dup"
+        )
+    kwargs = {
+        "api_key": API_KEY,
+        "base_url": sandbox.base_url,
+        "api_standard": api_standard,
+        "image_poll_interval": 0.05,
+        "video_poll_interval": 0.05,
+    }
+    async with ka.KlingClient(**kwargs, journal=tmp_path / "one.sqlite") as client:  # type: ignore[arg-type]
+        [first] = await client.run_all([request])
+        assert first.ok and first.task is not None and not first.task.adopted
+    async with ka.KlingClient(**kwargs, journal=tmp_path / "two.sqlite") as client:  # type: ignore[arg-type]
+        [second] = await client.run_all([request])
+        assert client.stats().adopted == 1
+    assert second.ok, second.error
+    assert second.task is not None and second.task.adopted
+    assert second.task.task_id == first.task.task_id
+    assert sandbox.stats().creates == 1 and sandbox.stats().duplicate_external_ids == 1

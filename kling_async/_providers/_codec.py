@@ -14,7 +14,7 @@ from collections.abc import Container, Mapping
 from typing import Any, Protocol
 
 from .._account import ResourcePack
-from .._errors import NotSupportedError
+from .._errors import APIError, NotSupportedError
 from .._models import Kind, Request, Task, TaskResult
 from .._quota_config import Quota
 from .._transport import Response
@@ -110,6 +110,18 @@ class Codec(Protocol):
     def fallback(self, status: int | None) -> Codec | None:
         """The codec to try a create with after a definite refusal with HTTP ``status`` (a
         path form the API does not serve), or None."""
+        ...
+
+    def is_duplicate_external_id(self, error: APIError) -> bool:
+        """Whether a create refused with ``error`` may have been refused because its
+        ``external_task_id`` is already in use on the account (so the task exists and is
+        looked up and followed). A wrong "yes" costs one lookup; a wire API without such ids
+        answers ``False``."""
+        ...
+
+    def is_missing_path(self, error: APIError) -> bool:
+        """Whether ``error`` says the requested path does not exist at this base URL (a wrong
+        base URL or gateway prefix), so every request to it will fail alike."""
         ...
 
     def query_path(self, kind: Kind, task_id: str) -> str:

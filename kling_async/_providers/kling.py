@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import re
 from collections.abc import Container
 from decimal import Decimal
 from pathlib import Path
@@ -31,6 +32,7 @@ from .._account import ResourcePack, ResourcePackStatus
 from .._api_rules import refuse_for
 from .._convert import structure, units_of
 from .._errors import (
+    APIError,
     ConcurrencyLimitError,
     RateLimitError,
     ResponseFormatError,
@@ -67,6 +69,9 @@ _PATHS: dict[Kind, str] = {
 ACCOUNT_COSTS_PATH = "/account/costs"  # [account-usage]
 _PAGE_SIZE_MIN = 30  # the list query's default page size
 _PAGE_SIZE_MAX = 500  # its largest
+# What a refusal of a create whose external id is in use may say (not documented; see
+# KlingCodec.is_duplicate_external_id).
+_DUPLICATE_WORDS = re.compile(r"external|already|exist|duplicat|in use|unique", re.IGNORECASE)
 _STATUS = {  # [omni-image]: note the spelling 'succeed'
     "submitted": TaskStatus.SUBMITTED,
     "processing": TaskStatus.PROCESSING,
@@ -182,6 +187,21 @@ class KlingCodec(NoUnifiedQuery):
     def fallback(self, status: int | None) -> KlingCodec | None:
         """Kling serves one create path: never another."""
         return None
+
+    def is_duplicate_external_id(self, error: APIError) -> bool:
+        """A parameter refusal (1200/1201) whose message speaks of the external id, or of
+        something already existing or duplicated. ``external_task_id`` "must be unique per
+        account" ([omni-image]); the answer to a duplicate is not documented, so the message
+        is read loosely: a wrong guess costs one lookup by the id, which answers 1203 (no such
+        task) and lets the refusal stand."""
+        if error.code not in (1200, 1201):
+            return False
+        return _DUPLICATE_WORDS.search(error.message or "") is not None
+
+    def is_missing_path(self, error: APIError) -> bool:
+        """Code 1202 "invalid method" ([errors]), or HTTP 404/405 without Kling's envelope
+        (the answer of a server that is not Kling's API at this path)."""
+        return error.code == 1202 or (error.code is None and error.http_status in (404, 405))
 
     def list_params(self, page: int, page_size: int) -> dict[str, str]:
         """``pageNum`` / ``pageSize`` (1–500)."""

@@ -41,6 +41,7 @@ import attrs
 
 from .._api_rules import refuse_for
 from .._errors import (
+    APIError,
     InvalidInputError,
     ResponseFormatError,
     UnknownStatusError,
@@ -159,6 +160,15 @@ class ModellixCodec(NoUnifiedQuery, NoAccountCosts):
     def fallback(self, status: int | None) -> ModellixCodec | None:
         """After a definite 404/405 the other documented create path form; else None."""
         return self.other_submit_path() if status in (404, 405) else None
+
+    def is_duplicate_external_id(self, error: APIError) -> bool:
+        """Modellix takes no client-chosen id: never."""
+        return False
+
+    def is_missing_path(self, error: APIError) -> bool:
+        """HTTP 404/405 without Modellix's envelope (an answer in the envelope speaks of the
+        request, not of the path)."""
+        return error.code is None and error.http_status in (404, 405)
 
     def list_params(self, page: int, page_size: int) -> dict[str, str]:
         """Modellix has no list query.
