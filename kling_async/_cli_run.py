@@ -24,10 +24,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ._campaign import CampaignLine, CampaignLineError, content_lines, read_campaign
+from ._cli_gallery import gallery_hint
+from ._cli_status import record_run
 from ._client import KlingClient
 from ._download import safe_stem
 from ._errors import AuthenticationError, BudgetExceededError, KlingError, OutcomeUnknownError
-from ._models import Outcome, Request
+from ._models import Outcome, Request, TaskResult
 from ._quota_config import Quota
 from ._redis_quota import RedisQuotaBackend
 
@@ -149,10 +151,11 @@ async def run_campaign(
     manifest_path = out / "manifest.jsonl"
     rows: dict[int, dict[str, Any]] = {}
     tally = _Tally()
-    started = time.monotonic()
+    started, started_at = time.monotonic(), time.time()
     line_of: list[int] = []
     key_of: list[str] = []
     refused: list[AuthenticationError] = []
+    described: dict[int, dict[str, Any]] = {}  # line → the manifest's kind, model and prompt
 
     def invalid(line: int, reason: str) -> None:
         tally.invalid += 1
@@ -179,6 +182,7 @@ async def run_campaign(
                 continue
             line_of.append(item.line)
             key_of.append(key)
+            described[item.line] = _request_fields(request)
             yield request
 
     async with AsyncExitStack() as stack:
@@ -202,7 +206,7 @@ async def run_campaign(
                 return
             line, key = line_of[outcome.index], key_of[outcome.index]
             row = await _save_outcome(client, outcome, line, key, out, tally)
-            rows[line] = row
+            rows[line] = row = {**row, **described.get(line, {}), **_result_fields(outcome.result)}
             _append(manifest_path, row)
             progress.advance(bar)
             stats = client.stats()
@@ -231,6 +235,8 @@ async def run_campaign(
         if interrupt.reason is not None or refused:
             with anyio.CancelScope(shield=True):
                 await _mark_unfinished(client, rows, line_of, key_of)
+                for line in rows:
+                    rows[line].update(described.get(line, {}))
 
     # Final manifest: one line per campaign line, in file order.
     manifest_path.write_text(
@@ -250,6 +256,8 @@ async def run_campaign(
         )
         if options.resume_command:
             console.print(f"resume with: {options.resume_command}")
+        record_run(out, started_at=started_at, outcome="interrupted", stats=client.stats(),
+                   resume_command=options.resume_command)  # fmt: skip
         return 1
     stats = client.stats()
     budget = f" of the budget of {options.budget}" if options.budget is not None else ""
@@ -261,6 +269,9 @@ async def run_campaign(
         f"{stats.tasks_created} tasks created, "
         f"{stats.requeued_1303} creates re-queued on a full quota; manifest {manifest_path}"
     )
+    console.print(gallery_hint(out), markup=False, highlight=False)
+    record_run(out, started_at=started_at, outcome="done", stats=stats,
+               resume_command=options.resume_command)  # fmt: skip
     if options.redis:
         for name, pool in sorted(client.quota_snapshot().items()):
             console.print(
@@ -397,6 +408,29 @@ def _row(
         "files": files or [],
         "error": error,
         "units": str(units) if units is not None else None,
+        "kind": None,
+        "model": None,
+        "prompt": None,
+        "urls": [],
+        "urls_expire_at": None,
+    }
+
+
+def _request_fields(request: Request) -> dict[str, Any]:
+    """The manifest fields a line's request gives: its kind, model and prompt."""
+    return {"kind": request.kind, "model": request.model_name, "prompt": request.prompt}
+
+
+def _result_fields(result: TaskResult | None) -> dict[str, Any]:
+    """The manifest fields a result gives: its URLs (images, series images, videos, in order)
+    and when they stop working (ISO 8601, UTC; Kling deletes results 30 days after the task)."""
+    if result is None:
+        return {}
+    images = (*result.images, *result.series_images)
+    expires = result.expires_at
+    return {
+        "urls": [image.url for image in images] + [video.url for video in result.videos],
+        "urls_expire_at": expires.isoformat() if expires is not None else None,
     }
 
 

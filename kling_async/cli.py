@@ -35,6 +35,7 @@ import anyio
 from rich.console import Console
 from rich.logging import RichHandler
 
+from . import __version__
 from ._budget import parse_units
 from ._campaign import content_lines
 from ._cli_estimate import estimate_campaign
@@ -51,6 +52,7 @@ from ._cli_run import (
 )
 from ._cli_sandbox import serve_sandbox
 from ._errors import QuotaError
+from ._journal import JournalError
 from ._providers import API_STANDARDS, PROVIDERS, codec_for
 
 __all__ = ["RunOptions", "main", "run_campaign"]
@@ -70,6 +72,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         handlers = _configure_logging(args.verbose, args.log_file, console)
         if args.command == "sandbox":
             return serve_sandbox(args)
+        if args.command == "gallery":
+            return _gallery(Path(args.out))
+        if args.command == "status":
+            return _status(Path(args.out), as_json=args.json)
         if args.command == "estimate":
             campaign = Path(args.campaign)
             _check_campaign(campaign)
@@ -95,6 +101,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         for handler in handlers:
             logging.getLogger("kling_async").removeHandler(handler)
             handler.close()
+
+
+def _gallery(out: Path) -> int:
+    from ._cli_gallery import write_gallery
+
+    try:
+        page = write_gallery(out)
+    except FileNotFoundError as exc:
+        raise SetupError(str(exc)) from None
+    print(page)
+    return 0
+
+
+def _status(out: Path, *, as_json: bool) -> int:
+    from ._cli_status import print_status
+
+    try:
+        return print_status(out, as_json=as_json)
+    except (FileNotFoundError, JournalError) as exc:
+        raise SetupError(str(exc)) from None
 
 
 def _api_standard(value: str, provider: str) -> Literal["legacy", "new"]:
@@ -391,6 +417,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kling-async", description="Kling omni image/video generation at volume."
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "-v", "--verbose", action="count", default=0, help="log INFO (-v) or DEBUG (-vv)"
@@ -474,6 +501,22 @@ def _parser() -> argparse.ArgumentParser:
         "images: the estimates a run with --budget starts from.",
     )
     estimate.add_argument("campaign", help="campaign file, JSON Lines (as for 'run')")
+    gallery = sub.add_parser(
+        "gallery",
+        parents=[common],
+        help="write OUT/index.html: one offline page showing every line of a run",
+        description="Reads OUT/manifest.jsonl and the files beside it; thumbnails go to "
+        "OUT/thumbs/. The page loads nothing from the network (open it from disk).",
+    )
+    gallery.add_argument("out", help="the --out folder of a run")
+    status = sub.add_parser(
+        "status",
+        parents=[common],
+        help="a run folder's state: lines by status, units charged, what is still running",
+        description="Reads OUT/manifest.jsonl and OUT/journal.sqlite; sends nothing.",
+    )
+    status.add_argument("out", help="the --out folder of a run")
+    status.add_argument("--json", action="store_true", help="print one JSON object")
     sandbox = sub.add_parser(
         "sandbox", parents=[common], help="serve the sandbox API on a local port"
     )
