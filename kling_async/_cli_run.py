@@ -24,6 +24,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ._campaign import CampaignLine, CampaignLineError, content_lines, read_campaign
+from ._cli_budget import campaign_budget, exhausted_reason, journal_spending, summary_lines
 from ._cli_gallery import gallery_hint
 from ._cli_status import record_run
 from ._client import KlingClient
@@ -68,6 +69,7 @@ class RunOptions:
     resume_command: str | None = None  # shown after an interrupt
     redis: str | None = None  # share the account's quota on this Redis (RedisQuotaBackend)
     budget: Decimal | None = None  # the most units the run may spend (stream budget_units)
+    budget_total: Decimal | None = None  # the most units every run into `out` may spend
 
 
 @attrs.define
@@ -157,6 +159,15 @@ async def run_campaign(
     refused: list[AuthenticationError] = []
     described: dict[int, dict[str, Any]] = {}  # line → the manifest's kind, model and prompt
 
+    money = await campaign_budget(out / JOURNAL_NAME, options.budget, options.budget_total)
+
+    def spent_total(line: int, key: str) -> None:
+        assert options.budget_total is not None
+        tally.over_budget += 1
+        reason = exhausted_reason(options.budget_total, money.spent_before)
+        rows[line] = _row(line, status="over_budget", external_task_id=key, error=reason)
+        progress.advance(bar)
+
     def invalid(line: int, reason: str) -> None:
         tally.invalid += 1
         rows[line] = _row(line, status="invalid", error=reason)
@@ -175,6 +186,9 @@ async def run_campaign(
             key = request.external_task_id or f"{run_id}-{item.line:05d}"
             if not client.carries_external_task_id:
                 request = attrs.evolve(request, external_task_id=None)
+            if money.exhausted and key not in money.known:
+                spent_total(item.line, key)  # never sent: the campaign's budget total is spent
+                continue
             try:
                 client.check(request)
             except ValueError as exc:
@@ -223,7 +237,7 @@ async def run_campaign(
             requests(),
             deadline=options.deadline,
             keys=lambda index, _: key_of[index],
-            budget_units=options.budget,
+            budget_units=money.run_limit,
         )
         try:
             with interrupt.scope:
@@ -260,7 +274,7 @@ async def run_campaign(
                    resume_command=options.resume_command)  # fmt: skip
         return 1
     stats = client.stats()
-    budget = f" of the budget of {options.budget}" if options.budget is not None else ""
+    budget = f" of the budget of {money.run_limit}" if money.run_limit is not None else ""
     over = f", {tally.over_budget} over budget (not created)" if tally.over_budget else ""
     console.print(
         f"[bold]done[/bold] in {elapsed:.1f} s: {tally.succeeded} succeeded, "
@@ -269,6 +283,14 @@ async def run_campaign(
         f"{stats.tasks_created} tasks created, "
         f"{stats.requeued_1303} creates re-queued on a full quota; manifest {manifest_path}"
     )
+    campaign_units, _ = await journal_spending(out / JOURNAL_NAME)
+    for text in summary_lines(
+        run_units=stats.units_spent,
+        campaign_units=campaign_units,
+        run_limit=money.run_limit,
+        budget_total=options.budget_total,
+    ):
+        console.print(text, markup=False, highlight=False)
     console.print(gallery_hint(out), markup=False, highlight=False)
     record_run(out, started_at=started_at, outcome="done", stats=stats,
                resume_command=options.resume_command)  # fmt: skip

@@ -182,6 +182,7 @@ def _run(args: argparse.Namespace, console: Console, argv: Sequence[str] | None)
         resume_command=_resume_command(argv),
         redis=_redis_url(args.redis, sandbox=args.sandbox),
         budget=_budget(args.budget, args.provider),
+        budget_total=_budget(args.budget_total, args.provider),
     )
     signals = _Signals(console)
     previous = {
@@ -482,6 +483,15 @@ def _parser() -> argparse.ArgumentParser:
         help="the most units the run may spend (Kling only): a line is created only while the "
         "units charged, the estimates of the tasks running and its own estimate fit; the rest "
         "end as over_budget, nothing sent (see 'kling-async estimate')",
+    )
+    run.add_argument(
+        "--budget-total",
+        type=_units,
+        default=None,
+        metavar="UNITS",
+        help="the most units every run into --out may spend together, resumes included "
+        "(Kling only): this run may spend what earlier runs left; once it is spent, lines "
+        "never sent end as over_budget",
     )
     run.add_argument(
         "--task-timeout", type=_seconds, default=None, help="seconds a task may take (default none)"
