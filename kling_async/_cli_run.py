@@ -21,11 +21,11 @@ from typing import Any, Literal
 import anyio
 import attrs
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ._campaign import CampaignLine, CampaignLineError, content_lines, read_campaign
 from ._cli_budget import campaign_budget, exhausted_reason, journal_spending, summary_lines
 from ._cli_gallery import gallery_hint
+from ._cli_progress import progress_fields, run_progress
 from ._cli_status import record_run
 from ._client import KlingClient
 from ._download import safe_stem
@@ -201,17 +201,9 @@ async def run_campaign(
 
     async with AsyncExitStack() as stack:
         client = await stack.enter_async_context(await _make_client(options, stack, console))
-        progress = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[detail]}"),
-            TimeElapsedColumn(),
-            console=console,
-            disable=not console.is_terminal,
-        )
+        progress = run_progress(console)
         stack.enter_context(progress)
-        bar = progress.add_task("campaign", total=total, detail="")
+        bar = progress.add_task("campaign", total=total, **progress_fields(None))
 
         async def finish(outcome: Outcome) -> None:
             if isinstance(outcome.error, AuthenticationError):
@@ -223,12 +215,8 @@ async def run_campaign(
             rows[line] = row = {**row, **described.get(line, {}), **_result_fields(outcome.result)}
             _append(manifest_path, row)
             progress.advance(bar)
-            stats = client.stats()
-            progress.update(
-                bar,
-                detail=f"ok {tally.succeeded} · failed {tally.failed} · invalid {tally.invalid}"
-                f" · running {stats.in_flight} · {stats.units_spent} units",
-            )
+            fields = progress_fields(client.stats(), tally.succeeded, tally.failed, tally.invalid)
+            progress.update(bar, **fields)
             if not console.is_terminal:
                 console.print(_describe(row))
 
