@@ -13,41 +13,31 @@ names of files that exist in ``OUT``.
 
 from __future__ import annotations
 
-import json
 import os
 import re
-import shlex
 from collections import Counter
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import attrs
 import jinja2
 from PIL import Image, UnidentifiedImageError
 
-__all__ = [
-    "GALLERY_NAME",
-    "MANIFEST_LINE_LIMIT",
-    "gallery_hint",
-    "read_manifest",
-    "write_gallery",
-]
+from ._cli_files import GALLERY_NAME, read_manifest
 
-GALLERY_NAME = "index.html"
+__all__ = ["write_gallery"]
+
 THUMBS_DIR = "thumbs"
 THUMB_SIZE = (480, 480)  # the longest side a thumbnail may have, in pixels
-# A manifest line longer than this (bytes) is not read: a prompt is at most 2,500 characters.
-MANIFEST_LINE_LIMIT = 1 << 20
 _IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp"}
 _VIDEO_SUFFIXES = {".mp4", ".mov", ".webm"}
 # Output names the downloader makes: {stem}-{image|series|video}-{index}.{ext}
 _ROLE = re.compile(r"-(image|series|video)-(\d+)\.[A-Za-z0-9]+$")
 
 
-@dataclass
+@attrs.define
 class _Media:
     name: str  # the file's name in OUT
     href: str  # relative, percent-encoded
@@ -55,7 +45,7 @@ class _Media:
     size: tuple[int, int] | None = None  # the image's pixels
 
 
-@dataclass
+@attrs.define(kw_only=True)
 class _Card:
     line: int | None
     status: str
@@ -67,41 +57,10 @@ class _Card:
     task_id: str | None
     key: str | None
     expires: str | None
-    images: list[_Media] = field(default_factory=list)
-    series: list[_Media] = field(default_factory=list)
-    videos: list[_Media] = field(default_factory=list)
-    others: list[_Media] = field(default_factory=list)
-
-
-def read_manifest(path: Path) -> Iterator[dict[str, Any]]:
-    """The rows of a ``manifest.jsonl``, in file order. A line over
-    :data:`MANIFEST_LINE_LIMIT` bytes, or one that is not a JSON object, is skipped.
-
-    Raises:
-        OSError: the file cannot be read.
-    """
-    with path.open("rb") as fh:
-        while line := fh.readline(MANIFEST_LINE_LIMIT + 1):
-            if len(line) > MANIFEST_LINE_LIMIT:
-                while line and not line.endswith(b"\n"):  # skip the rest of the long line
-                    line = fh.readline(MANIFEST_LINE_LIMIT)
-                continue
-            try:
-                row = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(row, dict):
-                yield row
-
-
-def gallery_hint(out: Path) -> str:
-    """What ``run`` prints at its end about the gallery: the page's path when one exists (and
-    the command that refreshes it), else the command that makes it."""
-    command = f"kling-async gallery {shlex.quote(str(out))}"
-    page = out / GALLERY_NAME
-    if page.exists():
-        return f"gallery: {page} (refresh with: {command})"
-    return f"look at the results in a browser: {command}"
+    images: list[_Media] = attrs.field(factory=list)
+    series: list[_Media] = attrs.field(factory=list)
+    videos: list[_Media] = attrs.field(factory=list)
+    others: list[_Media] = attrs.field(factory=list)
 
 
 def write_gallery(out: Path) -> Path:

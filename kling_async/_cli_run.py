@@ -24,7 +24,7 @@ from rich.console import Console
 
 from ._campaign import CampaignLine, CampaignLineError, content_lines, read_campaign
 from ._cli_budget import campaign_budget, exhausted_reason, journal_spending, summary_lines
-from ._cli_gallery import gallery_hint
+from ._cli_files import gallery_hint
 from ._cli_progress import progress_fields, run_progress
 from ._cli_status import record_run
 from ._client import KlingClient

@@ -23,7 +23,7 @@ from typing import Any
 
 import anyio
 
-from ._cli_gallery import MANIFEST_LINE_LIMIT, read_manifest
+from ._cli_files import MANIFEST_LINE_LIMIT, read_manifest
 from ._journal import Journal, JournalEntry
 from ._stats import ClientStats
 

@@ -39,6 +39,7 @@ from . import __version__
 from ._budget import parse_units
 from ._campaign import content_lines
 from ._cli_estimate import estimate_campaign
+from ._cli_look import LOOK_COMMANDS, add_look_commands, run_look_command
 from ._cli_run import (
     JOURNAL_NAME,
     SANDBOX_KEY,
@@ -52,7 +53,6 @@ from ._cli_run import (
 )
 from ._cli_sandbox import serve_sandbox
 from ._errors import QuotaError
-from ._journal import JournalError
 from ._providers import API_STANDARDS, PROVIDERS, codec_for
 
 __all__ = ["RunOptions", "main", "run_campaign"]
@@ -72,10 +72,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         handlers = _configure_logging(args.verbose, args.log_file, console)
         if args.command == "sandbox":
             return serve_sandbox(args)
-        if args.command == "gallery":
-            return _gallery(Path(args.out))
-        if args.command == "status":
-            return _status(Path(args.out), as_json=args.json)
+        if args.command in LOOK_COMMANDS:
+            return run_look_command(args)
         if args.command == "estimate":
             campaign = Path(args.campaign)
             _check_campaign(campaign)
@@ -101,26 +99,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         for handler in handlers:
             logging.getLogger("kling_async").removeHandler(handler)
             handler.close()
-
-
-def _gallery(out: Path) -> int:
-    from ._cli_gallery import write_gallery
-
-    try:
-        page = write_gallery(out)
-    except FileNotFoundError as exc:
-        raise SetupError(str(exc)) from None
-    print(page)
-    return 0
-
-
-def _status(out: Path, *, as_json: bool) -> int:
-    from ._cli_status import print_status
-
-    try:
-        return print_status(out, as_json=as_json)
-    except (FileNotFoundError, JournalError) as exc:
-        raise SetupError(str(exc)) from None
 
 
 def _api_standard(value: str, provider: str) -> Literal["legacy", "new"]:
@@ -511,22 +489,7 @@ def _parser() -> argparse.ArgumentParser:
         "images: the estimates a run with --budget starts from.",
     )
     estimate.add_argument("campaign", help="campaign file, JSON Lines (as for 'run')")
-    gallery = sub.add_parser(
-        "gallery",
-        parents=[common],
-        help="write OUT/index.html: one offline page showing every line of a run",
-        description="Reads OUT/manifest.jsonl and the files beside it; thumbnails go to "
-        "OUT/thumbs/. The page loads nothing from the network (open it from disk).",
-    )
-    gallery.add_argument("out", help="the --out folder of a run")
-    status = sub.add_parser(
-        "status",
-        parents=[common],
-        help="a run folder's state: lines by status, units charged, what is still running",
-        description="Reads OUT/manifest.jsonl and OUT/journal.sqlite; sends nothing.",
-    )
-    status.add_argument("out", help="the --out folder of a run")
-    status.add_argument("--json", action="store_true", help="print one JSON object")
+    add_look_commands(sub, common)
     sandbox = sub.add_parser(
         "sandbox", parents=[common], help="serve the sandbox API on a local port"
     )
