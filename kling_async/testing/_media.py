@@ -136,7 +136,7 @@ def _gradient_png(width: int, height: int, top: int, bottom: int) -> bytes:
     )
 
 
-@functools.lru_cache(maxsize=32)
+@functools.lru_cache(maxsize=8)
 def mp4_bytes(name: str, seconds: float = 1.0, size: tuple[int, int] = (1280, 720)) -> bytes:
     """A playable H.264 MP4 (Constrained Baseline, one frame per second) of ``seconds`` whose
     track header declares ``size`` (width, height) and whose coded frames have the same aspect
