@@ -277,10 +277,15 @@ class KlingClient:
         if self._state != "open":
             self._state = "closed"
             return
-        self._state = "closed"
         stack, self._stack = self._stack, None
-        if stack is not None:
-            await stack.aclose()
+        try:
+            if stack is not None:
+                # Still "open" while the background work winds down: a poller spawned just
+                # before the close runs its first steps after the cancel and must not find
+                # the client closed (a RuntimeError that ended the run's task group).
+                await stack.aclose()
+        finally:
+            self._state = "closed"
 
     def __del__(self) -> None:
         if getattr(self, "_state", None) == "open":
