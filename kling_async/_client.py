@@ -72,8 +72,7 @@ class KlingClient:
         provider: Wire API: ``"kling"`` (Kling's native API and gateways that proxy it) or
             ``"modellix"``. The same request models and results work on both; a request
             field a wire API cannot carry is refused before sending
-            (:class:`InvalidInputError` naming the provider and the field). Default
-            ``"kling"``.
+            (:class:`InvalidInputError` naming the provider and the field). Default ``"kling"``.
         quota: Concurrency slots (:class:`Quota`): per pool on Kling, the team limit
             ``Quota.team`` on Modellix. Default ``Quota()`` (image 9, video 5, team 3).
         request_timeout: Seconds one HTTP request may take. On expiry a query is retried (with
@@ -277,13 +276,9 @@ class KlingClient:
         if self._state != "open":
             self._state = "closed"
             return
-        stack, self._stack = self._stack, None
-        try:
-            if stack is not None:
-                # Still "open" while the background work winds down: a poller spawned just
-                # before the close runs its first steps after the cancel and must not find
-                # the client closed (a RuntimeError that ended the run's task group).
-                await stack.aclose()
+        stack, self._stack = self._stack or AsyncExitStack(), None
+        try:  # "open" while its background work ends: a poller spawned just before may start
+            await stack.aclose()
         finally:
             self._state = "closed"
 
