@@ -25,7 +25,9 @@ TARGET = Path(__file__).resolve().parent / "images" / "gallery.png"
 
 async def main(page_url: str) -> None:
     async with open_page(page_url) as page:
-        await page.evaluate("Promise.all([...document.images].map(i => i.decode()))")
+        await page.evaluate(  # thumbnails load lazily: ask for all of them now
+            "Promise.all([...document.images].map(i => (i.loading = 'eager', i.decode())))"
+        )
         await page.evaluate(VIDEO_STATE_JS)
         await page.evaluate(  # every video able to play through: no loading spinner on it
             "Promise.all([...document.querySelectorAll('video')].map(v => v.readyState >= 4 "

@@ -128,8 +128,8 @@ async def test_gallery_renders_in_chromium(gallery: Path) -> None:
     out = gallery.parent
     async with open_page(gallery.as_uri()) as page:
         widths = await page.evaluate(
-            "Promise.all([...document.images].map("
-            "i => i.decode().then(() => i.naturalWidth, () => 0)))"
+            "Promise.all([...document.images].map(i => (i.loading = 'eager', "
+            "i.decode().then(() => i.naturalWidth, () => 0))))"
         )
         videos = await page.evaluate(VIDEO_STATE_JS)
         pwned = await page.evaluate("window.pwned === undefined ? null : window.pwned")
