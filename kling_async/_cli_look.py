@@ -39,7 +39,9 @@ def add_look_commands(sub: Any, common: argparse.ArgumentParser) -> None:
         description="Reads OUT/manifest.jsonl, OUT/journal.sqlite and OUT/runs.jsonl; sends "
         "nothing.",
     )
-    status.add_argument("out", help="the --out folder of a run")
+    # Optional, so that other sources of state (a shared queue: --redis URL --queue NAME)
+    # can be added beside it.
+    status.add_argument("out", nargs="?", help="the --out folder of a run")
     status.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -49,6 +51,8 @@ def run_look_command(args: argparse.Namespace) -> int:
     Raises:
         SetupError: ``args.out`` is not a run folder, or its journal cannot be read.
     """
+    if args.out is None:
+        raise SetupError(f"{args.command}: give the --out folder of a run")
     out = Path(args.out)
     try:
         if args.command == "gallery":

@@ -83,3 +83,12 @@ def test_status_of_a_folder_that_is_no_run_is_a_setup_error(tmp_path: Path) -> N
         f"kling-async: {tmp_path}: no manifest.jsonl or journal.sqlite "
         "(is it the --out folder of a run?)"
     ]
+
+
+def test_status_without_a_folder_says_what_to_give() -> None:
+    """``status`` with no folder exits 2 with one line asking for the run's --out folder."""
+    proc = _kling("status")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "kling-async: status: give the --out folder of a run"
+    ]
