@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import itertools
 import json
 import os
@@ -96,6 +97,16 @@ async def _call(
 
 
 @asynccontextmanager
+async def _cancelled_at_exit(task: asyncio.Future[bytes]) -> AsyncIterator[None]:
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+@asynccontextmanager
 async def open_page(url: str) -> AsyncIterator[Page]:
     """A headless Chromium showing ``url``, its load event fired."""
     binary = chromium_path()
@@ -119,6 +130,7 @@ async def open_page(url: str) -> AsyncIterator[Page]:
                 browser_url = match[1] if match else None
             drain = asyncio.ensure_future(process.stderr.read())  # never let the pipe fill
             async with (
+                _cancelled_at_exit(drain),
                 aiohttp.ClientSession() as http,
                 http.ws_connect(browser_url, max_msg_size=0) as ws,
             ):
@@ -137,7 +149,6 @@ async def open_page(url: str) -> AsyncIterator[Page]:
                     "r => window.addEventListener('load', () => r(true)))"
                 )
                 yield page
-            drain.cancel()
         finally:
             if process.returncode is None:
                 process.kill()
