@@ -24,10 +24,13 @@ from typing import Any, Literal
 import anyio
 import attrs
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ._campaign import CampaignLine, CampaignLineError, content_lines, read_campaign
+from ._cli_budget import campaign_budget, exhausted_reason, journal_spending, summary_lines
+from ._cli_files import gallery_hint
 from ._cli_folder import better_row, good_rows, journal_states
+from ._cli_progress import progress_fields, run_progress
+from ._cli_status import record_run
 from ._cli_text import say
 from ._client import KlingClient
 from ._download import safe_stem
@@ -38,7 +41,7 @@ from ._errors import (
     KlingError,
     OutcomeUnknownError,
 )
-from ._models import Outcome, Request
+from ._models import Outcome, Request, TaskResult
 from ._quota_config import Quota
 from ._redis_quota import RedisQuotaBackend
 
@@ -77,6 +80,7 @@ class RunOptions:
     resume_command: str | None = None  # shown after an interrupt
     redis: str | None = None  # share the account's quota on this Redis (RedisQuotaBackend)
     budget: Decimal | None = None  # the most units the run may spend (stream budget_units)
+    budget_total: Decimal | None = None  # the most units every run into `out` may spend
 
 
 @attrs.define
@@ -167,11 +171,21 @@ async def run_campaign(
     rows: dict[int, dict[str, Any]] = {}
     invalid_lines: dict[int, str] = {}  # line → reason; kept apart, small (100,000 may come)
     tally = _Tally()
-    started = time.monotonic()
+    started, started_at = time.monotonic(), time.time()
     line_of: list[int] = []
     key_of: list[str] = []
     refused: list[AuthenticationError] = []
     unreachable: list[EndpointError] = []
+    described: dict[int, dict[str, Any]] = {}  # line → the manifest's kind, model and prompt
+
+    money = await campaign_budget(out / JOURNAL_NAME, options.budget, options.budget_total)
+
+    def spent_total(line: int, key: str) -> None:
+        assert options.budget_total is not None
+        tally.over_budget += 1
+        reason = exhausted_reason(options.budget_total, money.spent_before)
+        rows[line] = _row(line, status="over_budget", external_task_id=key, error=reason)
+        progress.advance(bar)
 
     def invalid(line: int, reason: str) -> None:
         tally.invalid += 1
@@ -231,6 +245,9 @@ async def run_campaign(
             key = request.external_task_id or f"{run_id}-{item.line:05d}"
             if not client.carries_external_task_id:
                 request = attrs.evolve(request, external_task_id=None)
+            if money.exhausted and key not in money.known:
+                spent_total(item.line, key)  # never sent: the campaign's budget total is spent
+                continue
             try:
                 client.check(request)
             except ValueError as exc:
@@ -238,21 +255,14 @@ async def run_campaign(
                 continue
             line_of.append(item.line)
             key_of.append(key)
+            described[item.line] = _request_fields(request)
             yield request
 
     async with AsyncExitStack() as stack:
         client = await stack.enter_async_context(await _make_client(options, stack, console))
-        progress = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[detail]}"),
-            TimeElapsedColumn(),
-            console=console,
-            disable=not console.is_terminal,
-        )
+        progress = run_progress(console)
         stack.enter_context(progress)
-        bar = progress.add_task("campaign", total=total, detail="")
+        bar = progress.add_task("campaign", total=total, **progress_fields(None))
 
         async def finish(outcome: Outcome) -> None:
             if isinstance(outcome.error, AuthenticationError):
@@ -268,15 +278,11 @@ async def run_campaign(
                 )
             until = _line_until(outcome, options.task_timeout, run_until)
             row = await _save_outcome(client, outcome, line, key, out, tally, until)
-            rows[line] = row
+            rows[line] = row = {**row, **described.get(line, {}), **_result_fields(outcome.result)}
             _append(manifest_path, row)
             progress.advance(bar)
-            stats = client.stats()
-            progress.update(
-                bar,
-                detail=f"ok {tally.succeeded} · failed {tally.failed} · invalid {tally.invalid}"
-                f" · running {stats.in_flight} · {stats.units_spent} units",
-            )
+            fields = progress_fields(client.stats(), tally.succeeded, tally.failed, tally.invalid)
+            progress.update(bar, **fields)
             if not console.is_terminal:
                 say(console, _describe(row))
 
@@ -288,7 +294,7 @@ async def run_campaign(
             requests(),
             deadline=options.deadline,
             keys=lambda index, _: key_of[index],
-            budget_units=options.budget,
+            budget_units=money.run_limit,
         )
         try:
             with interrupt.scope:
@@ -302,6 +308,8 @@ async def run_campaign(
         if interrupt.reason is not None or refused or unreachable:
             with anyio.CancelScope(shield=True):
                 await _mark_unfinished(client, rows, line_of, key_of)
+                for line in rows:
+                    rows[line].update(described.get(line, {}))
 
     interrupt.at_once = None  # from here on, the run ends its own way
     rows = write_manifest()
@@ -315,9 +323,11 @@ async def run_campaign(
     elapsed = time.monotonic() - started
     if interrupt.reason is not None:
         say_interrupted(rows, interrupt.reason)
+        record_run(out, started_at=started_at, outcome="interrupted", stats=client.stats(),
+                   resume_command=options.resume_command)  # fmt: skip
         return 1
     stats = client.stats()
-    budget = f" of the budget of {options.budget}" if options.budget is not None else ""
+    budget = f" of the budget of {money.run_limit}" if money.run_limit is not None else ""
     over = f", {tally.over_budget} over budget (not created)" if tally.over_budget else ""
     say(
         console,
@@ -328,6 +338,17 @@ async def run_campaign(
         f"{stats.tasks_created} tasks created, "
         f"{stats.requeued_1303} creates re-queued on a full quota; manifest {manifest_path}",
     )
+    campaign_units, _ = await journal_spending(out / JOURNAL_NAME)
+    for text in summary_lines(
+        run_units=stats.units_spent,
+        campaign_units=campaign_units,
+        run_limit=money.run_limit,
+        budget_total=options.budget_total,
+    ):
+        say(console, text)
+    say(console, gallery_hint(out))
+    record_run(out, started_at=started_at, outcome="done", stats=stats,
+               resume_command=options.resume_command)  # fmt: skip
     if options.redis:
         for name, pool in sorted(client.quota_snapshot().items()):
             say(
@@ -499,6 +520,29 @@ def _row(
         "files": files or [],
         "error": error,
         "units": str(units) if units is not None else None,
+        "kind": None,
+        "model": None,
+        "prompt": None,
+        "urls": [],
+        "urls_expire_at": None,
+    }
+
+
+def _request_fields(request: Request) -> dict[str, Any]:
+    """The manifest fields a line's request gives: its kind, model and prompt."""
+    return {"kind": request.kind, "model": request.model_name, "prompt": request.prompt}
+
+
+def _result_fields(result: TaskResult | None) -> dict[str, Any]:
+    """The manifest fields a result gives: its URLs (images, series images, videos, in order)
+    and when they stop working (ISO 8601, UTC; Kling deletes results 30 days after the task)."""
+    if result is None:
+        return {}
+    images = (*result.images, *result.series_images)
+    expires = result.expires_at
+    return {
+        "urls": [image.url for image in images] + [video.url for video in result.videos],
+        "urls_expire_at": expires.isoformat() if expires is not None else None,
     }
 
 

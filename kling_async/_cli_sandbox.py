@@ -13,6 +13,7 @@ import errno
 import shlex
 import signal
 import ssl
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -37,9 +38,11 @@ def serve_sandbox(args: argparse.Namespace) -> int:
     kwargs = _sandbox_kwargs(args)
     access_keys: dict[str, str] = kwargs["access_keys"] or {}
 
+    trust = str(Path(args.tls_cert).resolve()) if args.tls_cert else None
+
     def commands(sandbox: Sandbox) -> list[str]:
         return _run_commands(
-            sandbox.base_url, sandbox.modellix_base_url, kwargs["api_keys"], access_keys
+            sandbox.base_url, sandbox.modellix_base_url, kwargs["api_keys"], access_keys, trust
         )
 
     try:
@@ -59,9 +62,18 @@ def serve_sandbox(args: argparse.Namespace) -> int:
 
 
 def _run_commands(
-    kling_url: str, modellix_url: str, keys: tuple[str, ...], access_keys: dict[str, str]
+    kling_url: str,
+    modellix_url: str,
+    keys: tuple[str, ...],
+    access_keys: dict[str, str],
+    trust: str | None = None,
 ) -> list[str]:
+    """Ready-to-run ``kling-async run`` commands; over TLS each names the certificate to trust
+    in ``SSL_CERT_FILE`` (the file is the trust anchor when self-signed, as the README makes
+    it; Python's ssl and OpenSSL read the variable)."""
     run = "kling-async run CAMPAIGN.jsonl --out DIR"
+    if trust is not None:
+        run = f"SSL_CERT_FILE={shlex.quote(trust)} {run}"
     lines = ["Run a campaign against it:"]
     if keys:
         lines.append(f"  KLING_API_KEY={shlex.quote(keys[0])} {run} --base-url {kling_url}")
@@ -74,6 +86,12 @@ def _run_commands(
         lines.append(
             f"  MODELLIX_API_KEY={shlex.quote(keys[0])} {run} --provider modellix "
             f"--base-url {modellix_url}"
+        )
+    if trust is not None:
+        lines.append(
+            "Clients trust the sandbox's certificate through SSL_CERT_FILE (Python, OpenSSL; "
+            "for a certificate signed by your own CA, name the CA's file instead), "
+            "NODE_EXTRA_CA_CERTS (Node.js) or curl --cacert."
         )
     # Keys are the user's own (shown on purpose), but a control character in one is escaped.
     return [escape_controls(line) for line in lines]

@@ -72,8 +72,7 @@ class KlingClient:
         provider: Wire API: ``"kling"`` (Kling's native API and gateways that proxy it) or
             ``"modellix"``. The same request models and results work on both; a request
             field a wire API cannot carry is refused before sending
-            (:class:`InvalidInputError` naming the provider and the field). Default
-            ``"kling"``.
+            (:class:`InvalidInputError` naming the provider and the field). Default ``"kling"``.
         quota: Concurrency slots (:class:`Quota`): per pool on Kling, the team limit
             ``Quota.team`` on Modellix. Default ``Quota()`` (image 9, video 5, team 3).
         request_timeout: Seconds one HTTP request may take. On expiry a query is retried (with
@@ -277,10 +276,11 @@ class KlingClient:
         if self._state != "open":
             self._state = "closed"
             return
-        self._state = "closed"
-        stack, self._stack = self._stack, None
-        if stack is not None:
+        stack, self._stack = self._stack or AsyncExitStack(), None
+        try:  # "open" while its background work ends: a poller spawned just before may start
             await stack.aclose()
+        finally:
+            self._state = "closed"
 
     def __del__(self) -> None:
         if getattr(self, "_state", None) == "open":

@@ -39,10 +39,12 @@ import anyio
 from rich.console import Console
 from rich.logging import RichHandler
 
+from . import __version__
 from ._budget import parse_units
 from ._campaign import content_lines, is_text_file
 from ._cli_estimate import estimate_campaign
 from ._cli_folder import FolderBusy, hold_folder, journal_hint
+from ._cli_look import LOOK_COMMANDS, add_look_commands, run_look_command
 from ._cli_pipes import safe_os_write, tolerant_streams
 from ._cli_run import (
     JOURNAL_NAME,
@@ -84,6 +86,8 @@ def _main(argv: Sequence[str] | None) -> int:
         handlers = _configure_logging(args.verbose, args.log_file, console)
         if args.command == "sandbox":
             return serve_sandbox(args)
+        if args.command in LOOK_COMMANDS:
+            return run_look_command(args)
         if args.command == "estimate":
             campaign = Path(args.campaign)
             _check_campaign(campaign)
@@ -173,6 +177,7 @@ def _run(args: argparse.Namespace, console: Console, argv: Sequence[str] | None)
         resume_command=_resume_command(argv),
         redis=_redis_url(args.redis, sandbox=args.sandbox),
         budget=_budget(args.budget, args.provider),
+        budget_total=_budget(args.budget_total, args.provider),
     )
     signals = _Signals(console)
     previous = {
@@ -429,6 +434,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kling-async", description="Kling omni image/video generation at volume."
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "-v", "--verbose", action="count", default=0, help="log INFO (-v) or DEBUG (-vv)"
@@ -495,6 +501,15 @@ def _parser() -> argparse.ArgumentParser:
         "end as over_budget, nothing sent (see 'kling-async estimate')",
     )
     run.add_argument(
+        "--budget-total",
+        type=_units,
+        default=None,
+        metavar="UNITS",
+        help="the most units every run into --out may spend together, resumes included "
+        "(Kling only): this run may spend what earlier runs left; once it is spent, lines "
+        "never sent end as over_budget",
+    )
+    run.add_argument(
         "--task-timeout", type=_seconds, default=None, help="seconds a task may take (default none)"
     )
     run.add_argument(
@@ -524,6 +539,7 @@ def _parser() -> argparse.ArgumentParser:
         default="legacy",
         help="Kling's API standard for videos, whose rules the lines are checked by",
     )
+    add_look_commands(sub, common)
     sandbox = sub.add_parser(
         "sandbox", parents=[common], help="serve the sandbox API on a local port"
     )

@@ -167,3 +167,71 @@ def test_a_key_with_a_control_character_is_printed_escaped() -> None:
     printed = "\n".join(line for line in lines if "kling-async run" in line)
     assert "\x1b" not in printed
     assert "KLING_API_KEY='key\\x1b[2Jx'" in printed
+
+
+def _self_signed(folder: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 and localhost (what the README's openssl command
+    makes) and its key, as PEM files."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = folder / "sandbox-cert.pem", folder / "sandbox-key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+def test_the_printed_https_command_runs_as_printed(tmp_path: Path) -> None:
+    """Served over TLS with a self-signed certificate, the sandbox's printed run command
+    (which names the certificate in SSL_CERT_FILE) finishes a campaign as printed."""
+    cert, key = _self_signed(tmp_path)
+    proc, port, lines = _start(
+        "--api-key", API_KEY, "--tls-cert", str(cert), "--tls-key", str(key),
+        "--image-duration", "0.2,0.5",
+    )  # fmt: skip
+    try:
+        text = "\n".join(lines)
+        assert f"Kling API     https://127.0.0.1:{port}" in text
+        assert "NODE_EXTRA_CA_CERTS" in text
+        command = next(line.strip() for line in lines if "KLING_API_KEY=" in line)
+        words = shlex.split(command)
+        program = words.index("kling-async")
+        env = _env(**dict(word.split("=", 1) for word in words[:program]))
+        places = {"CAMPAIGN.jsonl": str(_campaign(tmp_path, lines=2)), "DIR": str(tmp_path / "out")}
+        done = _cli(*[places.get(word, word) for word in words[program + 1 :]], env=env)
+        assert done.returncode == 0, (command, done.stderr)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=20)

@@ -1,6 +1,7 @@
 """Sandbox result files look like what was asked: image pixels from resolution × aspect ratio
 (``auto`` keeps the first reference image's ratio), videos whose MP4 headers declare the
-requested duration and frame size. Checked with Pillow and a small MP4 box reader."""
+requested duration and frame size and play in a browser (decoded frames in the requested aspect
+ratio). Checked with Pillow, a small MP4 box reader and headless Chromium."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from PIL import Image
 
 import kling_async as ka
 from kling_async.testing import Sandbox
+
+from .chromium import VIDEO_STATE_JS, open_page
 
 pytestmark = pytest.mark.anyio
 
@@ -112,3 +115,57 @@ async def test_videos_declare_the_requested_duration_and_size(
         (file,) = await client.download(result, tmp_path)
     assert _mp4_header(file.path.read_bytes()) == (duration, size)
     assert base64.b64encode(file.path.read_bytes()[4:8]) == base64.b64encode(b"ftyp")
+
+
+async def test_two_videos_with_the_same_request_differ(tmp_path: Path) -> None:
+    """Two tasks asking for the same video get different files (each task its own picture)."""
+    async with (
+        Sandbox(api_keys=(KEY,), video_duration=0.05) as sb,
+        ka.KlingClient(api_key=KEY, base_url=sb.base_url, video_poll_interval=0.05) as client,
+    ):
+        request = ka.OmniVideoRequest(
+            prompt="x", model_name="kling-v3-omni", aspect_ratio="16:9", duration=5
+        )
+        files = []
+        for _ in range(2):
+            result = await client.wait(await client.submit(request))
+            files += await client.download(result, tmp_path)
+    first, second = (file.path.read_bytes() for file in files)
+    assert first != second
+
+
+async def test_videos_play_in_chromium_with_the_requested_ratio_and_duration(
+    tmp_path: Path,
+) -> None:
+    """Chromium's <video> decodes each sandbox MP4 (a frame is ready) with the requested
+    duration, and the decoded frames have the requested aspect ratio."""
+    cases = [("std", "16:9", 5), ("pro", "9:16", 10), ("pro", "1:1", 3)]
+    async with (
+        Sandbox(api_keys=(KEY,), video_duration=0.05) as sb,
+        ka.KlingClient(api_key=KEY, base_url=sb.base_url, video_poll_interval=0.05) as client,
+    ):
+        names = []
+        for mode, ratio, duration in cases:
+            request = ka.OmniVideoRequest(
+                prompt="x", model_name="kling-v3-omni", mode=mode, aspect_ratio=ratio,
+                duration=duration,
+            )  # fmt: skip
+            result = await client.wait(await client.submit(request))
+            (file,) = await client.download(result, tmp_path)
+            names.append(file.path.name)
+    page = tmp_path / "videos.html"
+    page.write_text(
+        "<!doctype html><body>"
+        + "".join(f'<video src="{name}" preload="auto" muted></video>' for name in names)
+        + "</body>",
+        encoding="utf-8",
+    )
+    async with open_page(page.as_uri()) as browser:
+        seen = await browser.evaluate(VIDEO_STATE_JS)
+    for (_, ratio, duration), (ready, seconds, width, height, error) in zip(
+        cases, seen, strict=True
+    ):
+        assert error is None and ready >= 2 and width > 0
+        assert seconds == pytest.approx(duration, abs=0.01)
+        across, down = (int(part) for part in ratio.split(":"))
+        assert width / height == pytest.approx(across / down, rel=0.01)

@@ -2,9 +2,9 @@
 
 Result files are real bytes that look like what was asked (:func:`result_size`): PNGs of the
 requested resolution and aspect ratio, a two-colour gradient derived from the file name, made
-with the standard library; and MP4s whose container headers (``mvhd``, ``tkhd``, ``mdhd``,
-``elst``, the ``avc1`` entry) declare the requested duration and frame size, made from one tiny
-bundled H.264 clip (``data/sample.mp4``; its coded frames stay 64×64, 1 s).
+with the standard library; and playable H.264 MP4s (:mod:`._h264`, no ffmpeg) of the requested
+duration, whose headers declare the requested frame size and whose frames have its aspect ratio
+at a scaled-down size (:func:`video_coded_size`), different for every task.
 Their URLs are "anti-hotlinking" style ([omni-image], [omni-image]): ``expires`` plus an HMAC
 ``sign`` over
 name and expiry with a per-sandbox random secret.
@@ -23,12 +23,13 @@ import base64
 import functools
 import hashlib
 import hmac
-import importlib.resources
 import math
 import struct
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
+
+from ._h264 import h264_mp4
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 JPEG_SIGNATURE = b"\xff\xd8\xff"
@@ -135,50 +136,68 @@ def _gradient_png(width: int, height: int, top: int, bottom: int) -> bytes:
     )
 
 
-@functools.cache
-def _sample_mp4() -> bytes:
-    """The bundled sample MP4 (read once from package data)."""
-    return importlib.resources.files(__package__).joinpath("data/sample.mp4").read_bytes()
+@functools.lru_cache(maxsize=8)
+def mp4_bytes(name: str, seconds: float = 1.0, size: tuple[int, int] = (1280, 720)) -> bytes:
+    """A playable H.264 MP4 (Constrained Baseline, one frame per second) of ``seconds`` whose
+    track header declares ``size`` (width, height) and whose coded frames have the same aspect
+    ratio scaled down (:func:`video_coded_size`): a vertical gradient in two colours derived
+    from ``name`` with a white bar that crosses the picture, so files differ per task and
+    frames differ within a file."""
+    coded = video_coded_size(size)
+    digest = hashlib.sha256(name.encode()).digest()
+    start, end = _PALETTE[digest[0] % 16], _PALETTE[(digest[0] + 1 + digest[1] % 15) % 16]
+    return h264_mp4(coded, size, seconds, functools.partial(_frame, coded, start, end))
 
 
-@functools.lru_cache(maxsize=32)
-def mp4_bytes(seconds: float = 1.0, size: tuple[int, int] = (64, 64)) -> bytes:
-    """An MP4 whose headers declare ``seconds`` and ``size`` (width, height): the sample clip
-    with the durations of ``mvhd``, ``tkhd``, ``elst`` and ``mdhd`` and the frame size of
-    ``tkhd`` and the ``avc1`` entry rewritten (version-0 boxes, as the sample has)."""
-    data = bytearray(_sample_mp4())
-    movie_scale = 1
-    for kind, start in _boxes(data, 0, len(data)):
-        body = start + 8
-        if kind == b"mvhd":
-            movie_scale = struct.unpack_from(">I", data, body + 12)[0]
-            struct.pack_into(">I", data, body + 16, round(seconds * movie_scale))
-        elif kind == b"tkhd":
-            struct.pack_into(">I", data, body + 20, round(seconds * movie_scale))
-            struct.pack_into(">II", data, body + 76, size[0] << 16, size[1] << 16)
-        elif kind == b"elst":
-            struct.pack_into(">I", data, body + 8, round(seconds * movie_scale))
-        elif kind == b"mdhd":
-            media_scale = struct.unpack_from(">I", data, body + 12)[0]
-            struct.pack_into(">I", data, body + 16, round(seconds * media_scale))
-        elif kind == b"stsd":
-            struct.pack_into(">HH", data, body + 8 + 32, size[0], size[1])  # first entry
-    return bytes(data)
+def video_coded_size(size: tuple[int, int]) -> tuple[int, int]:
+    """The pixels a sandbox video is coded at for a declared ``size``: the short side 90 (up
+    to 720p), 126 (up to 1080p) or 180 (larger), the long side in the same ratio (even)."""
+    width, height = size
+    short = min(width, height)
+    coded_short = 90 if short <= 720 else 126 if short <= 1080 else 180
+    scale = coded_short / short
+    return max(2, round(width * scale / 2) * 2), max(2, round(height * scale / 2) * 2)
 
 
-_CONTAINERS = {b"moov", b"trak", b"mdia", b"minf", b"stbl", b"edts"}
+def _ycbcr(rgb: tuple[float, float, float]) -> tuple[int, int, int]:
+    """BT.601 limited-range Y, Cb, Cr of an RGB colour (0–255 each)."""
+    r, g, b = rgb
+    y = 16 + (65.481 * r + 128.553 * g + 24.966 * b) / 255
+    cb = 128 + (-37.797 * r - 74.203 * g + 112.0 * b) / 255
+    cr = 128 + (112.0 * r - 93.786 * g - 18.214 * b) / 255
+    return round(y), round(cb), round(cr)
 
 
-def _boxes(data: bytearray, start: int, end: int) -> Iterator[tuple[bytes, int]]:
-    """(type, offset) of every box under ``data[start:end]``, depth first (32-bit sizes)."""
-    while start + 8 <= end:
-        size, kind = struct.unpack_from(">I4s", data, start)
-        if size < 8:
-            return
-        yield kind, start
-        if kind in _CONTAINERS:
-            yield from _boxes(data, start + 8, start + size)
-        start += size
+def _frame(
+    coded: tuple[int, int],
+    start: tuple[int, int, int],
+    end: tuple[int, int, int],
+    index: int,
+    count: int,
+) -> tuple[list[bytes], list[bytes], list[bytes]]:
+    """Frame ``index`` of ``count``: the gradient, and the bar at ``index / count`` across."""
+    width, height = coded
+    padded_w, padded_h = -(-width // 16) * 16, -(-height // 16) * 16
+    bar_w = max(2, width // 10) // 2 * 2
+    bar_x = (width - bar_w) * index // max(1, count - 1) // 2 * 2
+    luma: list[bytes] = []
+    cb: list[bytes] = []
+    cr: list[bytes] = []
+    for y in range(padded_h):
+        t = min(y, height - 1) / max(1, height - 1)
+        rgb = tuple(a + (b - a) * t for a, b in zip(start, end, strict=True))
+        ly, lcb, lcr = _ycbcr(rgb)  # type: ignore[arg-type]
+        luma.append(
+            bytes([ly]) * bar_x + bytes([235]) * bar_w + bytes([ly]) * (padded_w - bar_x - bar_w)
+        )
+        if y % 2 == 0:
+            half_x, half_w = bar_x // 2, bar_w // 2
+            for plane, value in ((cb, lcb), (cr, lcr)):
+                rest = padded_w // 2 - half_x - half_w
+                plane.append(
+                    bytes([value]) * half_x + bytes([128]) * half_w + bytes([value]) * rest
+                )
+    return luma, cb, cr
 
 
 class Signer:

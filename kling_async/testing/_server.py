@@ -422,7 +422,7 @@ class Sandbox:
             raise web.HTTPNotFound()
         size = result_size(task.kind, task.body)
         if match["ext"] == "mp4":
-            body, content_type = mp4_bytes(float(task.video_seconds or 5), size), "video/mp4"
+            body, content_type = mp4_bytes(name, float(task.video_seconds or 5), size), "video/mp4"
         else:
             body, content_type = png_bytes(name, size), "image/png"
         if self._faults is not None:
