@@ -116,12 +116,20 @@ def credentials(
     Raises:
         ValueError: no credentials, or an AccessKey/SecretKey where only an API key is taken
             (``where`` names the wire API, ``api_key_env`` the variable to set).
+        TypeError: a key that is not a ``str``.
     """
     if jwt:
         access_key = access_key or os.environ.get("KLING_ACCESS_KEY") or None
         secret_key = secret_key or os.environ.get("KLING_SECRET_KEY") or None
     elif access_key or secret_key:
         raise ValueError(f"access_key/secret_key: {where} takes an api_key only")
+    for name, value in (
+        ("api_key", api_key),
+        ("access_key", access_key),
+        ("secret_key", secret_key),
+    ):
+        if value is not None and not isinstance(value, str):
+            raise TypeError(f"{name}: expected a str, got {type(value).__name__}")
     if api_key:
         return ApiKeyAuth(api_key)
     if access_key and secret_key:

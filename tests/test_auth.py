@@ -117,3 +117,12 @@ def test_short_secret_key_signs_without_warning() -> None:
     header = JwtAuth(ACCESS, "short-sk").header()  # filterwarnings=error would raise here
     claims = jwt.decode(_token(header), options={"verify_signature": False})
     assert claims["iss"] == ACCESS
+
+
+def test_a_key_that_is_not_a_str_is_a_type_error_naming_it() -> None:
+    """A key of another type (``api_key=...`` copied from a docs placeholder) is a TypeError
+    naming the argument, not a failure deep in the secret masking."""
+    import kling_async as ka
+
+    with pytest.raises(TypeError, match="api_key: expected a str, got ellipsis"):
+        ka.KlingClient(api_key=...)  # type: ignore[arg-type]
