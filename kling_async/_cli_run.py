@@ -66,6 +66,7 @@ class RunOptions:
     resume_command: str | None = None  # shown after an interrupt
     redis: str | None = None  # share the account's quota on this Redis (RedisQuotaBackend)
     budget: Decimal | None = None  # the most units the run may spend (stream budget_units)
+    lookahead: int = 32  # requests pulled ahead of those running (KlingClient lookahead)
 
 
 @attrs.define
@@ -299,6 +300,7 @@ async def _make_client(options: RunOptions, stack: AsyncExitStack, console: Cons
             task_timeout=options.task_timeout,
             journal=journal,
             quota_backend=RedisQuotaBackend(options.redis) if options.redis else None,
+            lookahead=options.lookahead,
         )
     from .testing import Sandbox
 
@@ -328,6 +330,7 @@ async def _make_client(options: RunOptions, stack: AsyncExitStack, console: Cons
         quota=quota,
         task_timeout=options.task_timeout,
         journal=journal,
+        lookahead=options.lookahead,
     )
 
 

@@ -38,6 +38,7 @@ from rich.logging import RichHandler
 from ._budget import parse_units
 from ._campaign import content_lines
 from ._cli_estimate import estimate_campaign
+from ._cli_queue import QUEUE_COMMANDS, add_queue_commands, run_queue_command
 from ._cli_run import (
     JOURNAL_NAME,
     SANDBOX_KEY,
@@ -74,6 +75,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             campaign = Path(args.campaign)
             _check_campaign(campaign)
             return estimate_campaign(campaign, print)
+        if args.command in QUEUE_COMMANDS:
+            return run_queue_command(args, console, _Signals(console))
         return _run(args, console, argv)
     except SetupError as exc:
         print(f"kling-async: {exc}", file=sys.stderr)
@@ -474,6 +477,7 @@ def _parser() -> argparse.ArgumentParser:
         "images: the estimates a run with --budget starts from.",
     )
     estimate.add_argument("campaign", help="campaign file, JSON Lines (as for 'run')")
+    add_queue_commands(sub, common)  # push, work, status, collect (one campaign, many hosts)
     sandbox = sub.add_parser(
         "sandbox", parents=[common], help="serve the sandbox API on a local port"
     )
