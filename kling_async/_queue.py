@@ -330,6 +330,7 @@ class RedisCampaign:
             self._next_claim = now + min(1.0, self.claim_timeout / 4)
             claimed = await self._claim_one()
             if claimed is not None:
+                self._next_claim = 0.0  # a dead worker's lines: take the next one at once
                 return claimed
         answer = await self._redis.xreadgroup(
             GROUP, self.consumer, {self._keys.stream: ">"}, count=1

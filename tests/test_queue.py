@@ -111,10 +111,10 @@ async def test_a_line_taken_over_is_looked_up_not_created_again(
     name = _name()
     async with ka.RedisCampaign(redis_server.url, name, claim_timeout=0.3) as first:
         await first.push(_lines(1))
-        async with _client(sandbox, tmp_path / "a.sqlite") as client:
-            async with client.stream(first.requests(client)) as outcomes:
-                async for _ in outcomes:
-                    break  # created and ended, never acknowledged
+        client = _client(sandbox, tmp_path / "a.sqlite")
+        async with client, client.stream(first.requests(client)) as outcomes:
+            async for _ in outcomes:
+                break  # created and ended, never acknowledged
     await anyio.sleep(0.4)  # the line must be idle for claim_timeout
     async with (
         ka.RedisCampaign(redis_server.url, name, claim_timeout=0.3) as second,
@@ -152,4 +152,3 @@ async def test_a_line_delivered_five_times_goes_to_the_dead_letter_list(
         await anyio.sleep(0.3)  # idle past claim_timeout
     assert figures.dead_letter == (1,) and figures.done == {"dead_letter": 1}
     assert figures.running == 0
-
