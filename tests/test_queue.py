@@ -12,6 +12,7 @@ from pathlib import Path
 
 import anyio
 import pytest
+import redis.asyncio as redis_asyncio
 
 import kling_async as ka
 from kling_async.testing import Sandbox
@@ -152,3 +153,32 @@ async def test_a_line_delivered_five_times_goes_to_the_dead_letter_list(
         await anyio.sleep(0.3)  # idle past claim_timeout
     assert figures.dead_letter == (1,) and figures.done == {"dead_letter": 1}
     assert figures.running == 0
+
+
+@pytest.mark.anyio
+async def test_a_key_a_dead_holder_was_granted_is_granted_to_its_taker(
+    redis_server: RedisServer, sandbox: Sandbox
+) -> None:
+    """The shared quota: a line's key granted to a process that died before creating (its
+    lease left in Redis) is queued and granted to the worker that took the line over."""
+    namespace, pool = uuid.uuid4().hex[:12], "kling-image-o1:image"
+    backend = ka.RedisQuotaBackend(redis_server.url, namespace=namespace, heartbeat=0.2)
+    request = ka.OmniImageRequest(prompt="taken over", external_task_id="kaq-x-1")
+    async with ka.KlingClient(
+        api_key=API_KEY,
+        base_url=sandbox.base_url,
+        quota=ka.Quota(image=9, video=5),
+        quota_backend=backend,
+        image_poll_interval=0.05,
+    ) as client:
+        r = redis_asyncio.Redis.from_url(redis_server.url)
+        p = f"kling_async:{{{namespace}}}"
+        lease = {"c": 9, "h": "dead-holder", "s": "g", "k": "image", "a": 0, "t": 0, "i": ""}
+        await r.sadd(f"{p}:pools", pool)
+        await r.sadd(f"{p}:holders", "dead-holder")
+        await r.hset(f"{p}:pool:{pool}", mapping={"capacity": 9, "in_use": 9})
+        await r.hset(f"{p}:leases:{pool}", "kaq-x-1", json.dumps(lease))
+        await r.aclose()
+        outcome = await client.run_all([request])
+    assert outcome[0].ok
+    assert sandbox.stats().creates == 1
