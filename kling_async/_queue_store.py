@@ -37,6 +37,21 @@ __all__ = [
 SCRIPT = resources.files(__package__).joinpath("_queue.lua").read_text(encoding="utf-8")
 GROUP = "workers"  # the one consumer group
 _CHUNK = 2000  # lines per pipelined round trip of a push
+# XADD of each (line number, text) pair under the explicit id "<line>-1": Redis refuses an id
+# not above the stream's top, so a line pushed before is counted as seen, not added again.
+_PUSH = """
+local added, seen = 0, 0
+for i = 1, #ARGV, 2 do
+  local r = redis.pcall('XADD', KEYS[1], ARGV[i] .. '-1', 'line', ARGV[i], 'text', ARGV[i + 1])
+  if type(r) == 'table' and r.err then
+    if not string.find(r.err, 'equal or smaller') then return redis.error_reply(r.err) end
+    seen = seen + 1
+  else
+    added = added + 1
+  end
+end
+return {added, seen}
+"""
 _DEAD_SHOWN = 50  # dead-letter lines listed by status
 
 
@@ -236,7 +251,9 @@ async def _push_batch(
     provider: str,
     invalid: list[tuple[int, str]],
 ) -> tuple[int, int]:
-    """Queue a chunk of lines in one round trip: (lines queued, lines already queued)."""
+    """Queue a chunk of lines in one round trip (one script call for the valid lines, the
+    invalid ones recorded as outcomes): (lines queued, lines already queued)."""
+    flat: list[str] = []
     async with redis.pipeline(transaction=False) as pipe:
         for number, text in batch:
             try:
@@ -244,27 +261,14 @@ async def _push_batch(
             except (ValueError, TypeError) as exc:
                 invalid.append((number, str(exc)))
                 row = {"line": number, "status": "invalid", "error": str(exc), "files": []}
-                pipe.evalsha(
-                    sha,
-                    4,
-                    *keys.script_keys(),
-                    GROUP,
-                    "",
-                    str(number),
-                    json.dumps(row),
-                    "invalid",
-                    "",
-                )
+                args = (GROUP, "", str(number), json.dumps(row), "invalid", "")
+                pipe.evalsha(sha, 4, *keys.script_keys(), *args)
                 continue
-            pipe.xadd(keys.stream, {"line": number, "text": text}, id=f"{number}-1")
-        answers = await pipe.execute(raise_on_error=False)
-    failed = [a for a in answers if isinstance(a, Exception)]
-    # An id not above the stream's top: the line was pushed before (a push cut short and
-    # run again); any other error is raised.
-    others = [a for a in failed if "equal or smaller" not in str(a)]
-    if others:
-        raise others[0]
-    return sum(1 for a in answers if isinstance(a, str)), len(failed)
+            flat += (str(number), text)
+        if flat:
+            pipe.eval(_PUSH, 1, keys.stream, *flat)
+        answers = await pipe.execute()
+    return (int(answers[-1][0]), int(answers[-1][1])) if flat else (0, 0)
 
 
 async def read_status(redis: Redis, keys: Keys) -> QueueStatus:
