@@ -160,3 +160,27 @@ def test_sigterm_hands_the_lines_back_and_exits_143(
     stats = _stats(account)
     assert stats["creates"] == 40 and stats["duplicate_external_ids"] == 0
     _assert_complete(_collect(url, queue, tmp_path / "all"), 40)
+
+
+def test_the_library_example_runs_a_queue(
+    tmp_path: Path, redis_server: RedisServer, account: Account
+) -> None:
+    """examples/redis_campaign.py pushes the example's image lines, does each once, and a
+    second run finds nothing left to do."""
+    script = Path(__file__).resolve().parent.parent / "examples" / "redis_campaign.py"
+    env = _env(
+        KLING_API_KEY=API_KEY,
+        KLING_BASE_URL=account.url,
+        KLING_ASYNC_REDIS_URL=redis_server.url,
+        OUT=str(tmp_path / "out"),
+    )
+    runs = [
+        subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True,
+                       timeout=240)
+        for _ in range(2)
+    ]  # fmt: skip
+    assert all(r.returncode == 0 for r in runs), runs[0].stderr + runs[1].stderr
+    lines = runs[0].stdout.count(": ok")
+    assert lines > 0 and "FAIL" not in runs[0].stdout
+    assert "queued 0" in runs[1].stdout and runs[1].stdout.count(": ok") == 0
+    assert _stats(account)["creates"] == lines
