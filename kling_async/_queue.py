@@ -264,6 +264,9 @@ class RedisCampaign:
         await self._retried(ensure_group, self._redis, self._keys)
         while (taken := await self._take()) is not None:
             entry_id, fields, deliveries, claimed = taken
+            if "campaign" not in meta:  # started before the first push
+                meta = await self._retried(self._redis.hgetall, self._keys.meta)
+                base, provider = Path(meta.get("base", ".")), meta.get("provider", "kling")
             number = int(fields["line"])
             line = QueuedLine(
                 line=number,

@@ -194,7 +194,13 @@ async def push_lines(
         await ensure_group(redis, keys)
         sha = await redis.script_load(SCRIPT)  # the pipeline calls it by its hash
         meta = await redis.hgetall(keys.meta)
-        campaign = meta.get("campaign") or uuid.uuid4().hex[:8]
+        if "campaign" not in meta:
+            # Before any line: a worker that takes a line finds the campaign's identity (its
+            # lines' external_task_ids derive from it) and the folder paths resolve against.
+            first = {"campaign": uuid.uuid4().hex[:8], "base": str(base), "provider": provider}
+            for field, value in first.items():
+                await redis.hsetnx(keys.meta, field, value)
+            meta = await redis.hgetall(keys.meta)
         hashed, digest = int(meta.get("hashed", 0)), meta.get("digest", "")
         running = hashlib.sha256()
         queued = skipped = 0
@@ -229,9 +235,6 @@ async def push_lines(
         await redis.hset(
             keys.meta,
             mapping={
-                "campaign": campaign,
-                "base": str(base),
-                "provider": provider,
                 "hashed": max(number, hashed),
                 "digest": running.hexdigest() if number >= hashed else digest,
             },

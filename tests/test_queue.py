@@ -182,3 +182,25 @@ async def test_a_key_a_dead_holder_was_granted_is_granted_to_its_taker(
         outcome = await client.run_all([request])
     assert outcome[0].ok
     assert sandbox.stats().creates == 1
+
+
+@pytest.mark.anyio
+async def test_a_worker_started_before_the_push_derives_the_campaigns_ids(
+    redis_server: RedisServer, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """A worker waiting on an empty queue (follow) names a pushed line's task after the
+    campaign's identity, as every other worker does, so a take-over finds it."""
+    name = _name()
+    async with (
+        ka.RedisCampaign(redis_server.url, name, follow=True, claim_timeout=0.4) as worker,
+        ka.RedisCampaign(redis_server.url, name) as pusher,
+        _client(sandbox, tmp_path / "j.sqlite") as client,
+    ):
+        requests = worker.requests(client)
+        async with aclosing(requests), anyio.create_task_group() as tg:
+            tg.start_soon(pusher.push, _lines(1))
+            request = await anext(requests)
+        r = redis_asyncio.Redis.from_url(redis_server.url, decode_responses=True)
+        campaign = await r.hget(f"kling_async:queue:{{{name}}}:meta", "campaign")
+        await r.aclose()
+    assert request.external_task_id == f"kaq-{name}-{campaign}-1"
