@@ -158,7 +158,13 @@ class RedisCampaign:
         if stack is not None:
             with anyio.CancelScope(shield=True), anyio.move_on_after(5):
                 await self._retire()
-            await stack.__aexit__(*exc_info)
+            try:
+                await stack.__aexit__(*exc_info)
+            except BaseExceptionGroup as group:
+                # The heartbeat's task group wraps an error of the body: raise it as itself.
+                if [e for e in group.exceptions if e is not exc_info[1]]:
+                    raise
+                raise exc_info[1] from None
 
     async def _heartbeats(self) -> None:
         """Refresh this worker's alive key every third of ``claim_timeout`` (only once it has

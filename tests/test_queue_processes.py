@@ -184,3 +184,19 @@ def test_the_library_example_runs_a_queue(
     assert lines > 0 and "FAIL" not in runs[0].stdout
     assert "queued 0" in runs[1].stdout and runs[1].stdout.count(": ok") == 0
     assert _stats(account)["creates"] == lines
+
+
+def test_queue_commands_say_what_to_fix_in_one_line(tmp_path: Path) -> None:
+    """A missing --queue, a bad --redis URL or an unreachable Redis: exit 2, one line."""
+    campaign = _campaign(tmp_path / "c.jsonl", 1)
+    free = "redis://127.0.0.1:1/0"
+    cases = [
+        (["push", str(campaign), "--redis", free], "--queue NAME is required"),
+        (["status", "--redis", "http://x", "--queue", "q"], "is not a redis://"),
+        (["status", "--redis", free, "--queue", "q"], "cannot reach Redis"),
+        (["push", str(campaign), "--redis", free, "--queue", "bad name"], "--queue: queue name"),
+    ]
+    for args, message in cases:
+        proc = _cli(*args)
+        assert proc.returncode == 2, proc.stderr
+        assert message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
