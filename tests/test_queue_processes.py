@@ -50,6 +50,17 @@ def _worker(out: Path, account: Account, url: str, queue: str) -> subprocess.Pop
     )  # fmt: skip
 
 
+@pytest.fixture
+def procs() -> Any:
+    """Worker processes a test starts; any still running at its end is killed."""
+    started: list[subprocess.Popen[str]] = []
+    yield started
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=10)
+
+
 def _stats(account: Account) -> dict[str, Any]:
     with urllib.request.urlopen(account.url + "/sandbox/stats", timeout=5) as resp:
         return dict(json.load(resp))
@@ -90,7 +101,7 @@ def account() -> Any:
 
 
 def test_three_workers_one_killed_finish_every_line_once(
-    tmp_path: Path, redis_server: RedisServer, account: Account
+    tmp_path: Path, redis_server: RedisServer, account: Account, procs: list[Any]
 ) -> None:
     """3 workers on 300 lines, one SIGKILLed midway and never restarted: every line done
     once (creates == lines, no duplicate), pushing twice queued nothing twice, and status
@@ -101,6 +112,7 @@ def test_three_workers_one_killed_finish_every_line_once(
     again = _cli("push", str(campaign), "--redis", url, "--queue", queue)
     assert again.returncode == 0 and "0 lines queued, 300 pushed before" in again.stderr
     workers = [_worker(tmp_path / f"w{i}", account, url, queue) for i in range(3)]
+    procs.extend(workers)
     _wait_creates(account, 100)
     workers[0].send_signal(signal.SIGKILL)
     workers[0].communicate(timeout=10)
@@ -119,7 +131,9 @@ def test_three_workers_one_killed_finish_every_line_once(
     assert folders <= {str((tmp_path / f"w{i}").resolve()) for i in range(3)}
 
 
-def test_redis_restarted_mid_run_every_line_done_once(tmp_path: Path, account: Account) -> None:
+def test_redis_restarted_mid_run_every_line_done_once(
+    tmp_path: Path, account: Account, procs: list[Any]
+) -> None:
     """Redis (with its append-only file) restarted mid-run: the workers wait, resume, and
     every line is done once."""
     server = RedisServer(tmp_path / "redis", persist=True)
@@ -130,6 +144,7 @@ def test_redis_restarted_mid_run_every_line_done_once(tmp_path: Path, account: A
         campaign = _campaign(tmp_path / "c.jsonl", 120)
         assert _cli("push", str(campaign), "--redis", url, "--queue", queue).returncode == 0
         workers = [_worker(tmp_path / f"w{i}", account, url, queue) for i in range(2)]
+        procs.extend(workers)
         _wait_creates(account, 40)
         server.restart()
         for w in workers:
@@ -143,7 +158,7 @@ def test_redis_restarted_mid_run_every_line_done_once(tmp_path: Path, account: A
 
 
 def test_sigterm_hands_the_lines_back_and_exits_143(
-    tmp_path: Path, redis_server: RedisServer, account: Account
+    tmp_path: Path, redis_server: RedisServer, account: Account, procs: list[Any]
 ) -> None:
     """SIGTERM: the worker hands back what it holds and exits 143; a later worker finishes
     the queue without creating any line twice."""
@@ -151,12 +166,14 @@ def test_sigterm_hands_the_lines_back_and_exits_143(
     campaign = _campaign(tmp_path / "c.jsonl", 40)
     assert _cli("push", str(campaign), "--redis", url, "--queue", queue).returncode == 0
     first = _worker(tmp_path / "a", account, url, queue)
+    procs.append(first)
     _wait_creates(account, 10)
     first.send_signal(signal.SIGTERM)
     out, _ = first.communicate(timeout=60)
     assert first.returncode == 143, out
     assert "handed back to the queue" in out
-    _finish(_worker(tmp_path / "b", account, url, queue))
+    procs.append(second := _worker(tmp_path / "b", account, url, queue))
+    _finish(second)
     stats = _stats(account)
     assert stats["creates"] == 40 and stats["duplicate_external_ids"] == 0
     _assert_complete(_collect(url, queue, tmp_path / "all"), 40)
