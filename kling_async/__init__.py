@@ -59,6 +59,11 @@ from ._models import TaskResult as TaskResult
 from ._models import TaskStatus as TaskStatus
 from ._models import VideoImage as VideoImage
 from ._progress import Progress as Progress
+from ._queue import RedisCampaign as RedisCampaign
+from ._queue_store import PushReport as PushReport
+from ._queue_store import QueuedLine as QueuedLine
+from ._queue_store import QueueStatus as QueueStatus
+from ._queue_store import WorkerInfo as WorkerInfo
 from ._quota_backend import Lease as Lease
 from ._quota_backend import LocalQuota as LocalQuota
 from ._quota_backend import PoolSnapshot as PoolSnapshot
@@ -106,12 +111,16 @@ __all__ = [
     "PoolSnapshot",
     "PoolStats",
     "Progress",
+    "PushReport",
+    "QueueStatus",
+    "QueuedLine",
     "Quota",
     "QuotaBackend",
     "QuotaContext",
     "QuotaError",
     "RateLimitError",
     "ReceiverStats",
+    "RedisCampaign",
     "RedisQuotaBackend",
     "ReferenceVideo",
     "Request",
@@ -129,4 +138,5 @@ __all__ = [
     "TransportError",
     "UnknownStatusError",
     "VideoImage",
+    "WorkerInfo",
 ]

@@ -22,8 +22,9 @@ __all__ = ["LOOK_COMMANDS", "add_look_commands", "run_look_command"]
 LOOK_COMMANDS = ("gallery", "status")
 
 
-def add_look_commands(sub: Any, common: argparse.ArgumentParser) -> None:
-    """Add ``gallery`` and ``status`` to the subcommands ``sub`` (``add_subparsers()``)."""
+def add_look_commands(sub: Any, common: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add ``gallery`` and ``status`` to the subcommands ``sub`` (``add_subparsers()``);
+    return the ``status`` parser (a queue's status adds its options to it)."""
     gallery = sub.add_parser(
         "gallery",
         parents=[common],
@@ -32,7 +33,7 @@ def add_look_commands(sub: Any, common: argparse.ArgumentParser) -> None:
         "OUT/thumbs/. The page loads nothing from the network (open it from disk).",
     )
     gallery.add_argument("out", help="the --out folder of a run")
-    status = sub.add_parser(
+    status: argparse.ArgumentParser = sub.add_parser(
         "status",
         parents=[common],
         help="a run folder's state: lines by status, units charged, what is still running",
@@ -43,6 +44,7 @@ def add_look_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     # can be added beside it.
     status.add_argument("out", nargs="?", help="the --out folder of a run")
     status.add_argument("--json", action="store_true", help="print one JSON object")
+    return status
 
 
 def run_look_command(args: argparse.Namespace) -> int:

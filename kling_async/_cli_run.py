@@ -81,6 +81,7 @@ class RunOptions:
     redis: str | None = None  # share the account's quota on this Redis (RedisQuotaBackend)
     budget: Decimal | None = None  # the most units the run may spend (stream budget_units)
     budget_total: Decimal | None = None  # the most units every run into `out` may spend
+    lookahead: int = 32  # requests pulled ahead of those running (KlingClient lookahead)
 
 
 @attrs.define
@@ -397,6 +398,7 @@ async def _make_client(options: RunOptions, stack: AsyncExitStack, console: Cons
             task_timeout=options.task_timeout,
             journal=journal,
             quota_backend=RedisQuotaBackend(options.redis) if options.redis else None,
+            lookahead=options.lookahead,
         )
     from .testing import Sandbox
 
@@ -427,6 +429,7 @@ async def _make_client(options: RunOptions, stack: AsyncExitStack, console: Cons
         quota=quota,
         task_timeout=options.task_timeout,
         journal=journal,
+        lookahead=options.lookahead,
     )
 
 

@@ -332,6 +332,15 @@ elseif op == 'enqueue' then
     redis.call('SET', P .. ':ticket', ticket)  -- re-queued after a restart of Redis
   end
   if since == 0 then since = t end
+  local stale = redis.call('HGET', P .. ':leases:' .. pool, key)
+  if stale then
+    -- The lease of a dead holder under the same key (a line taken over from a killed process,
+    -- which looked the task up and found none): its slots go back, and this holder queues.
+    local h = cjson.decode(stale).h
+    if h ~= holder and redis.call('EXISTS', P .. ':alive:' .. h) == 0 then
+      release(pool, key, t, 0, -1)
+    end
+  end
   if redis.call('HEXISTS', P .. ':leases:' .. pool, key) == 0 then
     -- (Already granted when a retried enqueue finds its lease: only collect.)
     redis.call('ZADD', P .. ':queue:' .. pool, ticket, key)

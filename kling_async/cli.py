@@ -46,6 +46,7 @@ from ._cli_estimate import estimate_campaign
 from ._cli_folder import FolderBusy, hold_folder, journal_hint
 from ._cli_look import LOOK_COMMANDS, add_look_commands, run_look_command
 from ._cli_pipes import safe_os_write, tolerant_streams
+from ._cli_queue import QUEUE_COMMANDS, add_queue_commands, run_queue_command
 from ._cli_run import (
     JOURNAL_NAME,
     SANDBOX_KEY,
@@ -86,6 +87,8 @@ def _main(argv: Sequence[str] | None) -> int:
         handlers = _configure_logging(args.verbose, args.log_file, console)
         if args.command == "sandbox":
             return serve_sandbox(args)
+        if args.command in QUEUE_COMMANDS or _queue_status(args):
+            return run_queue_command(args, console, _Signals(console))
         if args.command in LOOK_COMMANDS:
             return run_look_command(args)
         if args.command == "estimate":
@@ -115,6 +118,15 @@ def _main(argv: Sequence[str] | None) -> int:
         for handler in handlers:
             logging.getLogger("kling_async").removeHandler(handler)
             handler.close()
+
+
+def _queue_status(args: argparse.Namespace) -> bool:
+    """``status`` of a queue (``--redis``/``--queue``) rather than of a run folder ``OUT``."""
+    if args.command != "status":
+        return False
+    if args.out is not None and args.queue is not None:
+        raise SetupError("status: give a run folder OUT, or --redis URL --queue NAME, not both")
+    return args.out is None and (args.queue is not None or args.redis is not None)
 
 
 def _api_standard(value: str, provider: str) -> Literal["legacy", "new"]:
@@ -539,7 +551,8 @@ def _parser() -> argparse.ArgumentParser:
         default="legacy",
         help="Kling's API standard for videos, whose rules the lines are checked by",
     )
-    add_look_commands(sub, common)
+    status = add_look_commands(sub, common)
+    add_queue_commands(sub, common, status)  # push, work, collect; status --redis --queue
     sandbox = sub.add_parser(
         "sandbox", parents=[common], help="serve the sandbox API on a local port"
     )

@@ -1,5 +1,6 @@
 """A private ``redis-server`` (Debian's package) for the tests: started on a free port on
-127.0.0.1 without persistence, restartable in place (to test a Redis that lost its state)."""
+127.0.0.1 without persistence (or with an append-only file), restartable in place (to test a
+Redis that lost its state, or one restarted with its data)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ def _free_port() -> int:
 class RedisServer:
     """One ``redis-server`` process; :attr:`url` stays the same across :meth:`restart`."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, persist: bool = False) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             message = "redis-server is not installed (Debian: apt-get install redis-server)"
@@ -34,16 +35,19 @@ class RedisServer:
         self.port = _free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.process: subprocess.Popen[bytes] | None = None
+        self.persist = persist  # an append-only file in directory: restart keeps the data
 
     def start(self) -> None:
-        """Start the server (empty: no persistence) and wait until it answers."""
+        """Start the server (empty, unless ``persist`` and it ran before) and wait until it
+        answers."""
         self.process = subprocess.Popen(
             [
                 self.binary,
                 "--port", str(self.port),
                 "--bind", "127.0.0.1",
                 "--save", "",
-                "--appendonly", "no",
+                "--appendonly", "yes" if self.persist else "no",
+                "--appendfsync", "always",
                 "--dir", str(self.directory),
             ],
             stdout=subprocess.DEVNULL,
@@ -68,6 +72,6 @@ class RedisServer:
             self.process = None
 
     def restart(self) -> None:
-        """Stop and start again on the same port, empty."""
+        """Stop and start again on the same port (empty, unless ``persist``)."""
         self.stop()
         self.start()

@@ -158,7 +158,13 @@ def test_only_the_scheduler_starts_tasks() -> None:
             )
         )
     }
-    allowed = {"kling_async._scheduler", "kling_async._cli_run", "kling_async._redis_quota"}
+    allowed = {
+        "kling_async._scheduler",
+        "kling_async._cli_run",
+        "kling_async._cli_queue",
+        "kling_async._redis_quota",
+        "kling_async._queue",
+    }
     assert found <= allowed, sorted(found)
 
 
