@@ -20,7 +20,13 @@ import re
 
 __all__ = ["LOGGERS", "MIN_SECRET_LENGTH", "SafeRecords", "add_secret", "escape_controls", "redact"]
 
-LOGGERS = ("kling_async.client", "kling_async.http", "kling_async.quota", "kling_async.callbacks")
+LOGGERS = (
+    "kling_async.client",
+    "kling_async.http",
+    "kling_async.quota",
+    "kling_async.callbacks",
+    "kling_async.queue",
+)
 
 MIN_SECRET_LENGTH = 4  # shorter values would mask ordinary words
 _BEARER = re.compile(r"(?i)\b(bearer)\s+[^\s\"',;)\]}<]+")  # not one already masked
