@@ -153,7 +153,8 @@ async def run_campaign(
     """Run a campaign file to the end; return the exit status (0 all succeeded, else 1).
 
     With ``interrupt`` stopped, return 1 after writing a manifest in which every line that has
-    no outcome yet is ``running`` (created; a re-run follows it) or ``not_started``.
+    no outcome yet is ``running`` (created; a re-run follows it) or ``not_started`` (the lines
+    the stream had not read yet included).
 
     Raises:
         CredentialsRefused: the API refused the key; the manifest then shows nothing ran.
@@ -200,10 +201,15 @@ async def run_campaign(
         are written from their reasons, never held as rows: 100,000 may come)."""
         final = {line: better_row(row, earlier.get(line)) for line, row in rows.items()}
         final = {**earlier, **final}
+        lines = final.keys() | invalid_lines.keys()
+        if len(lines) < total:  # stopped before every line was read: they are not started
+            lines |= {number for number, _ in content_lines(options.campaign)}
         with manifest_path.open("w", encoding="utf-8") as fh:
-            for line in sorted(final.keys() | invalid_lines.keys()):
-                row = final.get(line) or _row(line, status="invalid", error=invalid_lines[line])
-                fh.write(_line(row))
+            for line in sorted(lines):
+                row = final.get(line)
+                if row is None and line in invalid_lines:
+                    row = _row(line, status="invalid", error=invalid_lines[line])
+                fh.write(_line(row or _row(line, status="not_started")))
         return final
 
     def say_interrupted(final: dict[int, dict[str, Any]], reason: str) -> None:
@@ -227,7 +233,7 @@ async def run_campaign(
         for line, key in zip(line_of, key_of, strict=True):
             if line not in rows:
                 state, task_id = states.get(key, (None, None))
-                rows[line] = _unfinished_row(line, key, state, task_id)
+                rows[line] = {**_unfinished_row(line, key, state, task_id), **described[line]}
         say_interrupted(write_manifest(), "stopped at once")
 
     interrupt.at_once = stopped_at_once
@@ -290,8 +296,9 @@ async def run_campaign(
         earlier = good_rows(manifest_path, out)
         manifest_path.write_text("".join(_line(r) for r in earlier.values()), encoding="utf-8")
         run_until = None if options.deadline is None else anyio.current_time() + options.deadline
+        pending = requests()  # kept: the lines a stopped stream never read are read below
         stream = client.stream(
-            requests(),
+            pending,
             deadline=options.deadline,
             keys=lambda index, _: key_of[index],
             budget_units=money.run_limit,
@@ -307,6 +314,8 @@ async def run_campaign(
             unreachable.extend(e for e in group.exceptions if isinstance(e, EndpointError))
         if interrupt.reason is not None or refused or unreachable:
             with anyio.CancelScope(shield=True):
+                for _ in pending:  # each line left unread gets its row (and its check)
+                    pass
                 await _mark_unfinished(client, rows, line_of, key_of)
                 for line in rows:
                     rows[line].update(described.get(line, {}))
