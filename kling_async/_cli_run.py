@@ -58,6 +58,7 @@ __all__ = [
 SANDBOX_KEY = "sandbox-key"
 JOURNAL_NAME = "journal.sqlite"
 SANDBOX_STATE_NAME = "sandbox-state.jsonl"
+_RUN_JSON_LIMIT = 4096  # bytes of run.json read (it holds one short id)
 # Sandbox task durations for `run --sandbox`, in seconds: real Kling images take ~10–60 s and
 # videos minutes; the demo scales them down so a campaign finishes in under a minute.
 SANDBOX_IMAGE_DURATION = (1.0, 4.0)
@@ -576,13 +577,27 @@ def _line(row: dict[str, Any]) -> str:
 
 def _run_id(out: Path) -> str:
     """A short id for this output folder, kept in ``run.json`` so a re-run of the same command
-    derives the same ``external_task_id`` for each line."""
+    derives the same ``external_task_id`` for each line.
+
+    Raises:
+        SetupError: ``run.json`` is damaged while a journal holds the tasks made under it: a
+            new id would create (and bill) every line again.
+    """
     marker = out / "run.json"
     if marker.exists():
         try:
-            return str(json.loads(marker.read_text(encoding="utf-8"))["run_id"])
-        except (ValueError, KeyError):
+            with marker.open("rb") as fh:
+                run_id = json.loads(fh.read(_RUN_JSON_LIMIT))["run_id"]
+            if isinstance(run_id, str) and run_id:
+                return run_id
+        except (OSError, ValueError, KeyError, TypeError, RecursionError):
             pass
+        if (out / JOURNAL_NAME).exists():
+            raise SetupError(
+                f"{marker} is damaged (it should hold the folder's run id, e.g. "
+                '{"run_id": "ka0123456789"}): restore it, or move the folder\'s journal aside '
+                "to start over (lines the journal knew of would be created again)"
+            )
     run_id = f"ka{uuid.uuid4().hex[:10]}"
     # Written whole or not at all (a killed run never leaves a half-written run.json).
     temporary = out / f".run.json.{os.getpid()}.tmp"

@@ -470,3 +470,21 @@ def test_a_worse_rerun_keeps_the_good_rows(tmp_path: Path, account: Account) -> 
     assert again.returncode == 2, again.stderr
     assert _rows(out) == before
     _all_good(out, 6)
+
+
+@pytest.mark.parametrize("damage", ["{}", "[1]", "not json", '{"run_id": 7}'])
+def test_a_damaged_run_id_beside_a_journal_creates_nothing_twice(
+    tmp_path: Path, account: Account, damage: str
+) -> None:
+    """``run.json`` (the folder's run id, from which the lines' external_task_id are made)
+    damaged beside a journal: the re-run stops with one line naming the file and creates
+    nothing, instead of making new ids and paying for every line again."""
+    campaign, out = _plain_campaign(tmp_path, 3, own_ids=False), tmp_path / "o"
+    assert _run_on(account, campaign, out).returncode == 0
+    (out / "run.json").write_text(damage)
+    again = _run_on(account, campaign, out)
+    assert again.returncode == 2, again.stderr
+    lines = again.stderr.strip().splitlines()
+    assert len(lines) == 1 and "run.json" in lines[0] and "unexpected" not in lines[0], lines
+    assert _stats(account)["creates"] == 3
+    _all_good(out, 3)
