@@ -5,26 +5,11 @@ still exits 0 (real processes of ``python -m kling_async``)."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from .test_cli_status import _kling
+
 SECRET = "sk-hostile-secret-0123456789"
-
-
-def _kling(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("KLING_", "MODELLIX_"))}
-    env["KLING_API_KEY"] = SECRET
-    return subprocess.run(
-        [sys.executable, "-m", "kling_async", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
 
 
 def _hostile_folder(out: Path) -> None:
