@@ -39,6 +39,8 @@ from ._validate import (
     _int_in,
     _one_of,
     _prompt,
+    check_video_inputs,
+    check_video_values,
     validate_image_request,
     validate_video_request,
 )
@@ -56,8 +58,6 @@ __all__ = [
 
 API = Literal["kling-legacy", "kling-new", "modellix"]
 
-_VIDEO_MODELS = ("kling-video-o1", "kling-v3-omni")
-_VIDEO_RATIOS = ("16:9", "9:16", "1:1")  # every omni-video page lists these three
 _NAMES = {
     "kling-legacy": "Kling's legacy-standard API",
     "kling-new": "Kling's new-standard API",
@@ -91,13 +91,7 @@ def check_video_shape(req: OmniVideoRequest) -> None:
         ValueError: naming the field, the value and the rule.
         TypeError: a field of the wrong type.
     """
-    _one_of("model_name", req.model_name, _VIDEO_MODELS)
-    _one_of("sound", req.sound, ("on", "off"))
-    _one_of("mode", req.mode, ("std", "pro", "4k"))
-    if req.aspect_ratio is not None:
-        _one_of("aspect_ratio", req.aspect_ratio, _VIDEO_RATIOS)
-    if req.multi_shot is not None and not isinstance(req.multi_shot, bool):
-        raise TypeError(f"multi_shot: {req.multi_shot!r}, must be a bool or None")
+    check_video_values(req)
     if req.shot_type is not None:
         _one_of("shot_type", req.shot_type, ("customize", "intelligence"))
     if isinstance(req.duration, bool) or not isinstance(req.duration, int):
@@ -174,15 +168,7 @@ def _new_video(req: OmniVideoRequest) -> None:
         raise _fail("prompt", None, "required unless the shots are given (multi_prompt)")
 
     # Images, elements and the reference video (contents[].type.*).
-    count = len(req.image_list) + len(req.element_list)
-    limit = 4 if req.video_list else 7
-    if count > limit:
-        with_video = " with a reference video" if req.video_list else ""
-        raise ValueError(
-            f"image_list + element_list: {count} items, at most {limit} allowed{with_video}"
-        )
-    if len(first) > 1 or len(last) > 1:
-        raise ValueError("image_list: at most one first_frame and one end_frame")
+    check_video_inputs(req)
     if last and not first:
         raise _fail("image_list", "end_frame", "'last frame only' is not supported")
     if base and (first or last):

@@ -11,17 +11,19 @@ when a budget was passed (a task of a price class with no estimate yet: see docs
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from decimal import Decimal
 from pathlib import Path
 
 import anyio
 import attrs
 
-from ._journal import Journal
+from ._journal import Journal, JournalEntry
 
 __all__ = [
     "CampaignBudget",
     "campaign_budget",
+    "campaign_units",
     "exhausted_reason",
     "journal_spending",
     "summary_lines",
@@ -53,11 +55,15 @@ async def journal_spending(journal: Path) -> tuple[Decimal, frozenset[str]]:
         return Decimal(0), frozenset()
     async with Journal(journal) as opened:
         entries = await opened.entries()
-    units = sum(
+    return campaign_units(entries), frozenset(e.external_task_id for e in entries)
+
+
+def campaign_units(entries: Iterable[JournalEntry]) -> Decimal:
+    """The units charged for the journal's finished tasks, by every run that used it."""
+    return sum(
         (e.result.units for e in entries if e.result is not None and e.result.units is not None),
         Decimal(0),
     )
-    return units, frozenset(e.external_task_id for e in entries)
 
 
 async def campaign_budget(

@@ -18,8 +18,9 @@ MANIFEST_LINE_LIMIT = 1 << 20
 
 
 def read_manifest(path: Path) -> Iterator[dict[str, Any]]:
-    """The rows of a ``manifest.jsonl``, in file order. A line over
-    :data:`MANIFEST_LINE_LIMIT` bytes, or one that is not a JSON object, is skipped.
+    """The rows of a ``manifest.jsonl`` (or of any JSON Lines file of objects the run folder
+    holds, e.g. ``runs.jsonl``), in file order. A line over :data:`MANIFEST_LINE_LIMIT` bytes,
+    one that is not a JSON object, or one nested past the parser's recursion limit is skipped.
 
     Raises:
         OSError: the file cannot be read.
@@ -32,7 +33,7 @@ def read_manifest(path: Path) -> Iterator[dict[str, Any]]:
                 continue
             try:
                 row = json.loads(line)
-            except ValueError:
+            except (ValueError, RecursionError):
                 continue
             if isinstance(row, dict):
                 yield row

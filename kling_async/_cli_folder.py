@@ -16,13 +16,14 @@ crashed run never leaves a stale lock behind.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shlex
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from ._cli_files import read_manifest
 
 __all__ = [
     "LOCK_NAME",
@@ -35,7 +36,6 @@ __all__ = [
 ]
 
 LOCK_NAME = ".kling-async.lock"
-_ROW_LIMIT = 1 << 20  # bytes of one manifest row read back (a row is far smaller)
 
 try:
     import fcntl
@@ -120,28 +120,25 @@ def good_rows(manifest: Path, out: Path) -> dict[int, dict[str, Any]]:
     """The rows of an earlier manifest worth keeping, by line: ``succeeded`` with every file
     still in ``out``. A later run of the same folder never replaces one with a worse row (a
     re-run without its journal once overwrote 60 good rows with failures). Unreadable lines
-    are skipped; each line is read with a size bound."""
+    are skipped (:func:`read_manifest`: each line is read with a size bound)."""
     kept: dict[int, dict[str, Any]] = {}
     try:
-        fh = manifest.open("rb")
+        rows = list(read_manifest(manifest))
     except OSError:
         return kept
-    with fh:
-        while line := fh.readline(_ROW_LIMIT):
-            try:
-                row = json.loads(line)
-                files = row["files"]
-                good = (
-                    row["status"] == "succeeded"
-                    and isinstance(row["line"], int)
-                    and isinstance(row["external_task_id"], str)
-                    and files
-                    and all(isinstance(f, str) and (out / Path(f).name).is_file() for f in files)
-                )
-            except (ValueError, TypeError, KeyError, RecursionError):
-                continue
-            if good:
-                kept[row["line"]] = row
+    for row in rows:
+        files, line = row.get("files"), row.get("line")
+        good = (
+            row.get("status") == "succeeded"
+            and isinstance(line, int)
+            and isinstance(row.get("external_task_id"), str)
+            and isinstance(files, list)
+            and files
+            and all(isinstance(f, str) and (out / Path(f).name).is_file() for f in files)
+        )
+        if good:
+            assert isinstance(line, int)
+            kept[line] = row
     return kept
 
 

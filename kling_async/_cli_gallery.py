@@ -93,7 +93,7 @@ def write_gallery(out: Path) -> Path:
         )
     )
     page = out / GALLERY_NAME
-    tmp = out / f".{GALLERY_NAME}.part"
+    tmp = out / f".{GALLERY_NAME}.{os.getpid()}.part"  # two galleries at once never share one
     tmp.write_text(html, encoding="utf-8")
     tmp.replace(page)
     return page
@@ -114,10 +114,13 @@ def _text(value: Any) -> str | None:
 
 
 def _decimal(value: str | None) -> Decimal:
+    """A row's units for the page's total: 0 when absent or not a finite number (a hand-edited
+    ``"sNaN"`` would otherwise raise on addition)."""
     try:
-        return Decimal(value) if value is not None else Decimal(0)
+        units = Decimal(value) if value is not None else Decimal(0)
     except InvalidOperation:
         return Decimal(0)
+    return units if units.is_finite() else Decimal(0)
 
 
 def _card(row: dict[str, Any], out: Path, present: set[str]) -> _Card:
@@ -174,7 +177,7 @@ def _thumbnail(out: Path, name: str) -> tuple[str | None, tuple[int, int] | None
                 image.draft("RGB", THUMB_SIZE)  # JPEG: decode at a reduced scale
                 thumb = image.convert("RGB")
                 thumb.thumbnail(THUMB_SIZE)
-                tmp = target.with_name(f".{target.name}.part")
+                tmp = target.with_name(f".{target.name}.{os.getpid()}.part")
                 thumb.save(tmp, "JPEG", quality=82)
                 tmp.replace(target)
     except (OSError, UnidentifiedImageError, Image.DecompressionBombError):

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ._cli_run import SetupError
+from ._cli_text import safe
 from ._journal import JournalError
 
 __all__ = ["LOOK_COMMANDS", "add_look_commands", "run_look_command"]
@@ -60,7 +61,7 @@ def run_look_command(args: argparse.Namespace) -> int:
         if args.command == "gallery":
             from ._cli_gallery import write_gallery
 
-            print(write_gallery(out))
+            print(safe(write_gallery(out)))
             return 0
         from ._cli_status import print_status
 

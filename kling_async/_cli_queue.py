@@ -30,12 +30,12 @@ import anyio
 import attrs
 from rich.console import Console
 
+from ._cli_manifest import append_row, request_fields, result_fields
 from ._cli_run import (
     CredentialsRefused,
     Interrupt,
     RunOptions,
     SetupError,
-    _append,
     _make_client,
     _save_outcome,
     _Tally,
@@ -329,7 +329,8 @@ async def work(options: WorkOptions, console: Console, interrupt: Interrupt) -> 
                 return
             line = queue.line_of(outcome)
             row = await _save_outcome(client, outcome, line.line, line.key, out, tally)
-            _append(manifest, row)
+            row = {**row, **request_fields(outcome.request), **result_fields(outcome.result)}
+            append_row(manifest, row)
             del row["line"]
             await queue.ack(outcome, row)
             if not console.is_terminal:

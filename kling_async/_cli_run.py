@@ -29,6 +29,15 @@ from ._campaign import CampaignLine, CampaignLineError, content_lines, read_camp
 from ._cli_budget import campaign_budget, exhausted_reason, journal_spending, summary_lines
 from ._cli_files import gallery_hint
 from ._cli_folder import better_row, good_rows, journal_states
+from ._cli_manifest import (
+    append_row,
+    describe_row,
+    new_row,
+    request_fields,
+    result_fields,
+    row_line,
+    unfinished_row,
+)
 from ._cli_progress import progress_fields, run_progress
 from ._cli_status import record_run
 from ._cli_text import say
@@ -41,7 +50,7 @@ from ._errors import (
     KlingError,
     OutcomeUnknownError,
 )
-from ._models import Outcome, Request, TaskResult
+from ._models import Outcome, Request
 from ._quota_config import Quota
 from ._redis_quota import RedisQuotaBackend
 
@@ -58,6 +67,7 @@ __all__ = [
 SANDBOX_KEY = "sandbox-key"
 JOURNAL_NAME = "journal.sqlite"
 SANDBOX_STATE_NAME = "sandbox-state.jsonl"
+_RUN_JSON_LIMIT = 4096  # bytes of run.json read (it holds one short id)
 # Sandbox task durations for `run --sandbox`, in seconds: real Kling images take ~10–60 s and
 # videos minutes; the demo scales them down so a campaign finishes in under a minute.
 SANDBOX_IMAGE_DURATION = (1.0, 4.0)
@@ -154,7 +164,8 @@ async def run_campaign(
     """Run a campaign file to the end; return the exit status (0 all succeeded, else 1).
 
     With ``interrupt`` stopped, return 1 after writing a manifest in which every line that has
-    no outcome yet is ``running`` (created; a re-run follows it) or ``not_started``.
+    no outcome yet is ``running`` (created; a re-run follows it) or ``not_started`` (the lines
+    the stream had not read yet included).
 
     Raises:
         CredentialsRefused: the API refused the key; the manifest then shows nothing ran.
@@ -185,7 +196,7 @@ async def run_campaign(
         assert options.budget_total is not None
         tally.over_budget += 1
         reason = exhausted_reason(options.budget_total, money.spent_before)
-        rows[line] = _row(line, status="over_budget", external_task_id=key, error=reason)
+        rows[line] = new_row(line, status="over_budget", external_task_id=key, error=reason)
         progress.advance(bar)
 
     def invalid(line: int, reason: str) -> None:
@@ -201,10 +212,15 @@ async def run_campaign(
         are written from their reasons, never held as rows: 100,000 may come)."""
         final = {line: better_row(row, earlier.get(line)) for line, row in rows.items()}
         final = {**earlier, **final}
+        lines = final.keys() | invalid_lines.keys()
+        if len(lines) < total:  # stopped before every line was read: they are not started
+            lines |= {number for number, _ in content_lines(options.campaign)}
         with manifest_path.open("w", encoding="utf-8") as fh:
-            for line in sorted(final.keys() | invalid_lines.keys()):
-                row = final.get(line) or _row(line, status="invalid", error=invalid_lines[line])
-                fh.write(_line(row))
+            for line in sorted(lines):
+                row = final.get(line)
+                if row is None and line in invalid_lines:
+                    row = new_row(line, status="invalid", error=invalid_lines[line])
+                fh.write(row_line(row or new_row(line, status="not_started")))
         return final
 
     def say_interrupted(final: dict[int, dict[str, Any]], reason: str) -> None:
@@ -228,7 +244,7 @@ async def run_campaign(
         for line, key in zip(line_of, key_of, strict=True):
             if line not in rows:
                 state, task_id = states.get(key, (None, None))
-                rows[line] = _unfinished_row(line, key, state, task_id)
+                rows[line] = {**unfinished_row(line, key, state, task_id), **described[line]}
         say_interrupted(write_manifest(), "stopped at once")
 
     interrupt.at_once = stopped_at_once
@@ -256,7 +272,7 @@ async def run_campaign(
                 continue
             line_of.append(item.line)
             key_of.append(key)
-            described[item.line] = _request_fields(request)
+            described[item.line] = request_fields(request)
             yield request
 
     async with AsyncExitStack() as stack:
@@ -279,20 +295,21 @@ async def run_campaign(
                 )
             until = _line_until(outcome, options.task_timeout, run_until)
             row = await _save_outcome(client, outcome, line, key, out, tally, until)
-            rows[line] = row = {**row, **described.get(line, {}), **_result_fields(outcome.result)}
-            _append(manifest_path, row)
+            rows[line] = row = {**row, **described.get(line, {}), **result_fields(outcome.result)}
+            append_row(manifest_path, row)
             progress.advance(bar)
             fields = progress_fields(client.stats(), tally.succeeded, tally.failed, tally.invalid)
             progress.update(bar, **fields)
             if not console.is_terminal:
-                say(console, _describe(row))
+                say(console, describe_row(row))
 
         # The good rows of an earlier run of this folder stay until better ones replace them.
         earlier = good_rows(manifest_path, out)
-        manifest_path.write_text("".join(_line(r) for r in earlier.values()), encoding="utf-8")
+        manifest_path.write_text("".join(row_line(r) for r in earlier.values()), encoding="utf-8")
         run_until = None if options.deadline is None else anyio.current_time() + options.deadline
+        pending = requests()  # kept: the lines a stopped stream never read are read below
         stream = client.stream(
-            requests(),
+            pending,
             deadline=options.deadline,
             keys=lambda index, _: key_of[index],
             budget_units=money.run_limit,
@@ -308,6 +325,8 @@ async def run_campaign(
             unreachable.extend(e for e in group.exceptions if isinstance(e, EndpointError))
         if interrupt.reason is not None or refused or unreachable:
             with anyio.CancelScope(shield=True):
+                for _ in pending:  # each line left unread gets its row (and its check)
+                    pass
                 await _mark_unfinished(client, rows, line_of, key_of)
                 for line in rows:
                     rows[line].update(described.get(line, {}))
@@ -370,21 +389,9 @@ async def _mark_unfinished(
             continue
         entry = await client.journal.get(key) if client.journal is not None else None
         if entry is None:
-            rows[line] = _unfinished_row(line, key, None, None)
+            rows[line] = unfinished_row(line, key, None, None)
         else:
-            rows[line] = _unfinished_row(line, key, entry.state, entry.task_id)
-
-
-def _unfinished_row(line: int, key: str, state: str | None, task_id: str | None) -> dict[str, Any]:
-    """``running`` when the journal knows the task was (or may have been) created, else
-    ``not_started``."""
-    running = state in ("intent", "created", "finished")
-    return _row(
-        line,
-        task_id=task_id,
-        external_task_id=key,
-        status="running" if running else "not_started",
-    )
+            rows[line] = unfinished_row(line, key, entry.state, entry.task_id)
 
 
 async def _make_client(options: RunOptions, stack: AsyncExitStack, console: Console) -> KlingClient:
@@ -494,7 +501,7 @@ async def _save_outcome(
         tally.over_budget += 1
     else:
         tally.failed += 1
-    return _row(
+    return new_row(
         line,
         task_id=task.task_id if task else None,
         external_task_id=ext,
@@ -505,78 +512,29 @@ async def _save_outcome(
     )
 
 
-def _row(
-    line: int,
-    *,
-    status: str,
-    task_id: str | None = None,
-    external_task_id: str | None = None,
-    files: list[str] | None = None,
-    error: str | None = None,
-    units: Decimal | None = None,
-) -> dict[str, Any]:
-    return {
-        "line": line,
-        "task_id": task_id,
-        "external_task_id": external_task_id,
-        "status": status,
-        "files": files or [],
-        "error": error,
-        "units": str(units) if units is not None else None,
-        "kind": None,
-        "model": None,
-        "prompt": None,
-        "urls": [],
-        "urls_expire_at": None,
-    }
-
-
-def _request_fields(request: Request) -> dict[str, Any]:
-    """The manifest fields a line's request gives: its kind, model and prompt."""
-    return {"kind": request.kind, "model": request.model_name, "prompt": request.prompt}
-
-
-def _result_fields(result: TaskResult | None) -> dict[str, Any]:
-    """The manifest fields a result gives: its URLs (images, series images, videos, in order)
-    and when they stop working (ISO 8601, UTC; Kling deletes results 30 days after the task)."""
-    if result is None:
-        return {}
-    images = (*result.images, *result.series_images)
-    expires = result.expires_at
-    return {
-        "urls": [image.url for image in images] + [video.url for video in result.videos],
-        "urls_expire_at": expires.isoformat() if expires is not None else None,
-    }
-
-
-# One encoder for every row: json.dumps(ensure_ascii=False) would build one per call.
-_to_json = json.JSONEncoder(ensure_ascii=False).encode
-
-
-def _describe(row: dict[str, Any]) -> str:
-    if row["status"] == "succeeded":
-        return f"line {row['line']}: succeeded, {len(row['files'])} file(s)"
-    return f"line {row['line']}: {row['status']}: {row['error']}"
-
-
-def _append(path: Path, row: dict[str, Any]) -> None:
-    with path.open("a", encoding="utf-8") as fh:
-        fh.write(_line(row))
-
-
-def _line(row: dict[str, Any]) -> str:
-    return _to_json(row) + "\n"
-
-
 def _run_id(out: Path) -> str:
     """A short id for this output folder, kept in ``run.json`` so a re-run of the same command
-    derives the same ``external_task_id`` for each line."""
+    derives the same ``external_task_id`` for each line.
+
+    Raises:
+        SetupError: ``run.json`` is damaged while a journal holds the tasks made under it: a
+            new id would create (and bill) every line again.
+    """
     marker = out / "run.json"
     if marker.exists():
         try:
-            return str(json.loads(marker.read_text(encoding="utf-8"))["run_id"])
-        except (ValueError, KeyError):
+            with marker.open("rb") as fh:
+                run_id = json.loads(fh.read(_RUN_JSON_LIMIT))["run_id"]
+            if isinstance(run_id, str) and run_id:
+                return run_id
+        except (OSError, ValueError, KeyError, TypeError, RecursionError):
             pass
+        if (out / JOURNAL_NAME).exists():
+            raise SetupError(
+                f"{marker} is damaged (it should hold the folder's run id, e.g. "
+                '{"run_id": "ka0123456789"}): restore it, or move the folder\'s journal aside '
+                "to start over (lines the journal knew of would be created again)"
+            )
     run_id = f"ka{uuid.uuid4().hex[:10]}"
     # Written whole or not at all (a killed run never leaves a half-written run.json).
     temporary = out / f".run.json.{os.getpid()}.tmp"

@@ -6,8 +6,9 @@ ends), what is still running (created on the server, followed on resume), and th
 resumes. Nothing is sent to any server. Exit status 0 whatever the run's state; 2 when ``OUT``
 is not a run folder. ``--json`` prints the same as one JSON object for scripts.
 
-Every text here comes from a campaign file or a server (keys, task ids, commands), so it is
-printed with control characters replaced and never as console markup.
+Every text here comes from a campaign file, a server or a file anyone could have edited (keys,
+task ids, statuses, commands), so it is printed through :func:`._cli_text.safe`: control
+characters escaped, secrets masked, each text cut at :data:`._cli_text.MAX_SHOWN` characters.
 """
 
 from __future__ import annotations
@@ -17,17 +18,18 @@ import shlex
 import time
 from collections import Counter
 from collections.abc import Callable
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import anyio
 
-from ._cli_files import MANIFEST_LINE_LIMIT, read_manifest
+from ._cli_budget import campaign_units
+from ._cli_files import read_manifest
+from ._cli_text import safe
 from ._journal import Journal, JournalEntry
 from ._stats import ClientStats
 
-__all__ = ["RUNS_NAME", "campaign_units", "print_status", "record_run", "run_status"]
+__all__ = ["RUNS_NAME", "print_status", "record_run", "run_status"]
 
 RUNS_NAME = "runs.jsonl"
 JOURNAL_NAME = "journal.sqlite"
@@ -55,26 +57,7 @@ def record_run(
 
 def _runs(out: Path) -> list[dict[str, Any]]:
     path = out / RUNS_NAME
-    if not path.is_file():
-        return []
-    runs = []
-    with path.open("rb") as fh:
-        while line := fh.readline(MANIFEST_LINE_LIMIT):
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(record, dict):
-                runs.append(record)
-    return runs
-
-
-def campaign_units(entries: list[JournalEntry]) -> Decimal:
-    """The units charged for the journal's finished tasks, by every run that used it."""
-    return sum(
-        (e.result.units for e in entries if e.result is not None and e.result.units is not None),
-        Decimal(0),
-    )
+    return list(read_manifest(path)) if path.is_file() else []
 
 
 async def _entries(journal: Path) -> list[JournalEntry]:
@@ -99,7 +82,9 @@ def run_status(out: Path) -> dict[str, Any]:
         )
     rows = list(read_manifest(manifest)) if manifest.is_file() else []
     entries = anyio.run(_entries, journal) if journal.is_file() else []
-    line_of = {row.get("external_task_id"): row.get("line") for row in rows}
+    line_of = {
+        key: row.get("line") for row in rows if isinstance(key := row.get("external_task_id"), str)
+    }
     running = [
         {"line": line_of.get(e.external_task_id), "key": e.external_task_id, "task_id": e.task_id}
         for e in entries
@@ -111,7 +96,8 @@ def run_status(out: Path) -> dict[str, Any]:
     unfinished = running or any(status != "succeeded" for status in lines)
     resume = None
     if unfinished:
-        resume = (last or {}).get("resume_command") or (
+        recorded = (last or {}).get("resume_command")
+        resume = (recorded if isinstance(recorded, str) else None) or (
             f"kling-async run CAMPAIGN.jsonl --out {shlex.quote(str(out))} --resume"
         )
     return {
@@ -129,9 +115,12 @@ def run_status(out: Path) -> dict[str, Any]:
     }
 
 
-def _safe(value: Any) -> str:
-    """``value`` as one printable line: control characters shown as ``?``."""
-    return "".join(ch if ch.isprintable() else "?" for ch in str(value))
+def _when(epoch: Any) -> str:
+    """An epoch-seconds time of a run record as UTC text; ``?`` when it is not one."""
+    try:
+        return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(epoch))
+    except (TypeError, ValueError, OverflowError, OSError):
+        return "?"
 
 
 def print_status(out: Path, *, as_json: bool = False, write: Callable[[str], None] = print) -> int:
@@ -146,20 +135,19 @@ def print_status(out: Path, *, as_json: bool = False, write: Callable[[str], Non
         return 0
     lines = state["lines"]
     total = sum(lines.values())
-    counts = ", ".join(f"{n} {_safe(status)}" for status, n in lines.items()) or "none yet"
-    write(f"{_safe(out)}: {total} lines in the manifest ({counts})")
+    counts = ", ".join(f"{n} {safe(status)}" for status, n in lines.items()) or "none yet"
+    write(f"{safe(out)}: {total} lines in the manifest ({counts})")
     if state["journal"]:
-        states = ", ".join(f"{n} {status}" for status, n in state["journal"].items())
+        states = ", ".join(f"{n} {safe(status)}" for status, n in state["journal"].items())
         write(f"journal: {sum(state['journal'].values())} tasks ({states})")
     units = state["units"]
     last = state["last_run"]
     text = f"units charged: {units['all_runs']} by all runs so far"
     if last is not None:
-        ended = last.get("ended_at")
-        when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ended)) if ended else "?"
+        when = _when(last.get("ended_at"))
         text += (
-            f"; {_safe(units['last_run'])} by the last run (ended "
-            f"{_safe(last.get('outcome', '?'))} at {when}; {state['runs']} run(s) so far)"
+            f"; {safe(units['last_run'])} by the last run (ended "
+            f"{safe(last.get('outcome', '?'))} at {when}; {state['runs']} run(s) so far)"
         )
     write(text)
     running = state["running"]
@@ -167,11 +155,11 @@ def print_status(out: Path, *, as_json: bool = False, write: Callable[[str], Non
         write(f"still running on the server ({len(running)}; followed on resume):")
         for item in running[:_RUNNING_SHOWN]:
             line = item["line"] if item["line"] is not None else "?"
-            write(f"  line {_safe(line)}: {_safe(item['key'])} task {_safe(item['task_id'])}")
+            write(f"  line {safe(line)}: {safe(item['key'])} task {safe(item['task_id'])}")
         if len(running) > _RUNNING_SHOWN:
             write(f"  ... and {len(running) - _RUNNING_SHOWN} more (--json lists all)")
     if state["resume_command"]:
-        write(f"resume with: {_safe(state['resume_command'])}")
+        write(f"resume with: {safe(state['resume_command'])}")
     else:
         write("every line succeeded; nothing to resume")
     return 0

@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 __all__ = [
     "check_local_image",
     "check_local_video",
+    "check_video_inputs",
+    "check_video_values",
     "validate_image_request",
     "validate_video_request",
 ]
@@ -130,13 +132,15 @@ def validate_image_request(req: OmniImageRequest, *, native: bool = True) -> Non
     _common(req)
 
 
-def validate_video_request(req: OmniVideoRequest) -> None:
-    """Check every documented omni-video rule of the legacy standard ([omni-video],
-    [changelog]).
+def check_video_values(req: OmniVideoRequest) -> None:
+    """The values every omni-video API allows alike ([omni-video], and the new standard's and
+    Modellix's pages list the same): the model, ``sound`` (``on``/``off``), ``mode``
+    (``std``/``pro``/``4k``), ``aspect_ratio`` (16:9, 9:16, 1:1 or unset), ``multi_shot`` a
+    bool or unset.
 
     Raises:
-        ValueError: naming the field, the value and the rule.
-        TypeError: a field of the wrong type.
+        ValueError: naming the field, the value and the values allowed.
+        TypeError: ``multi_shot`` is not a bool.
     """
     _one_of("model_name", req.model_name, _VIDEO_MODELS)
     _one_of("sound", req.sound, ("on", "off"))
@@ -145,6 +149,38 @@ def validate_video_request(req: OmniVideoRequest) -> None:
         _one_of("aspect_ratio", req.aspect_ratio, _VIDEO_RATIOS)
     if req.multi_shot is not None and not isinstance(req.multi_shot, bool):
         raise TypeError(f"multi_shot: {req.multi_shot!r}, must be a bool or None")
+
+
+def check_video_inputs(req: OmniVideoRequest) -> None:
+    """The counts every Kling omni-video standard states alike ([omni-video], and
+    https://kling.ai/document-api/api/video/3-0-omni/video-omni for the new standard):
+    images + elements at most 7, or 4 with a reference video; at most one first frame and one
+    end frame.
+
+    Raises:
+        ValueError: naming the field, the count and the limit.
+    """
+    count = len(req.image_list) + len(req.element_list)
+    limit = 4 if req.video_list else 7
+    if count > limit:
+        with_video = " with a reference video" if req.video_list else ""
+        raise ValueError(
+            f"image_list + element_list: {count} items, at most {limit} allowed{with_video}"
+        )
+    frames = [image.type for image in req.image_list]
+    if frames.count("first_frame") > 1 or frames.count("end_frame") > 1:
+        raise ValueError("image_list: at most one first_frame and one end_frame")
+
+
+def validate_video_request(req: OmniVideoRequest) -> None:
+    """Check every documented omni-video rule of the legacy standard ([omni-video],
+    [changelog]).
+
+    Raises:
+        ValueError: naming the field, the value and the rule.
+        TypeError: a field of the wrong type.
+    """
+    check_video_values(req)
     multi_shot = bool(req.multi_shot)  # unset: the legacy standard's default, false
     o1 = req.model_name == "kling-video-o1"
     has_video = bool(req.video_list)
@@ -174,15 +210,7 @@ def validate_video_request(req: OmniVideoRequest) -> None:
     # Inputs [omni-video] constraints [omni-video].
     if len(req.video_list) > 1:
         raise ValueError(f"video_list: {len(req.video_list)} videos, at most 1 allowed")
-    count = len(req.image_list) + len(req.element_list)
-    limit = 4 if has_video else 7
-    if count > limit:
-        with_video = " with a reference video" if has_video else ""
-        raise ValueError(
-            f"image_list + element_list: {count} items, at most {limit} allowed{with_video}"
-        )
-    if len(first) > 1 or len(end) > 1:
-        raise ValueError("image_list: at most one first_frame and one end_frame")
+    check_video_inputs(req)
     if end and not first:
         raise _fail("image_list", "end_frame", "an end frame needs a first frame")
     if o1 and (first or end) and len(req.image_list) > 2:

@@ -390,8 +390,9 @@ async def test_a_wrong_path_prefix_ends_the_run_at_once(tmp_path: Path, answer: 
 def test_ctrl_c_delivered_twice_at_once_is_one_press(tmp_path: Path, account: Account) -> None:
     """Two SIGINTs sent back to back (as ``timeout`` or a process group deliver one Ctrl-C):
     the run winds down as after one press, prints its summary and the resume command, and is
-    not "stopped at once"."""
-    campaign, out = _plain_campaign(tmp_path, 16, own_ids=False), tmp_path / "o"
+    not "stopped at once"; every line of the campaign has a row with its prompt."""
+    # More lines than the stream reads ahead (32): those never read still get a row.
+    campaign, out = _plain_campaign(tmp_path, 60, own_ids=False), tmp_path / "o"
     proc = subprocess.Popen(
         _command("run", str(campaign), "--out", str(out), "--base-url", account.url),
         env=_env(KLING_API_KEY=API_KEY),
@@ -408,15 +409,17 @@ def test_ctrl_c_delivered_twice_at_once_is_one_press(tmp_path: Path, account: Ac
     assert "stopped at once" not in err, err
     assert re.search(r"^interrupted \(Ctrl-C\) after ", err, re.M), err
     assert "resume with: " in err
-    assert len(_rows(out)) == 16
+    rows = _rows(out)
+    assert [row["line"] for row in rows] == list(range(1, 61))
+    assert [row["prompt"] for row in rows] == [f"mug {i}" for i in range(60)]
 
 
 @pytest.mark.anyio
 async def test_a_second_press_stops_at_once_with_the_summary(tmp_path: Path) -> None:
     """A second Ctrl-C while the first still waits for a create's answer: the run ends at
     once (exit 130) and still writes a row for every line, the summary and the resume
-    command."""
-    campaign, out = _plain_campaign(tmp_path, 12, own_ids=False), tmp_path / "o"
+    command; every line has a row, and those running carry their prompt."""
+    campaign, out = _plain_campaign(tmp_path, 60, own_ids=False), tmp_path / "o"
     faults = Faults(slow=1.0, slow_seconds=15)  # every answer held back: creates hang
     async with Sandbox(api_keys=(API_KEY,), faults=faults) as sandbox:
         argv = _command("run", str(campaign), "--out", str(out), "--base-url", sandbox.base_url)
@@ -440,8 +443,11 @@ async def test_a_second_press_stops_at_once_with_the_summary(tmp_path: Path) -> 
     assert re.search(r"^interrupted \(stopped at once\) after .* \d+ running", err, re.M), err
     assert "resume with: " in err and "--resume" in err
     rows = _rows(out)
-    assert len(rows) == 12 and {row["status"] for row in rows} <= {"running", "not_started"}
+    assert [row["line"] for row in rows] == list(range(1, 61))
+    assert {row["status"] for row in rows} <= {"running", "not_started"}
     assert any(row["status"] == "running" for row in rows)
+    running = [row for row in rows if row["status"] == "running"]
+    assert all(row["prompt"] == f"mug {row['line'] - 1}" for row in running)
 
 
 def test_a_worse_rerun_keeps_the_good_rows(tmp_path: Path, account: Account) -> None:
@@ -464,3 +470,21 @@ def test_a_worse_rerun_keeps_the_good_rows(tmp_path: Path, account: Account) -> 
     assert again.returncode == 2, again.stderr
     assert _rows(out) == before
     _all_good(out, 6)
+
+
+@pytest.mark.parametrize("damage", ["{}", "[1]", "not json", '{"run_id": 7}'])
+def test_a_damaged_run_id_beside_a_journal_creates_nothing_twice(
+    tmp_path: Path, account: Account, damage: str
+) -> None:
+    """``run.json`` (the folder's run id, from which the lines' external_task_id are made)
+    damaged beside a journal: the re-run stops with one line naming the file and creates
+    nothing, instead of making new ids and paying for every line again."""
+    campaign, out = _plain_campaign(tmp_path, 3, own_ids=False), tmp_path / "o"
+    assert _run_on(account, campaign, out).returncode == 0
+    (out / "run.json").write_text(damage)
+    again = _run_on(account, campaign, out)
+    assert again.returncode == 2, again.stderr
+    lines = again.stderr.strip().splitlines()
+    assert len(lines) == 1 and "run.json" in lines[0] and "unexpected" not in lines[0], lines
+    assert _stats(account)["creates"] == 3
+    _all_good(out, 3)
