@@ -2,7 +2,8 @@
 
 Pushes --lines single-image lines (``kling-image-o1``, n = 1) onto a queue in a private
 ``redis-server`` (no persistence), then runs one worker (a real OS process) against a sandbox
-process with a large image quota and short tasks (--duration LOW HIGH s), for at most
+process with a large image quota, short tasks (--duration LOW HIGH s) and a deep lookahead
+(lines held beyond those running), for at most
 --seconds. Every --every seconds it samples the worker's RSS (psutil) and the lines done
 (the sandbox's accepted creates). Reported: lines done, and the mean RSS of the first and the
 last tenth of the samples taken after the first 1,000 lines (start-up and warm-up excluded),
@@ -11,7 +12,7 @@ with the line counts they cover.
 Target (issue 24): a worker's RSS flat over 100,000 lines.
 
 Usage: python benchmarks/queue_worker_memory.py [--lines 100000] [--seconds 600]
-    [--duration 0.01 0.05] [--quota 200] [--every 5]
+    [--duration 0.01 0.05] [--quota 200] [--every 5] [--lookahead 64]
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ def main() -> int:
     parser.add_argument("--duration", type=float, nargs=2, default=(0.01, 0.05))
     parser.add_argument("--quota", type=int, default=200)
     parser.add_argument("--every", type=float, default=5.0)
+    parser.add_argument("--lookahead", type=int, default=64, help="work --lookahead N")
     args = parser.parse_args()
     if shutil.which("redis-server") is None:
         print("needs redis-server on the PATH")
@@ -65,7 +67,7 @@ def main() -> int:
                 worker = subprocess.Popen(
                     [*cli, "work", "--redis", url, "--queue", "mem", "--out",
                      str(folder / "out"), "--base-url", sb.base_url, "--quota",
-                     f"image={args.quota},video=5"],
+                     f"image={args.quota},video=5", "--lookahead", str(args.lookahead)],
                     env={**os.environ, "KLING_API_KEY": API_KEY},
                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                 )  # fmt: skip
