@@ -11,7 +11,7 @@ Writes a campaign of --lines image lines (Kling's body form, ~110 bytes each), s
 
 Targets (issue 24): ≥ 50,000 lines/s; flat memory.
 
-Usage: python benchmarks/queue_push.py [--lines 1000000]
+Usage: python benchmarks/queue_push.py [--lines 1000000] [--processes 1]
 """
 
 from __future__ import annotations
@@ -43,13 +43,14 @@ def used_memory(port: int) -> int:
     return int(next(x for x in out.splitlines() if x.startswith("used_memory:")).split(":")[1])
 
 
-def push(path: Path, port: int, queue: str) -> tuple[float, int, str]:
+def push(path: Path, port: int, queue: str, processes: int) -> tuple[float, int, str]:
     """(seconds, peak RSS in bytes of the push process, its stderr)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     started = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, "-m", "kling_async", "push", str(path), "--redis",
-         f"redis://127.0.0.1:{port}/0", "--queue", queue],
+         f"redis://127.0.0.1:{port}/0", "--queue", queue,
+         *(["--processes", str(processes)] if processes > 1 else [])],
         capture_output=True, text=True,
     )  # fmt: skip
     elapsed = time.perf_counter() - started
@@ -62,6 +63,7 @@ def push(path: Path, port: int, queue: str) -> tuple[float, int, str]:
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--lines", type=int, default=1_000_000)
+    parser.add_argument("--processes", type=int, default=1, help="push --processes N")
     args = parser.parse_args()
     if shutil.which("redis-server") is None:
         print("needs redis-server on the PATH")
@@ -79,11 +81,11 @@ def main() -> int:
             small, big = folder / "small.jsonl", folder / "big.jsonl"
             campaign(small, args.lines // 10)
             campaign(big, args.lines)
-            _, rss_small, _ = push(small, port, "small")
+            _, rss_small, _ = push(small, port, "small", args.processes)
             base = used_memory(port)
-            seconds, rss_big, said = push(big, port, "big")
+            seconds, rss_big, said = push(big, port, "big", args.processes)
             grown = used_memory(port) - base
-            again, _, said_again = push(big, port, "big")
+            again, _, said_again = push(big, port, "big", args.processes)
         finally:
             server.terminate()
             server.wait()

@@ -1,8 +1,8 @@
 """``kling-async push / work / status / collect``: one campaign spread over many hosts on a
 Redis Stream (see :class:`RedisCampaign`).
 
-- ``push CAMPAIGN --redis URL --queue NAME``: queue every line (idempotent); one row per
-  invalid line on stderr; exit 1 if any, else 0.
+- ``push CAMPAIGN --redis URL --queue NAME [--processes N]``: queue every line (idempotent),
+  validated in N processes; one row per invalid line on stderr; exit 1 if any, else 0.
 - ``work --redis URL --queue NAME --out DIR [--base-url URL | --sandbox] [--quota ...]``: one
   worker: takes lines as the shared quota (on the same Redis) admits them, creates, follows,
   downloads into ``DIR``, records the outcome, then acknowledges. Exits 0 once no line is left
@@ -100,6 +100,13 @@ def add_queue_commands(
     push = sub.add_parser("push", parents=[common], help="queue a campaign's lines on Redis")
     push.add_argument("campaign", help="campaign file, JSON Lines (as for 'run')")
     queue_args(push)
+    push.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        metavar="N",
+        help="validate the lines in N processes (default 1: this one)",
+    )
     work = sub.add_parser(
         "work", parents=[common], help="work through a queue: create, follow, download"
     )
@@ -202,7 +209,7 @@ async def _push(args: argparse.Namespace, url: str, name: str) -> int:
         try:
             # Read as it is pushed (flat memory); the loop has nothing else to do meanwhile.
             with path.open(encoding="utf-8") as lines:  # noqa: ASYNC230
-                report = await queue.push(lines, base=base)
+                report = await queue.push(lines, base=base, processes=args.processes)
         except UnicodeDecodeError:
             raise SetupError(f"campaign file {path} is not UTF-8 text (JSON Lines)") from None
         except ValueError as exc:

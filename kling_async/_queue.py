@@ -202,7 +202,12 @@ class RedisCampaign:
     # -- push --------------------------------------------------------------------------------
 
     async def push(
-        self, lines: Iterable[str], *, base: Path | None = None, provider: str = "kling"
+        self,
+        lines: Iterable[str],
+        *,
+        base: Path | None = None,
+        provider: str = "kling",
+        processes: int = 1,
     ) -> PushReport:
         """Queue each line of a campaign (JSON Lines text, numbered from 1; blank and ``#``
         lines keep their numbers and are skipped), validated and pipelined in chunks of
@@ -216,6 +221,10 @@ class RedisCampaign:
             base: The folder local paths of the lines resolve against (default: the current
                 one); every worker must read those files at the same paths.
             provider: The dialect of lines that name none (``"kling"`` or ``"modellix"``).
+            processes: Validate the lines in this many processes (default 1: in this one).
+                More than 1 starts a pool (``spawn``) once the first 2,000 lines are
+                checked, so the calling program's main module must be guarded by ``if
+                __name__ == "__main__":``; ``kling-async push`` uses one per core.
 
         Raises:
             ValueError: the queue holds a different campaign (its first lines differ), or
@@ -223,7 +232,13 @@ class RedisCampaign:
             redis.exceptions.ConnectionError: Redis is unreachable.
         """
         return await push_lines(
-            self._redis, self._keys, lines, base=base, provider=provider, owner=self.consumer
+            self._redis,
+            self._keys,
+            lines,
+            base=base,
+            provider=provider,
+            owner=self.consumer,
+            processes=processes,
         )
 
     async def status(self) -> QueueStatus:

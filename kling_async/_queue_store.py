@@ -14,7 +14,7 @@ from typing import Any
 
 import attrs
 
-from ._campaign import parse_line
+from ._queue_validate import ChunkValidator
 
 # A redis-py client made with decode_responses=True (answers are str; redis-py's own types
 # also admit bytes, so the client is typed Any here).
@@ -37,12 +37,21 @@ __all__ = [
 SCRIPT = resources.files(__package__).joinpath("_queue.lua").read_text(encoding="utf-8")
 GROUP = "workers"  # the one consumer group
 _CHUNK = 2000  # lines per pipelined round trip of a push
-# XADD of each (line number, text) pair under the explicit id "<line>-1": Redis refuses an id
-# not above the stream's top, so a line pushed before is counted as seen, not added again.
+# XADD of each line under the explicit id "<line>-1": Redis refuses an id not above the
+# stream's top, so a line pushed before is counted as seen, not added again. Two arguments
+# per call, not two per line (redis-py encodes each argument in Python): ARGV[1] the line
+# numbers, space-separated; ARGV[2] their texts joined by "\n" (the last takes the rest, so
+# a text holding "\n" is sent in a call of its own).
 _PUSH = """
 local added, seen = 0, 0
-for i = 1, #ARGV, 2 do
-  local r = redis.pcall('XADD', KEYS[1], ARGV[i] .. '-1', 'line', ARGV[i], 'text', ARGV[i + 1])
+local numbers, texts, at = {}, ARGV[2], 1
+for number in string.gmatch(ARGV[1], '%d+') do numbers[#numbers + 1] = number end
+for i, number in ipairs(numbers) do
+  local stop = #texts + 1
+  if i < #numbers then stop = string.find(texts, '\\n', at, true) end
+  local text = string.sub(texts, at, stop - 1)
+  at = stop + 1
+  local r = redis.pcall('XADD', KEYS[1], number .. '-1', 'line', number, 'text', text)
   if type(r) == 'table' and r.err then
     if not string.find(r.err, 'equal or smaller') then return redis.error_reply(r.err) end
     seen = seen + 1
@@ -168,6 +177,7 @@ async def push_lines(
     base: Path | None,
     provider: str,
     owner: str,
+    processes: int = 1,
 ) -> PushReport:
     """Queue each line of a campaign (JSON Lines text, numbered from 1; blank and ``#``
     lines are numbered and skipped), pipelined in chunks of 2,000, reading ``lines`` once.
@@ -180,6 +190,7 @@ async def push_lines(
         base: The folder local paths of the lines resolve against (default: the current
             one); workers read those files at the same paths.
         provider: The dialect of lines that name none (``"kling"`` or ``"modellix"``).
+        processes: Validate the lines in this many processes (see :class:`ChunkValidator`).
 
     Raises:
         ValueError: the queue holds a different campaign (its first lines differ), or
@@ -191,57 +202,74 @@ async def push_lines(
     if not await redis.set(lock, owner, nx=True, px=600_000):
         raise ValueError(f"queue {keys.name}: another push is under way")
     try:
-        await ensure_group(redis, keys)
-        sha = await redis.script_load(SCRIPT)  # the pipeline calls it by its hash
-        meta = await redis.hgetall(keys.meta)
-        if "campaign" not in meta:
-            # Before any line: a worker that takes a line finds the campaign's identity (its
-            # lines' external_task_ids derive from it) and the folder paths resolve against.
-            first = {"campaign": uuid.uuid4().hex[:8], "base": str(base), "provider": provider}
-            for field, value in first.items():
-                await redis.hsetnx(keys.meta, field, value)
-            meta = await redis.hgetall(keys.meta)
-        hashed, digest = int(meta.get("hashed", 0)), meta.get("digest", "")
-        running = hashlib.sha256()
-        queued = skipped = 0
-        invalid: list[tuple[int, str]] = []
-        batch: list[tuple[int, str]] = []
-        number = 0
-        for number, raw in enumerate(lines, start=1):
-            text = raw.rstrip("\r\n")
-            running.update(text.encode() + b"\n")
-            if number == hashed and running.hexdigest() != digest:
-                raise ValueError(
-                    f"queue {keys.name} holds a different campaign (its first {hashed} "
-                    "lines differ); push it to another --queue"
-                )
-            text = text.strip()
-            if not text or text.startswith("#"):
-                continue
-            if number <= hashed:
-                skipped += 1
-                continue
-            batch.append((number, text))
-            if len(batch) >= _CHUNK:
-                added, seen = await _push_batch(redis, keys, sha, batch, base, provider, invalid)
-                queued, skipped, batch = queued + added, skipped + seen, []
-        if number < hashed:
-            raise ValueError(
-                f"queue {keys.name} holds a longer campaign ({hashed} lines, this one has "
-                f"{number}); push it to another --queue"
-            )
-        added, seen = await _push_batch(redis, keys, sha, batch, base, provider, invalid)
-        queued, skipped = queued + added, skipped + seen
-        await redis.hset(
-            keys.meta,
-            mapping={
-                "hashed": max(number, hashed),
-                "digest": running.hexdigest() if number >= hashed else digest,
-            },
-        )
-        await redis.hincrby(keys.meta, "lines", queued + len(invalid))
+        async with ChunkValidator(base, provider, processes) as validator:
+            return await _push(redis, keys, lines, base, provider, validator)
     finally:
         await redis.delete(lock)
+
+
+async def _push(
+    redis: Redis,
+    keys: Keys,
+    lines: Iterable[str],
+    base: Path,
+    provider: str,
+    validator: ChunkValidator,
+) -> PushReport:
+    """:func:`push_lines` once the push holds the queue's lock."""
+    await ensure_group(redis, keys)
+    sha = await redis.script_load(SCRIPT)  # the pipeline calls it by its hash
+    meta = await redis.hgetall(keys.meta)
+    if "campaign" not in meta:
+        # Before any line: a worker that takes a line finds the campaign's identity (its
+        # lines' external_task_ids derive from it) and the folder paths resolve against.
+        first = {"campaign": uuid.uuid4().hex[:8], "base": str(base), "provider": provider}
+        for field, value in first.items():
+            await redis.hsetnx(keys.meta, field, value)
+        meta = await redis.hgetall(keys.meta)
+    hashed, digest = int(meta.get("hashed", 0)), meta.get("digest", "")
+    running = hashlib.sha256()
+    queued = skipped = 0
+    invalid: list[tuple[int, str]] = []
+    batch: list[tuple[int, str]] = []
+    number = 0
+    for number, raw in enumerate(lines, start=1):
+        text = raw.rstrip("\r\n")
+        running.update(text.encode() + b"\n")
+        if number == hashed and running.hexdigest() != digest:
+            raise ValueError(
+                f"queue {keys.name} holds a different campaign (its first {hashed} "
+                "lines differ); push it to another --queue"
+            )
+        text = text.strip()
+        if not text or text.startswith("#"):
+            continue
+        if number <= hashed:
+            skipped += 1
+            continue
+        batch.append((number, text))
+        if len(batch) >= _CHUNK:
+            for chunk, bad in await validator.put(batch):
+                added, seen = await _push_batch(redis, keys, sha, chunk, bad, invalid)
+                queued, skipped = queued + added, skipped + seen
+            batch = []
+    if number < hashed:
+        raise ValueError(
+            f"queue {keys.name} holds a longer campaign ({hashed} lines, this one has "
+            f"{number}); push it to another --queue"
+        )
+    ready = await validator.put(batch) if batch else []
+    for chunk, bad in ready + await validator.drain():
+        added, seen = await _push_batch(redis, keys, sha, chunk, bad, invalid)
+        queued, skipped = queued + added, skipped + seen
+    await redis.hset(
+        keys.meta,
+        mapping={
+            "hashed": max(number, hashed),
+            "digest": running.hexdigest() if number >= hashed else digest,
+        },
+    )
+    await redis.hincrby(keys.meta, "lines", queued + len(invalid))
     return PushReport(queued=queued, skipped=skipped, invalid=tuple(invalid))
 
 
@@ -249,29 +277,31 @@ async def _push_batch(
     redis: Redis,
     keys: Keys,
     sha: str,
-    batch: list[tuple[int, str]],
-    base: Path,
-    provider: str,
+    chunk: list[tuple[int, str]],
+    bad: list[tuple[int, str]],
     invalid: list[tuple[int, str]],
 ) -> tuple[int, int]:
-    """Queue a chunk of lines in one round trip (one script call for the valid lines, the
-    invalid ones recorded as outcomes): (lines queued, lines already queued)."""
-    flat: list[str] = []
+    """Queue a chunk of lines in one round trip (the valid lines in one script call, or one
+    each for a text holding a newline; the ``bad`` ones, ``(line, reason)``, recorded as
+    outcomes and added to ``invalid``): (lines queued, lines already queued)."""
+    refused = {number for number, _ in bad}
+    good = [(n, text) for n, text in chunk if n not in refused] if bad else chunk
+    texts = "\n".join(text for _, text in good)
+    if texts.count("\n") == len(good) - 1:
+        calls = [(" ".join(str(n) for n, _ in good), texts)] if good else []
+    else:
+        calls = [(str(n), text) for n, text in good]
     async with redis.pipeline(transaction=False) as pipe:
-        for number, text in batch:
-            try:
-                parse_line(text, base, provider)  # type: ignore[arg-type]
-            except (ValueError, TypeError) as exc:
-                invalid.append((number, str(exc)))
-                row = {"line": number, "status": "invalid", "error": str(exc), "files": []}
-                args = (GROUP, "", str(number), json.dumps(row), "invalid", "")
-                pipe.evalsha(sha, 4, *keys.script_keys(), *args)
-                continue
-            flat += (str(number), text)
-        if flat:
-            pipe.eval(_PUSH, 1, keys.stream, *flat)
+        for number, reason in bad:
+            invalid.append((number, reason))
+            row = {"line": number, "status": "invalid", "error": reason, "files": []}
+            args = (GROUP, "", str(number), json.dumps(row), "invalid", "")
+            pipe.evalsha(sha, 4, *keys.script_keys(), *args)
+        for numbers, joined in calls:
+            pipe.eval(_PUSH, 1, keys.stream, numbers, joined)
         answers = await pipe.execute()
-    return (int(answers[-1][0]), int(answers[-1][1])) if flat else (0, 0)
+    pushed = answers[len(bad) :]
+    return sum(int(a[0]) for a in pushed), sum(int(a[1]) for a in pushed)
 
 
 async def read_status(redis: Redis, keys: Keys) -> QueueStatus:
