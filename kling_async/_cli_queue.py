@@ -39,6 +39,7 @@ from ._cli_run import (
     _make_client,
     _save_outcome,
     _Tally,
+    check_redis_url,
     parse_quota,
 )
 from ._errors import AuthenticationError
@@ -171,13 +172,7 @@ def run_queue_command(args: argparse.Namespace, console: Console, signals: Signa
 def _redis_url(url: str | None) -> str:
     if not url:
         raise SetupError("--redis URL is required (or set KLING_ASYNC_REDIS_URL)")
-    if not url.startswith(("redis://", "rediss://", "unix://")):
-        raise SetupError(f"--redis: {url!r} is not a redis://, rediss:// or unix:// URL")
-    try:
-        import redis  # noqa: F401
-    except ImportError:
-        raise SetupError("--redis needs redis-py: pip install 'kling-async[redis]'") from None
-    return url
+    return check_redis_url(url)
 
 
 def _queue_name(name: str | None) -> str:

@@ -59,6 +59,7 @@ __all__ = [
     "Interrupt",
     "RunOptions",
     "SetupError",
+    "check_redis_url",
     "parse_quota",
     "run_campaign",
     "stderr_console",
@@ -128,6 +129,21 @@ class CredentialsRefused(Exception):
 class SetupError(Exception):
     """Something to fix before a run (or the sandbox) can start; the command line shows it as
     one line and exits with status 2."""
+
+
+def check_redis_url(url: str) -> str:
+    """``url`` when it is a Redis URL and redis-py is installed (``--redis``).
+
+    Raises:
+        SetupError: another scheme, or no redis-py.
+    """
+    if not url.startswith(("redis://", "rediss://", "unix://")):
+        raise SetupError(f"--redis: {url!r} is not a redis://, rediss:// or unix:// URL")
+    try:
+        import redis  # noqa: F401
+    except ImportError:
+        raise SetupError("--redis needs redis-py: pip install 'kling-async[redis]'") from None
+    return url
 
 
 def parse_quota(text: str | None) -> Quota:

@@ -52,6 +52,7 @@ from ._cli_run import (
     Interrupt,
     RunOptions,
     SetupError,
+    check_redis_url,
     parse_quota,
     run_campaign,
     stderr_console,
@@ -153,13 +154,7 @@ def _redis_url(url: str | None, *, sandbox: bool) -> str | None:
             "account to share; run 'kling-async sandbox' once and point every run at it with "
             "--base-url"
         )
-    if not url.startswith(("redis://", "rediss://", "unix://")):
-        raise SetupError(f"--redis: {url!r} is not a redis://, rediss:// or unix:// URL")
-    try:
-        import redis  # noqa: F401
-    except ImportError:
-        raise SetupError("--redis needs redis-py: pip install 'kling-async[redis]'") from None
-    return url
+    return check_redis_url(url)
 
 
 def _run(args: argparse.Namespace, console: Console, argv: Sequence[str] | None) -> int:
