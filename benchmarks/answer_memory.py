@@ -48,8 +48,8 @@ def measure(mode: str, port: int) -> None:
     import aiohttp
 
     from kling_async import ResponseFormatError
-    from kling_async._auth import ApiKeyAuth
-    from kling_async._transport import MAX_ANSWER_BYTES, Transport
+    from kling_async._http._auth import ApiKeyAuth
+    from kling_async._http._transport import MAX_ANSWER_BYTES, Transport
 
     async def main() -> str:
         async with aiohttp.ClientSession() as session:

@@ -2,9 +2,9 @@
 
 Not one of the issue's benchmarks (no sandbox, no HTTP): a discrete-event simulation for
 comparing head-of-line settings over many seeds, which the sandbox runs (minutes each, with a
-spread of ±0.5 %) cannot tell apart. It drives ``kling_async._quota.PoolLimiter`` through its
-public ``acquire``/``release`` with ``clock=`` set to a virtual clock, and models the rest of
-the client as the client does it:
+spread of ±0.5 %) cannot tell apart. It drives ``kling_async._quota._policy.PoolLimiter``
+through its public ``acquire``/``release`` with ``clock=`` set to a virtual clock, and models
+the rest of the client as the client does it:
 
 - requests are the quota benchmark's mix without ``auto`` series (60 % single n 1–4, 40 %
   fixed series 2–6: ``quota_utilisation.make_requests``, priced by ``request_cost``), at most
@@ -14,7 +14,7 @@ the client as the client does it:
 - the client sees a task end at the first poll after it (polls every ``--poll`` seconds, a
   random phase; ``--poll 0`` for instant detection) and releases its slots then;
 - the pool's mean duration is the client's ``DurationEstimate`` over the tasks seen to end,
-  and ``expected_frees`` is the client's (``kling_async._quota.expected_frees``).
+  and ``expected_frees`` is the client's (``kling_async._quota._policy.expected_frees``).
 
 Utilisation = Σ cost × duration / (capacity × makespan), as the sandbox counts it.
 
@@ -34,7 +34,7 @@ from typing import Literal
 import anyio
 from quota_utilisation import make_requests
 
-from kling_async._quota import (
+from kling_async._quota._policy import (
     AutoSeriesEstimator,
     DurationEstimate,
     PoolLimiter,

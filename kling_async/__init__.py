@@ -13,12 +13,10 @@ each result the moment its task ends::
 
 from ._account import ResourcePack as ResourcePack
 from ._account import ResourcePackStatus as ResourcePackStatus
-from ._callbacks import CallbackHint as CallbackHint
-from ._callbacks import CallbackReceiver as CallbackReceiver
-from ._callbacks import ReceiverStats as ReceiverStats
 from ._client import KlingClient as KlingClient
-from ._download import DownloadError as DownloadError
-from ._download import SavedFile as SavedFile
+from ._engine._progress import Progress as Progress
+from ._engine._stats import ClientStats as ClientStats
+from ._engine._stats import PoolStats as PoolStats
 from ._errors import AccountError as AccountError
 from ._errors import APIError as APIError
 from ._errors import AuthenticationError as AuthenticationError
@@ -42,6 +40,11 @@ from ._errors import TaskFailedError as TaskFailedError
 from ._errors import TaskTimeoutError as TaskTimeoutError
 from ._errors import TransportError as TransportError
 from ._errors import UnknownStatusError as UnknownStatusError
+from ._http._callbacks import CallbackHint as CallbackHint
+from ._http._callbacks import CallbackReceiver as CallbackReceiver
+from ._http._callbacks import ReceiverStats as ReceiverStats
+from ._http._download import DownloadError as DownloadError
+from ._http._download import SavedFile as SavedFile
 from ._journal import Journal as Journal
 from ._journal import JournalConflictError as JournalConflictError
 from ._journal import JournalEntry as JournalEntry
@@ -58,21 +61,18 @@ from ._models import Task as Task
 from ._models import TaskResult as TaskResult
 from ._models import TaskStatus as TaskStatus
 from ._models import VideoImage as VideoImage
-from ._progress import Progress as Progress
-from ._queue import RedisCampaign as RedisCampaign
-from ._queue_store import PushReport as PushReport
-from ._queue_store import QueuedLine as QueuedLine
-from ._queue_store import QueueStatus as QueueStatus
-from ._queue_store import WorkerInfo as WorkerInfo
-from ._quota_backend import Lease as Lease
-from ._quota_backend import LocalQuota as LocalQuota
-from ._quota_backend import PoolSnapshot as PoolSnapshot
-from ._quota_backend import QuotaBackend as QuotaBackend
-from ._quota_backend import QuotaContext as QuotaContext
-from ._quota_config import Quota as Quota
-from ._redis_quota import RedisQuotaBackend as RedisQuotaBackend
-from ._stats import ClientStats as ClientStats
-from ._stats import PoolStats as PoolStats
+from ._queue._redis_campaign import RedisCampaign as RedisCampaign
+from ._queue._store import PushReport as PushReport
+from ._queue._store import QueuedLine as QueuedLine
+from ._queue._store import QueueStatus as QueueStatus
+from ._queue._store import WorkerInfo as WorkerInfo
+from ._quota._backend import Lease as Lease
+from ._quota._backend import LocalQuota as LocalQuota
+from ._quota._backend import PoolSnapshot as PoolSnapshot
+from ._quota._backend import QuotaBackend as QuotaBackend
+from ._quota._backend import QuotaContext as QuotaContext
+from ._quota._config import Quota as Quota
+from ._quota._redis import RedisQuotaBackend as RedisQuotaBackend
 
 __version__ = "0.1.0"
 

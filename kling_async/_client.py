@@ -19,24 +19,24 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Self
 
 from ._account import ResourcePack
-from ._auth import credentials
-from ._budget import parse_units
-from ._callbacks import CallbackHint, CallbackReceiver
-from ._creates import Creator
-from ._download import SavedFile, download_result
+from ._engine._budget import parse_units
+from ._engine._creates import Creator
+from ._engine._progress import Progress
+from ._engine._scheduler import Outcomes, Scheduler
+from ._engine._stats import ClientStats, Counters
+from ._engine._telemetry import Telemetry
+from ._engine._tracker import Tracker
+from ._http._auth import credentials
+from ._http._callbacks import CallbackHint, CallbackReceiver
+from ._http._download import SavedFile, download_result
+from ._http._transport import Transport, new_session
+from ._http._wire import RequestBudget, Wire
 from ._journal import Journal
 from ._models import Kind, Outcome, Request, Task, TaskResult
-from ._progress import Progress
 from ._providers import codec_for
-from ._quota import PoolLimiter
-from ._quota_backend import LocalQuota, PoolSnapshot, QuotaBackend, QuotaContext
-from ._quota_config import Quota
-from ._scheduler import Outcomes, Scheduler
-from ._stats import ClientStats, Counters
-from ._telemetry import Telemetry
-from ._tracker import Tracker
-from ._transport import Transport, new_session
-from ._wire import RequestBudget, Wire
+from ._quota._backend import LocalQuota, PoolSnapshot, QuotaBackend, QuotaContext
+from ._quota._config import Quota
+from ._quota._policy import PoolLimiter
 
 if TYPE_CHECKING:
     from opentelemetry.trace import TracerProvider

@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 import attrs
 
-from ._api_rules import check_for, check_image_shape, check_video_shape
-from ._wire_bodies import Dialect, body_api, image_kwargs, video_kwargs
+from ._requests._api_rules import check_for, check_image_shape, check_video_shape
+from ._requests._wire_bodies import Dialect, body_api, image_kwargs, video_kwargs
 
 if TYPE_CHECKING:
     from ._errors import KlingError

@@ -36,18 +36,18 @@ import anyio.to_thread
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from ._client import KlingClient as AsyncKlingClient
-from ._stats import ClientStats
+from ._engine._stats import ClientStats
 
 if TYPE_CHECKING:  # types only: at run time this module needs the async client alone
     import datetime as dt
     from decimal import Decimal
 
     from ._account import ResourcePack
-    from ._download import SavedFile
+    from ._engine._progress import Progress
+    from ._engine._scheduler import Outcomes
+    from ._http._download import SavedFile
     from ._models import Kind, Outcome, Request, Task, TaskResult
-    from ._progress import Progress
-    from ._quota_backend import PoolSnapshot
-    from ._scheduler import Outcomes
+    from ._quota._backend import PoolSnapshot
 
 __all__ = ["KlingClient", "SyncOutcomes"]
 

@@ -16,7 +16,7 @@ import pytest
 from aiohttp import web
 
 import kling_async as ka
-from kling_async._prices import list_price
+from kling_async._engine._prices import list_price
 from kling_async.testing import Faults, ResourcePackSpec, Sandbox
 
 from .conftest import API_KEY

@@ -129,9 +129,9 @@ def test_no_provider_checks_above_the_codecs() -> None:
 @pytest.mark.parametrize(
     ("library", "allowed"),
     [
-        ("aiohttp", {"kling_async._transport", "kling_async._callbacks"}),
+        ("aiohttp", {"kling_async._http._transport", "kling_async._http._callbacks"}),
         ("cattrs", {"kling_async._convert"}),
-        ("opentelemetry", {"kling_async._telemetry"}),
+        ("opentelemetry", {"kling_async._engine._telemetry"}),
     ],
 )
 def test_foreign_libraries_stay_in_their_one_place(library: str, allowed: set[str]) -> None:
@@ -159,11 +159,11 @@ def test_only_the_scheduler_starts_tasks() -> None:
         )
     }
     allowed = {
-        "kling_async._scheduler",
-        "kling_async._cli_run",
-        "kling_async._cli_queue",
-        "kling_async._redis_quota",
-        "kling_async._queue",
+        "kling_async._engine._scheduler",
+        "kling_async.cli._run",
+        "kling_async.cli._queue",
+        "kling_async._quota._redis",
+        "kling_async._queue._redis_campaign",
     }
     assert found <= allowed, sorted(found)
 

@@ -8,8 +8,8 @@ import types
 import jwt
 import pytest
 
-import kling_async._auth
-from kling_async._auth import JWT_RENEW_MARGIN, ApiKeyAuth, JwtAuth
+import kling_async._http._auth
+from kling_async._http._auth import JWT_RENEW_MARGIN, ApiKeyAuth, JwtAuth
 
 ACCESS = "AK-test-access-key-0123"
 SECRET = "SK-test-secret-key-0123456789abcdef0123456789"  # ≥ 32 bytes, as real keys
@@ -57,11 +57,11 @@ def test_jwt_is_cached() -> None:
 
 
 class _Clock:
-    """A settable stand-in for ``time.time`` inside kling_async._auth."""
+    """A settable stand-in for ``time.time`` inside kling_async._http._auth."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.now = time.time()
-        monkeypatch.setattr(kling_async._auth, "time", types.SimpleNamespace(time=self))
+        monkeypatch.setattr(kling_async._http._auth, "time", types.SimpleNamespace(time=self))
 
     def __call__(self) -> float:
         return self.now

@@ -12,8 +12,8 @@ import attrs
 import pytest
 
 import kling_async as ka
-from kling_async._budget import Budget, UnitEstimates
-from kling_async._prices import Estimate
+from kling_async._engine._budget import Budget, UnitEstimates
+from kling_async._engine._prices import Estimate
 from kling_async.testing import Sandbox
 
 from .conftest import API_KEY

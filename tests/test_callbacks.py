@@ -18,7 +18,7 @@ import pytest
 
 import kling_async as ka
 from kling_async import _callbacks
-from kling_async._callbacks import CallbackHint, CallbackReceiver
+from kling_async._http._callbacks import CallbackHint, CallbackReceiver
 from kling_async.testing import Sandbox
 
 from .conftest import API_KEY

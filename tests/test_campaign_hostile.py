@@ -17,8 +17,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kling_async._campaign import CampaignLine, CampaignLineError, read_campaign
-from kling_async._cli_text import safe
+from kling_async._requests._campaign import CampaignLine, CampaignLineError, read_campaign
+from kling_async.cli._text import safe
 
 from .hostile_kling import hostile_kling
 

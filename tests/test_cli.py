@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from kling_async.cli import RunOptions, _configure_logging, _resume_command, run_campaign
+from kling_async.cli import RunOptions, run_campaign
+from kling_async.cli._main import _configure_logging, _resume_command
 from kling_async.testing import Sandbox
 
 from .conftest import API_KEY

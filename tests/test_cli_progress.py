@@ -11,7 +11,7 @@ import pytest
 from rich.console import Console
 
 import kling_async as ka
-from kling_async._cli_progress import progress_fields, run_progress
+from kling_async.cli._progress import progress_fields, run_progress
 from kling_async.testing import Sandbox
 
 from .conftest import API_KEY

@@ -13,9 +13,9 @@ import pytest
 from PIL import Image
 
 import kling_async as ka
+from kling_async._http._transport import Response
 from kling_async._providers import codec_for
 from kling_async._providers.kling import KlingCodec
-from kling_async._transport import Response
 
 CODEC = KlingCodec()
 V3 = "kling-v3-omni"

@@ -18,9 +18,9 @@ import anyio
 import pytest
 
 import kling_async as ka
-from kling_async._auth import ApiKeyAuth
-from kling_async._download import DownloadError, download_result
-from kling_async._transport import Transport
+from kling_async._http._auth import ApiKeyAuth
+from kling_async._http._download import DownloadError, download_result
+from kling_async._http._transport import Transport
 from kling_async.testing import Faults, Sandbox
 
 from .hostile_server import HostileServer, png_bytes

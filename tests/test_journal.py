@@ -11,8 +11,8 @@ import attrs
 import pytest
 
 import kling_async as ka
+from kling_async._engine._tracker import Tracker
 from kling_async._journal import request_fingerprint
-from kling_async._tracker import Tracker
 from kling_async.testing import Sandbox
 
 from .conftest import API_KEY

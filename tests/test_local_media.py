@@ -15,8 +15,8 @@ import pytest
 from PIL import Image
 
 import kling_async as ka
-from kling_async._campaign import CampaignLine, CampaignLineError, read_campaign
-from kling_async._validate import check_local_image, check_local_video
+from kling_async._requests._campaign import CampaignLine, CampaignLineError, read_campaign
+from kling_async._requests._validate import check_local_image, check_local_video
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -19,9 +19,9 @@ from hypothesis import strategies as st
 from PIL import Image
 
 import kling_async as ka
+from kling_async._http._transport import Response
 from kling_async._models import Kind
 from kling_async._providers.modellix import DEFAULT_BASE_URL, ModellixCodec
-from kling_async._transport import Response
 
 CODEC = ModellixCodec()
 V3 = "kling-v3-omni"

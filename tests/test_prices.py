@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 import kling_async as ka
-from kling_async._prices import Estimate, list_price
+from kling_async._engine._prices import Estimate, list_price
 
 IMAGE_URL = "https://kling.ai/document-api/pricing/base/image"
 VIDEO_URL = "https://kling.ai/document-api/pricing/base/video"

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import kling_async as ka
-from kling_async._quota import (
+from kling_async._quota._policy import (
     FIRST_PATIENCE,
     PATIENCE_TASKS,
     AutoSeriesEstimator,

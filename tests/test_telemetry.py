@@ -17,7 +17,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 import kling_async as ka
-from kling_async._tracker import Tracker
+from kling_async._engine._tracker import Tracker
 from kling_async.testing import Faults, Sandbox
 
 from .conftest import API_KEY

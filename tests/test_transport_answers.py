@@ -9,8 +9,8 @@ import aiohttp
 import pytest
 
 import kling_async as ka
-from kling_async._auth import ApiKeyAuth
-from kling_async._transport import MAX_ANSWER_BYTES, Transport
+from kling_async._http._auth import ApiKeyAuth
+from kling_async._http._transport import MAX_ANSWER_BYTES, Transport
 
 from .hostile_server import HostileServer
 

@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 from PIL import Image
 
 import kling_async as ka
-from kling_async._api_rules import check_for
-from kling_async._validate import check_local_image, check_local_video
+from kling_async._requests._api_rules import check_for
+from kling_async._requests._validate import check_local_image, check_local_video
 
 URL = "https://example.com/ref.png"
 VIDEO_URL = "https://example.com/ref.mp4"

@@ -21,7 +21,7 @@ import pytest
 from PIL import Image
 
 import kling_async as ka
-from kling_async._campaign import parse_line
+from kling_async._requests._campaign import parse_line
 from kling_async.testing import Sandbox
 
 pytestmark = pytest.mark.anyio

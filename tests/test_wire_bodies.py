@@ -17,9 +17,9 @@ from hypothesis import strategies as st
 from PIL import Image
 
 import kling_async as ka
-from kling_async._campaign import CampaignLine, CampaignLineError, read_campaign
 from kling_async._providers.kling import KlingCodec
 from kling_async._providers.modellix import ModellixCodec
+from kling_async._requests._campaign import CampaignLine, CampaignLineError, read_campaign
 
 URL = "https://example.com/ref.png"
 URL2 = "https://example.com/style.jpg"

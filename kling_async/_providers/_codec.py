@@ -15,9 +15,9 @@ from typing import Any, Protocol
 
 from .._account import ResourcePack
 from .._errors import APIError, NotSupportedError
+from .._http._transport import Response
 from .._models import Kind, Request, Task, TaskResult
-from .._quota_config import Quota
-from .._transport import Response
+from .._quota._config import Quota
 
 __all__ = ["Codec"]
 

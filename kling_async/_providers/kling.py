@@ -29,7 +29,6 @@ from typing import Any
 import attrs
 
 from .._account import ResourcePack, ResourcePackStatus
-from .._api_rules import refuse_for
 from .._convert import structure, units_of
 from .._errors import (
     APIError,
@@ -39,6 +38,7 @@ from .._errors import (
     UnknownStatusError,
     error_from_code,
 )
+from .._http._transport import Response
 from .._models import (
     GeneratedImage,
     GeneratedVideo,
@@ -50,9 +50,9 @@ from .._models import (
     TaskResult,
     TaskStatus,
 )
-from .._quota_config import Quota
-from .._transport import Response
-from .._validate import check_local_image, check_local_video
+from .._quota._config import Quota
+from .._requests._api_rules import refuse_for
+from .._requests._validate import check_local_image, check_local_video
 from ._codec import NoUnifiedQuery
 
 __all__ = ["DEFAULT_BASE_URL", "KlingCodec"]

@@ -27,7 +27,6 @@ from typing import Any
 
 import attrs
 
-from .._api_rules import refuse_for
 from .._convert import units_of
 from .._errors import ResponseFormatError, UnknownStatusError
 from .._models import (
@@ -40,6 +39,7 @@ from .._models import (
     TaskResult,
     TaskStatus,
 )
+from .._requests._api_rules import refuse_for
 from .kling import RESULT_LIFETIME, KlingCodec, encode_media
 
 __all__ = ["BATCH_SIZE", "MODEL_PATHS", "KlingNewCodec"]

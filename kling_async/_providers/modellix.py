@@ -39,13 +39,13 @@ from urllib.parse import quote
 
 import attrs
 
-from .._api_rules import refuse_for
 from .._errors import (
     APIError,
     InvalidInputError,
     ResponseFormatError,
     UnknownStatusError,
 )
+from .._http._transport import Response
 from .._models import (
     Kind,
     OmniImageRequest,
@@ -55,9 +55,9 @@ from .._models import (
     TaskResult,
     TaskStatus,
 )
-from .._quota_config import Quota
-from .._transport import Response
-from .._validate import check_local_image, check_local_video
+from .._quota._config import Quota
+from .._requests._api_rules import refuse_for
+from .._requests._validate import check_local_image, check_local_video
 from ._codec import NoAccountCosts, NoUnifiedQuery
 from ._modellix_answers import _dict, _error, _outputs, _reason, _time
 
