@@ -1,9 +1,9 @@
 """``KlingClient``: configuration, lifecycle and the public verbs, delegating the work.
 
-The parts, each with one job: the wire API's codec (``_providers``) and the calls through the
-transport (``_wire``); the quota backend (``_quota_backend``); the scheduler, which admits
-requests under quota and runs streams (``_scheduler``); the creator, which never bills twice
-(``_creates``); and the tracker, which follows every created task to its end (``_tracker``).
+The parts (built and wired in ``_engine/_parts.py``), each with one job: the provider API, the
+wire API in domain verbs (``_providers/_api.py``); the quota backend (``_quota/_backend.py``); the
+scheduler, which admits requests under quota and runs streams; the creator, which never bills
+twice; and the tracker, which follows every created task to its end (``_engine/``).
 """
 
 from __future__ import annotations
@@ -20,20 +20,16 @@ from typing import TYPE_CHECKING, Any, Literal, Self
 
 from ._account import ResourcePack
 from ._engine._budget import parse_units
-from ._engine._creates import Creator
+from ._engine._parts import Parts, resolve
 from ._engine._progress import Progress
-from ._engine._scheduler import Outcomes, Scheduler
+from ._engine._scheduler import Outcomes
 from ._engine._stats import ClientStats, Counters
 from ._engine._telemetry import Telemetry
-from ._engine._tracker import Tracker
-from ._http._auth import credentials
 from ._http._callbacks import CallbackHint, CallbackReceiver
 from ._http._download import SavedFile, download_result
 from ._http._transport import Transport, new_session
-from ._http._wire import RequestBudget, Wire
 from ._journal import Journal
 from ._models import Kind, Outcome, Request, Task, TaskResult
-from ._providers import codec_for
 from ._quota._backend import LocalQuota, PoolSnapshot, QuotaBackend, QuotaContext
 from ._quota._config import Quota
 from ._quota._policy import PoolLimiter
@@ -156,30 +152,23 @@ class KlingClient:
         api_standard: Literal["legacy", "new"] = "legacy",
         tracer_provider: TracerProvider | None = None,
     ) -> None:
-        codec = codec_for(provider, submit_path=submit_path, api_standard=api_standard)
-        if callbacks is not None and not codec.supports_callbacks:
-            raise ValueError(f"callbacks: {codec.name} has no callback_url field")
-        where = "Kling's new-standard API" if api_standard == "new" else codec.name
-        self._auth = credentials(
-            api_key or os.environ.get(codec.api_key_env) or None,
-            access_key,
-            secret_key,
-            jwt=codec.supports_jwt,
-            api_key_env=codec.api_key_env,
-            where=where,
+        resolved = resolve(
+            provider=provider,
+            submit_path=submit_path,
+            api_standard=api_standard,
+            api_key=api_key,
+            access_key=access_key,
+            secret_key=secret_key,
+            base_url=base_url,
+            requests_per_minute=requests_per_minute,
+            callbacks=callbacks is not None,
         )
-        url = base_url or os.environ.get(codec.base_url_env) or codec.default_base_url
-        if not url.startswith(("http://", "https://")):
-            raise ValueError(f"base_url: {url!r}, must be an http(s) URL")
-        if requests_per_minute is None:
-            requests_per_minute = codec.default_requests_per_minute
-        if requests_per_minute is not None and requests_per_minute <= 0:
-            raise ValueError(f"requests_per_minute: {requests_per_minute}, must be > 0")
         if lookahead < 1:
             raise ValueError(f"lookahead: {lookahead}, must be ≥ 1")
         if max_retries < 1:
             raise ValueError(f"max_retries: {max_retries}, must be ≥ 1")
-        self.base_url = url.rstrip("/")
+        self._auth = resolved.auth
+        self.base_url = resolved.base_url
         self.provider = provider
         self.quota = quota or Quota()
         self.request_timeout = request_timeout
@@ -191,37 +180,28 @@ class KlingClient:
         self.lookahead = lookahead
         self.max_retries = max_retries
         self._counters = Counters(Telemetry.create(tracer_provider))
-        self.requests_per_minute = requests_per_minute
+        self.requests_per_minute = resolved.requests_per_minute
         self.callbacks = callbacks
         self.journal: Journal | None = Journal(Path(journal)) if journal is not None else None
-        self._quota = quota_backend or LocalQuota(
-            hol_patience=self.quota.hol_patience,
-            auto_series_estimate=self.quota.auto_series_estimate,
-        )
-        budget = RequestBudget(requests_per_minute) if requests_per_minute else None
-        self._wire = Wire(codec, self._check_open, self._counters, max_retries, budget)
-        self._tracker = Tracker(
-            self._wire,
-            self._quota,
-            self._spawn,
-            self.poll_intervals,
+        parts = Parts.build(
+            provider=provider,
+            submit_path=submit_path,
+            api_standard=api_standard,
+            transport=self._check_open,
+            counters=self._counters,
+            limits=self.quota,
+            quota_backend=quota_backend,
+            requests_per_minute=self.requests_per_minute,
+            poll_intervals=self.poll_intervals,
             task_timeout=task_timeout,
-            journal=self.journal,
-            callbacks=callbacks is not None,
-        )
-        self._creator = Creator(
-            self._wire, self._tracker, self._quota, max_retries, journal=self.journal
-        )
-        self._scheduler = Scheduler(
-            self._wire,
-            self._quota,
-            self.quota,
-            self._creator,
-            self._tracker,
-            lookahead,
+            lookahead=lookahead,
+            max_retries=max_retries,
             journal=self.journal,
             callback_url=callbacks.url if callbacks is not None else None,
+            spawn=self._spawn,
         )
+        self._api, self._quota, self._tracker = parts.api, parts.quota, parts.tracker
+        self._scheduler = parts.scheduler
         self._state: Literal["new", "open", "closed"] = "new"
         self._transport: Transport | None = None
         self._stack: AsyncExitStack | None = None
@@ -247,7 +227,7 @@ class KlingClient:
                 session, self.base_url, self._auth, request_timeout=self.request_timeout
             )
             context = QuotaContext(
-                account=f"{self._wire.codec.name}|{self.base_url}|{self._auth.key_id()}",
+                account=f"{self._api.traits.name}|{self.base_url}|{self._auth.key_id()}",
                 limits=self.quota,
                 lookup=self._tracker.task_state,
                 running=self._tracker.running_tasks,
@@ -526,9 +506,9 @@ class KlingClient:
         """
         if not isinstance(self._quota, LocalQuota):
             raise TypeError("pool(): only the in-process quota backend has PoolLimiter pools")
-        codec = self._wire.codec
+        traits = self._api.traits
         return self._quota.pool(
-            codec.pool_name(model, kind), codec.pool_capacity(self.quota, model, kind)
+            traits.pool_name(model, kind), traits.pool_capacity(self.quota, model, kind)
         )
 
     def quota_snapshot(self) -> dict[str, PoolSnapshot]:
@@ -544,13 +524,13 @@ class KlingClient:
         interval; HTTP requests sent; tasks created, succeeded and failed; units spent (see
         :class:`ClientStats`). Cheap (no I/O); works before opening and after closing."""
         pace = self._tracker.pace(polling=self._state == "open")
-        return self._counters.snapshot(self._quota.snapshot(), pace)
+        return self._counters.snapshot(self._quota.snapshot(), pace, self._tracker.in_flight)
 
     @property
     def carries_external_task_id(self) -> bool:
         """Whether this wire API takes (and can look tasks up by) ``external_task_id``; where
         it does not (Modellix), the id stays the client's own key for journal and files."""
-        return self._wire.codec.supports_external_lookup
+        return self._api.traits.supports_external_lookup
 
     def check(self, request: Request) -> None:
         """Check that this client's wire API can carry ``request``; sends nothing.
@@ -560,7 +540,7 @@ class KlingClient:
                 Modellix), or a rule of that wire API is broken; the message names the provider
                 and the field.
         """
-        self._wire.codec.check(request)
+        self._api.check(request)
 
     async def account_costs(
         self,
@@ -591,7 +571,7 @@ class KlingClient:
             RuntimeError: the client is not open.
         """
         self._check_open()
-        return await self._wire.account_costs(start, end, resource_pack_name)
+        return await self._api.account_costs(start, end, resource_pack_name)
 
     def _resolve(self, task: Task | str, kind: Kind | None) -> tuple[str, Kind]:
         if isinstance(task, Task):

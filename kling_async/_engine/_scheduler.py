@@ -29,13 +29,13 @@ from .._errors import (
     KlingError,
     TaskFailedError,
 )
-from .._http._wire import Wire
 from .._journal import Journal
 from .._models import OmniImageRequest, OmniVideoRequest, Outcome, Request
+from .._providers._api import ProviderAPI
 from .._quota._backend import Lease, QuotaBackend, QuotaContext
 from .._quota._config import Quota
 from ._budget import Budget, UnitEstimates
-from ._creates import Creator
+from ._creator import Creator
 from ._progress import Progress, ProgressMeter
 from ._tracker import Tracked, Tracker
 
@@ -64,7 +64,7 @@ class Scheduler:
     """Creates requests under quota and runs streams of them.
 
     Args:
-        wire: Calls to the wire API (its codec names pools and builds bodies).
+        api: The wire API (it checks and encodes requests; its traits name pools).
         quota: The quota backend.
         limits: The configured slots (``Quota``).
         creator: Sends creates and resumes journalled ones.
@@ -75,7 +75,7 @@ class Scheduler:
         estimates: Units per request, learnt from the charges of ended tasks, for budgets.
     """
 
-    wire: Wire
+    api: ProviderAPI
     quota: QuotaBackend
     limits: Quota
     creator: Creator
@@ -134,15 +134,15 @@ class Scheduler:
         Raises:
             BudgetExceededError: ``budget`` has no room for it; nothing was sent.
         """
-        codec = self.wire.codec
-        codec.check(request)
+        self.api.check(request)
+        traits = self.api.traits
         external_task_id = request.external_task_id or key or f"ka-{uuid.uuid4().hex}"
-        pool = codec.pool_name(request.model_name, request.kind)
-        capacity = codec.pool_capacity(self.limits, request.model_name, request.kind)
+        pool = traits.pool_name(request.model_name, request.kind)
+        capacity = traits.pool_capacity(self.limits, request.model_name, request.kind)
         lease = self.quota.lease(
-            pool, capacity, request, external_task_id, alone=codec.shares_one_pool
+            pool, capacity, request, external_task_id, alone=traits.shares_one_pool
         )
-        self.wire.stats.queued(lease)
+        self.api.stats.queued(lease)
         try:
             resumed = None
             if self.journal is not None:
@@ -162,7 +162,7 @@ class Scheduler:
                     budget.release(reservation)  # nothing was created
                 raise
         except BaseException as exc:
-            self.wire.stats.abandoned(lease, exc)  # its span ends: no task
+            self.api.stats.abandoned(lease, exc)  # its span ends: no task
             raise
         tracked.reservation = reservation
         return tracked
@@ -174,18 +174,15 @@ class Scheduler:
         external_task_id: str,
         admitted: Callable[[], None] | None,
     ) -> Tracked:
-        codec = self.wire.codec
         pool = lease.pool
         wire_request = request
         if self.callback_url is not None and request.callback_url is None:
             wire_request = attrs.evolve(request, callback_url=self.callback_url)
         if request.has_local_media:  # reading and encoding files blocks: off the loop
-            body = await anyio.to_thread.run_sync(
-                codec.build_create, wire_request, external_task_id
-            )
+            body = await anyio.to_thread.run_sync(self.api.encode, wire_request, external_task_id)
         else:
-            body = codec.build_create(wire_request, external_task_id)
-        stats = self.wire.stats
+            body = self.api.encode(wire_request, external_task_id)
+        stats = self.api.stats
         backoff = 0.25
         while True:
             await self.quota.acquire(lease)
@@ -245,9 +242,9 @@ class Scheduler:
         """See :meth:`KlingClient.stream`."""
         budget = None
         if budget_units is not None:
-            if not self.wire.codec.reports_units:
+            if not self.api.traits.reports_units:
                 raise ValueError(
-                    f"budget_units: {self.wire.codec.name} reports no units per task, so a "
+                    f"budget_units: {self.api.traits.name} reports no units per task, so a "
                     "budget cannot be kept on it"
                 )
             budget = Budget(budget_units, self.estimates)

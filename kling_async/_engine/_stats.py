@@ -112,7 +112,6 @@ class Counters:
         queries: Single-task queries sent.
         list_queries: List or batch queries sent.
         http_requests: All HTTP requests sent.
-        in_flight: Tasks created and not yet seen terminal.
         resumed: Requests answered from the journal.
         overbooked: Creates sent in slots counted as held by ``auto`` series.
         overbooked_requeued: Of those, creates answered 1303.
@@ -127,7 +126,6 @@ class Counters:
     queries: int = 0
     list_queries: int = 0
     http_requests: int = 0
-    in_flight: int = 0
     resumed: int = 0
     overbooked: int = 0
     overbooked_requeued: int = 0
@@ -229,9 +227,11 @@ class Counters:
         self,
         pools: Mapping[str, PoolSnapshot],
         pace: Mapping[str, tuple[float | None, float | None]],
+        in_flight: int = 0,
     ) -> ClientStats:
         """A :class:`ClientStats` of these counts, the quota backend's ``pools`` and the
-        tracker's ``pace`` (per pool: mean task seconds, poll interval)."""
+        tracker's ``pace`` (per pool: mean task seconds, poll interval) and ``in_flight``
+        (the tasks it follows)."""
         names = sorted(
             set(pools) | set(pace) | set(self._requeued_by_pool) | set(self._ended_by_pool)
         )
@@ -255,7 +255,7 @@ class Counters:
             tasks_created=self.creates,
             tasks_succeeded=self.succeeded,
             tasks_failed=self.failed,
-            in_flight=self.in_flight,
+            in_flight=in_flight,
             requeued_1303=self.requeued,
             units_spent=self.units,
             queries=self.queries,

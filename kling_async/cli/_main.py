@@ -41,7 +41,7 @@ from rich.logging import RichHandler
 
 from .._errors import QuotaError
 from .._journal import JournalError
-from .._providers import codec_for
+from .._providers import request_check, traits_for
 from .._requests._campaign import content_lines, is_text_file
 from ._estimate import estimate_campaign
 from ._folder import FolderBusy, hold_folder, journal_hint
@@ -94,7 +94,7 @@ def _main(argv: Sequence[str] | None) -> int:
             campaign = Path(args.campaign)
             _check_campaign(campaign)
             standard = _api_standard(args.api_standard, args.provider)
-            check = codec_for(args.provider, api_standard=standard).check
+            check = request_check(args.provider, api_standard=standard)
             return estimate_campaign(campaign, print, args.provider, check)
         return _run(args, console, argv)
     except SetupError as exc:
@@ -131,14 +131,14 @@ def _queue_status(args: argparse.Namespace) -> bool:
 def _api_standard(value: str, provider: str) -> Literal["legacy", "new"]:
     standard: Literal["legacy", "new"] = "new" if value == "new" else "legacy"
     try:
-        codec_for(provider, api_standard=standard)
+        traits_for(provider, api_standard=standard)
     except ValueError as exc:
         raise SetupError(f"--api-standard {value}: {exc}") from None
     return standard
 
 
 def _budget(units: Decimal | None, provider: str) -> Decimal | None:
-    if units is not None and not codec_for(provider).reports_units:
+    if units is not None and not traits_for(provider).reports_units:
         raise SetupError(
             f"--budget: {provider} reports no units per task, so a budget cannot be kept on it"
         )
@@ -221,7 +221,7 @@ async def _run_campaign(
     except QuotaError as exc:  # the client could not open its shared quota (--redis)
         return SetupError(str(exc))
     except JournalError as exc:  # damaged, not a journal, unreadable
-        can_look_up = codec_for(options.provider).supports_external_lookup
+        can_look_up = traits_for(options.provider).supports_external_lookup
         return SetupError(journal_hint(exc, options.out / JOURNAL_NAME, can_look_up=can_look_up))
 
 
@@ -316,16 +316,16 @@ def _check_writable(out: Path) -> None:
 
 
 def _check_credentials(provider: str, standard: Literal["legacy", "new"] = "legacy") -> None:
-    env, codec = os.environ, codec_for(provider, api_standard=standard)
-    if env.get(codec.api_key_env):
+    env, traits = os.environ, traits_for(provider, api_standard=standard)
+    if env.get(traits.api_key_env):
         return
-    if not codec.supports_jwt and (env.get("KLING_ACCESS_KEY") or env.get("KLING_SECRET_KEY")):
+    if not traits.supports_jwt and (env.get("KLING_ACCESS_KEY") or env.get("KLING_SECRET_KEY")):
         # https://kling.ai/document-api/api/get-started/authentication: AK/SK is legacy only.
         raise SetupError(
-            f"Kling's new-standard API takes an API key ({codec.api_key_env}); "
+            f"Kling's new-standard API takes an API key ({traits.api_key_env}); "
             "AccessKey/SecretKey are for the legacy standard"
         )
-    if codec.supports_jwt:
+    if traits.supports_jwt:
         access, secret = env.get("KLING_ACCESS_KEY"), env.get("KLING_SECRET_KEY")
         if access and secret:
             return
@@ -333,13 +333,13 @@ def _check_credentials(provider: str, standard: Literal["legacy", "new"] = "lega
             have, lack = "KLING_ACCESS_KEY", "KLING_SECRET_KEY"
             if secret:
                 have, lack = lack, have
-            raise SetupError(f"{have} is set but {lack} is not: set both (or {codec.api_key_env})")
+            raise SetupError(f"{have} is set but {lack} is not: set both (or {traits.api_key_env})")
     raise SetupError(f"no credentials: {_key_hint(provider)}, or try it offline with --sandbox")
 
 
 def _check_base_url(args: argparse.Namespace) -> None:
     """``--base-url`` (or, off the sandbox, the provider's base URL variable) is http(s)."""
-    env_name = codec_for(args.provider).base_url_env
+    env_name = traits_for(args.provider).base_url_env
     url = args.base_url or (None if args.sandbox else os.environ.get(env_name))
     if url and not url.startswith(("http://", "https://")):
         source = "--base-url" if args.base_url else env_name
@@ -347,19 +347,19 @@ def _check_base_url(args: argparse.Namespace) -> None:
 
 
 def _key_hint(provider: str) -> str:
-    codec = codec_for(provider)
-    if codec.supports_jwt:
-        return f"set {codec.api_key_env}, or KLING_ACCESS_KEY and KLING_SECRET_KEY"
-    return f"set {codec.api_key_env}"
+    traits = traits_for(provider)
+    if traits.supports_jwt:
+        return f"set {traits.api_key_env}, or KLING_ACCESS_KEY and KLING_SECRET_KEY"
+    return f"set {traits.api_key_env}"
 
 
 def _refused_hint(args: argparse.Namespace) -> str:
     """Which variables held the refused credentials (an API key is used before AK/SK)."""
     if args.sandbox:  # the built-in sandbox's own key; its refusal is a bug
         return "run with --debug and report it"
-    codec = codec_for(args.provider)
-    if os.environ.get(codec.api_key_env) or not codec.supports_jwt:
-        return f"check the key in {codec.api_key_env}"
+    traits = traits_for(args.provider)
+    if os.environ.get(traits.api_key_env) or not traits.supports_jwt:
+        return f"check the key in {traits.api_key_env}"
     return "check KLING_ACCESS_KEY and KLING_SECRET_KEY"
 
 
