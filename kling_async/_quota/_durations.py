@@ -13,15 +13,17 @@ __all__ = ["DurationEstimate", "Durations", "kept_by"]
 
 @attrs.define
 class DurationEstimate:
-    """Exponentially weighted mean of how long a pool's tasks hold their slots, in seconds, and
-    the shortest seen."""
+    """Exponentially weighted mean of how long a pool's tasks hold their slots, in seconds, the
+    shortest seen, and ``count``, how many tasks were recorded."""
 
     _mean: float | None = None
     weight: float = 0.1
     shortest: float | None = None
+    count: int = 0
 
     def observe(self, seconds: float) -> None:
         """Record one task that held its slots ``seconds``."""
+        self.count += 1
         self.shortest = seconds if self.shortest is None else min(self.shortest, seconds)
         self._mean = (
             seconds
