@@ -20,6 +20,7 @@ Utilisation = Σ cost × duration / (capacity × makespan), as the sandbox count
 
 Usage: python benchmarks/quota_policy_sim.py [--seeds 30] [--requests 500] [--capacity 9]
     [--duration 10 30] [--poll 0.8] [--lookahead 32] [--patience auto 300 none ...]
+    [--without - BACKFILL BEST_FIT ...]   (rules of ``decide`` to leave out, each compared)
 """
 
 from __future__ import annotations

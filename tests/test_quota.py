@@ -81,7 +81,7 @@ async def test_cost_over_capacity_raises_quota_error() -> None:
     limiter = PoolLimiter("kling-image-o1:image", 5)
     with pytest.raises(ka.QuotaError, match=r"costing 9 slots .* kling-image-o1:image of 5 slots"):
         await limiter.acquire(9, ticket=0, since=anyio.current_time())
-    assert (limiter.in_use, limiter.waiting) == (0, 0)
+    assert (limiter.in_use, limiter.waiting, limiter.exclusive) == (0, 0, 0)
 
 
 @pytest.mark.anyio
@@ -395,7 +395,7 @@ def test_property_in_use_never_exceeds_capacity_and_returns_to_zero(
                     tg.start_soon(job, ticket, min(cost, capacity), hold, scope)
                     if cancel_after is not None:
                         tg.start_soon(canceller, scope, cancel_after)
-        assert (limiter.in_use, limiter.waiting) == (0, 0)
+        assert (limiter.in_use, limiter.waiting, limiter.exclusive) == (0, 0, 0)
         assert limiter.peak <= capacity
 
     anyio.run(scenario, backend="asyncio")

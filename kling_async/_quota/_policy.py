@@ -125,6 +125,8 @@ class PoolLimiter:
             most :attr:`auto_slack`.
         auto_slack: Σ (reserved − 2) over the ``auto`` series in flight: the most their
             reservations can exceed what they hold (a series has at least 2 images, [omni-image]).
+        exclusive: Grants held that cost more than half the capacity (no two run at once); a
+            figure only (the policy no longer treats them apart, see the module docstring).
         clock: Seconds on the clock of ``acquire(since=)`` and ``expected_frees``; default
             ``anyio.current_time`` (``benchmarks/quota_policy_sim.py`` passes a virtual one).
         without: Rules of :func:`~._decide.decide` to leave out (simulations only).
@@ -138,6 +140,7 @@ class PoolLimiter:
     hidden: int = 0
     overbooked: int = 0
     auto_slack: int = 0
+    exclusive: int = 0
     expected_frees: Callable[[], Sequence[tuple[float, int]]] | None = None
     expected_duration: Callable[[], float | None] | None = None
     clock: Callable[[], float] = anyio.current_time
@@ -202,8 +205,7 @@ class PoolLimiter:
         if not self._waiters and not self.hidden and upto is None:
             wanted = price()  # nobody to queue behind: HEAD, without a waiter and an Event
             if wanted <= self.capacity - self.in_use + self.overbooked:
-                self.in_use += wanted
-                self.peak = max(self.peak, self.in_use - self.overbooked)
+                self._hold(wanted)
                 return wanted
         waiter = _Waiter(ticket=ticket, price=price, since=since, upto=upto, refused=refused)
         bisect.insort(self._waiters, waiter)
@@ -232,7 +234,7 @@ class PoolLimiter:
         releasing request's (an overbooking grant given up before its create was answered
         takes its overbooked slots with it); ``series`` is ``(reserved, actual)`` of an
         ``auto`` series that ended (see :meth:`reconcile`), settled before the grant pass."""
-        self.in_use -= cost
+        self._hold(-cost)
         if self.in_use < 0:  # pragma: no cover - a bookkeeping bug, never expected
             raise RuntimeError(f"pool {self.name}: released more slots than held")
         if self._overbooking is not None and self.overbooking(ticket):
@@ -258,7 +260,8 @@ class PoolLimiter:
         whose real cost the server decides at create, so its 1303 says nothing about other
         slots.
         """
-        self.in_use = max(0, self.in_use - cost)
+        self._hold(-cost)
+        self.in_use = max(0, self.in_use)
         if self._overbooking is not None and self.overbooking(ticket):
             self.overbooked = max(0, self.overbooked - self._overbooking[1])
             self._overbooking, self._refuted = None, True
@@ -312,8 +315,7 @@ class PoolLimiter:
         """Count ``cost`` slots as held without waiting: for a task already running on the
         server (re-attached from a journal), which holds its slots whatever we think;
         ``auto_reserved`` as for :meth:`created`."""
-        self.in_use += cost
-        self.peak = max(self.peak, self.in_use - self.overbooked)
+        self._hold(cost)
         if auto_reserved:
             self.auto_slack += auto_reserved - MIN_SERIES
 
@@ -324,6 +326,14 @@ class PoolLimiter:
             event = self._released = anyio.Event()
         with anyio.move_on_after(patience):
             await event.wait()
+
+    def _hold(self, change: int) -> None:
+        """Count ``change`` slots more held (fewer when negative), one grant taken or given
+        back, and the :attr:`peak` and :attr:`exclusive` figures with them."""
+        self.in_use += change
+        if 2 * abs(change) > self.capacity:
+            self.exclusive += 1 if change > 0 else -1
+        self.peak = max(self.peak, self.in_use - self.overbooked)
 
     def _mean(self) -> float | None:
         return self.expected_duration() if self.expected_duration is not None else None
@@ -371,6 +381,8 @@ class PoolLimiter:
             if grant.excess:
                 self._overbooking = (grant.ticket, grant.excess)
             waiter.granted = grant.slots
+            if 2 * grant.slots > self.capacity:
+                self.exclusive += 1
             waiter.event.set()
 
 

@@ -87,9 +87,7 @@ class RedisQuotaBackend:
             the backend).
 
     Attributes:
-        durations: How long this process's tasks held their slots, per pool (written by
-            :meth:`ended`, read by the client's polling cadence; the policy on Redis uses the
-            pool's shared mean).
+        durations: This process's tasks' durations per pool, for its polling cadence.
 
     Raises:
         ImportError: redis-py is not installed (install the ``redis`` extra).
