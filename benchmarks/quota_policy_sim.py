@@ -20,6 +20,7 @@ Utilisation = Σ cost × duration / (capacity × makespan), as the sandbox count
 
 Usage: python benchmarks/quota_policy_sim.py [--seeds 30] [--requests 500] [--capacity 9]
     [--duration 10 30] [--poll 0.8] [--lookahead 32] [--patience auto 300 none ...]
+    [--without - BACKFILL BEST_FIT ...]   (rules of ``decide`` to leave out, each compared)
 """
 
 from __future__ import annotations
@@ -66,11 +67,14 @@ async def simulate(
     poll: float,
     lookahead: int,
     patience: Patience,
+    without: frozenset[str] = frozenset(),
 ) -> float:
     """One run; returns the utilisation."""
     now = 0.0
     rng = random.Random(seed * 7919 + 1)
-    pool = PoolLimiter("sim:image", capacity, hol_patience=patience, clock=lambda: now)
+    pool = PoolLimiter(
+        "sim:image", capacity, hol_patience=patience, clock=lambda: now, without=without
+    )
     durations = DurationEstimate()
     inflight: dict[int, tuple[float, int, float]] = {}  # ticket -> (start, slots, end)
     pool.expected_duration = durations.mean
@@ -143,14 +147,23 @@ def main() -> int:
         default=["auto", "300", "600", "none"],
         help="hol_patience settings to compare: seconds, 'auto' or 'none'",
     )
+    parser.add_argument(
+        "--without",
+        nargs="+",
+        default=["-"],
+        help="rules of decide() to leave out, per setting: comma-separated names "
+        "(BACKFILL, BEST_FIT) or '-' for none; each is compared with each --patience",
+    )
     args = parser.parse_args()
     print(
         f"simulation: {args.requests} requests (no auto series) at capacity {args.capacity}, "
         f"tasks uniform {args.duration[0]:g}–{args.duration[1]:g} s, polls every {args.poll:g} s, "
         f"lookahead {args.lookahead}, seeds 0–{args.seeds - 1}"
     )
-    print(f"{'hol_patience':>12}  {'mean':>6}  {'p10':>6}  {'min':>6}")
-    for text in args.patience:
+    print(f"{'hol_patience':>12}  {'without':>16}  {'mean':>6}  {'p10':>6}  {'min':>6}")
+    settings = [(p, w) for p in args.patience for w in args.without]
+    for text, left_out in settings:
+        without = frozenset() if left_out == "-" else frozenset(left_out.split(","))
         results = sorted(
             asyncio.run(
                 simulate(
@@ -161,12 +174,14 @@ def main() -> int:
                     poll=args.poll,
                     lookahead=args.lookahead,
                     patience=patience_value(text),
+                    without=without,
                 )
             )
             for seed in range(args.seeds)
         )
         mean = statistics.fmean(results)
-        print(f"{text:>12}  {mean:6.4f}  {results[len(results) // 10]:6.4f}  {results[0]:6.4f}")
+        p10, low = results[len(results) // 10], results[0]
+        print(f"{text:>12}  {left_out:>16}  {mean:6.4f}  {p10:6.4f}  {low:6.4f}")
     return 0
 
 

@@ -32,7 +32,7 @@ from .._journal import Journal
 from .._models import Kind, OmniImageRequest, Request, Task, TaskResult, TaskStatus
 from .._providers._api import ProviderAPI
 from .._quota._backend import Lease, QuotaBackend
-from .._quota._policy import DurationEstimate
+from .._quota._durations import Durations, kept_by
 from . import _cadence
 from ._budget import Reservation
 from ._polling import Strategy, strategies
@@ -89,7 +89,9 @@ class Tracker:
     callbacks: bool = False
     _inflight: dict[str, Tracked] = attrs.field(factory=dict)
     _finished: OrderedDict[str, Tracked] = attrs.field(factory=OrderedDict)
-    _durations: dict[str, DurationEstimate] = attrs.field(factory=dict)
+    _durations: Durations = attrs.field(  # the quota backend's record, read by the cadence
+        default=attrs.Factory(lambda self: kept_by(self.quota) or Durations(), takes_self=True)
+    )
     _pollers: set[str] = attrs.field(factory=set)
     _confirming: set[str] = attrs.field(factory=set)
     _wakeup: anyio.Event = attrs.field(factory=anyio.Event)
@@ -120,7 +122,7 @@ class Tracker:
             lease.started = anyio.current_time()
         self._inflight[task.task_id] = tracked
         self.api.stats.tracked(lease, task.task_id)
-        durations = self._durations.setdefault(lease.pool, DurationEstimate())
+        durations = self._durations[lease.pool]
         if self._polling[task.kind].per_task:
             interval = self.interval(task.kind)
             shortest = durations.shortest
@@ -380,7 +382,8 @@ class Tracker:
                 seconds,
                 f" ({tracked.error})" if tracked.error else "",
             )
-        self._durations[tracked.lease.pool].observe(seconds)
+        if kept_by(self.quota) is None:  # else the backend's ended() records it
+            self._durations.observe(tracked.lease.pool, seconds)
         result = tracked.result
         images = None  # unknown unless it succeeded (a failed series reports no images)
         if result is not None and result.status is TaskStatus.SUCCEEDED:

@@ -14,8 +14,10 @@ key (its ``external_task_id``), so a backend that shares one account's quota bet
 - :meth:`~QuotaBackend.run` in the background while the client is open (a shared backend's
   heartbeat and wake-ups).
 
-:class:`LocalQuota` keeps one :class:`~._quota.PoolLimiter` per pool, the ``auto``-series
-estimate and the pools' task durations (for backfilling), all in this process.
+:class:`LocalQuota` keeps one :class:`~._policy.PoolLimiter` per pool (which runs the policy,
+:func:`~._decide.decide`), the ``auto``-series estimate and the pools' task durations
+(:class:`~._durations.Durations`, read by the policy and by the engine's polling cadence), all in
+this process.
 """
 
 from __future__ import annotations
@@ -29,15 +31,9 @@ import attrs
 
 from .._models import Kind, OmniImageRequest, Request
 from ._config import Quota
-from ._policy import (
-    MAX_SERIES,
-    MIN_SERIES,
-    AutoSeriesEstimator,
-    DurationEstimate,
-    PoolLimiter,
-    expected_frees,
-    request_cost,
-)
+from ._decide import MAX_SERIES, MIN_SERIES, expected_frees
+from ._durations import Durations
+from ._policy import AutoSeriesEstimator, PoolLimiter, request_cost
 
 __all__ = ["Lease", "LocalQuota", "PoolSnapshot", "QuotaBackend", "QuotaContext"]
 
@@ -183,13 +179,20 @@ class LocalQuota:
         hol_patience: ``Quota.hol_patience`` of every pool.
         auto_series_estimate: ``Quota.auto_series_estimate``: first reservation of an
             ``auto`` series.
+        clock: Seconds for waiting times and task starts; default ``anyio.current_time``
+            (a test or a simulation passes a virtual one).
+
+    Attributes:
+        durations: How long each pool's tasks held their slots, written by :meth:`ended`;
+            the policy and the client's polling cadence read it.
     """
 
     hol_patience: float | str | None = "auto"
     auto_series_estimate: int = MAX_SERIES
+    clock: Callable[[], float] = anyio.current_time
+    durations: Durations = attrs.field(factory=Durations)
     _pools: dict[str, PoolLimiter] = attrs.field(factory=dict)
     _auto: dict[str, AutoSeriesEstimator] = attrs.field(factory=dict)
-    _durations: dict[str, DurationEstimate] = attrs.field(factory=dict)
     _running: dict[str, dict[int, Lease]] = attrs.field(factory=dict)  # pool → id(lease) → lease
     _ticket: int = 0
 
@@ -197,13 +200,13 @@ class LocalQuota:
         """The limiter of pool ``name`` (created with ``capacity`` slots on first use)."""
         limiter = self._pools.get(name)
         if limiter is None:
-            limiter = PoolLimiter(name, capacity, hol_patience=self.hol_patience)  # type: ignore[arg-type]
-            durations = DurationEstimate()
+            limiter = PoolLimiter(name, capacity, hol_patience=self.hol_patience, clock=self.clock)  # type: ignore[arg-type]
+            durations = self.durations[name]
             running: dict[int, Lease] = {}
-            self._durations[name], self._running[name] = durations, running
+            self._running[name] = running
             limiter.expected_duration = durations.mean
             limiter.expected_frees = lambda: expected_frees(
-                ((lease.started, lease.cost) for lease in running.values()),
+                [(lease.started, lease.cost) for lease in running.values()],
                 durations.mean(),
                 limiter.clock(),
             )
@@ -216,7 +219,15 @@ class LocalQuota:
     ) -> Lease:
         self.pool(pool, capacity)
         self._ticket += 1
-        return Lease(key, pool, capacity, request, alone_if_too_large=alone, ticket=self._ticket)
+        return Lease(
+            key,
+            pool,
+            capacity,
+            request,
+            alone_if_too_large=alone,
+            ticket=self._ticket,
+            since=self.clock(),
+        )
 
     async def acquire(self, lease: Lease) -> None:
         limiter = self._pools[lease.pool]
@@ -227,19 +238,11 @@ class LocalQuota:
         if lease.is_auto and callable(price):
             # The server decides an auto series' count at create and admits it if that many
             # slots are free: it may start in as few as 2 free slots and is granted up to the
-            # estimator's reservation of what is free. Once it has waited hol_patience, it asks
-            # for one slot more than it was ever refused with, so the head-of-line policy
-            # protects it even if the server's count is fixed.
-            upto = price
-
-            def floor() -> int:
-                patience = limiter.patience()
-                if patience is None or anyio.current_time() - lease.since < patience:
-                    return MIN_SERIES
-                return max(MIN_SERIES, min(lease.refused + 1, MAX_SERIES, limiter.capacity))
-
-            price = floor
-        lease.cost = await limiter.acquire(price, ticket=lease.ticket, since=lease.since, upto=upto)
+            # estimator's reservation of what is free (rules PRICE and TAKE of the policy).
+            upto, price = price, MIN_SERIES
+        lease.cost = await limiter.acquire(
+            price, ticket=lease.ticket, since=lease.since, upto=upto, refused=lease.refused
+        )
         lease.overbooked = limiter.overbooking(lease.ticket)
 
     async def created(self, lease: Lease) -> None:
@@ -259,7 +262,7 @@ class LocalQuota:
 
     async def abandon(self, lease: Lease) -> None:
         if lease.cost:
-            self._pools[lease.pool].release(lease.cost)
+            self._pools[lease.pool].release(lease.cost, ticket=lease.ticket)
 
     async def occupy(self, lease: Lease, cost: int | None) -> None:
         if cost is None:
@@ -271,13 +274,12 @@ class LocalQuota:
 
     async def ended(self, lease: Lease, *, images: int | None, seconds: float) -> None:
         self._running[lease.pool].pop(id(lease), None)
-        self._durations[lease.pool].observe(seconds)
-        limiter = self._pools[lease.pool]
-        limiter.release(lease.cost)
-        if lease.is_auto:
-            if images is not None:
-                self._auto[lease.pool].observe(images)
-            limiter.reconcile(lease.cost, images)
+        self.durations.observe(lease.pool, seconds)
+        if lease.is_auto and images is not None:
+            self._auto[lease.pool].observe(images)
+        self._pools[lease.pool].release(
+            lease.cost, ticket=lease.ticket, series=(lease.cost, images) if lease.is_auto else None
+        )
 
     async def run(
         self,
@@ -300,7 +302,7 @@ class LocalQuota:
         }
 
     def _hold(self, lease: Lease) -> None:
-        lease.started = anyio.current_time()
+        lease.started = self.clock()
         self._running[lease.pool][id(lease)] = lease
 
 

@@ -47,10 +47,7 @@ class Quota:
             oldest, or fits in the slots that will be spare then (backfilling, judged from the
             pool's observed task durations); the oldest is not protected while it costs more
             than the slots that other programs sharing the account are suspected to leave
-            (holding slots back could not start it). Requests costing more than half the pool (no
-            two run at once) are protected the same way before this patience when they pile
-            up: when they are at least two and half the waiters, none of them runs and no
-            other program's tasks are suspected, the oldest of them is. ``0`` protects the
+            (holding slots back could not start it). ``0`` protects the
             oldest at once; ``None`` never protects anyone (a large request may then
             starve). A patience that is short against the task durations costs utilisation:
             each protection holds slots empty until the oldest fits (about 2 % less at 15

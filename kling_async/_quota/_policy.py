@@ -22,21 +22,20 @@ tasks, polls every 0.8 s), a patience of 15 mean durations (300 s) gave 2 % less
 than 30 (0.932 against 0.953), and 30 as much as 60; for 60 s tasks a fixed 300 s (5 durations)
 gave 4 % less.
 
-Exclusive requests (each costing more than half the pool, so no two run at once) are protected
-the same way, without waiting for the patience, when they pile up: when at least two of them
-wait, they make up at least half of the waiters, none of them runs and the pool counts no
-hidden slots, the oldest of them is protected. Best fit alone lets smaller requests plug every
-gap, so the gap an exclusive request needs appears only by chance: they pile up in the
-lookahead window, crowd out the small requests that would fill the gaps beside them, and run
-last, one at a time, beside nothing. Protecting one once they are half the queue starts a run of
-them, and while one runs, each that ends frees the room for the next.
+The rules are written once, as the pure function :func:`~._decide.decide` (whose docstring
+lists them by name, in order); :class:`PoolLimiter` holds one pool's state and waiters and runs
+it whenever something changes, and the Redis backend's script mirrors it. Each rule kept shows a
+gain in ``benchmarks/quota_policy_sim.py``; the protection of piled-up exclusive requests (each
+more than half the pool) did not (0.9537 without it against 0.9532 with it, 500 requests; 0.9678
+against 0.9656 for 30–90 s tasks; 0.9370 against 0.9395 at 200 requests) and was removed rather
+than written twice.
 
 ``auto`` series [concurrency] [omni-image] [changelog]: the server decides the count at create and
 admits the
 series only if that many slots are free, so it may start in 2 free slots and is counted as
 holding what was free, up to :class:`AutoSeriesEstimator`'s reservation (``acquire(upto=)``).
-Its true count is known only when it ends; until then :meth:`PoolLimiter._grant` may overbook
-the difference, one create at a time, and the server's answer settles it.
+Its true count is known only when it ends; until then the policy may overbook the difference
+(rule ``OVERBOOK``), one create at a time, and the server's answer settles it.
 
 Sources:
 [concurrency] https://kling.ai/document-api/api/get-started/concurrency-rules
@@ -49,7 +48,7 @@ from __future__ import annotations
 import bisect
 import math
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Literal
 
 import anyio
@@ -57,21 +56,32 @@ import attrs
 
 from .._errors import QuotaError
 from .._models import OmniImageRequest
+from ._decide import (
+    FIRST_PATIENCE,
+    MAX_SERIES,
+    MIN_SERIES,
+    PATIENCE_TASKS,
+    PoolState,
+    Waiter,
+    decide,
+    expected_frees,
+    patience,
+    probe_interval,
+)
+from ._durations import DurationEstimate
 
 if TYPE_CHECKING:
     from .._models import Request
 
 __all__ = [
+    "FIRST_PATIENCE",
+    "PATIENCE_TASKS",
     "AutoSeriesEstimator",
     "DurationEstimate",
     "PoolLimiter",
     "expected_frees",
     "request_cost",
 ]
-
-MIN_SERIES, MAX_SERIES = 2, 9  # [omni-image]: series_amount 2–9 [omni-image]
-PATIENCE_TASKS = 30  # hol_patience="auto": this many of the pool's mean task durations
-FIRST_PATIENCE = 300.0  # hol_patience="auto" before any task of the pool has ended, seconds
 
 
 @attrs.define(eq=False)
@@ -81,6 +91,7 @@ class _Waiter:
     since: float
     event: anyio.Event = attrs.field(factory=anyio.Event)
     upto: Callable[[], int] | None = None  # see PoolLimiter.acquire
+    refused: int = 0
     granted: int = 0  # slots granted; 0 while waiting
 
     def __lt__(self, other: _Waiter) -> bool:
@@ -89,7 +100,8 @@ class _Waiter:
 
 @attrs.define(eq=False)
 class PoolLimiter:
-    """A weighted semaphore for one pool, with the head-of-line policy above.
+    """A weighted semaphore for one pool: the state of :func:`~._decide.decide`, which it runs
+    whenever something changes.
 
     Attributes:
         name: ``"<model_name>:<kind>"``.
@@ -109,14 +121,15 @@ class PoolLimiter:
             successful create, and by one slot per mean task duration while requests wait
             (additive probing, so capacity freed by other programs is found again).
         overbooked: Slots this client counts as held that the server has proven free: the
-            ``auto`` series in flight reserved more than they produced. See
-            :meth:`_grant` (overbooking); at most :attr:`auto_slack`.
+            ``auto`` series in flight reserved more than they produced (``OVERBOOK``); at
+            most :attr:`auto_slack`.
         auto_slack: Σ (reserved − 2) over the ``auto`` series in flight: the most their
             reservations can exceed what they hold (a series has at least 2 images, [omni-image]).
-        exclusive: Grants held that cost more than half the capacity (no two run at once;
-            see the module docstring on how they are protected when they pile up).
+        exclusive: Grants held that cost more than half the capacity (no two run at once); a
+            figure only (the policy no longer treats them apart, see the module docstring).
         clock: Seconds on the clock of ``acquire(since=)`` and ``expected_frees``; default
             ``anyio.current_time`` (``benchmarks/quota_policy_sim.py`` passes a virtual one).
+        without: Rules of :func:`~._decide.decide` to leave out (simulations only).
     """
 
     name: str
@@ -128,9 +141,10 @@ class PoolLimiter:
     overbooked: int = 0
     auto_slack: int = 0
     exclusive: int = 0
-    expected_frees: Callable[[], list[tuple[float, int]]] | None = None
+    expected_frees: Callable[[], Sequence[tuple[float, int]]] | None = None
     expected_duration: Callable[[], float | None] | None = None
     clock: Callable[[], float] = anyio.current_time
+    without: frozenset[str] = frozenset()
     _waiters: list[_Waiter] = attrs.field(factory=list)
     _released: anyio.Event | None = None  # made by the first wait_for_release after a release
     _last_probe: float = -math.inf
@@ -148,10 +162,7 @@ class PoolLimiter:
         """Seconds the oldest waiter may be overtaken before it is protected (``None``: never):
         :attr:`hol_patience`, or for ``"auto"`` ``PATIENCE_TASKS`` mean task durations of the
         pool (``FIRST_PATIENCE`` until one has ended)."""
-        if self.hol_patience != "auto":
-            return self.hol_patience
-        duration = self.expected_duration() if self.expected_duration is not None else None
-        return FIRST_PATIENCE if duration is None else PATIENCE_TASKS * duration
+        return patience(self.hol_patience, self._mean())
 
     @property
     def waiting(self) -> int:
@@ -165,13 +176,13 @@ class PoolLimiter:
         ticket: int,
         since: float,
         upto: Callable[[], int] | None = None,
+        refused: int = 0,
     ) -> int:
         """Wait until slots are granted; return how many.
 
         Args:
             cost: Slots wanted, 1 ≤ cost ≤ capacity; or a function giving the current price,
-                asked again at every grant decision (an ``auto`` series' reservation follows
-                the estimator while it waits).
+                asked again at every grant decision.
             ticket: Arrival order; lower tickets are served first. A request put back after a
                 1303 keeps its ticket, so it keeps its place.
             since: :attr:`clock` when the request first started waiting.
@@ -179,6 +190,8 @@ class PoolLimiter:
                 series): it fits once ``cost`` slots are free and is granted as many of the
                 free slots as ``upto()`` allows (at least ``cost``): as many as it may turn
                 out to hold, so the pool never counts fewer slots than it could hold.
+            refused: With ``upto``: most slots a create of it was refused with (1303); once
+                it has waited its patience it asks one more (rule ``PRICE``).
 
         Raises:
             QuotaError: the cost exceeds the pool's capacity.
@@ -189,35 +202,46 @@ class PoolLimiter:
                 f"a request costing {price()} slots can never start in pool {self.name} of "
                 f"{self.capacity} slots; raise the quota for this pool or lower n/series_amount"
             )
-        if not self._waiters:  # nobody to queue behind: grant without a waiter and an Event
-            wanted, free = price(), self._free()
-            if wanted <= free:
-                return self._take(wanted, upto, free)
-        waiter = _Waiter(ticket=ticket, price=price, since=since, upto=upto)
+        if not self._waiters and not self.hidden and upto is None:
+            wanted = price()  # nobody to queue behind: HEAD, without a waiter and an Event
+            if wanted <= self.capacity - self.in_use + self.overbooked:
+                self._hold(wanted)
+                return wanted
+        waiter = _Waiter(ticket=ticket, price=price, since=since, upto=upto, refused=refused)
         bisect.insort(self._waiters, waiter)
         self._grant()
         if waiter.granted:
             return waiter.granted
         try:
             while not waiter.event.is_set():
-                with anyio.move_on_after(self._probe_interval()):
+                with anyio.move_on_after(probe_interval(self._mean())):
                     await waiter.event.wait()
                 if not waiter.event.is_set():
-                    self._probe()
+                    self._grant()  # the time-based rules: PROBE, PROTECT, PRICE
         except BaseException:
             if waiter.granted:
-                self.release(waiter.granted)
+                self.release(waiter.granted, ticket=ticket)
             else:
                 self._waiters.remove(waiter)
                 self._grant()
             raise
         return waiter.granted
 
-    def release(self, cost: int) -> None:
-        """Give back ``cost`` slots and wake the waiters that now fit."""
+    def release(
+        self, cost: int, *, ticket: int | None = None, series: tuple[int, int | None] | None = None
+    ) -> None:
+        """Give back ``cost`` slots and wake the waiters that now fit; ``ticket`` is the
+        releasing request's (an overbooking grant given up before its create was answered
+        takes its overbooked slots with it); ``series`` is ``(reserved, actual)`` of an
+        ``auto`` series that ended (see :meth:`reconcile`), settled before the grant pass."""
         self._hold(-cost)
         if self.in_use < 0:  # pragma: no cover - a bookkeeping bug, never expected
             raise RuntimeError(f"pool {self.name}: released more slots than held")
+        if self._overbooking is not None and self.overbooking(ticket):
+            self.overbooked = max(0, self.overbooked - self._overbooking[1])
+            self._overbooking = None
+        if series is not None:
+            self._reconcile(*series)
         self._refuted = False  # a task ended: overbooking may succeed again
         released, self._released = self._released, None
         if released is not None:
@@ -237,6 +261,7 @@ class PoolLimiter:
         slots.
         """
         self._hold(-cost)
+        self.in_use = max(0, self.in_use)
         if self._overbooking is not None and self.overbooking(ticket):
             self.overbooked = max(0, self.overbooked - self._overbooking[1])
             self._overbooking, self._refuted = None, True
@@ -264,26 +289,9 @@ class PoolLimiter:
             self.hidden -= 1
         self._grant()
 
-    def _probe_interval(self) -> float:
-        """Seconds a waiter waits before probing: the pool's mean task duration (a hidden slot
-        held that long has likely been freed), else 1 s; at least 0.01 s."""
-        duration = self.expected_duration() if self.expected_duration is not None else None
-        return max(0.01, duration if duration is not None else 1.0)
-
-    def _probe(self) -> None:
-        """A waiter waited :meth:`_probe_interval` without a grant: if the pool counts hidden
-        slots, give one back (at most once per interval for the whole pool) and grant again; a
-        slot still held makes the next create a 1303, which raises the count again. Without
-        this, hidden slots fall only on successful creates or releases, and a pool whose
-        waiters all cost more than the room the hidden slots leave, with none of its own tasks
-        running, would wait forever after the other program's tasks ended."""
-        if not self.hidden:
-            return
-        now = self.clock()
-        if now - self._last_probe < self._probe_interval():
-            return
-        self._last_probe = now
-        self.hidden -= 1
+    def wake(self) -> None:
+        """Run the policy now: for its time-based rules (``PROBE``, ``PROTECT``, ``PRICE``),
+        which the waiters' own timers also run once per probe interval."""
         self._grant()
 
     def reconcile(self, reserved: int, actual: int | None) -> None:
@@ -292,13 +300,16 @@ class PoolLimiter:
         already returned ``reserved``. Excess it held beyond that was counted as hidden, and is
         gone now; slots it reserved but did not hold may have been overbooked, and are gone too.
         """
+        self._reconcile(reserved, actual)
+        self._grant()
+
+    def _reconcile(self, reserved: int, actual: int | None) -> None:
         self.auto_slack = max(0, self.auto_slack - (reserved - MIN_SERIES))
         if actual is not None and actual > reserved and self.hidden:
             self.hidden = max(0, self.hidden - (actual - reserved))
         elif actual is not None and actual < reserved:
             self.overbooked = max(0, self.overbooked - (reserved - actual))
         self.overbooked = min(self.overbooked, self.auto_slack)
-        self._grant()
 
     def occupy(self, cost: int, *, auto_reserved: int = 0) -> None:
         """Count ``cost`` slots as held without waiting: for a task already running on the
@@ -308,35 +319,6 @@ class PoolLimiter:
         if auto_reserved:
             self.auto_slack += auto_reserved - MIN_SERIES
 
-    def _backfill(
-        self, head_cost: int, others: list[tuple[int, _Waiter]], free: int
-    ) -> tuple[int, _Waiter] | None:
-        """EASY backfilling for a head whose patience has expired: from the in-flight tasks'
-        expected ends, find when the head can start (its shadow time) and how many slots will
-        be spare then; a later request may start now if it fits and either is expected to end
-        before the shadow time or fits in the spare slots. ``None`` when nothing qualifies or
-        there is no duration estimate to reason with."""
-        if self.expected_frees is None or self.expected_duration is None:
-            return None
-        duration = self.expected_duration()
-        if duration is None:
-            return None
-        available, shadow, spare = free, None, 0
-        for end, cost in sorted(self.expected_frees()):
-            available += cost
-            if available >= head_cost:
-                shadow, spare = end, available - head_cost
-                break
-        if shadow is None:
-            return None
-        ends_in_time = self.clock() + duration <= shadow
-        fitting = [
-            (c, w) for c, w in others if c <= free and (ends_in_time or c <= min(spare, free))
-        ]
-        if not fitting:
-            return None
-        return max(fitting, key=lambda cw: (cw[0], -cw[1].ticket))
-
     async def wait_for_release(self, patience: float) -> None:
         """Wait until some slots are released, or ``patience`` seconds pass."""
         event = self._released
@@ -345,103 +327,63 @@ class PoolLimiter:
         with anyio.move_on_after(patience):
             await event.wait()
 
-    def _grant(self) -> None:
-        """Admit waiters while slots allow: the oldest waiter first if it fits; if it does not
-        and has waited ``hol_patience``, only backfill that cannot delay it; otherwise the
-        largest waiter that fits (best fit packs the pool fullest and lets large requests in
-        as soon as room appears), the oldest among equals.
-
-        Overbooking: when nothing fits and ``auto`` series are in flight, their reservations
-        may exceed what they hold (:attr:`auto_slack`), so one waiter at a time may start in
-        slots counted as held but possibly free: the smallest that fits them (the less it
-        assumes, the likelier it holds), or only the oldest once it has waited
-        ``hol_patience``, so overbooking never delays it. The server is the oracle: a success
-        proves those slots free (:attr:`overbooked`); a 1303 proves them held, and nothing
-        overbooks again until a task ends (:meth:`reject`).
-        """
-        while self._waiters:
-            free = self._free()
-            priced = [(min(w.price(), self.capacity), w) for w in self._waiters]
-            chosen = self._choose(priced, free)
-            excess = 0
-            if chosen is None:
-                room = self.auto_slack - self.overbooked
-                if self._overbooking is not None or self._refuted or self.hidden or room <= 0:
-                    return
-                fitting = [(c, w) for c, w in priced if c <= free + room]
-                protected = self._protected(priced)
-                if protected is not None:
-                    fitting = [cw for cw in fitting if cw[1] is protected[1]]
-                if not fitting:
-                    return
-                chosen = min(fitting, key=lambda cw: (cw[0], cw[1].ticket))
-                excess = chosen[0] - max(free, 0)
-            cost, waiter = chosen
-            self._waiters.remove(waiter)
-            if excess:
-                self.overbooked += excess
-                self._overbooking = (waiter.ticket, excess)
-                waiter.granted = self._take(cost, None, free)
-            else:
-                waiter.granted = self._take(cost, waiter.upto, free)
-            waiter.event.set()
-
-    def _free(self) -> int:
-        """Slots counted as free: capacity less those held, hidden, plus those overbooked."""
-        return self.capacity - self.in_use - self.hidden + self.overbooked
-
-    def _take(self, cost: int, upto: Callable[[], int] | None, free: int) -> int:
-        """Hold ``cost`` slots (with ``upto``, as many of the ``free`` ones as it allows, at
-        least ``cost``; see :meth:`acquire`) and return how many."""
-        if upto is not None:
-            cost = max(cost, min(free, upto(), self.capacity))
-        self._hold(cost)
-        return cost
-
     def _hold(self, change: int) -> None:
-        """Count ``change`` slots more held (fewer when negative): one grant taken or given
-        back, so an exclusive one (more than half the capacity) is counted too."""
+        """Count ``change`` slots more held (fewer when negative), one grant taken or given
+        back, and the :attr:`peak` and :attr:`exclusive` figures with them."""
         self.in_use += change
         if 2 * abs(change) > self.capacity:
             self.exclusive += 1 if change > 0 else -1
         self.peak = max(self.peak, self.in_use - self.overbooked)
 
-    def _protected(self, priced: list[tuple[int, _Waiter]]) -> tuple[int, _Waiter] | None:
-        """The waiter later ones may not delay (module docstring), or ``None``: the oldest once
-        it has waited its patience, unless it costs more than the slots not :attr:`hidden`
-        (holding freed slots back for it could not start it, and would stall the pool until
-        the hidden slots are given back); else, when exclusive requests pile up (at least two
-        wait, at least half the waiters, none holds slots, no hidden slots), the oldest of
-        them."""
-        patience = self.patience()
-        if patience is None:
-            return None
-        if self.clock() - priced[0][1].since >= patience:
-            # Slots held back can make its room only if other programs' tasks leave enough.
-            return priced[0] if priced[0][0] <= self.capacity - self.hidden else None
-        if self.exclusive or self.hidden:
-            return None
-        exclusive = [cw for cw in priced if 2 * cw[0] > self.capacity]
-        if len(exclusive) >= 2 and 2 * len(exclusive) >= len(priced):
-            return exclusive[0]
-        return None
+    def _mean(self) -> float | None:
+        return self.expected_duration() if self.expected_duration is not None else None
 
-    def _choose(self, priced: list[tuple[int, _Waiter]], free: int) -> tuple[int, _Waiter] | None:
-        """The waiter to admit into ``free`` slots under the head-of-line policy, or ``None``."""
-        head_cost, head = priced[0]
-        if head_cost <= free:
-            return (head_cost, head)
-        protected = self._protected(priced)
-        if protected is not None:
-            # Only backfill that does not delay the protected waiter.
-            if protected[0] <= free:
-                return protected
-            others = [cw for cw in priced if cw[1] is not protected[1]]
-            return self._backfill(protected[0], others, free)
-        fitting = [(c, w) for c, w in priced[1:] if c <= free]
-        if not fitting:
-            return None
-        return max(fitting, key=lambda cw: (cw[0], -cw[1].ticket))
+    def _grant(self) -> None:
+        """Run :func:`~._decide.decide` on the pool as it is now and apply its grants."""
+        if not self._waiters:
+            return
+        mean = self._mean()
+        frees = self.expected_frees() if self.expected_frees is not None else ()
+        state = PoolState(
+            capacity=self.capacity,
+            in_use=self.in_use,
+            hidden=self.hidden,
+            overbooked=self.overbooked,
+            auto_slack=self.auto_slack,
+            overbooking=self._overbooking is not None,
+            refuted=self._refuted,
+            peak=self.peak,
+            last_probe=self._last_probe,
+            mean=mean,
+            hol_patience=self.hol_patience,
+            frees=tuple(frees),
+        )
+        waiters = [
+            Waiter(
+                ticket=w.ticket,
+                cost=w.price(),
+                since=w.since,
+                upto=None if w.upto is None else w.upto(),
+                refused=w.refused,
+            )
+            for w in self._waiters
+        ]
+        decision = decide(state, waiters, self.clock(), without=self.without)
+        after = decision.pool
+        self.in_use, self.hidden, self.overbooked = after.in_use, after.hidden, after.overbooked
+        self.peak, self._last_probe = after.peak, after.last_probe
+        if not decision.grants:
+            return
+        by_ticket = {w.ticket: w for w in self._waiters}
+        for grant in decision.grants:
+            waiter = by_ticket[grant.ticket]
+            self._waiters.remove(waiter)
+            if grant.excess:
+                self._overbooking = (grant.ticket, grant.excess)
+            waiter.granted = grant.slots
+            if 2 * grant.slots > self.capacity:
+                self.exclusive += 1
+            waiter.event.set()
 
 
 @attrs.define
@@ -480,39 +422,6 @@ class AutoSeriesEstimator:
         """Record how many images a finished auto series produced."""
         if count > 0:
             self._seen.append(count)
-
-
-@attrs.define
-class DurationEstimate:
-    """Exponentially weighted mean of how long a pool's tasks hold their slots, in seconds, and
-    the shortest seen."""
-
-    _mean: float | None = None
-    weight: float = 0.1
-    shortest: float | None = None
-
-    def observe(self, seconds: float) -> None:
-        """Record one task that held its slots ``seconds``."""
-        self.shortest = seconds if self.shortest is None else min(self.shortest, seconds)
-        self._mean = (
-            seconds
-            if self._mean is None
-            else ((1 - self.weight) * self._mean + self.weight * seconds)
-        )
-
-    def mean(self) -> float | None:
-        """The mean so far, None before any task ended."""
-        return self._mean
-
-
-def expected_frees(
-    tasks: Iterable[tuple[float, int]], mean: float | None, now: float
-) -> list[tuple[float, int]]:
-    """``(expected end, slots)`` of in-flight tasks given as ``(started, slots)``, for
-    :attr:`PoolLimiter.expected_frees`: started + the mean duration (seconds), but no sooner
-    than a tenth of the mean from ``now`` (a task older than the mean is due soon, not over)."""
-    mean = mean or 0.0
-    return [(max(started + mean, now + 0.1 * mean), slots) for started, slots in tasks]
 
 
 def request_cost(request: Request, auto: AutoSeriesEstimator) -> int | Callable[[], int]:

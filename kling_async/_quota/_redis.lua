@@ -19,6 +19,7 @@
 --   P:leases:<pool>    hash: lease key (external_task_id) -> JSON
 --                      {c cost, h holder, s "g" granted | "c" created, k kind, a auto, t since, i task_id}
 --   P:auto:<pool>      list: images of the last 50 ended auto series
+--   P:clock            (tests only) a fixed time in seconds that replaces the server's TIME
 --   P:granted:<holder> hash: lease key -> "cost" or "cost:overbooked" (grants not yet collected)
 --   P:ch               pub/sub channel: "g" a grant was made, "r" slots were released
 
@@ -30,12 +31,15 @@ local op, epoch, holder = ARGV[1], ARGV[2], ARGV[3]
 local P = string.sub(KEYS[1], 1, #KEYS[1] - #":epoch")
 
 local function now()
+  -- P:clock, when set, replaces the server's clock (tests and simulations: a virtual time).
+  local fixed = redis.call('GET', P .. ':clock')
+  if fixed then return tonumber(fixed) end
   local t = redis.call('TIME')
   return tonumber(t[1]) + tonumber(t[2]) / 1e6
 end
 
 local function num(v, default)
-  if v == false or v == nil then return default end
+  if v == false or v == nil or v == "" then return default end
   return tonumber(v)
 end
 
@@ -64,24 +68,44 @@ local function patience(pool)
   return tonumber(p)
 end
 
+local function expected_frees(pool, mean, t)
+  -- (expected end, slots) of the pool's created tasks: start + the mean duration, but no sooner
+  -- than a tenth of it from now (decide.expected_frees), sorted by end, then slots.
+  local ends = {}
+  local m = mean or 0
+  for _, v in ipairs(redis.call('HVALS', P .. ':leases:' .. pool)) do
+    local l = cjson.decode(v)
+    if l.s == 'c' then table.insert(ends, {math.max(l.t + m, t + 0.1 * m), l.c}) end
+  end
+  table.sort(ends, function(x, y) return x[1] < y[1] or (x[1] == y[1] and x[2] < y[2]) end)
+  return ends
+end
+
+local function shadow(ends, mean, free, head, t)
+  -- For BACKFILL: whether a task started now is expected to end before the head can start
+  -- (its shadow time), and the slots spare beside the head then (decide._shadow).
+  local spare = free - head
+  if mean == nil then return false, spare end
+  local available = free
+  for _, e in ipairs(ends) do
+    available = available + e[2]
+    if available >= head then return t + mean <= e[1], available - head end
+  end
+  return false, spare
+end
+
 local function grant_pass(pool, t)
-  -- Admit waiters while slots allow: the oldest first when it fits; else, once the oldest has
-  -- waited its patience, only waiters that fit beside it (they cannot delay it); before that,
-  -- the largest waiter that fits (best fit), the oldest among equals.
-  --
-  -- Overbooking: when nothing fits and auto series are in flight, their reservations may exceed
-  -- what they hold (auto_slack), so one waiter at a time may start in slots counted as held but
-  -- possibly free: the smallest that fits them (only the oldest once it is protected). The
-  -- server is the oracle: its create's success proves those slots free (overbooked), a 1303
-  -- proves them held, and nothing overbooks again until a task ends (refuted).
+  -- The policy, rule for rule as kling_async/_quota/_decide.py's decide() (same rule names,
+  -- same order; tests/test_quota_equivalence.py replays random events through both).
   if t < num(redis.call('GET', P .. ':rebuild_until'), 0) then return 0 end
   local pk = pool_key(pool)
+  -- LOOKAHEAD
   local ids = redis.call('ZRANGE', P .. ':queue:' .. pool, 0, LOOKAHEAD - 1)
   if #ids == 0 then return 0 end
   local f = redis.call('HMGET', pk, 'capacity', 'in_use', 'hidden', 'peak', 'mean', 'last_probe',
     'auto_slack', 'overbooked', 'ob_key', 'refuted')
   local cap, in_use, hidden, peak = num(f[1], 0), num(f[2], 0), num(f[3], 0), num(f[4], 0)
-  local mean, last_probe = num(f[5], nil), num(f[6], 0)
+  local mean, last_probe = num(f[5], nil), num(f[6], -math.huge)
   local auto_slack, overbooked = num(f[7], 0), num(f[8], 0)
   local ob_key, refuted = f[9] or '', num(f[10], 0)
   local raw = redis.call('HMGET', P .. ':waiters:' .. pool, unpack(ids))
@@ -96,69 +120,46 @@ local function grant_pass(pool, t)
     end
   end
   if #ws == 0 then return 0 end
-  local wait = patience(pool)
-  -- Additive probing: slots proven held by others (hidden) are given back one per mean task
-  -- duration while requests wait, so capacity freed elsewhere is found again.
+  -- PROBE
   local probe = math.max(0.01, mean or 1.0)
   if hidden > 0 and t - ws[1].t >= probe and t - last_probe >= probe then
     hidden = hidden - 1
     last_probe = t
   end
+  local wait = patience(pool)
+  local frees = nil
   local estimate = nil
-  local function price(w)
-    if w.a == 1 then
-      if wait ~= nil and t - w.t >= wait then
-        return math.max(MIN_SERIES, math.min(w.r + 1, MAX_SERIES, cap))
-      end
-      return MIN_SERIES
+  local function price(w)  -- PRICE
+    if w.a == 1 and wait ~= nil and t - w.t >= wait then
+      return math.max(w.c, math.min(w.r + 1, MAX_SERIES, cap))
     end
     return math.min(w.c, cap)
   end
   local granted = 0
   while #ws > 0 do
     local free = cap - in_use - hidden + overbooked
-    local head = ws[1]
-    local head_price = price(head)
-    local protected = wait ~= nil and t - head.t >= wait and head_price <= cap - hidden
+    local head_price = price(ws[1])
+    -- PROTECT
+    local protected = wait ~= nil and t - ws[1].t >= wait and head_price <= cap - hidden
     local chosen, chosen_price, excess = nil, 0, 0
-    if head_price <= free then
+    if head_price <= free then  -- HEAD
       chosen, chosen_price = 1, head_price
-    elseif not protected then
-      for i = 2, #ws do
-        local c = price(ws[i])
-        if c <= free and c > chosen_price then chosen, chosen_price = i, c end
-      end
-    else
-      -- EASY backfilling: from the leases' expected ends (start + the mean duration, but no
-      -- sooner than a tenth of it from now), find when the head can start (its shadow time)
-      -- and how many slots will be spare then; a later waiter may start now if it fits and
-      -- either is expected to end before the shadow time or fits in the spare slots.
-      local shadow, spare = nil, free - head_price
-      if mean ~= nil then
-        local ends = {}
-        for _, v in ipairs(redis.call('HVALS', P .. ':leases:' .. pool)) do
-          local l = cjson.decode(v)
-          table.insert(ends, {math.max(l.t + mean, t + 0.1 * mean), l.c})
-        end
-        table.sort(ends, function(x, y) return x[1] < y[1] end)
-        local available = free
-        for _, e in ipairs(ends) do
-          available = available + e[2]
-          if available >= head_price then
-            shadow, spare = e[1], available - head_price
-            break
-          end
-        end
-      end
-      local ends_in_time = shadow ~= nil and t + mean <= shadow
+    elseif protected then  -- BACKFILL
+      if frees == nil then frees = expected_frees(pool, mean, t) end
+      local ends_in_time, spare = shadow(frees, mean, free, head_price, t)
       for i = 2, #ws do
         local c = price(ws[i])
         if c <= free and (ends_in_time or c <= math.min(spare, free)) and c > chosen_price then
           chosen, chosen_price = i, c
         end
       end
+    else  -- BEST_FIT
+      for i = 2, #ws do
+        local c = price(ws[i])
+        if c <= free and c > chosen_price then chosen, chosen_price = i, c end
+      end
     end
-    if chosen == nil then
+    if chosen == nil then  -- OVERBOOK
       local slack = auto_slack - overbooked
       if ob_key ~= '' or refuted == 1 or hidden > 0 or slack <= 0 then break end
       local last = #ws
@@ -178,9 +179,7 @@ local function grant_pass(pool, t)
       overbooked = overbooked + excess
       ob_key = w.key
       redis.call('HSET', pk, 'ob_excess', excess)
-    elseif w.a == 1 then
-      -- The server decides an auto series' count at create: count it as holding the free
-      -- slots it starts in, up to the learned reservation.
+    elseif w.a == 1 then  -- TAKE
       if estimate == nil then estimate = auto_estimate(pool) end
       cost = math.max(cost, math.min(free, estimate, cap))
     end
@@ -195,8 +194,10 @@ local function grant_pass(pool, t)
     redis.call('HSET', P .. ':granted:' .. w.h, w.key, grant)
     granted = granted + 1
   end
+  local probed = last_probe
+  if probed == -math.huge then probed = '' end
   redis.call('HSET', pk, 'in_use', in_use, 'hidden', hidden, 'peak', peak,
-    'last_probe', last_probe, 'overbooked', overbooked, 'ob_key', ob_key)
+    'last_probe', probed, 'overbooked', overbooked, 'ob_key', ob_key)
   if granted > 0 then redis.call('PUBLISH', P .. ':ch', 'g') end
   return granted
 end
@@ -386,7 +387,7 @@ elseif op == 'created' then
     l = {c = tonumber(ARGV[7]), a = tonumber(ARGV[8]), k = ARGV[9], t = t}
     count_held(pool, l.c)
   end
-  l.s, l.h, l.i = 'c', holder, ARGV[6]
+  l.s, l.h, l.i, l.t = 'c', holder, ARGV[6], t  -- its task started now (expected frees)
   redis.call('HSET', lk, key, cjson.encode(l))
   local pk = pool_key(pool)
   if l.a == 1 then redis.call('HINCRBY', pk, 'auto_slack', l.c - MIN_SERIES) end

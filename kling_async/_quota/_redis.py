@@ -4,8 +4,9 @@ Every process that uses the same account (and wire API) keeps its slots in one R
 so the account's quota is filled once, across any number of processes and hosts, instead of
 each process believing it has the whole quota and tripping 1303 on the others.
 
-How it works (the Lua script ``_redis.lua`` holds every rule, run atomically on the
-server; nothing is read in one round trip and written in another):
+How it works (the Lua script ``_redis.lua`` holds the bookkeeping and the policy, the latter
+mirrored rule for rule from ``_decide.decide``, run atomically on the server; nothing is read in
+one round trip and written in another):
 
 - **Leases belong to remote tasks.** A lease is keyed by the task's ``external_task_id``, records
   its cost and its holder (a process), and is released by whichever process learns first that
@@ -29,7 +30,8 @@ server; nothing is read in one round trip and written in another):
   that started the epoch counts the tasks the server lists as running that nobody re-registered,
   and nothing is admitted until they have had the time to (two heartbeats).
 
-Not shared (yet): the protection of piled-up exclusive requests (each more than half the pool).
+Every rule of the policy is shared: ``tests/test_quota_equivalence.py`` replays random events
+through this backend and the in-process one and compares their grants step by step.
 """
 
 from __future__ import annotations
@@ -49,7 +51,9 @@ import anyio.abc
 from .._errors import QuotaError
 from .._models import Kind, Request
 from ._backend import Lease, PoolSnapshot, QuotaContext
-from ._policy import MIN_SERIES, AutoSeriesEstimator, request_cost
+from ._decide import MIN_SERIES
+from ._durations import Durations
+from ._policy import AutoSeriesEstimator, request_cost
 from ._redis_state import EpochLost, Held, Queued, Unavailable, Waiting, lookup, text
 
 if TYPE_CHECKING:
@@ -81,6 +85,9 @@ class RedisQuotaBackend:
             leases are reconciled by the live processes. Default 1.0.
         redis: An open ``redis.asyncio.Redis`` client to use instead of ``url`` (not closed by
             the backend).
+
+    Attributes:
+        durations: This process's tasks' durations per pool, for its polling cadence.
 
     Raises:
         ImportError: redis-py is not installed (install the ``redis`` extra).
@@ -133,6 +140,7 @@ class RedisQuotaBackend:
         self._up = anyio.Event()
         self._up.set()
         self._rejoining = anyio.Lock()
+        self.durations = Durations()  # this process's tasks, for its polling cadence
 
     def __repr__(self) -> str:
         return f"RedisQuotaBackend(url={self.url!r}, namespace={self.namespace!r})"
@@ -325,6 +333,7 @@ class RedisQuotaBackend:
 
     async def ended(self, lease: Lease, *, images: int | None, seconds: float) -> None:
         self._held.pop(lease.key, None)
+        self.durations.observe(lease.pool, seconds)
         await self._send("release", lease.pool, lease.key, str(images or 0), repr(seconds))
 
     def snapshot(self) -> dict[str, PoolSnapshot]:
