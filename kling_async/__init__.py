@@ -66,13 +66,13 @@ from ._queue._store import PushReport as PushReport
 from ._queue._store import QueuedLine as QueuedLine
 from ._queue._store import QueueStatus as QueueStatus
 from ._queue._store import WorkerInfo as WorkerInfo
-from ._quota._backend import Lease as Lease
-from ._quota._backend import LocalQuota as LocalQuota
-from ._quota._backend import PoolSnapshot as PoolSnapshot
-from ._quota._backend import QuotaBackend as QuotaBackend
-from ._quota._backend import QuotaContext as QuotaContext
-from ._quota._config import Quota as Quota
-from ._quota._redis import RedisQuotaBackend as RedisQuotaBackend
+from .quota import Lease as Lease
+from .quota import LocalQuota as LocalQuota
+from .quota import PoolSnapshot as PoolSnapshot
+from .quota import Quota as Quota
+from .quota import QuotaBackend as QuotaBackend
+from .quota import QuotaContext as QuotaContext
+from .quota import RedisQuotaBackend as RedisQuotaBackend
 
 __version__ = "0.1.0"
 
