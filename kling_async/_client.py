@@ -30,7 +30,7 @@ from ._http._auth import credentials
 from ._http._callbacks import CallbackHint, CallbackReceiver
 from ._http._download import SavedFile, download_result
 from ._http._transport import Transport, new_session
-from ._http._wire import RequestBudget, Wire
+from ._http._wire import RateLimit, Wire
 from ._journal import Journal
 from ._models import Kind, Outcome, Request, Task, TaskResult
 from ._providers import codec_for
@@ -102,9 +102,9 @@ class KlingClient:
             :meth:`stream`) again re-attaches to tasks still running, returns finished results
             without any request, and creates only what never reached the server. Default
             ``None`` (no journal).
-        requests_per_minute: Budget of HTTP requests (creates and queries) per minute, kept
-            with a leaky bucket that lets one request through every ``60 / budget`` seconds
-            (no bursts, so no 60 s window ever holds more than the budget). A 429 rate-limit
+        requests_per_minute: Most HTTP requests (creates and queries) per minute, kept
+            with a leaky bucket that lets one request through every ``60 / rate`` seconds
+            (no bursts, so no 60 s window ever holds more than the rate). A 429 rate-limit
             answer pauses all requests for its ``Retry-After`` / ``X-RateLimit-Reset``.
             Default: 100 on Modellix (its per-key limit, https://docs.modellix.ai/ways-to-use/api),
             none on Kling.
@@ -198,8 +198,8 @@ class KlingClient:
             hol_patience=self.quota.hol_patience,
             auto_series_estimate=self.quota.auto_series_estimate,
         )
-        budget = RequestBudget(requests_per_minute) if requests_per_minute else None
-        self._wire = Wire(codec, self._check_open, self._counters, max_retries, budget)
+        rate = RateLimit(requests_per_minute) if requests_per_minute else None
+        self._wire = Wire(codec, self._check_open, self._counters, max_retries, rate)
         self._tracker = Tracker(
             self._wire,
             self._quota,

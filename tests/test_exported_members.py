@@ -7,7 +7,7 @@ import inspect
 import pytest
 
 import kling_async as ka
-from kling_async import quota
+from kling_async import quota, testing
 
 
 def test_all_is_sorted_and_unique() -> None:
@@ -66,3 +66,11 @@ def test_top_level_quota_names_are_the_quota_modules(name: str) -> None:
     """Each kling_async.quota name is also the very same object at the top level (an alias)."""
     assert getattr(ka, name) is getattr(quota, name)
     assert name in ka.__all__
+
+
+def test_the_sandbox_pool_figures_have_a_name_of_their_own() -> None:
+    """The sandbox's per-pool figures are `SandboxPoolStats`, apart from the client's
+    `PoolStats`; the old sandbox name stays an alias, the only name both surfaces share."""
+    assert testing.SandboxPoolStats is testing.PoolStats
+    assert testing.SandboxPoolStats is not ka.PoolStats
+    assert set(ka.__all__) & set(testing.__all__) == {"PoolStats"}

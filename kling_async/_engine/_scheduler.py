@@ -34,7 +34,7 @@ from .._journal import Journal
 from .._models import OmniImageRequest, OmniVideoRequest, Outcome, Request
 from .._quota._backend import Lease, QuotaBackend, QuotaContext
 from .._quota._config import Quota
-from ._budget import Budget, UnitEstimates
+from ._budget import UnitBudget, UnitEstimates
 from ._creates import Creator
 from ._progress import Progress, ProgressMeter
 from ._tracker import Tracked, Tracker
@@ -55,7 +55,7 @@ class _Run:
 
     until: float | None
     keys: Callable[[int, Request], str] | None
-    budget: Budget | None
+    budget: UnitBudget | None
     meter: ProgressMeter | None
 
 
@@ -125,7 +125,7 @@ class Scheduler:
         request: Request,
         admitted: Callable[[], None] | None,
         key: str | None = None,
-        budget: Budget | None = None,
+        budget: UnitBudget | None = None,
     ) -> Tracked:
         """Create ``request`` once its pool has room (re-queued on 1303), or re-attach to what
         the journal knows of it; ``admitted()`` is called once it holds its slots. A create
@@ -250,7 +250,7 @@ class Scheduler:
                     f"budget_units: {self.wire.codec.name} reports no units per task, so a "
                     "budget cannot be kept on it"
                 )
-            budget = Budget(budget_units, self.estimates)
+            budget = UnitBudget(budget_units, self.estimates)
         meter = ProgressMeter(on_progress) if on_progress is not None else None
         if meter is not None:
             requests = meter.counting(requests)

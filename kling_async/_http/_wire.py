@@ -1,4 +1,4 @@
-"""Authenticated calls to one wire API: the request budget, the JWT re-sign after a 1004, and
+"""Authenticated calls to one wire API: the rate limit, the JWT re-sign after a 1004, and
 queries retried on transient failures. Creates, which may not be retried blindly, are sent
 once per call (see ``_creates``).
 """
@@ -9,7 +9,6 @@ import datetime as dt
 from collections.abc import Callable, Container, Mapping
 from typing import Any
 
-import anyio
 import attrs
 from aiolimiter import AsyncLimiter
 
@@ -23,31 +22,14 @@ from .._errors import (
 )
 from .._models import Kind, TaskResult
 from .._providers import Codec
+from ._rate import RateLimit
 from ._retry import retrying
 from ._transport import Transport
 
-__all__ = ["RequestBudget", "Wire"]
+__all__ = ["RateLimit", "RequestBudget", "Wire"]
 
 
-class RequestBudget:
-    """At most ``per_minute`` HTTP requests in any minute: a leaky bucket of capacity one
-    (aiolimiter) that lets one request through every ``60 / per_minute`` seconds (plus 2 %
-    for clock differences with the server), and a pause honouring a 429's ``Retry-After``."""
-
-    def __init__(self, per_minute: float) -> None:
-        self._limiter = AsyncLimiter(1, 60.0 / per_minute * 1.02)
-        self._paused_until = 0.0
-
-    async def acquire(self) -> None:
-        """Wait for the next request's turn."""
-        # A loop, not an Event: a 429 met while sleeping may push the pause further out.
-        while (wait := self._paused_until - anyio.current_time()) > 0:  # noqa: ASYNC110
-            await anyio.sleep(wait)
-        await self._limiter.acquire()
-
-    def pause(self, seconds: float) -> None:
-        """Send nothing for ``seconds``."""
-        self._paused_until = max(self._paused_until, anyio.current_time() + seconds)
+RequestBudget = RateLimit  # the earlier name, kept for one release
 
 
 @attrs.define
@@ -59,14 +41,14 @@ class Wire:
         transport: Gives the open transport (raises ``RuntimeError`` when closed).
         stats: Counters (and telemetry), shared with the client.
         max_retries: Attempts of a query.
-        budget: Requests-per-minute budget, or None.
+        rate_limit: The client's requests-per-minute pace, or None.
     """
 
     codec: Codec
     transport: Callable[[], Transport]
     stats: Counters
     max_retries: int
-    budget: RequestBudget | None = None
+    rate_limit: RateLimit | None = None
     _costs_limiter: AsyncLimiter | None = attrs.field(default=None, init=False)
 
     async def call(
@@ -79,7 +61,7 @@ class Wire:
         limiter: AsyncLimiter | None = None,
     ) -> Any:
         """One request (two after an expired JWT, 1004): the answer's ``data``. ``limiter``,
-        when given, is acquired before each of them, as the request budget is.
+        when given, is acquired before each of them, as the rate limit is.
 
         Raises:
             APIError: the codec's mapping of an error answer.
@@ -89,8 +71,8 @@ class Wire:
         for attempt in (1, 2):
             if limiter is not None:
                 await limiter.acquire()
-            if self.budget is not None:
-                await self.budget.acquire()
+            if self.rate_limit is not None:
+                await self.rate_limit.acquire()
             self.stats.http_requests += 1
             with self.stats.http(method, transport.base_url, path, params) as span:
                 response = await transport.request(method, path, json_body=json_body, params=params)
@@ -98,8 +80,8 @@ class Wire:
             try:
                 return self.codec.unwrap(response)
             except RateLimitError as exc:
-                if self.budget is not None and not isinstance(exc, ConcurrencyLimitError):
-                    self.budget.pause(exc.retry_after or 1.0)
+                if self.rate_limit is not None and not isinstance(exc, ConcurrencyLimitError):
+                    self.rate_limit.pause(exc.retry_after or 1.0)
                 raise
             except AuthenticationError as exc:
                 # 1004: the JWT expired; re-sign once and try again.
