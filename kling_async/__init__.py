@@ -24,9 +24,12 @@ from ._errors import BudgetExceededError as BudgetExceededError
 from ._errors import ConcurrencyLimitError as ConcurrencyLimitError
 from ._errors import ContentPolicyError as ContentPolicyError
 from ._errors import DeadlineExceededError as DeadlineExceededError
+from ._errors import DownloadError as DownloadError
 from ._errors import EndpointError as EndpointError
 from ._errors import InvalidInputError as InvalidInputError
 from ._errors import InvalidRequestError as InvalidRequestError
+from ._errors import JournalConflictError as JournalConflictError
+from ._errors import JournalError as JournalError
 from ._errors import KlingError as KlingError
 from ._errors import NotSupportedError as NotSupportedError
 from ._errors import OutcomeUnknownError as OutcomeUnknownError
@@ -43,12 +46,9 @@ from ._errors import UnknownStatusError as UnknownStatusError
 from ._http._callbacks import CallbackHint as CallbackHint
 from ._http._callbacks import CallbackReceiver as CallbackReceiver
 from ._http._callbacks import ReceiverStats as ReceiverStats
-from ._http._download import DownloadError as DownloadError
 from ._http._download import SavedFile as SavedFile
 from ._journal import Journal as Journal
-from ._journal import JournalConflictError as JournalConflictError
 from ._journal import JournalEntry as JournalEntry
-from ._journal import JournalError as JournalError
 from ._models import GeneratedImage as GeneratedImage
 from ._models import GeneratedVideo as GeneratedVideo
 from ._models import MultiPrompt as MultiPrompt
