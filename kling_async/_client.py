@@ -26,14 +26,13 @@ from ._engine._scheduler import Outcomes, Scheduler
 from ._engine._stats import ClientStats, Counters
 from ._engine._telemetry import Telemetry
 from ._engine._tracker import Tracker
-from ._http._auth import credentials
 from ._http._callbacks import CallbackHint, CallbackReceiver
 from ._http._download import SavedFile, download_result
+from ._http._settings import resolve_settings
 from ._http._transport import Transport, new_session
 from ._http._wire import RateLimit, Wire
 from ._journal import Journal
 from ._models import Kind, Outcome, Request, Task, TaskResult
-from ._providers import codec_for
 from ._quota._backend import LocalQuota, PoolSnapshot, QuotaBackend, QuotaContext
 from ._quota._config import Quota
 from ._quota._policy import PoolLimiter
@@ -156,30 +155,24 @@ class KlingClient:
         api_standard: Literal["legacy", "new"] = "legacy",
         tracer_provider: TracerProvider | None = None,
     ) -> None:
-        codec = codec_for(provider, submit_path=submit_path, api_standard=api_standard)
-        if callbacks is not None and not codec.supports_callbacks:
-            raise ValueError(f"callbacks: {codec.name} has no callback_url field")
-        where = "Kling's new-standard API" if api_standard == "new" else codec.name
-        self._auth = credentials(
-            api_key or os.environ.get(codec.api_key_env) or None,
-            access_key,
-            secret_key,
-            jwt=codec.supports_jwt,
-            api_key_env=codec.api_key_env,
-            where=where,
+        settings = resolve_settings(  # the same check as the command line's
+            provider=provider,
+            api_standard=api_standard,
+            submit_path=submit_path,
+            api_key=api_key,
+            access_key=access_key,
+            secret_key=secret_key,
+            base_url=base_url,
+            requests_per_minute=requests_per_minute,
+            callbacks=callbacks is not None,
         )
-        url = base_url or os.environ.get(codec.base_url_env) or codec.default_base_url
-        if not url.startswith(("http://", "https://")):
-            raise ValueError(f"base_url: {url!r}, must be an http(s) URL")
-        if requests_per_minute is None:
-            requests_per_minute = codec.default_requests_per_minute
-        if requests_per_minute is not None and requests_per_minute <= 0:
-            raise ValueError(f"requests_per_minute: {requests_per_minute}, must be > 0")
+        codec, self._auth = settings.codec, settings.auth
+        requests_per_minute = settings.requests_per_minute
         if lookahead < 1:
             raise ValueError(f"lookahead: {lookahead}, must be ≥ 1")
         if max_retries < 1:
             raise ValueError(f"max_retries: {max_retries}, must be ≥ 1")
-        self.base_url = url.rstrip("/")
+        self.base_url = settings.base_url
         self.provider = provider
         self.quota = quota or Quota()
         self.request_timeout = request_timeout
@@ -190,7 +183,7 @@ class KlingClient:
         }
         self.lookahead = lookahead
         self.max_retries = max_retries
-        self._counters = Counters(Telemetry.create(tracer_provider))
+        self._counters = c = Counters(Telemetry.create(tracer_provider))
         self.requests_per_minute = requests_per_minute
         self.callbacks = callbacks
         self.journal: Journal | None = Journal(Path(journal)) if journal is not None else None
@@ -208,9 +201,10 @@ class KlingClient:
             task_timeout=task_timeout,
             journal=self.journal,
             callbacks=callbacks is not None,
+            stats=c,
         )
         self._creator = Creator(
-            self._wire, self._tracker, self._quota, max_retries, journal=self.journal
+            self._wire, self._tracker, self._quota, max_retries, journal=self.journal, stats=c
         )
         self._scheduler = Scheduler(
             self._wire,
@@ -221,6 +215,7 @@ class KlingClient:
             lookahead,
             journal=self.journal,
             callback_url=callbacks.url if callbacks is not None else None,
+            stats=c,
         )
         self._state: Literal["new", "open", "closed"] = "new"
         self._transport: Transport | None = None

@@ -23,6 +23,7 @@ __all__ = [
     "Reservation",
     "UnitBudget",
     "UnitEstimates",
+    "check_budget_units",
     "parse_units",
     "price_class",
 ]
@@ -280,3 +281,18 @@ class UnitBudget:
 
 
 Budget = UnitBudget  # the earlier name, kept for one release
+
+
+def check_budget_units(
+    units: Decimal | None, *, reports_units: bool, wire_api: str, name: str = "budget_units"
+) -> None:
+    """Refuse a unit budget on a wire API whose task answers carry no charge (Modellix): it
+    could not be kept. ``name`` is the setting as the user gave it (``"--budget"``).
+
+    Raises:
+        ValueError: ``units`` is given and the wire API reports no units.
+    """
+    if units is not None and not reports_units:
+        raise ValueError(
+            f"{name}: {wire_api} reports no units per task, so a budget cannot be kept on it"
+        )

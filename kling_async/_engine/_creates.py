@@ -35,6 +35,7 @@ from .._http._wire import Wire
 from .._journal import Journal, JournalConflictError, JournalEntry, request_fingerprint
 from .._models import Request, Task, TaskStatus
 from .._quota._backend import Lease, QuotaBackend
+from ._stats import Counters
 from ._tracker import Tracked, Tracker
 
 __all__ = ["Creator"]
@@ -52,6 +53,7 @@ class Creator:
         quota: Counts the slots a re-attached task holds.
         max_retries: Attempts of a create the server certainly refused before creating.
         journal: The journal, or None.
+        stats: The client's counters, told of each create, resumption, adoption and retry.
     """
 
     wire: Wire
@@ -59,6 +61,7 @@ class Creator:
     quota: QuotaBackend
     max_retries: int
     journal: Journal | None = None
+    _stats: Counters = attrs.field(kw_only=True)
     # Whether a create has succeeded (or found its task) since the client opened: until one
     # has, a failure every create will share ends the stream (EndpointError).
     _reached: bool = attrs.field(default=False, init=False)
@@ -144,7 +147,7 @@ class Creator:
             model=request.model_name,
             cost=lease.cost,
         )
-        self.wire.stats.resumed += 1
+        self._stats.resumed()
         return self.tracker.track(task, lease, request)
 
     def _finished_from_journal(
@@ -170,7 +173,7 @@ class Creator:
                 if result is not None and result.status is TaskStatus.FAILED
                 else KlingError(entry.error or "finished without a result")
             )
-        self.wire.stats.resumed += 1
+        self._stats.resumed()
         return self.tracker.finished_earlier(task, lease, result, error)
 
     async def _create(
@@ -200,7 +203,7 @@ class Creator:
                 path = codec.create_path(request)
                 data = await self.wire.call("POST", path, json_body=body)
                 task = codec.parse_create(data, request, external_task_id, cost)
-                self.wire.stats.creates += 1
+                self._stats.created()
                 return task
             except ConcurrencyLimitError:
                 raise
@@ -249,7 +252,7 @@ class Creator:
             _log.info(
                 "create %s: attempt %d failed (%s); retrying", external_task_id, attempt, failure
             )
-            self.wire.stats.retry(attempt, failure)
+            self._stats.retried(attempt, failure)
             await anyio.sleep(delay(attempt, retry_after))
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -301,7 +304,7 @@ class Creator:
         except KlingError:
             raise failure from None
         if found is not None:
-            self.wire.stats.creates += 1
+            self._stats.created()
         _log.info(
             "lookup of %s: %s",
             external_task_id,
@@ -327,7 +330,7 @@ class Creator:
             refusal,
             found.task_id,
         )
-        self.wire.stats.adopted += 1
+        self._stats.adopted()
         return attrs.evolve(found, adopted=True)
 
     async def _find_by_external_id(

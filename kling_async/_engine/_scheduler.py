@@ -34,9 +34,10 @@ from .._journal import Journal
 from .._models import OmniImageRequest, OmniVideoRequest, Outcome, Request
 from .._quota._backend import Lease, QuotaBackend, QuotaContext
 from .._quota._config import Quota
-from ._budget import UnitBudget, UnitEstimates
+from ._budget import UnitBudget, UnitEstimates, check_budget_units
 from ._creates import Creator
 from ._progress import Progress, ProgressMeter
+from ._stats import Counters
 from ._tracker import Tracked, Tracker
 
 __all__ = ["Scheduler"]
@@ -73,6 +74,7 @@ class Scheduler:
         journal: The journal, or None.
         callback_url: A URL given to creates that have none (a callback receiver), or None.
         estimates: Units per request, learnt from the charges of ended tasks, for budgets.
+        stats: The client's counters, told of each request queued, granted, refused, dropped.
     """
 
     wire: Wire
@@ -84,6 +86,7 @@ class Scheduler:
     journal: Journal | None = None
     callback_url: str | None = None
     estimates: UnitEstimates = attrs.field(factory=UnitEstimates)
+    _stats: Counters = attrs.field(kw_only=True)
     _tg: TaskGroup | None = None
 
     @asynccontextmanager
@@ -142,7 +145,7 @@ class Scheduler:
         lease = self.quota.lease(
             pool, capacity, request, external_task_id, alone=codec.shares_one_pool
         )
-        self.wire.stats.queued(lease)
+        self._stats.queued(lease)
         try:
             resumed = None
             if self.journal is not None:
@@ -162,7 +165,7 @@ class Scheduler:
                     budget.release(reservation)  # nothing was created
                 raise
         except BaseException as exc:
-            self.wire.stats.abandoned(lease, exc)  # its span ends: no task
+            self._stats.abandoned(lease, exc)  # its span ends: no task
             raise
         tracked.reservation = reservation
         return tracked
@@ -185,11 +188,11 @@ class Scheduler:
             )
         else:
             body = codec.build_create(wire_request, external_task_id)
-        stats = self.wire.stats
+        stats = self._stats
         backoff = 0.25
         while True:
             await self.quota.acquire(lease)
-            stats.overbooked += lease.overbooked
+            stats.granted(lease)
             if admitted is not None:
                 admitted()
             try:
@@ -216,7 +219,6 @@ class Scheduler:
                 # The server is the source of truth: wait for a slot and try again.
                 await self.quota.refused(lease)
                 stats.refused(lease)
-                stats.overbooked_requeued += lease.overbooked
                 _quota_log.info(
                     "create %s refused for a full pool %s (1303 at %d slot(s)): re-queued",
                     external_task_id,
@@ -244,12 +246,9 @@ class Scheduler:
     ) -> AsyncIterator[Outcomes]:
         """See :meth:`KlingClient.stream`."""
         budget = None
+        codec = self.wire.codec
+        check_budget_units(budget_units, reports_units=codec.reports_units, wire_api=codec.name)
         if budget_units is not None:
-            if not self.wire.codec.reports_units:
-                raise ValueError(
-                    f"budget_units: {self.wire.codec.name} reports no units per task, so a "
-                    "budget cannot be kept on it"
-                )
             budget = UnitBudget(budget_units, self.estimates)
         meter = ProgressMeter(on_progress) if on_progress is not None else None
         if meter is not None:

@@ -37,6 +37,7 @@ from .._quota._backend import Lease, QuotaBackend
 from .._quota._policy import DurationEstimate
 from . import _cadence
 from ._budget import Reservation
+from ._stats import Counters
 
 __all__ = ["Tracked", "Tracker"]
 
@@ -82,6 +83,7 @@ class Tracker:
         task_timeout: Seconds from create until :meth:`wait` gives up (None: never).
         journal: Where finished results are recorded, or None.
         callbacks: Whether a callback receiver feeds hints (polling then slows down).
+        stats: The client's counters, told of each task followed, polled and ended.
     """
 
     wire: Wire
@@ -91,6 +93,7 @@ class Tracker:
     task_timeout: float | None = None
     journal: Journal | None = None
     callbacks: bool = False
+    _stats: Counters = attrs.field(kw_only=True)
     _inflight: dict[str, Tracked] = attrs.field(factory=dict)
     _finished: OrderedDict[str, Tracked] = attrs.field(factory=OrderedDict)
     _durations: dict[str, DurationEstimate] = attrs.field(factory=dict)
@@ -112,8 +115,7 @@ class Tracker:
             series=isinstance(request, OmniImageRequest) and request.result_type == "series",
         )
         self._inflight[task.task_id] = tracked
-        self.wire.stats.in_flight += 1
-        self.wire.stats.tracked(lease, task.task_id)
+        self._stats.tracked(lease, task.task_id)
         durations = self._durations.setdefault(lease.pool, DurationEstimate())
         if not self.wire.codec.supports_list_query:
             interval = self.interval(task.kind)
@@ -135,7 +137,7 @@ class Tracker:
         """A task an earlier run saw end (from the journal): already done, holds nothing."""
         tracked = Tracked(task, lease, result=result, error=error)
         tracked.done.set()
-        self.wire.stats.ended(lease, result, error, earlier=True)
+        self._stats.ended(lease, result, error, earlier=True)
         return tracked
 
     async def query(self, kind: Kind, task_id: str, *, external: bool = False) -> TaskResult:
@@ -143,7 +145,7 @@ class Tracker:
         what the tracker knows of it."""
         tracked = self.get(task_id)
         series = tracked.series if tracked else None
-        with self.wire.stats.within(tracked.lease if tracked else None):
+        with self._stats.within(tracked.lease if tracked else None):
             return await self.wire.query(kind, task_id, series=series, external=external)
 
     async def task_state(
@@ -179,7 +181,7 @@ class Tracker:
                 listing = codec.running_listing(kind, cursor)
                 assert listing is not None
                 method, path, params, body = listing
-                self.wire.stats.list_queries += 1
+                self._stats.listed()
                 data = await self.wire.call(method, path, params=params, json_body=body)
                 results, cursor = codec.parse_running_page(data)
                 running += _still_running(results)
@@ -298,11 +300,11 @@ class Tracker:
             pending = {t.task.task_id: t for t in self._inflight.values() if t.task.kind == kind}
             _log.debug("poll: %d %s task(s) in flight", len(pending), kind)
             if self.wire.codec.batch_query_size(kind):
-                with self.wire.stats.poll(kind, (t.lease for t in pending.values())):
+                with self._stats.poll(kind, (t.lease for t in pending.values())):
                     await self._poll_batches(kind, pending)
                 continue  # a task not in the answers yet is asked again next tick
             if len(pending) > _SINGLE_GET_MAX:
-                with self.wire.stats.poll(kind, (t.lease for t in pending.values())):
+                with self._stats.poll(kind, (t.lease for t in pending.values())):
                     await self._poll_pages(kind, pending)
             for tracked in list(pending.values()):
                 result = await self._check(tracked)
@@ -438,8 +440,7 @@ class Tracker:
         if result is not None and result.status is TaskStatus.SUCCEEDED:
             images = len(result.series_images)
         await self.quota.ended(tracked.lease, images=images, seconds=seconds)
-        self.wire.stats.in_flight -= 1
-        self.wire.stats.ended(tracked.lease, result, tracked.error)
+        self._stats.ended(tracked.lease, result, tracked.error)
         self._finished[task.task_id] = tracked
         while len(self._finished) > _FINISHED_KEPT:
             self._finished.popitem(last=False)

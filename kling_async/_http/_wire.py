@@ -39,14 +39,14 @@ class Wire:
     Attributes:
         codec: The wire API; replaced by its fallback when a create path form is refused.
         transport: Gives the open transport (raises ``RuntimeError`` when closed).
-        stats: Counters (and telemetry), shared with the client.
+        stats: The client's counters, told of each request, query and retry (private).
         max_retries: Attempts of a query.
         rate_limit: The client's requests-per-minute pace, or None.
     """
 
     codec: Codec
     transport: Callable[[], Transport]
-    stats: Counters
+    _stats: Counters
     max_retries: int
     rate_limit: RateLimit | None = None
     _costs_limiter: AsyncLimiter | None = attrs.field(default=None, init=False)
@@ -73,8 +73,7 @@ class Wire:
                 await limiter.acquire()
             if self.rate_limit is not None:
                 await self.rate_limit.acquire()
-            self.stats.http_requests += 1
-            with self.stats.http(method, transport.base_url, path, params) as span:
+            with self._stats.http(method, transport.base_url, path, params) as span:
                 response = await transport.request(method, path, json_body=json_body, params=params)
                 span.answered(response.status)
             try:
@@ -92,7 +91,7 @@ class Wire:
 
     async def get(self, path: str, params: Mapping[str, str] | None = None) -> Any:
         """A GET, retried on transient failures (see ``_retry``)."""
-        async for attempt in retrying(self.max_retries, on_retry=self.stats.retry):
+        async for attempt in retrying(self.max_retries, on_retry=self._stats.retried):
             with attempt:
                 return await self.call("GET", path, params=params)
         raise AssertionError("unreachable")  # pragma: no cover
@@ -107,7 +106,7 @@ class Wire:
             InvalidRequestError: code 1203, the server has no such task (a unified query
                 answers an unknown id by leaving it out).
         """
-        self.stats.queries += 1
+        self._stats.queried()
         if self.codec.batch_query_size(kind):
             found = await self.query_batch(kind, [task_id], external=external)
             if not found:
@@ -120,7 +119,7 @@ class Wire:
         self, kind: Kind, ids: list[str], *, external: bool = False
     ) -> list[TaskResult]:
         """The states of ``ids`` in one unified query (those the server knows)."""
-        self.stats.list_queries += 1
+        self._stats.listed()
         path, params = self.codec.batch_query(ids, external=external)
         return self.codec.parse_task_list(await self.get(path, params))
 
@@ -129,7 +128,7 @@ class Wire:
     ) -> tuple[list[TaskResult], int]:
         """One list page: the results of the tasks in ``wanted``, and how many tasks the page
         held (a full page means there may be more)."""
-        self.stats.list_queries += 1
+        self._stats.listed()
         params = self.codec.list_params(page, page_size)
         data = await self.get(self.codec.list_path(kind), params)
         results = self.codec.parse_task_list(data, wanted)
@@ -161,7 +160,7 @@ class Wire:
         if self._costs_limiter is None:
             self._costs_limiter = AsyncLimiter(1, self.codec.account_costs_interval * 1.02)
         data: Any = None
-        async for attempt in retrying(self.max_retries, on_retry=self.stats.retry):
+        async for attempt in retrying(self.max_retries, on_retry=self._stats.retried):
             with attempt:
                 data = await self.call("GET", path, params=params, limiter=self._costs_limiter)
         return self.codec.parse_account_costs(data)

@@ -31,7 +31,6 @@ import tempfile
 import time
 import traceback
 from collections.abc import Iterator, Sequence
-from decimal import Decimal
 from pathlib import Path
 from typing import Literal
 
@@ -39,7 +38,9 @@ import anyio
 from rich.console import Console
 from rich.logging import RichHandler
 
+from .._engine._budget import check_budget_units
 from .._errors import QuotaError
+from .._http._settings import Wording, resolve_settings
 from .._journal import JournalError
 from .._providers import codec_for
 from .._requests._campaign import content_lines, is_text_file
@@ -51,6 +52,7 @@ from ._pipes import safe_os_write, tolerant_streams
 from ._queue import QUEUE_COMMANDS, run_queue_command
 from ._run import (
     JOURNAL_NAME,
+    SANDBOX_KEY,
     CredentialsRefused,
     Interrupt,
     RunOptions,
@@ -66,6 +68,13 @@ from ._text import SafeRecords, safe
 __all__ = ["RunOptions", "main", "run_campaign"]
 
 _EXIT_SETUP = 2
+# The client's messages, naming its settings as this command line's flags and variables.
+_WORDING = Wording(
+    names={"base_url": "--base-url", "api_standard": "--api-standard"},
+    arguments=False,
+    offline="--sandbox",
+)
+_SANDBOX_URL = "http://127.0.0.1"
 _LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 _SECRET_ENV = ("KLING_API_KEY", "KLING_SECRET_KEY", "MODELLIX_API_KEY")  # masked in log output
 
@@ -137,14 +146,6 @@ def _api_standard(value: str, provider: str) -> Literal["legacy", "new"]:
     return standard
 
 
-def _budget(units: Decimal | None, provider: str) -> Decimal | None:
-    if units is not None and not codec_for(provider).reports_units:
-        raise SetupError(
-            f"--budget: {provider} reports no units per task, so a budget cannot be kept on it"
-        )
-    return units
-
-
 def _redis_url(url: str | None, *, sandbox: bool) -> str | None:
     if not url:
         return None
@@ -161,10 +162,8 @@ def _run(args: argparse.Namespace, console: Console, argv: Sequence[str] | None)
     quota = parse_quota(args.quota)
     campaign = Path(args.campaign)
     _check_campaign(campaign)
-    standard = _api_standard(args.api_standard, args.provider)
-    if not args.sandbox:
-        _check_credentials(args.provider, standard)
-    _check_base_url(args)
+    standard: Literal["legacy", "new"] = "new" if args.api_standard == "new" else "legacy"
+    _check_client_settings(args, standard)
     out = Path(args.out)
     if args.resume and not (out / JOURNAL_NAME).exists():
         raise SetupError(f"--resume: no journal at {out / JOURNAL_NAME}")
@@ -181,8 +180,8 @@ def _run(args: argparse.Namespace, console: Console, argv: Sequence[str] | None)
         deadline=args.deadline,
         resume_command=_resume_command(argv),
         redis=_redis_url(args.redis, sandbox=args.sandbox),
-        budget=_budget(args.budget, args.provider),
-        budget_total=_budget(args.budget_total, args.provider),
+        budget=args.budget,
+        budget_total=args.budget_total,
     )
     signals = _Signals(console)
     previous = {
@@ -315,42 +314,30 @@ def _check_writable(out: Path) -> None:
         raise SetupError(f"--out {out}: not writable ({exc.strerror or exc})") from None
 
 
-def _check_credentials(provider: str, standard: Literal["legacy", "new"] = "legacy") -> None:
-    env, codec = os.environ, codec_for(provider, api_standard=standard)
-    if env.get(codec.api_key_env):
-        return
-    if not codec.supports_jwt and (env.get("KLING_ACCESS_KEY") or env.get("KLING_SECRET_KEY")):
-        # https://kling.ai/document-api/api/get-started/authentication: AK/SK is legacy only.
-        raise SetupError(
-            f"Kling's new-standard API takes an API key ({codec.api_key_env}); "
-            "AccessKey/SecretKey are for the legacy standard"
+def _check_client_settings(args: argparse.Namespace, standard: Literal["legacy", "new"]) -> None:
+    """The client's own check (``resolve_settings``, which ``KlingClient`` runs) of what this
+    run will give it: wire API, credentials (the sandbox's own key with ``--sandbox``), base
+    URL, and that the wire API can keep ``--budget`` / ``--budget-total``. Nothing is sent.
+
+    Raises:
+        SetupError: the client's ``ValueError`` / ``TypeError``, worded for the command line.
+    """
+    try:
+        settings = resolve_settings(
+            provider=args.provider,
+            api_standard=standard,
+            api_key=SANDBOX_KEY if args.sandbox else None,
+            # With --sandbox the address is the sandbox's own, known once it serves.
+            base_url=args.base_url or (_SANDBOX_URL if args.sandbox else None),
+            wording=_WORDING,
         )
-    if codec.supports_jwt:
-        access, secret = env.get("KLING_ACCESS_KEY"), env.get("KLING_SECRET_KEY")
-        if access and secret:
-            return
-        if access or secret:
-            have, lack = "KLING_ACCESS_KEY", "KLING_SECRET_KEY"
-            if secret:
-                have, lack = lack, have
-            raise SetupError(f"{have} is set but {lack} is not: set both (or {codec.api_key_env})")
-    raise SetupError(f"no credentials: {_key_hint(provider)}, or try it offline with --sandbox")
-
-
-def _check_base_url(args: argparse.Namespace) -> None:
-    """``--base-url`` (or, off the sandbox, the provider's base URL variable) is http(s)."""
-    env_name = codec_for(args.provider).base_url_env
-    url = args.base_url or (None if args.sandbox else os.environ.get(env_name))
-    if url and not url.startswith(("http://", "https://")):
-        source = "--base-url" if args.base_url else env_name
-        raise SetupError(f"{source} {url!r}: must be an http(s) URL, e.g. https://host/kling")
-
-
-def _key_hint(provider: str) -> str:
-    codec = codec_for(provider)
-    if codec.supports_jwt:
-        return f"set {codec.api_key_env}, or KLING_ACCESS_KEY and KLING_SECRET_KEY"
-    return f"set {codec.api_key_env}"
+        codec = settings.codec
+        for flag, units in (("--budget", args.budget), ("--budget-total", args.budget_total)):
+            check_budget_units(
+                units, reports_units=codec.reports_units, wire_api=codec.name, name=flag
+            )
+    except (ValueError, TypeError) as exc:
+        raise SetupError(str(exc)) from None
 
 
 def _refused_hint(args: argparse.Namespace) -> str:
