@@ -31,10 +31,10 @@ for :meth:`KlingClient.quota_snapshot() <kling_async.KlingClient.quota_snapshot>
 :meth:`KlingClient.stats() <kling_async.KlingClient.stats>`. :class:`Quota` is the
 configuration (slots per pool) every backend applies.
 
-Rules a backend keeps: slots belong to the remote task, not to a coroutine (they are released
-by :meth:`~QuotaBackend.ended`, never when the awaiting code goes away); a backend that cannot
-tell whether slots are free grants none (never more than the pool's capacity); every method may
-wait on I/O, and is cancelled cleanly.
+Rules a backend keeps: slots belong to the remote task, not to a coroutine (a created task's
+slots are released by :meth:`~QuotaBackend.ended`, never when the code awaiting it goes away);
+a backend that cannot tell whether slots are free grants none (never more than the pool's
+capacity); every method may wait on I/O, and is cancelled cleanly.
 
 These names are also importable from ``kling_async`` itself (``ka.QuotaBackend is
 kling_async.quota.QuotaBackend``); the top-level names are kept for one release.
