@@ -87,3 +87,23 @@ def test_a_base_url_flag_is_named_as_the_flag(tmp_path: Path) -> None:
         "kling-async: --base-url 'ftp://example.com': must be an http(s) URL, e.g. "
         "https://host/kling"
     ]
+
+
+def test_a_worker_without_credentials_is_one_line(tmp_path: Path) -> None:
+    """`kling-async work` without credentials stops with the client's one line, exit 2,
+    before it reaches Redis or makes its --out folder."""
+    out = tmp_path / "o"
+    proc = subprocess.run(
+        [sys.executable, "-m", "kling_async", "work", "--redis", "redis://127.0.0.1:1/0",
+         "--queue", "q", "--out", str(out)],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.splitlines() == [
+        "kling-async: no credentials: set KLING_API_KEY, or KLING_ACCESS_KEY and "
+        "KLING_SECRET_KEY, or try it offline with --sandbox"
+    ]
+    assert not out.exists()

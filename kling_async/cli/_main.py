@@ -38,9 +38,7 @@ import anyio
 from rich.console import Console
 from rich.logging import RichHandler
 
-from .._engine._budget import check_budget_units
 from .._errors import QuotaError
-from .._http._settings import Wording, resolve_settings
 from .._journal import JournalError
 from .._providers import codec_for
 from .._requests._campaign import content_lines, is_text_file
@@ -52,7 +50,6 @@ from ._pipes import safe_os_write, tolerant_streams
 from ._queue import QUEUE_COMMANDS, run_queue_command
 from ._run import (
     JOURNAL_NAME,
-    SANDBOX_KEY,
     CredentialsRefused,
     Interrupt,
     RunOptions,
@@ -63,18 +60,12 @@ from ._run import (
     stderr_console,
 )
 from ._sandbox import serve_sandbox
+from ._settings import check_client_settings
 from ._text import SafeRecords, safe
 
 __all__ = ["RunOptions", "main", "run_campaign"]
 
 _EXIT_SETUP = 2
-# The client's messages, naming its settings as this command line's flags and variables.
-_WORDING = Wording(
-    names={"base_url": "--base-url", "api_standard": "--api-standard"},
-    arguments=False,
-    offline="--sandbox",
-)
-_SANDBOX_URL = "http://127.0.0.1"
 _LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 _SECRET_ENV = ("KLING_API_KEY", "KLING_SECRET_KEY", "MODELLIX_API_KEY")  # masked in log output
 
@@ -163,7 +154,13 @@ def _run(args: argparse.Namespace, console: Console, argv: Sequence[str] | None)
     campaign = Path(args.campaign)
     _check_campaign(campaign)
     standard: Literal["legacy", "new"] = "new" if args.api_standard == "new" else "legacy"
-    _check_client_settings(args, standard)
+    check_client_settings(
+        args.provider,
+        standard,
+        sandbox=args.sandbox,
+        base_url=args.base_url,
+        budgets={"--budget": args.budget, "--budget-total": args.budget_total},
+    )
     out = Path(args.out)
     if args.resume and not (out / JOURNAL_NAME).exists():
         raise SetupError(f"--resume: no journal at {out / JOURNAL_NAME}")
@@ -312,32 +309,6 @@ def _check_writable(out: Path) -> None:
             pass
     except OSError as exc:
         raise SetupError(f"--out {out}: not writable ({exc.strerror or exc})") from None
-
-
-def _check_client_settings(args: argparse.Namespace, standard: Literal["legacy", "new"]) -> None:
-    """The client's own check (``resolve_settings``, which ``KlingClient`` runs) of what this
-    run will give it: wire API, credentials (the sandbox's own key with ``--sandbox``), base
-    URL, and that the wire API can keep ``--budget`` / ``--budget-total``. Nothing is sent.
-
-    Raises:
-        SetupError: the client's ``ValueError`` / ``TypeError``, worded for the command line.
-    """
-    try:
-        settings = resolve_settings(
-            provider=args.provider,
-            api_standard=standard,
-            api_key=SANDBOX_KEY if args.sandbox else None,
-            # With --sandbox the address is the sandbox's own, known once it serves.
-            base_url=args.base_url or (_SANDBOX_URL if args.sandbox else None),
-            wording=_WORDING,
-        )
-        codec = settings.codec
-        for flag, units in (("--budget", args.budget), ("--budget-total", args.budget_total)):
-            check_budget_units(
-                units, reports_units=codec.reports_units, wire_api=codec.name, name=flag
-            )
-    except (ValueError, TypeError) as exc:
-        raise SetupError(str(exc)) from None
 
 
 def _refused_hint(args: argparse.Namespace) -> str:
