@@ -142,19 +142,19 @@ def _credentials(
     key = api_key or env.get(codec.api_key_env) or None
     if key:
         return ApiKeyAuth(key)
-    given = bool(access_key or secret_key)  # arguments win over the environment
-    if jwt:
-        access = access_key if given else env.get(ACCESS_KEY_ENV) or None
-        secret = secret_key if given else env.get(SECRET_KEY_ENV) or None
+    if jwt:  # each key given, else from its variable
+        access = access_key or env.get(ACCESS_KEY_ENV) or None
+        secret = secret_key or env.get(SECRET_KEY_ENV) or None
         if access and secret:
             return JwtAuth(access, secret)
-        if access or secret:
+        if access or secret:  # half a pair: named as the half that is there was given
+            given = bool(access_key or secret_key)
             names = ("access_key", "secret_key") if given else (ACCESS_KEY_ENV, SECRET_KEY_ENV)
             have, lack = names if access else names[::-1]
-            verb = "given" if given else "set"
+            verb, alternative = ("given", "api_key") if given else ("set", codec.api_key_env)
             raise ValueError(
                 f"{have} is {verb} but {lack} is not: {'pass' if given else 'set'} both "
-                f"(or {'api_key' if given else codec.api_key_env})"
+                f"(or {alternative})"
             )
     elif api_standard == "new" and (env.get(ACCESS_KEY_ENV) or env.get(SECRET_KEY_ENV)):
         raise ValueError(  # AccessKey/SecretKey sign the legacy standard's JWTs only [auth]
