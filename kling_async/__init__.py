@@ -24,9 +24,12 @@ from ._errors import BudgetExceededError as BudgetExceededError
 from ._errors import ConcurrencyLimitError as ConcurrencyLimitError
 from ._errors import ContentPolicyError as ContentPolicyError
 from ._errors import DeadlineExceededError as DeadlineExceededError
+from ._errors import DownloadError as DownloadError
 from ._errors import EndpointError as EndpointError
 from ._errors import InvalidInputError as InvalidInputError
 from ._errors import InvalidRequestError as InvalidRequestError
+from ._errors import JournalConflictError as JournalConflictError
+from ._errors import JournalError as JournalError
 from ._errors import KlingError as KlingError
 from ._errors import NotSupportedError as NotSupportedError
 from ._errors import OutcomeUnknownError as OutcomeUnknownError
@@ -43,12 +46,9 @@ from ._errors import UnknownStatusError as UnknownStatusError
 from ._http._callbacks import CallbackHint as CallbackHint
 from ._http._callbacks import CallbackReceiver as CallbackReceiver
 from ._http._callbacks import ReceiverStats as ReceiverStats
-from ._http._download import DownloadError as DownloadError
 from ._http._download import SavedFile as SavedFile
 from ._journal import Journal as Journal
-from ._journal import JournalConflictError as JournalConflictError
 from ._journal import JournalEntry as JournalEntry
-from ._journal import JournalError as JournalError
 from ._models import GeneratedImage as GeneratedImage
 from ._models import GeneratedVideo as GeneratedVideo
 from ._models import MultiPrompt as MultiPrompt
@@ -66,13 +66,13 @@ from ._queue._store import PushReport as PushReport
 from ._queue._store import QueuedLine as QueuedLine
 from ._queue._store import QueueStatus as QueueStatus
 from ._queue._store import WorkerInfo as WorkerInfo
-from ._quota._backend import Lease as Lease
-from ._quota._backend import LocalQuota as LocalQuota
-from ._quota._backend import PoolSnapshot as PoolSnapshot
-from ._quota._backend import QuotaBackend as QuotaBackend
-from ._quota._backend import QuotaContext as QuotaContext
-from ._quota._config import Quota as Quota
-from ._quota._redis import RedisQuotaBackend as RedisQuotaBackend
+from .quota import Lease as Lease
+from .quota import LocalQuota as LocalQuota
+from .quota import PoolSnapshot as PoolSnapshot
+from .quota import Quota as Quota
+from .quota import QuotaBackend as QuotaBackend
+from .quota import QuotaContext as QuotaContext
+from .quota import RedisQuotaBackend as RedisQuotaBackend
 
 __version__ = "0.1.0"
 

@@ -20,13 +20,14 @@ from typing import TYPE_CHECKING, Any, Literal, Self
 
 from ._account import ResourcePack
 from ._engine._budget import parse_units
-from ._engine._parts import Parts, resolve
+from ._engine._parts import Parts
 from ._engine._progress import Progress
 from ._engine._scheduler import Outcomes
 from ._engine._stats import ClientStats, Counters
 from ._engine._telemetry import Telemetry
 from ._http._callbacks import CallbackHint, CallbackReceiver
 from ._http._download import SavedFile, download_result
+from ._http._settings import resolve_settings
 from ._http._transport import Transport, new_session
 from ._journal import Journal
 from ._models import Kind, Outcome, Request, Task, TaskResult
@@ -98,9 +99,9 @@ class KlingClient:
             :meth:`stream`) again re-attaches to tasks still running, returns finished results
             without any request, and creates only what never reached the server. Default
             ``None`` (no journal).
-        requests_per_minute: Budget of HTTP requests (creates and queries) per minute, kept
-            with a leaky bucket that lets one request through every ``60 / budget`` seconds
-            (no bursts, so no 60 s window ever holds more than the budget). A 429 rate-limit
+        requests_per_minute: Most HTTP requests (creates and queries) per minute, kept
+            with a leaky bucket that lets one request through every ``60 / rate`` seconds
+            (no bursts, so no 60 s window ever holds more than the rate). A 429 rate-limit
             answer pauses all requests for its ``Retry-After`` / ``X-RateLimit-Reset``.
             Default: 100 on Modellix (its per-key limit, https://docs.modellix.ai/ways-to-use/api),
             none on Kling.
@@ -152,7 +153,7 @@ class KlingClient:
         api_standard: Literal["legacy", "new"] = "legacy",
         tracer_provider: TracerProvider | None = None,
     ) -> None:
-        resolved = resolve(
+        settings = resolve_settings(  # the same check as the command line's
             provider=provider,
             submit_path=submit_path,
             api_standard=api_standard,
@@ -167,8 +168,8 @@ class KlingClient:
             raise ValueError(f"lookahead: {lookahead}, must be ≥ 1")
         if max_retries < 1:
             raise ValueError(f"max_retries: {max_retries}, must be ≥ 1")
-        self._auth = resolved.auth
-        self.base_url = resolved.base_url
+        self._auth = settings.auth
+        self.base_url = settings.base_url
         self.provider = provider
         self.quota = quota or Quota()
         self.request_timeout = request_timeout
@@ -180,7 +181,7 @@ class KlingClient:
         self.lookahead = lookahead
         self.max_retries = max_retries
         self._counters = Counters(Telemetry.create(tracer_provider))
-        self.requests_per_minute = resolved.requests_per_minute
+        self.requests_per_minute = settings.requests_per_minute
         self.callbacks = callbacks
         self.journal: Journal | None = Journal(Path(journal)) if journal is not None else None
         parts = Parts.build(

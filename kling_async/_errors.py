@@ -39,6 +39,12 @@ Every message is built through :func:`~kling_async._redact.redact`: a ``Bearer``
 JWT-shaped string or a configured credential that a server echoed back is masked before it can
 reach ``str(exc)``, a log record or the console.
 
+Every exception class of the package is defined here, the SDK's tree above and, at the end
+of this module, a few internal signals that never reach a caller of the library
+(``SetupError``, ``CredentialsRefused`` and ``FolderBusy`` of the command line,
+``QuotaStoreUnavailable`` and ``QuotaStoreLost`` of the shared quota); they derive from
+``Exception``, not from :class:`KlingError`.
+
 Programmer mistakes raise builtins instead: ``ValueError``/``TypeError`` for an invalid request
 (raised when the request model is built, before anything is sent) and ``RuntimeError`` for
 lifecycle misuse such as using a closed client.
@@ -56,6 +62,7 @@ Sources:
 from __future__ import annotations
 
 from decimal import Decimal
+from pathlib import Path
 
 from ._redact import redact
 
@@ -66,19 +73,27 @@ __all__ = [
     "BudgetExceededError",
     "ConcurrencyLimitError",
     "ContentPolicyError",
+    "CredentialsRefused",
     "DeadlineExceededError",
+    "DownloadError",
     "EndpointError",
+    "FolderBusy",
     "InvalidInputError",
     "InvalidRequestError",
+    "JournalConflictError",
+    "JournalError",
     "KlingError",
     "NotSupportedError",
     "OutcomeUnknownError",
     "PermissionDeniedError",
     "QuotaError",
+    "QuotaStoreLost",
+    "QuotaStoreUnavailable",
     "RateLimitError",
     "RequestTimeoutError",
     "ResponseFormatError",
     "ServerError",
+    "SetupError",
     "TaskFailedError",
     "TaskTimeoutError",
     "TransportError",
@@ -389,6 +404,21 @@ class NotSupportedError(KlingError):
     """
 
 
+class DownloadError(KlingError):
+    """An output could not be saved: bad URL scheme, HTTP failure, size cap, or a
+    ``Content-Type`` that does not match the expected kind."""
+
+
+class JournalError(KlingError):
+    """The journal file cannot be opened, read or written (wraps the ``sqlite3`` error)."""
+
+
+class JournalConflictError(KlingError):
+    """A request's ``external_task_id`` is in the journal with different content: the request
+    changed since its task was created. Nothing is sent; give the changed request a new
+    ``external_task_id``."""
+
+
 _CODE_CLASSES: tuple[tuple[range, type[APIError]], ...] = (
     (range(1000, 1100), AuthenticationError),
     (range(1100, 1103), AccountError),
@@ -454,3 +484,40 @@ class InvalidInputError(KlingError, ValueError):
     the SDK reads the file). Either way before any HTTP request for that task. Also a
     ``ValueError``; the message names the field (and the file) and the rule.
     """
+
+
+# -- internal signals -------------------------------------------------------------------------
+# Raised and caught inside the SDK or its command line; none reaches a caller of the library.
+
+
+class QuotaStoreUnavailable(Exception):
+    """The shared quota's Redis did not answer (``RedisQuotaBackend`` grants nothing then)."""
+
+
+class QuotaStoreLost(Exception):
+    """The shared quota's Redis lost its state (restarted empty): re-register before going on."""
+
+
+class SetupError(Exception):
+    """Something to fix before a command-line run (or the sandbox) can start; the command line
+    shows it as one line and exits with status 2."""
+
+
+class CredentialsRefused(Exception):
+    """The API refused the credentials (codes 1000–1004, or Modellix 401): nothing can run."""
+
+
+class FolderBusy(Exception):
+    """Another process holds the run folder's lock.
+
+    Attributes:
+        pid: The holder's process id as it wrote it, or ``None`` when unreadable.
+    """
+
+    def __init__(self, folder: Path, pid: int | None) -> None:
+        holder = f"PID {pid}" if pid is not None else "a process whose PID is unknown"
+        super().__init__(
+            f"--out {folder}: another kling-async run ({holder}) is using this folder; "
+            "wait for it to end, or choose another --out"
+        )
+        self.pid = pid

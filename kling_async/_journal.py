@@ -26,7 +26,7 @@ import anyio
 import attrs
 
 from ._convert import converter
-from ._errors import KlingError
+from ._errors import JournalConflictError, JournalError
 from ._models import Request, TaskResult
 
 __all__ = [
@@ -56,16 +56,6 @@ CREATE TABLE IF NOT EXISTS tasks (
     updated_at       REAL NOT NULL
 );
 """
-
-
-class JournalError(KlingError):
-    """The journal file cannot be opened, read or written (wraps the ``sqlite3`` error)."""
-
-
-class JournalConflictError(KlingError):
-    """A request's ``external_task_id`` is in the journal with different content: the request
-    changed since its task was created. Nothing is sent; give the changed request a new
-    ``external_task_id``."""
 
 
 @attrs.frozen(kw_only=True)

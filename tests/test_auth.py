@@ -126,3 +126,37 @@ def test_a_key_that_is_not_a_str_is_a_type_error_naming_it() -> None:
 
     with pytest.raises(TypeError, match="api_key: expected a str, got ellipsis"):
         ka.KlingClient(api_key=...)  # type: ignore[arg-type]
+
+
+def _no_credential_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("KLING_API_KEY", "KLING_ACCESS_KEY", "KLING_SECRET_KEY"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_an_access_key_argument_pairs_with_the_secret_key_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each key is taken from its argument, else from its variable: access_key=... with
+    KLING_SECRET_KEY set signs JWTs with the two."""
+    import kling_async as ka
+
+    _no_credential_variables(monkeypatch)
+    monkeypatch.setenv("KLING_SECRET_KEY", SECRET)
+    client = ka.KlingClient(access_key=ACCESS)
+    claims = jwt.decode(
+        _token(client._auth.header()), SECRET, algorithms=["HS256"], options={"verify_nbf": False}
+    )
+    assert claims["iss"] == ACCESS
+
+
+def test_half_a_pair_is_named_as_it_was_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Half an AccessKey/SecretKey pair is a ValueError naming the half given and the half
+    missing, as arguments or as variables, never a bare "no credentials"."""
+    import kling_async as ka
+
+    _no_credential_variables(monkeypatch)
+    with pytest.raises(ValueError, match=r"^access_key is given but secret_key is not"):
+        ka.KlingClient(access_key=ACCESS)
+    monkeypatch.setenv("KLING_SECRET_KEY", SECRET)
+    with pytest.raises(ValueError, match=r"^KLING_SECRET_KEY is set but KLING_ACCESS_KEY is not"):
+        ka.KlingClient()

@@ -12,7 +12,7 @@ import attrs
 import pytest
 
 import kling_async as ka
-from kling_async._engine._budget import Budget, UnitEstimates
+from kling_async._engine._budget import UnitBudget, UnitEstimates
 from kling_async._engine._prices import Estimate
 from kling_async.testing import Sandbox
 
@@ -173,7 +173,7 @@ async def test_a_request_waits_while_a_pessimistic_estimate_may_leave_room() -> 
     waited behind it fits."""
     table = Estimate(units=Decimal(72), basis="list price: 9 images × 8")
     estimates = UnitEstimates(table=lambda r: table)
-    budget = Budget(Decimal(100), estimates)
+    budget = UnitBudget(Decimal(100), estimates)
     series = _image(
         model_name="kling-v3-omni", result_type="series", series_amount="auto", aspect_ratio="1:1"
     )
@@ -194,7 +194,7 @@ async def test_a_request_waits_while_a_pessimistic_estimate_may_leave_room() -> 
 
 
 async def test_an_unreported_charge_of_unknown_cost_stops_the_budget() -> None:
-    budget = Budget(Decimal(100), UnitEstimates(table=None))
+    budget = UnitBudget(Decimal(100), UnitEstimates(table=None))
     unknown = await budget.reserve(_image())
     budget.settle(unknown, _result(None), "t1")
     with pytest.raises(ka.BudgetExceededError, match="charge of task t1"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import re
 from pathlib import Path
 
@@ -66,3 +67,38 @@ def test_every_error_has_a_row_in_the_table() -> None:
     rows = set(re.findall(r"^\| `(\w+)`", text, flags=re.MULTILINE))
     missing = set(real_tree()) - rows - {"KlingError"}
     assert not missing
+
+
+def _package_modules() -> list[str]:
+    """Every module of the SDK (the sandbox, ``testing/``, stands apart)."""
+    root = Path(ka.__file__).parent
+    names = []
+    for path in sorted(root.rglob("*.py")):
+        parts = path.relative_to(root.parent).with_suffix("").parts
+        if "testing" in parts or parts[-1] == "__main__":
+            continue
+        names.append(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
+    return names
+
+
+def test_every_exception_class_is_defined_in_the_errors_module() -> None:
+    """No module but _errors defines an exception class: the SDK's errors and its internal
+    signals all live in one module (others import them from there)."""
+    elsewhere = sorted(
+        f"{name}.{cls.__name__}"
+        for name in _package_modules()
+        for cls in vars(importlib.import_module(name)).values()
+        if isinstance(cls, type)
+        and issubclass(cls, BaseException)
+        and cls.__module__ == name
+        and name != _errors.__name__
+    )
+    assert elsewhere == []
+
+
+def test_exported_errors_are_the_errors_modules() -> None:
+    """Each error kling_async exports is the class of the same name in _errors."""
+    exported = [n for n in ka.__all__ if isinstance(getattr(ka, n), type)]
+    errors = [n for n in exported if issubclass(getattr(ka, n), BaseException)]
+    assert {"DownloadError", "JournalError", "JournalConflictError"} <= set(errors)
+    assert all(getattr(ka, n) is getattr(_errors, n) for n in errors)

@@ -7,6 +7,7 @@ import inspect
 import pytest
 
 import kling_async as ka
+from kling_async import quota, testing
 
 
 def test_all_is_sorted_and_unique() -> None:
@@ -42,3 +43,34 @@ def test_version_is_exposed() -> None:
     """kling_async.__version__ is a version string."""
     assert isinstance(ka.__version__, str)
     assert ka.__version__.count(".") >= 1
+
+
+def test_quota_module_all_is_sorted_and_resolves() -> None:
+    """kling_async.quota.__all__ is sorted and unique, and each of its names resolves."""
+    assert quota.__all__ == sorted(set(quota.__all__))
+    assert all(getattr(quota, name, None) is not None for name in quota.__all__)
+
+
+def test_quota_module_star_import_gives_exactly_all() -> None:
+    """`from kling_async.quota import *` binds exactly the implementer types of __all__."""
+    namespace: dict[str, object] = {}
+    exec("from kling_async.quota import *", namespace)
+    namespace.pop("__builtins__", None)
+    assert set(namespace) == set(quota.__all__)
+    expected = {"Lease", "LocalQuota", "PoolSnapshot", "QuotaBackend", "QuotaContext"}
+    assert expected <= set(namespace)
+
+
+@pytest.mark.parametrize("name", quota.__all__)
+def test_top_level_quota_names_are_the_quota_modules(name: str) -> None:
+    """Each kling_async.quota name is also the very same object at the top level (an alias)."""
+    assert getattr(ka, name) is getattr(quota, name)
+    assert name in ka.__all__
+
+
+def test_the_sandbox_pool_figures_have_a_name_of_their_own() -> None:
+    """The sandbox's per-pool figures are `SandboxPoolStats`, apart from the client's
+    `PoolStats`; the old sandbox name stays an alias, the only name both surfaces share."""
+    assert testing.SandboxPoolStats is testing.PoolStats
+    assert testing.SandboxPoolStats is not ka.PoolStats
+    assert set(ka.__all__) & set(testing.__all__) == {"PoolStats"}

@@ -97,7 +97,7 @@ def test_each_kind_polls_as_its_traits_allow(
         max_retries=1,
         budget=None,
     )
-    chosen = strategies(api, _Host())
+    chosen = strategies(api, _Host(), Counters())
     assert (type(chosen["image"]), type(chosen["video"])) == (image, video)
     assert chosen["image"].per_task is (image is BudgetedSingles)
 

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import ast
 import itertools
 import logging
+import re
+from collections.abc import Iterator
 from decimal import Decimal
+from pathlib import Path
 
 import anyio
 import attrs
 import pytest
 
 import kling_async as ka
+from kling_async._engine._stats import Counters
 from kling_async.testing import Sandbox
 
 from .conftest import API_KEY
@@ -169,3 +174,78 @@ async def test_on_progress_gets_a_final_call_when_the_block_is_left_early(
             break
     assert calls[-1].finished and calls[-1].succeeded + calls[-1].failed >= 1
     assert calls[-1].pulled < 10 or calls[-1].running + calls[-1].waiting > 0
+
+
+# -- Counters: one method per event, the counts private ------------------------------------------
+
+PACKAGE = Path(ka.__file__).parent
+
+
+def _counter_names() -> set[str]:
+    """Every attribute of Counters, as spelt inside it (``_creates``) and without the
+    underscore (``creates``, the spelling of the fields it once had)."""
+    names = {field.name for field in attrs.fields(Counters)}
+    return names | {name.lstrip("_") for name in names}
+
+
+def _assigned_attributes(tree: ast.AST) -> Iterator[ast.Attribute]:
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign | ast.Delete):
+            targets = node.targets
+        elif isinstance(node, ast.AugAssign | ast.AnnAssign):
+            targets = [node.target]
+        else:
+            continue
+        yield from (t for t in targets if isinstance(t, ast.Attribute))
+
+
+def test_no_module_but_stats_assigns_a_counters_attribute() -> None:
+    """Outside _engine/_stats.py no module writes a count of Counters (``stats.creates += 1``):
+    every part reports its events through Counters' methods."""
+    names = _counter_names()
+    writes = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if path.name == "_stats.py" or "testing" in path.parts:
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for target in _assigned_attributes(tree):
+            owner = ast.unparse(target.value).lower()
+            if target.attr in names and ("stats" in owner or "counters" in owner):
+                writes.append(f"{path.relative_to(PACKAGE)}:{target.lineno}: {ast.unparse(target)}")
+    assert writes == []
+
+
+def test_no_part_reaches_the_counters_through_the_wire() -> None:
+    """The parts that report are handed the counters (a constructor argument); none reaches
+    them through another part (``self.wire.stats``, ``self.api.stats``)."""
+    reach = re.compile(r"\b_?(wire|api)\._?stats\b")
+    found = [
+        f"{path.relative_to(PACKAGE)}:{number}"
+        for path in sorted(PACKAGE.rglob("*.py"))
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if reach.search(line)
+    ]
+    assert found == []
+
+
+async def test_counters_count_only_through_their_event_methods() -> None:
+    """A task's events, each one call, add up in the snapshot; the counts are not attributes
+    a caller could set, and the telemetry is read-only."""
+    counters = Counters()
+    lease = ka.LocalQuota().lease(POOL, 9, ka.OmniImageRequest(prompt="p"), "key-1")
+    counters.queued(lease)
+    counters.granted(lease)
+    with counters.http("POST", "http://127.0.0.1", "/v1/images/omni-image", None):
+        counters.created()
+    counters.tracked(lease, "task-1")
+    counters.queried()
+    counters.listed()
+    counters.ended(lease, None, ka.KlingError("lost"))
+    stats = counters.snapshot({}, {})
+    assert (stats.requests_sent, stats.tasks_created) == (1, 1)
+    assert (stats.queries, stats.list_queries, stats.tasks_failed) == (1, 1, 1)
+    assert stats.pools[POOL].tasks_ended == 1
+    public = {f.name for f in attrs.fields(Counters) if not f.name.startswith("_")}
+    assert public == {"telemetry"}
+    with pytest.raises(attrs.exceptions.FrozenAttributeError):
+        counters.telemetry = None

@@ -18,7 +18,15 @@ from .._errors import BudgetExceededError
 from .._models import OmniImageRequest, Request, TaskResult
 from ._prices import AUTO_SERIES_IMAGES, Estimate, list_price
 
-__all__ = ["Budget", "Reservation", "UnitEstimates", "parse_units", "price_class"]
+__all__ = [
+    "Budget",
+    "Reservation",
+    "UnitBudget",
+    "UnitEstimates",
+    "check_budget_units",
+    "parse_units",
+    "price_class",
+]
 
 
 def parse_units(value: Decimal | int | str) -> Decimal:
@@ -158,9 +166,10 @@ class Reservation:
 
 
 @attrs.define
-class Budget:
-    """One stream's cap on units: before each create, the units spent, plus the estimates of
-    the tasks in flight, plus this request's estimate must stay within ``limit``.
+class UnitBudget:
+    """One stream's cap on units (money; the pace of requests is ``_http._rate.RateLimit``):
+    before each create, the units spent, plus the estimates of the tasks in flight, plus this
+    request's estimate must stay within ``limit``.
 
     A request whose class has no estimate yet runs while no other such request is in flight
     (its cost is learnt when it ends), so the cap is passed by at most one task's cost. Once a
@@ -269,3 +278,21 @@ class Budget:
         )
         self._changed.set()
         self._changed = anyio.Event()
+
+
+Budget = UnitBudget  # the earlier name, kept for one release
+
+
+def check_budget_units(
+    units: Decimal | None, *, reports_units: bool, wire_api: str, name: str = "budget_units"
+) -> None:
+    """Refuse a unit budget on a wire API whose task answers carry no charge (Modellix): it
+    could not be kept. ``name`` is the setting as the user gave it (``"--budget"``).
+
+    Raises:
+        ValueError: ``units`` is given and the wire API reports no units.
+    """
+    if units is not None and not reports_units:
+        raise ValueError(
+            f"{name}: {wire_api} reports no units per task, so a budget cannot be kept on it"
+        )

@@ -33,6 +33,7 @@ from .._journal import Journal, JournalConflictError, JournalEntry, request_fing
 from .._models import Request, Task, TaskStatus
 from .._providers._api import ProviderAPI
 from .._quota._backend import Lease, QuotaBackend
+from ._stats import Counters
 from ._tracker import Tracked, Tracker
 
 __all__ = ["Creator"]
@@ -50,6 +51,7 @@ class Creator:
         quota: Counts the slots a re-attached task holds.
         max_retries: Attempts of a create the server certainly refused before creating.
         journal: The journal, or None.
+        stats: The client's counters, told of each create, resumption, adoption and retry.
     """
 
     api: ProviderAPI
@@ -57,6 +59,7 @@ class Creator:
     quota: QuotaBackend
     max_retries: int
     journal: Journal | None = None
+    _stats: Counters = attrs.field(kw_only=True)
     # Whether a create has succeeded (or found its task) since the client opened: until one
     # has, a failure every create will share ends the stream (EndpointError).
     _reached: bool = attrs.field(default=False, init=False)
@@ -143,7 +146,7 @@ class Creator:
             model=request.model_name,
             cost=lease.cost,
         )
-        self.api.stats.resumed += 1
+        self._stats.resumed()
         return self.tracker.track(task, lease, request)
 
     def _finished_from_journal(
@@ -169,7 +172,7 @@ class Creator:
                 if result is not None and result.status is TaskStatus.FAILED
                 else KlingError(entry.error or "finished without a result")
             )
-        self.api.stats.resumed += 1
+        self._stats.resumed()
         return self.tracker.finished_earlier(task, lease, result, error)
 
     async def _create(
@@ -195,7 +198,7 @@ class Creator:
         for attempt in range(1, self.max_retries + 1):
             try:
                 task = await self.api.create(request, body, external_task_id, cost)
-                self.api.stats.creates += 1
+                self._stats.created()
                 return task
             except KlingError as exc:
                 verdict = self.api.classify(exc)
@@ -231,7 +234,7 @@ class Creator:
             _log.info(
                 "create %s: attempt %d failed (%s); retrying", external_task_id, attempt, failure
             )
-            self.api.stats.retry(attempt, failure)
+            self._stats.retried(attempt, failure)
             await anyio.sleep(delay(attempt, retry_after))
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -274,7 +277,7 @@ class Creator:
         except KlingError:
             raise failure from None
         if found is not None:
-            self.api.stats.creates += 1
+            self._stats.created()
         _log.info(
             "lookup of %s: %s",
             external_task_id,
@@ -300,7 +303,7 @@ class Creator:
             refusal,
             found.task_id,
         )
-        self.api.stats.adopted += 1
+        self._stats.adopted()
         return attrs.evolve(found, adopted=True)
 
     async def _find_by_external_id(

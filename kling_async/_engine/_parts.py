@@ -1,23 +1,19 @@
-"""One client's parts, checked and wired: the wire API's traits, credentials and address
-(:func:`resolve`); the provider API over the transport, the quota backend, the tracker, the
-creator and the scheduler (:class:`Parts`). The client keeps the configuration and the public
-verbs; this module is where its parts meet.
+"""One client's parts, wired: the provider API over the transport, the quota backend, the
+tracker, the creator and the scheduler (:class:`Parts`). The client keeps the configuration
+and the public verbs; this module is where its parts meet.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from typing import Literal
 
 import attrs
 
-from .._http._auth import Auth, credentials
+from .._http._rate import RateLimit
 from .._http._transport import Transport
-from .._http._wire import RequestBudget
 from .._journal import Journal
 from .._models import Kind
-from .._providers import ProviderTraits, traits_for
 from .._providers._api import ProviderAPI
 from .._quota._backend import LocalQuota, QuotaBackend
 from .._quota._config import Quota
@@ -26,62 +22,7 @@ from ._scheduler import Scheduler
 from ._stats import Counters
 from ._tracker import Spawn, Tracker
 
-__all__ = ["Parts", "Resolved", "resolve"]
-
-
-@attrs.frozen(kw_only=True)
-class Resolved:
-    """What the options and the environment give: the wire API's traits, the credentials, the
-    API root (no trailing ``/``) and the request budget per minute (None: none)."""
-
-    traits: ProviderTraits
-    auth: Auth
-    base_url: str
-    requests_per_minute: float | None
-
-
-def resolve(
-    *,
-    provider: str,
-    submit_path: Literal["async", "plain"],
-    api_standard: Literal["legacy", "new"],
-    api_key: str | None,
-    access_key: str | None,
-    secret_key: str | None,
-    base_url: str | None,
-    requests_per_minute: float | None,
-    callbacks: bool,
-) -> Resolved:
-    """The client's wire API, credentials (given, else the wire API's environment variables),
-    address (given, else its environment variable, else its default) and request budget (given,
-    else its documented limit).
-
-    Raises:
-        ValueError: an unknown provider, path form or standard; callbacks where the wire API
-            has none; no or half credentials; a base URL that is not http(s); a budget ≤ 0.
-    """
-    traits = traits_for(provider, submit_path=submit_path, api_standard=api_standard)
-    if callbacks and not traits.supports_callbacks:
-        raise ValueError(f"callbacks: {traits.name} has no callback_url field")
-    where = "Kling's new-standard API" if api_standard == "new" else traits.name
-    auth = credentials(
-        api_key or os.environ.get(traits.api_key_env) or None,
-        access_key,
-        secret_key,
-        jwt=traits.supports_jwt,
-        api_key_env=traits.api_key_env,
-        where=where,
-    )
-    url = base_url or os.environ.get(traits.base_url_env) or traits.default_base_url
-    if not url.startswith(("http://", "https://")):
-        raise ValueError(f"base_url: {url!r}, must be an http(s) URL")
-    if requests_per_minute is None:
-        requests_per_minute = traits.default_requests_per_minute
-    if requests_per_minute is not None and requests_per_minute <= 0:
-        raise ValueError(f"requests_per_minute: {requests_per_minute}, must be > 0")
-    return Resolved(
-        traits=traits, auth=auth, base_url=url.rstrip("/"), requests_per_minute=requests_per_minute
-    )
+__all__ = ["Parts"]
 
 
 @attrs.define
@@ -126,7 +67,7 @@ class Parts:
             transport=transport,
             stats=counters,
             max_retries=max_retries,
-            budget=RequestBudget(requests_per_minute) if requests_per_minute else None,
+            budget=RateLimit(requests_per_minute) if requests_per_minute else None,
         )
         tracker = Tracker(
             api,
@@ -136,8 +77,9 @@ class Parts:
             task_timeout=task_timeout,
             journal=journal,
             callbacks=callback_url is not None,
+            stats=counters,
         )
-        creator = Creator(api, tracker, quota, max_retries, journal=journal)
+        creator = Creator(api, tracker, quota, max_retries, journal=journal, stats=counters)
         scheduler = Scheduler(
             api,
             quota,
@@ -147,5 +89,6 @@ class Parts:
             lookahead,
             journal=journal,
             callback_url=callback_url,
+            stats=counters,
         )
         return cls(api, quota, tracker, creator, scheduler)

@@ -23,6 +23,7 @@ from .._models import Kind, TaskResult
 from .._providers._api import ProviderAPI
 
 if TYPE_CHECKING:
+    from ._stats import Counters
     from ._tracker import Tracked
 
 __all__ = ["BatchQuery", "BudgetedSingles", "ListPages", "PollHost", "Strategy", "strategies"]
@@ -66,16 +67,17 @@ class ListPages:
 
     per_task: ClassVar[bool] = False
 
-    def __init__(self, api: ProviderAPI, host: PollHost) -> None:
+    def __init__(self, api: ProviderAPI, host: PollHost, stats: Counters) -> None:
         self._api = api
         self._host = host
+        self._stats = stats
 
     async def poll(self, kind: Kind, pending: dict[str, Tracked]) -> None:
         """Read list pages while more than two tasks are pending, then query the rest one by
         one."""
         pending = dict(pending)
         if len(pending) > _SINGLE_GET_MAX:
-            with self._api.stats.poll(kind, (t.lease for t in pending.values())):
+            with self._stats.poll(kind, (t.lease for t in pending.values())):
                 await self._pages(kind, pending)
         for tracked in list(pending.values()):
             result = await self._host.check(tracked)
@@ -103,16 +105,17 @@ class BatchQuery:
 
     per_task: ClassVar[bool] = False
 
-    def __init__(self, api: ProviderAPI, host: PollHost, size: int) -> None:
+    def __init__(self, api: ProviderAPI, host: PollHost, stats: Counters, size: int) -> None:
         self._api = api
         self._host = host
+        self._stats = stats
         self._size = size
 
     async def poll(self, kind: Kind, pending: dict[str, Tracked]) -> None:
         """Ask about every task in ``pending``, ``size`` ids per request; stop at the first
         failed request (the rest is asked again next tick)."""
         pending = dict(pending)
-        with self._api.stats.poll(kind, (t.lease for t in pending.values())):
+        with self._stats.poll(kind, (t.lease for t in pending.values())):
             ids = list(pending)
             for start in range(0, len(ids), self._size):
                 try:
@@ -143,7 +146,7 @@ class BudgetedSingles:
                 await self._host.observe(tracked, result)
 
 
-def strategies(api: ProviderAPI, host: PollHost) -> dict[Kind, Strategy]:
+def strategies(api: ProviderAPI, host: PollHost, stats: Counters) -> dict[Kind, Strategy]:
     """The strategy per kind that ``api``'s traits allow: budgeted single queries where there
     is no list query, else the unified query where the kind has one, else list pages."""
     traits = api.traits
@@ -153,7 +156,7 @@ def strategies(api: ProviderAPI, host: PollHost) -> dict[Kind, Strategy]:
         if not traits.supports_list_query:
             chosen[kind] = BudgetedSingles(host)
         elif size := traits.batch_size(kind):
-            chosen[kind] = BatchQuery(api, host, size)
+            chosen[kind] = BatchQuery(api, host, stats, size)
         else:
-            chosen[kind] = ListPages(api, host)
+            chosen[kind] = ListPages(api, host, stats)
     return chosen

@@ -34,9 +34,10 @@ from .._models import OmniImageRequest, OmniVideoRequest, Outcome, Request
 from .._providers._api import ProviderAPI
 from .._quota._backend import Lease, QuotaBackend, QuotaContext
 from .._quota._config import Quota
-from ._budget import Budget, UnitEstimates
+from ._budget import UnitBudget, UnitEstimates, check_budget_units
 from ._creator import Creator
 from ._progress import Progress, ProgressMeter
+from ._stats import Counters
 from ._tracker import Tracked, Tracker
 
 __all__ = ["Scheduler"]
@@ -55,7 +56,7 @@ class _Run:
 
     until: float | None
     keys: Callable[[int, Request], str] | None
-    budget: Budget | None
+    budget: UnitBudget | None
     meter: ProgressMeter | None
 
 
@@ -73,6 +74,7 @@ class Scheduler:
         journal: The journal, or None.
         callback_url: A URL given to creates that have none (a callback receiver), or None.
         estimates: Units per request, learnt from the charges of ended tasks, for budgets.
+        stats: The client's counters, told of each request queued, granted, refused, dropped.
     """
 
     api: ProviderAPI
@@ -84,6 +86,7 @@ class Scheduler:
     journal: Journal | None = None
     callback_url: str | None = None
     estimates: UnitEstimates = attrs.field(factory=UnitEstimates)
+    _stats: Counters = attrs.field(kw_only=True)
     _tg: TaskGroup | None = None
 
     @asynccontextmanager
@@ -125,7 +128,7 @@ class Scheduler:
         request: Request,
         admitted: Callable[[], None] | None,
         key: str | None = None,
-        budget: Budget | None = None,
+        budget: UnitBudget | None = None,
     ) -> Tracked:
         """Create ``request`` once its pool has room (re-queued on 1303), or re-attach to what
         the journal knows of it; ``admitted()`` is called once it holds its slots. A create
@@ -142,7 +145,7 @@ class Scheduler:
         lease = self.quota.lease(
             pool, capacity, request, external_task_id, alone=traits.shares_one_pool
         )
-        self.api.stats.queued(lease)
+        self._stats.queued(lease)
         try:
             resumed = None
             if self.journal is not None:
@@ -162,7 +165,7 @@ class Scheduler:
                     budget.release(reservation)  # nothing was created
                 raise
         except BaseException as exc:
-            self.api.stats.abandoned(lease, exc)  # its span ends: no task
+            self._stats.abandoned(lease, exc)  # its span ends: no task
             raise
         tracked.reservation = reservation
         return tracked
@@ -182,11 +185,11 @@ class Scheduler:
             body = await anyio.to_thread.run_sync(self.api.encode, wire_request, external_task_id)
         else:
             body = self.api.encode(wire_request, external_task_id)
-        stats = self.api.stats
+        stats = self._stats
         backoff = 0.25
         while True:
             await self.quota.acquire(lease)
-            stats.overbooked += lease.overbooked
+            stats.granted(lease)
             if admitted is not None:
                 admitted()
             try:
@@ -213,7 +216,6 @@ class Scheduler:
                 # The server is the source of truth: wait for a slot and try again.
                 await self.quota.refused(lease)
                 stats.refused(lease)
-                stats.overbooked_requeued += lease.overbooked
                 _quota_log.info(
                     "create %s refused for a full pool %s (1303 at %d slot(s)): re-queued",
                     external_task_id,
@@ -241,13 +243,10 @@ class Scheduler:
     ) -> AsyncIterator[Outcomes]:
         """See :meth:`KlingClient.stream`."""
         budget = None
+        traits = self.api.traits
+        check_budget_units(budget_units, reports_units=traits.reports_units, wire_api=traits.name)
         if budget_units is not None:
-            if not self.api.traits.reports_units:
-                raise ValueError(
-                    f"budget_units: {self.api.traits.name} reports no units per task, so a "
-                    "budget cannot be kept on it"
-                )
-            budget = Budget(budget_units, self.estimates)
+            budget = UnitBudget(budget_units, self.estimates)
         meter = ProgressMeter(on_progress) if on_progress is not None else None
         if meter is not None:
             requests = meter.counting(requests)

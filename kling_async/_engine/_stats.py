@@ -105,36 +105,30 @@ class Counters:
     """The client's running counts, and the one place each part reports an event to (which
     also reaches the :class:`Telemetry`, when there is one).
 
-    Attributes:
+    Each part that reports gets the counters as a constructor argument and calls one method
+    per event (:meth:`created`, :meth:`retried`, :meth:`listed`, ...); the counts are private
+    and read through :meth:`snapshot` only.
+
+    Args:
         telemetry: The OpenTelemetry spans, or None (``opentelemetry-api`` not installed).
-        creates: Tasks created.
-        requeued: Creates answered 1303 and put back in the queue.
-        queries: Single-task queries sent.
-        list_queries: List or batch queries sent.
-        http_requests: All HTTP requests sent.
-        resumed: Requests answered from the journal.
-        overbooked: Creates sent in slots counted as held by ``auto`` series.
-        overbooked_requeued: Of those, creates answered 1303.
-        adopted: Creates refused as a duplicate ``external_task_id`` whose task was followed.
-        succeeded, failed: Tasks followed to a ``succeed`` / ``failed`` end (or lost).
-        units: Units charged for the tasks followed to their end.
+            Read-only.
     """
 
-    telemetry: Telemetry | None = None
-    creates: int = 0
-    requeued: int = 0
-    queries: int = 0
-    list_queries: int = 0
-    http_requests: int = 0
-    resumed: int = 0
-    overbooked: int = 0
-    overbooked_requeued: int = 0
-    adopted: int = 0
-    succeeded: int = 0
-    failed: int = 0
-    units: Decimal = Decimal(0)
-    _requeued_by_pool: dict[str, int] = attrs.field(factory=dict)
-    _ended_by_pool: dict[str, int] = attrs.field(factory=dict)
+    telemetry: Telemetry | None = attrs.field(default=None, on_setattr=attrs.setters.frozen)
+    _creates: int = attrs.field(default=0, init=False)  # tasks created
+    _requeued: int = attrs.field(default=0, init=False)  # creates answered 1303, re-queued
+    _queries: int = attrs.field(default=0, init=False)  # single-task queries sent
+    _list_queries: int = attrs.field(default=0, init=False)  # list or batch queries sent
+    _http_requests: int = attrs.field(default=0, init=False)  # all HTTP requests sent
+    _resumed: int = attrs.field(default=0, init=False)  # requests answered from the journal
+    _overbooked: int = attrs.field(default=0, init=False)  # grants in ``auto`` series' slots
+    _overbooked_requeued: int = attrs.field(default=0, init=False)  # of those, answered 1303
+    _adopted: int = attrs.field(default=0, init=False)  # duplicate external ids followed
+    _succeeded: int = attrs.field(default=0, init=False)  # tasks ended ``succeed``
+    _failed: int = attrs.field(default=0, init=False)  # tasks ended ``failed`` (or lost)
+    _units: Decimal = attrs.field(default=Decimal(0), init=False)  # units charged
+    _requeued_by_pool: dict[str, int] = attrs.field(factory=dict, init=False)
+    _ended_by_pool: dict[str, int] = attrs.field(factory=dict, init=False)
 
     # -- a request's events ------------------------------------------------------------------
 
@@ -143,9 +137,29 @@ class Counters:
         if self.telemetry is not None:
             self.telemetry.queued(lease)
 
+    def granted(self, lease: Lease) -> None:
+        """``lease`` was granted slots for a create attempt (``lease.overbooked``: in slots
+        counted as held by ``auto`` series)."""
+        self._overbooked += lease.overbooked
+
+    def created(self) -> None:
+        """A create's task exists: the server accepted it, or a lookup after an ambiguous
+        failure found it (billed once either way)."""
+        self._creates += 1
+
+    def adopted(self) -> None:
+        """A create refused for its ``external_task_id`` in use was followed to the task that
+        holds the id."""
+        self._adopted += 1
+
+    def resumed(self) -> None:
+        """A request was answered from the journal (re-attached, or already finished)."""
+        self._resumed += 1
+
     def refused(self, lease: Lease) -> None:
         """A create was refused with 1303 and the request re-queued."""
-        self.requeued += 1
+        self._requeued += 1
+        self._overbooked_requeued += lease.overbooked
         self._requeued_by_pool[lease.pool] = self._requeued_by_pool.get(lease.pool, 0) + 1
         if self.telemetry is not None:
             self.telemetry.requeued(lease)
@@ -170,16 +184,16 @@ class Counters:
         earlier: bool = False,
     ) -> None:
         """``lease``'s task ended with ``result`` (``error`` when it failed or could no longer
-        be followed). ``earlier``: an earlier run saw it end (from the journal): nothing of it
-        is counted again."""
+        be followed); a task :meth:`tracked` is followed no more. ``earlier``: an earlier run
+        saw it end (from the journal, never tracked): nothing of it is counted again."""
         units = result.units if result is not None else None
         if not earlier:
             if error is None:
-                self.succeeded += 1
+                self._succeeded += 1
             else:
-                self.failed += 1
+                self._failed += 1
             if units is not None:
-                self.units += units
+                self._units += units
             self._ended_by_pool[lease.pool] = self._ended_by_pool.get(lease.pool, 0) + 1
         if self.telemetry is not None:
             self.telemetry.ended(
@@ -189,10 +203,20 @@ class Counters:
                 error=error,
             )
 
-    def retry(self, attempt: int, failure: BaseException) -> None:
+    def retried(self, attempt: int, failure: BaseException) -> None:
         """Attempt ``attempt`` (1-based) failed with ``failure``; another follows."""
         if self.telemetry is not None:
             self.telemetry.retry(attempt, failure)
+
+    # -- the wire's events -------------------------------------------------------------------
+
+    def queried(self) -> None:
+        """A single-task query is asked (its HTTP requests are counted by :meth:`http`)."""
+        self._queries += 1
+
+    def listed(self) -> None:
+        """A list or batch query is asked (one page, or one batch of ids)."""
+        self._list_queries += 1
 
     # -- spans around work -------------------------------------------------------------------
 
@@ -211,7 +235,9 @@ class Counters:
     def http(
         self, method: str, base_url: str, path: str, params: Mapping[str, str] | None
     ) -> HttpSpan:
-        """One HTTP request to ``base_url + path`` (a context manager around the exchange)."""
+        """One HTTP request to ``base_url + path`` is sent: counted, and a context manager
+        around the exchange (its span) returned."""
+        self._http_requests += 1
         if self.telemetry is None:
             return _NO_HTTP_SPAN
         return self.telemetry.http(method, base_url, path, params)
@@ -251,17 +277,17 @@ class Counters:
             )
         return ClientStats(
             pools=MappingProxyType(per_pool),
-            requests_sent=self.http_requests,
-            tasks_created=self.creates,
-            tasks_succeeded=self.succeeded,
-            tasks_failed=self.failed,
+            requests_sent=self._http_requests,
+            tasks_created=self._creates,
+            tasks_succeeded=self._succeeded,
+            tasks_failed=self._failed,
             in_flight=in_flight,
-            requeued_1303=self.requeued,
-            units_spent=self.units,
-            queries=self.queries,
-            list_queries=self.list_queries,
-            resumed=self.resumed,
-            overbooked=self.overbooked,
-            overbooked_requeued=self.overbooked_requeued,
-            adopted=self.adopted,
+            requeued_1303=self._requeued,
+            units_spent=self._units,
+            queries=self._queries,
+            list_queries=self._list_queries,
+            resumed=self._resumed,
+            overbooked=self._overbooked,
+            overbooked_requeued=self._overbooked_requeued,
+            adopted=self._adopted,
         )

@@ -36,6 +36,7 @@ from .._quota._durations import Durations, kept_by
 from . import _cadence
 from ._budget import Reservation
 from ._polling import Strategy, strategies
+from ._stats import Counters
 
 __all__ = ["Tracked", "Tracker"]
 
@@ -78,6 +79,7 @@ class Tracker:
         task_timeout: Seconds from create until :meth:`wait` gives up (None: never).
         journal: Where finished results are recorded, or None.
         callbacks: Whether a callback receiver feeds hints (polling then slows down).
+        stats: The client's counters, told of each task followed, polled and ended.
     """
 
     api: ProviderAPI
@@ -87,6 +89,7 @@ class Tracker:
     task_timeout: float | None = None
     journal: Journal | None = None
     callbacks: bool = False
+    _stats: Counters = attrs.field(kw_only=True)
     _inflight: dict[str, Tracked] = attrs.field(factory=dict)
     _finished: OrderedDict[str, Tracked] = attrs.field(factory=OrderedDict)
     _durations: Durations = attrs.field(  # the quota backend's record, read by the cadence
@@ -98,7 +101,7 @@ class Tracker:
     _polling: dict[Kind, Strategy] = attrs.field(factory=dict, init=False)
 
     def __attrs_post_init__(self) -> None:
-        self._polling = strategies(self.api, self)
+        self._polling = strategies(self.api, self, self._stats)
 
     # -- what the client asks --------------------------------------------------------------
 
@@ -121,7 +124,7 @@ class Tracker:
         if not lease.started:  # a quota backend that does not note when tasks start
             lease.started = anyio.current_time()
         self._inflight[task.task_id] = tracked
-        self.api.stats.tracked(lease, task.task_id)
+        self._stats.tracked(lease, task.task_id)
         durations = self._durations[lease.pool]
         if self._polling[task.kind].per_task:
             interval = self.interval(task.kind)
@@ -143,7 +146,7 @@ class Tracker:
         """A task an earlier run saw end (from the journal): already done, holds nothing."""
         tracked = Tracked(task, lease, result=result, error=error)
         tracked.done.set()
-        self.api.stats.ended(lease, result, error, earlier=True)
+        self._stats.ended(lease, result, error, earlier=True)
         return tracked
 
     async def query(self, kind: Kind, task_id: str, *, external: bool = False) -> TaskResult:
@@ -151,7 +154,7 @@ class Tracker:
         what the tracker knows of it."""
         tracked = self.get(task_id)
         series = tracked.series if tracked else None
-        with self.api.stats.within(tracked.lease if tracked else None):
+        with self._stats.within(tracked.lease if tracked else None):
             return await self.api.query(kind, task_id, series=series, external=external)
 
     async def task_state(
@@ -389,7 +392,7 @@ class Tracker:
         if result is not None and result.status is TaskStatus.SUCCEEDED:
             images = len(result.series_images)
         await self.quota.ended(tracked.lease, images=images, seconds=seconds)
-        self.api.stats.ended(tracked.lease, result, tracked.error)
+        self._stats.ended(tracked.lease, result, tracked.error)
         self._finished[task.task_id] = tracked
         while len(self._finished) > _FINISHED_KEPT:
             self._finished.popitem(last=False)

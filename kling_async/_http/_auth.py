@@ -9,7 +9,6 @@ Sources:
 from __future__ import annotations
 
 import hashlib
-import os
 import time
 import warnings
 
@@ -98,45 +97,3 @@ class JwtAuth:
 
 
 Auth = ApiKeyAuth | JwtAuth
-
-
-def credentials(
-    api_key: str | None,
-    access_key: str | None,
-    secret_key: str | None,
-    *,
-    jwt: bool,
-    api_key_env: str,
-    where: str,
-) -> ApiKeyAuth | JwtAuth:
-    """The auth for the given keys: an API key first, else AccessKey/SecretKey (from
-    ``KLING_ACCESS_KEY`` / ``KLING_SECRET_KEY`` when not given) where the wire API takes a
-    JWT (``jwt``).
-
-    Raises:
-        ValueError: no credentials, or an AccessKey/SecretKey where only an API key is taken
-            (``where`` names the wire API, ``api_key_env`` the variable to set).
-        TypeError: a key that is not a ``str``.
-    """
-    if jwt:
-        access_key = access_key or os.environ.get("KLING_ACCESS_KEY") or None
-        secret_key = secret_key or os.environ.get("KLING_SECRET_KEY") or None
-    elif access_key or secret_key:
-        raise ValueError(f"access_key/secret_key: {where} takes an api_key only")
-    for name, value in (
-        ("api_key", api_key),
-        ("access_key", access_key),
-        ("secret_key", secret_key),
-    ):
-        if value is not None and not isinstance(value, str):
-            raise TypeError(f"{name}: expected a str, got {type(value).__name__}")
-    if api_key:
-        return ApiKeyAuth(api_key)
-    if access_key and secret_key:
-        return JwtAuth(access_key, secret_key)
-    if not jwt:
-        raise ValueError(f"no credentials: pass api_key=... or set {api_key_env}")
-    raise ValueError(
-        "no credentials: pass api_key=... (or access_key=... and secret_key=...), or set "
-        f"{api_key_env} (or KLING_ACCESS_KEY and KLING_SECRET_KEY)"
-    )

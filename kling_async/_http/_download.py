@@ -19,7 +19,7 @@ from pathlib import Path
 import anyio
 import attrs
 
-from .._errors import KlingError, TransportError
+from .._errors import DownloadError, TransportError
 from .._models import GeneratedImage, GeneratedVideo, TaskResult
 from ._retry import retrying
 from ._transport import Transport
@@ -42,11 +42,6 @@ _EXTENSIONS = {
     "video/mp4": ".mp4",
     "video/quicktime": ".mov",
 }
-
-
-class DownloadError(KlingError):
-    """An output could not be saved: bad URL scheme, HTTP failure, size cap, or a
-    ``Content-Type`` that does not match the expected kind."""
 
 
 @attrs.frozen(kw_only=True)

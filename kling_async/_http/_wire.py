@@ -1,4 +1,4 @@
-"""Authenticated calls to one wire API in its codec's terms: the request budget, the JWT re-sign
+"""Authenticated calls to one wire API in its codec's terms: the rate limit, the JWT re-sign
 after a 1004, and queries retried on transient failures. Creates, which may not be retried
 blindly, are sent once per call (see ``_providers/_api.py`` and ``_engine/_creator.py``).
 """
@@ -9,7 +9,6 @@ import datetime as dt
 from collections.abc import Callable, Container, Mapping
 from typing import TYPE_CHECKING, Any
 
-import anyio
 import attrs
 from aiolimiter import AsyncLimiter
 
@@ -17,34 +16,17 @@ from .._account import ResourcePack
 from .._engine._stats import Counters
 from .._errors import AuthenticationError, ConcurrencyLimitError, RateLimitError
 from .._models import Kind, TaskResult
+from ._rate import RateLimit
 from ._retry import retrying
 from ._transport import Transport
 
 if TYPE_CHECKING:
     from .._providers._codec import Codec
 
-__all__ = ["RequestBudget", "Wire"]
+__all__ = ["RateLimit", "RequestBudget", "Wire"]
 
 
-class RequestBudget:
-    """At most ``per_minute`` HTTP requests in any minute: a leaky bucket of capacity one
-    (aiolimiter) that lets one request through every ``60 / per_minute`` seconds (plus 2 %
-    for clock differences with the server), and a pause honouring a 429's ``Retry-After``."""
-
-    def __init__(self, per_minute: float) -> None:
-        self._limiter = AsyncLimiter(1, 60.0 / per_minute * 1.02)
-        self._paused_until = 0.0
-
-    async def acquire(self) -> None:
-        """Wait for the next request's turn."""
-        # A loop, not an Event: a 429 met while sleeping may push the pause further out.
-        while (wait := self._paused_until - anyio.current_time()) > 0:  # noqa: ASYNC110
-            await anyio.sleep(wait)
-        await self._limiter.acquire()
-
-    def pause(self, seconds: float) -> None:
-        """Send nothing for ``seconds``."""
-        self._paused_until = max(self._paused_until, anyio.current_time() + seconds)
+RequestBudget = RateLimit  # the earlier name, kept for one release
 
 
 @attrs.define
@@ -54,16 +36,16 @@ class Wire:
     Attributes:
         codec: The wire API's encoding and decoding.
         transport: Gives the open transport (raises ``RuntimeError`` when closed).
-        stats: Counters (and telemetry), shared with the client.
+        stats: The client's counters, told of each request, query and retry (private).
         max_retries: Attempts of a query.
-        budget: Requests-per-minute budget, or None.
+        rate_limit: The client's requests-per-minute pace, or None.
     """
 
     codec: Codec
     transport: Callable[[], Transport]
-    stats: Counters
+    _stats: Counters
     max_retries: int
-    budget: RequestBudget | None = None
+    rate_limit: RateLimit | None = None
     _costs_limiter: AsyncLimiter | None = attrs.field(default=None, init=False)
 
     async def call(
@@ -76,7 +58,7 @@ class Wire:
         limiter: AsyncLimiter | None = None,
     ) -> Any:
         """One request (two after an expired JWT, 1004): the answer's ``data``. ``limiter``,
-        when given, is acquired before each of them, as the request budget is.
+        when given, is acquired before each of them, as the rate limit is.
 
         Raises:
             APIError: the codec's mapping of an error answer.
@@ -86,17 +68,16 @@ class Wire:
         for attempt in (1, 2):
             if limiter is not None:
                 await limiter.acquire()
-            if self.budget is not None:
-                await self.budget.acquire()
-            self.stats.http_requests += 1
-            with self.stats.http(method, transport.base_url, path, params) as span:
+            if self.rate_limit is not None:
+                await self.rate_limit.acquire()
+            with self._stats.http(method, transport.base_url, path, params) as span:
                 response = await transport.request(method, path, json_body=json_body, params=params)
                 span.answered(response.status)
             try:
                 return self.codec.unwrap(response)
             except RateLimitError as exc:
-                if self.budget is not None and not isinstance(exc, ConcurrencyLimitError):
-                    self.budget.pause(exc.retry_after or 1.0)
+                if self.rate_limit is not None and not isinstance(exc, ConcurrencyLimitError):
+                    self.rate_limit.pause(exc.retry_after or 1.0)
                 raise
             except AuthenticationError as exc:
                 # 1004: the JWT expired; re-sign once and try again.
@@ -107,21 +88,21 @@ class Wire:
 
     async def get(self, path: str, params: Mapping[str, str] | None = None) -> Any:
         """A GET, retried on transient failures (see ``_retry``)."""
-        async for attempt in retrying(self.max_retries, on_retry=self.stats.retry):
+        async for attempt in retrying(self.max_retries, on_retry=self._stats.retried):
             with attempt:
                 return await self.call("GET", path, params=params)
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def query(self, kind: Kind, task_id: str, *, series: bool | None = None) -> TaskResult:
         """One task's state, by ``task_id``, from the single-task query."""
-        self.stats.queries += 1
+        self._stats.queried()
         data = await self.get(self.codec.query_path(kind, task_id))
         return self.codec.parse_task(data, series=series)
 
     async def query_batch(self, ids: list[str], *, external: bool = False) -> list[TaskResult]:
         """The states of ``ids`` (external ids with ``external``) in one unified query (those
         the server knows)."""
-        self.stats.list_queries += 1
+        self._stats.listed()
         path, params = self.codec.batch_query(ids, external=external)
         return self.codec.parse_task_list(await self.get(path, params))
 
@@ -130,7 +111,7 @@ class Wire:
     ) -> tuple[list[TaskResult], int]:
         """One list page: the results of the tasks in ``wanted``, and how many tasks the page
         held (a full page means there may be more)."""
-        self.stats.list_queries += 1
+        self._stats.listed()
         params = self.codec.list_params(page, page_size)
         data = await self.get(self.codec.list_path(kind), params)
         results = self.codec.parse_task_list(data, wanted)
@@ -166,7 +147,7 @@ class Wire:
         if self._costs_limiter is None:
             self._costs_limiter = AsyncLimiter(1, interval * 1.02)
         data: Any = None
-        async for attempt in retrying(self.max_retries, on_retry=self.stats.retry):
+        async for attempt in retrying(self.max_retries, on_retry=self._stats.retried):
             with attempt:
                 data = await self.call("GET", path, params=params, limiter=self._costs_limiter)
         return self.codec.parse_account_costs(data)

@@ -26,7 +26,7 @@ from .._errors import (
     TransportError,
 )
 from .._http._transport import Transport
-from .._http._wire import RequestBudget, Wire
+from .._http._wire import RateLimit, Wire
 from .._models import Kind, Request, Task, TaskResult
 from . import codec_for, traits_for
 from ._codec import Codec
@@ -61,9 +61,10 @@ class ProviderAPI:
         wire: The calls through the transport in the codec's terms.
     """
 
-    def __init__(self, codec: Codec, traits: ProviderTraits, wire: Wire) -> None:
+    def __init__(self, codec: Codec, traits: ProviderTraits, wire: Wire, stats: Counters) -> None:
         self._create_codec = codec
         self._wire = wire
+        self._stats = stats
         self.traits = traits
 
     @classmethod
@@ -76,7 +77,7 @@ class ProviderAPI:
         transport: Callable[[], Transport],
         stats: Counters,
         max_retries: int,
-        budget: RequestBudget | None,
+        budget: RateLimit | None,
     ) -> ProviderAPI:
         """The provider API of ``provider`` over ``transport`` (which gives the open transport
         or raises ``RuntimeError``).
@@ -86,12 +87,7 @@ class ProviderAPI:
         """
         codec = codec_for(provider, submit_path=submit_path, api_standard=api_standard)
         traits = traits_for(provider, submit_path=submit_path, api_standard=api_standard)
-        return cls(codec, traits, Wire(codec, transport, stats, max_retries, budget))
-
-    @property
-    def stats(self) -> Counters:
-        """The counters every call reports to (shared with the client)."""
-        return self._wire.stats
+        return cls(codec, traits, Wire(codec, transport, stats, max_retries, budget), stats)
 
     @property
     def base_url(self) -> str:
@@ -185,7 +181,7 @@ class ProviderAPI:
                 answers an unknown id by leaving it out).
         """
         if self.traits.batch_size(kind):
-            self._wire.stats.queries += 1
+            self._stats.queried()
             found = await self._wire.query_batch([task_id], external=external)
             if not found:
                 raise InvalidRequestError(f"no task {task_id!r}", code=1203)
@@ -225,7 +221,7 @@ class ProviderAPI:
                 listing = codec.running_listing(kind, cursor)
                 assert listing is not None
                 method, path, params, json_body = listing
-                wire.stats.list_queries += 1
+                self._stats.listed()
                 data = await wire.call(method, path, params=params, json_body=json_body)
                 results, cursor = codec.parse_running_page(data)
                 running += _still_running(results)

@@ -10,20 +10,14 @@ from typing import Any, Literal
 import anyio
 import attrs
 
+from .._errors import QuotaStoreLost as EpochLost
+from .._errors import QuotaStoreUnavailable as Unavailable
 from .._models import Kind
 from ._backend import Lease
 
 __all__ = ["EpochLost", "Held", "Queued", "Unavailable", "Waiting", "lookup", "text"]
 
 _log = logging.getLogger("kling_async.quota")
-
-
-class Unavailable(Exception):
-    """Redis did not answer."""
-
-
-class EpochLost(Exception):
-    """Redis lost its state (restarted empty): re-register before going on."""
 
 
 @attrs.define(eq=False)

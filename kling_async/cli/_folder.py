@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from .._errors import FolderBusy
 from ._files import read_manifest
 
 __all__ = [
@@ -41,22 +42,6 @@ try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows: no flock; the folder is not locked there
     fcntl = None  # type: ignore[assignment]
-
-
-class FolderBusy(Exception):
-    """Another process holds the folder's lock.
-
-    Attributes:
-        pid: The holder's process id as it wrote it, or ``None`` when unreadable.
-    """
-
-    def __init__(self, folder: Path, pid: int | None) -> None:
-        holder = f"PID {pid}" if pid is not None else "a process whose PID is unknown"
-        super().__init__(
-            f"--out {folder}: another kling-async run ({holder}) is using this folder; "
-            "wait for it to end, or choose another --out"
-        )
-        self.pid = pid
 
 
 @contextlib.contextmanager

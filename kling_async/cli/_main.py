@@ -31,7 +31,6 @@ import tempfile
 import time
 import traceback
 from collections.abc import Iterator, Sequence
-from decimal import Decimal
 from pathlib import Path
 from typing import Literal
 
@@ -61,6 +60,7 @@ from ._run import (
     stderr_console,
 )
 from ._sandbox import serve_sandbox
+from ._settings import check_client_settings
 from ._text import SafeRecords, safe
 
 __all__ = ["RunOptions", "main", "run_campaign"]
@@ -137,14 +137,6 @@ def _api_standard(value: str, provider: str) -> Literal["legacy", "new"]:
     return standard
 
 
-def _budget(units: Decimal | None, provider: str) -> Decimal | None:
-    if units is not None and not traits_for(provider).reports_units:
-        raise SetupError(
-            f"--budget: {provider} reports no units per task, so a budget cannot be kept on it"
-        )
-    return units
-
-
 def _redis_url(url: str | None, *, sandbox: bool) -> str | None:
     if not url:
         return None
@@ -161,10 +153,14 @@ def _run(args: argparse.Namespace, console: Console, argv: Sequence[str] | None)
     quota = parse_quota(args.quota)
     campaign = Path(args.campaign)
     _check_campaign(campaign)
-    standard = _api_standard(args.api_standard, args.provider)
-    if not args.sandbox:
-        _check_credentials(args.provider, standard)
-    _check_base_url(args)
+    standard: Literal["legacy", "new"] = "new" if args.api_standard == "new" else "legacy"
+    check_client_settings(
+        args.provider,
+        standard,
+        sandbox=args.sandbox,
+        base_url=args.base_url,
+        budgets={"--budget": args.budget, "--budget-total": args.budget_total},
+    )
     out = Path(args.out)
     if args.resume and not (out / JOURNAL_NAME).exists():
         raise SetupError(f"--resume: no journal at {out / JOURNAL_NAME}")
@@ -181,8 +177,8 @@ def _run(args: argparse.Namespace, console: Console, argv: Sequence[str] | None)
         deadline=args.deadline,
         resume_command=_resume_command(argv),
         redis=_redis_url(args.redis, sandbox=args.sandbox),
-        budget=_budget(args.budget, args.provider),
-        budget_total=_budget(args.budget_total, args.provider),
+        budget=args.budget,
+        budget_total=args.budget_total,
     )
     signals = _Signals(console)
     previous = {
@@ -313,44 +309,6 @@ def _check_writable(out: Path) -> None:
             pass
     except OSError as exc:
         raise SetupError(f"--out {out}: not writable ({exc.strerror or exc})") from None
-
-
-def _check_credentials(provider: str, standard: Literal["legacy", "new"] = "legacy") -> None:
-    env, traits = os.environ, traits_for(provider, api_standard=standard)
-    if env.get(traits.api_key_env):
-        return
-    if not traits.supports_jwt and (env.get("KLING_ACCESS_KEY") or env.get("KLING_SECRET_KEY")):
-        # https://kling.ai/document-api/api/get-started/authentication: AK/SK is legacy only.
-        raise SetupError(
-            f"Kling's new-standard API takes an API key ({traits.api_key_env}); "
-            "AccessKey/SecretKey are for the legacy standard"
-        )
-    if traits.supports_jwt:
-        access, secret = env.get("KLING_ACCESS_KEY"), env.get("KLING_SECRET_KEY")
-        if access and secret:
-            return
-        if access or secret:
-            have, lack = "KLING_ACCESS_KEY", "KLING_SECRET_KEY"
-            if secret:
-                have, lack = lack, have
-            raise SetupError(f"{have} is set but {lack} is not: set both (or {traits.api_key_env})")
-    raise SetupError(f"no credentials: {_key_hint(provider)}, or try it offline with --sandbox")
-
-
-def _check_base_url(args: argparse.Namespace) -> None:
-    """``--base-url`` (or, off the sandbox, the provider's base URL variable) is http(s)."""
-    env_name = traits_for(args.provider).base_url_env
-    url = args.base_url or (None if args.sandbox else os.environ.get(env_name))
-    if url and not url.startswith(("http://", "https://")):
-        source = "--base-url" if args.base_url else env_name
-        raise SetupError(f"{source} {url!r}: must be an http(s) URL, e.g. https://host/kling")
-
-
-def _key_hint(provider: str) -> str:
-    traits = traits_for(provider)
-    if traits.supports_jwt:
-        return f"set {traits.api_key_env}, or KLING_ACCESS_KEY and KLING_SECRET_KEY"
-    return f"set {traits.api_key_env}"
 
 
 def _refused_hint(args: argparse.Namespace) -> str:

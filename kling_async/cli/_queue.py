@@ -46,6 +46,7 @@ from ._run import (
     check_redis_url,
     parse_quota,
 )
+from ._settings import check_client_settings
 
 __all__ = ["QUEUE_COMMANDS", "WorkOptions", "add_queue_commands", "run_queue_command", "work"]
 
@@ -148,10 +149,12 @@ def run_queue_command(args: argparse.Namespace, console: Console, signals: Signa
 
     Raises:
         SetupError: a missing or bad ``--redis`` / ``--queue``, an unreadable campaign, a
-            queue holding another campaign, Redis unreachable.
+            queue holding another campaign, Redis unreachable; for ``work``, settings the
+            client refuses (no credentials, a bad ``--base-url``).
     """
     url, name = _redis_url(args.redis), _queue_name(args.queue)
     if args.command == "work":
+        check_client_settings("kling", sandbox=args.sandbox, base_url=args.base_url)
         options = WorkOptions(
             redis=url,
             queue=name,

@@ -29,9 +29,11 @@ from .._client import KlingClient
 from .._errors import (
     AuthenticationError,
     BudgetExceededError,
+    CredentialsRefused,
     EndpointError,
     KlingError,
     OutcomeUnknownError,
+    SetupError,
 )
 from .._http._download import safe_stem
 from .._models import Outcome, Request
@@ -120,15 +122,6 @@ def stderr_console() -> Console:
     console = Console(stderr=True)
     console.soft_wrap = not console.is_terminal
     return console
-
-
-class CredentialsRefused(Exception):
-    """The API refused the credentials (codes 1000–1004, or Modellix 401): nothing can run."""
-
-
-class SetupError(Exception):
-    """Something to fix before a run (or the sandbox) can start; the command line shows it as
-    one line and exits with status 2."""
 
 
 def check_redis_url(url: str) -> str:

@@ -32,6 +32,7 @@ from ._faults import Faults as Faults
 from ._server import Sandbox as Sandbox
 from ._server import serve as serve
 from ._state import PoolStats as PoolStats
+from ._state import SandboxPoolStats as SandboxPoolStats
 from ._state import SandboxStats as SandboxStats
 from ._state import TaskRecord as TaskRecord
 
@@ -41,6 +42,7 @@ __all__ = [
     "PoolStats",
     "ResourcePackSpec",
     "Sandbox",
+    "SandboxPoolStats",
     "SandboxStats",
     "TaskRecord",
     "serve",

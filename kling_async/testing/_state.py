@@ -131,8 +131,9 @@ class TaskRecord:
 
 
 @attrs.frozen(kw_only=True)
-class PoolStats:
-    """Slot figures of one pool ``(model_name, kind)`` [concurrency], or of the Modellix team.
+class SandboxPoolStats:
+    """Slot figures of one pool ``(model_name, kind)`` [concurrency], or of the Modellix team,
+    as the sandbox saw them (the client's own view of a pool is ``kling_async.PoolStats``).
 
     Attributes:
         capacity: Concurrency limit of the pool, in slots.
@@ -147,6 +148,9 @@ class PoolStats:
     peak: int
     slot_seconds: float
     tasks: int
+
+
+PoolStats = SandboxPoolStats  # the earlier name, kept for one release
 
 
 @attrs.frozen(kw_only=True)
@@ -172,7 +176,7 @@ class SandboxStats:
         callbacks_sent: Callback POSTs answered with a 2xx status.
         callbacks_failed: Callback POSTs that failed (connection error, timeout, non-2xx).
         duplicate_external_ids: Creates refused because their ``external_task_id`` was in use.
-        pools: ``"model_name:kind"`` → :class:`PoolStats`, every known pool, plus
+        pools: ``"model_name:kind"`` → :class:`SandboxPoolStats`, every known pool, plus
             ``"modellix:team"``, the Modellix team concurrency pool.
         first_create_at: Wall-clock epoch seconds of the first accepted create, or None.
         last_end_at: Wall-clock epoch seconds of the latest task end so far, or None.
@@ -198,7 +202,7 @@ class SandboxStats:
     callbacks_sent: int
     callbacks_failed: int
     duplicate_external_ids: int
-    pools: dict[str, PoolStats]
+    pools: dict[str, SandboxPoolStats]
     first_create_at: float | None
     last_end_at: float | None
     makespan: float
@@ -269,11 +273,11 @@ class Pool:
         self._active.append((start, end, cost))
         self.tasks += 1
 
-    def snapshot(self, now: float) -> PoolStats:
+    def snapshot(self, now: float) -> SandboxPoolStats:
         """Figures at ``now``."""
         used = self.in_use(now)
         running = sum(cost * (now - start) for start, _, cost in self._active)
-        return PoolStats(
+        return SandboxPoolStats(
             capacity=self.capacity,
             in_use=used,
             peak=self.peak,
