@@ -45,6 +45,7 @@ from ._http._callbacks import CallbackReceiver as CallbackReceiver
 from ._http._callbacks import ReceiverStats as ReceiverStats
 from ._http._download import DownloadError as DownloadError
 from ._http._download import SavedFile as SavedFile
+from ._http._retry import Retry as Retry
 from ._journal import Journal as Journal
 from ._journal import JournalConflictError as JournalConflictError
 from ._journal import JournalEntry as JournalEntry
@@ -128,6 +129,7 @@ __all__ = [
     "ResourcePack",
     "ResourcePackStatus",
     "ResponseFormatError",
+    "Retry",
     "SavedFile",
     "ServerError",
     "Task",

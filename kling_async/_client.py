@@ -29,6 +29,7 @@ from ._engine._tracker import Tracker
 from ._http._auth import credentials
 from ._http._callbacks import CallbackHint, CallbackReceiver
 from ._http._download import SavedFile, download_result
+from ._http._retry import Retry
 from ._http._transport import Transport, new_session
 from ._http._wire import RequestBudget, Wire
 from ._journal import Journal
@@ -94,8 +95,9 @@ class KlingClient:
         video_poll_interval: The same for video tasks.
         lookahead: Requests ``stream()`` pulls from the input ahead of the ones running, so a
             small request can start while a large one waits for slots. Default 32.
-        max_retries: Attempts for a query (and for a create the server certainly refused
-            before creating) on 1302, 5000–5002, 5xx and transport errors. Default 5.
+        max_retries: Shorthand for ``retry=Retry(attempts=max_retries)``. Default 5.
+        retry: How queries, downloads and creates the server certainly refused before creating
+            are tried again (:class:`Retry`). Default ``Retry()``: 5 attempts, 0.5–8 s apart.
         journal: Path of a SQLite journal (created if missing). With it, the intent of each
             create is recorded before it is sent, the task id after, the result at the end;
             running the same requests (same ``external_task_id``, or same ``keys`` given to
@@ -148,6 +150,7 @@ class KlingClient:
         video_poll_interval: float | None = None,
         lookahead: int = 32,
         max_retries: int = 5,
+        retry: Retry | None = None,
         journal: str | os.PathLike[str] | None = None,
         requests_per_minute: float | None = None,
         submit_path: Literal["async", "plain"] = "async",
@@ -177,8 +180,6 @@ class KlingClient:
             raise ValueError(f"requests_per_minute: {requests_per_minute}, must be > 0")
         if lookahead < 1:
             raise ValueError(f"lookahead: {lookahead}, must be ≥ 1")
-        if max_retries < 1:
-            raise ValueError(f"max_retries: {max_retries}, must be ≥ 1")
         self.base_url = url.rstrip("/")
         self.provider = provider
         self.quota = quota or Quota()
@@ -189,7 +190,8 @@ class KlingClient:
             "video": video_poll_interval,
         }
         self.lookahead = lookahead
-        self.max_retries = max_retries
+        self.retry = Retry.of(retry, max_retries)
+        self.max_retries = self.retry.attempts
         self._counters = Counters(Telemetry.create(tracer_provider))
         self.requests_per_minute = requests_per_minute
         self.callbacks = callbacks
@@ -199,7 +201,7 @@ class KlingClient:
             auto_series_estimate=self.quota.auto_series_estimate,
         )
         budget = RequestBudget(requests_per_minute) if requests_per_minute else None
-        self._wire = Wire(codec, self._check_open, self._counters, max_retries, budget)
+        self._wire = Wire(codec, self._check_open, self._counters, self.retry, budget)
         self._tracker = Tracker(
             self._wire,
             self._quota,
@@ -209,9 +211,7 @@ class KlingClient:
             journal=self.journal,
             callbacks=callbacks is not None,
         )
-        self._creator = Creator(
-            self._wire, self._tracker, self._quota, max_retries, journal=self.journal
-        )
+        self._creator = Creator(self._wire, self._tracker, self._quota, journal=self.journal)
         self._scheduler = Scheduler(
             self._wire,
             self._quota,
@@ -514,7 +514,7 @@ class KlingClient:
             Path(directory),
             stem=stem or result.external_task_id or result.task_id,
             watermarked=watermarked,
-            attempts=self.max_retries,
+            retry=self.retry,
         )
 
     def pool(self, model: str, kind: Kind) -> PoolLimiter:

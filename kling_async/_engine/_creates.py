@@ -30,7 +30,6 @@ from .._errors import (
     TaskFailedError,
     TransportError,
 )
-from .._http._retry import delay
 from .._http._wire import Wire
 from .._journal import Journal, JournalConflictError, JournalEntry, request_fingerprint
 from .._models import Request, Task, TaskStatus
@@ -50,14 +49,12 @@ class Creator:
         wire: Calls to the wire API (its codec may switch create path form).
         tracker: Follows what was created or re-attached.
         quota: Counts the slots a re-attached task holds.
-        max_retries: Attempts of a create the server certainly refused before creating.
         journal: The journal, or None.
     """
 
     wire: Wire
     tracker: Tracker
     quota: QuotaBackend
-    max_retries: int
     journal: Journal | None = None
     # Whether a create has succeeded (or found its task) since the client opened: until one
     # has, a failure every create will share ends the stream (EndpointError).
@@ -194,7 +191,7 @@ class Creator:
         """
         switched = False
         ambiguous = False  # an earlier attempt may have created the task
-        for attempt in range(1, self.max_retries + 1):
+        for attempt in range(1, self.wire.retry.attempts + 1):
             codec = self.wire.codec
             try:
                 path = codec.create_path(request)
@@ -244,13 +241,13 @@ class Creator:
                 if found is not None:
                     return found
                 ambiguous = True
-            if attempt == self.max_retries:
+            if attempt == self.wire.retry.attempts:
                 raise failure
             _log.info(
                 "create %s: attempt %d failed (%s); retrying", external_task_id, attempt, failure
             )
             self.wire.stats.retry(attempt, failure)
-            await anyio.sleep(delay(attempt, retry_after))
+            await anyio.sleep(self.wire.retry.delay(attempt, retry_after))
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _shared_failure(self, failure: KlingError, path: str) -> None:

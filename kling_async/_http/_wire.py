@@ -23,7 +23,7 @@ from .._errors import (
 )
 from .._models import Kind, TaskResult
 from .._providers import Codec
-from ._retry import retrying
+from ._retry import Retry, retrying
 from ._transport import Transport
 
 __all__ = ["RequestBudget", "Wire"]
@@ -58,14 +58,14 @@ class Wire:
         codec: The wire API; replaced by its fallback when a create path form is refused.
         transport: Gives the open transport (raises ``RuntimeError`` when closed).
         stats: Counters (and telemetry), shared with the client.
-        max_retries: Attempts of a query.
+        retry: How queries (and creates, see ``_creates``) are tried again.
         budget: Requests-per-minute budget, or None.
     """
 
     codec: Codec
     transport: Callable[[], Transport]
     stats: Counters
-    max_retries: int
+    retry: Retry
     budget: RequestBudget | None = None
     _costs_limiter: AsyncLimiter | None = attrs.field(default=None, init=False)
 
@@ -110,7 +110,7 @@ class Wire:
 
     async def get(self, path: str, params: Mapping[str, str] | None = None) -> Any:
         """A GET, retried on transient failures (see ``_retry``)."""
-        async for attempt in retrying(self.max_retries, on_retry=self.stats.retry):
+        async for attempt in retrying(self.retry, on_retry=self.stats.retry):
             with attempt:
                 return await self.call("GET", path, params=params)
         raise AssertionError("unreachable")  # pragma: no cover
@@ -179,7 +179,7 @@ class Wire:
         if self._costs_limiter is None:
             self._costs_limiter = AsyncLimiter(1, self.codec.account_costs_interval * 1.02)
         data: Any = None
-        async for attempt in retrying(self.max_retries, on_retry=self.stats.retry):
+        async for attempt in retrying(self.retry, on_retry=self.stats.retry):
             with attempt:
                 data = await self.call("GET", path, params=params, limiter=self._costs_limiter)
         return self.codec.parse_account_costs(data)
