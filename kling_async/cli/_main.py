@@ -58,6 +58,7 @@ from ._run import (
     check_redis_url,
     parse_quota,
     run_campaign,
+    sandbox_durations,
     stderr_console,
 )
 from ._sandbox import serve_sandbox
@@ -165,6 +166,9 @@ def _run(args: argparse.Namespace, console: Console, argv: Sequence[str] | None)
     if not args.sandbox:
         _check_credentials(args.provider, standard)
     _check_base_url(args)
+    durations = sandbox_durations(
+        args.sandbox, args.sandbox_image_duration, args.sandbox_video_duration
+    )
     out = Path(args.out)
     if args.resume and not (out / JOURNAL_NAME).exists():
         raise SetupError(f"--resume: no journal at {out / JOURNAL_NAME}")
@@ -183,6 +187,8 @@ def _run(args: argparse.Namespace, console: Console, argv: Sequence[str] | None)
         redis=_redis_url(args.redis, sandbox=args.sandbox),
         budget=_budget(args.budget, args.provider),
         budget_total=_budget(args.budget_total, args.provider),
+        sandbox_image_duration=durations[0],
+        sandbox_video_duration=durations[1],
     )
     signals = _Signals(console)
     previous = {
