@@ -52,9 +52,9 @@ class Retry:
     seconds plus a random ``0–jitter`` seconds, and never less than the ``Retry-After`` the
     server sent with the failure (Kling's 429 / 1302 rate-limit answers,
     https://kling.ai/document-api/api/get-started/error-codes; Modellix's 429, also as
-    ``X-RateLimit-Reset``). The defaults are the SDK's backoff: 0.5, 1, 2, 4 s (+ up to 0.5 s)
-    between five attempts. ``Retry(base=0, cap=0, jitter=0)`` retries at once, e.g. in tests
-    against the sandbox.
+    ``X-RateLimit-Reset``, https://docs.modellix.ai/how-to-use/error-handling). The defaults
+    are the SDK's backoff: 0.5, 1, 2, 4 s (+ up to 0.5 s) between five attempts.
+    ``Retry(base=0, cap=0, jitter=0)`` retries at once, e.g. in tests against the sandbox.
 
     Attributes:
         attempts: Tries in all, the first included (≥ 1). Default 5.
