@@ -47,6 +47,7 @@ from ._http._callbacks import CallbackHint as CallbackHint
 from ._http._callbacks import CallbackReceiver as CallbackReceiver
 from ._http._callbacks import ReceiverStats as ReceiverStats
 from ._http._download import SavedFile as SavedFile
+from ._http._retry import Retry as Retry
 from ._journal import Journal as Journal
 from ._journal import JournalEntry as JournalEntry
 from ._models import GeneratedImage as GeneratedImage
@@ -128,6 +129,7 @@ __all__ = [
     "ResourcePack",
     "ResourcePackStatus",
     "ResponseFormatError",
+    "Retry",
     "SavedFile",
     "ServerError",
     "Task",

@@ -27,6 +27,7 @@ from ._engine._stats import ClientStats, Counters
 from ._engine._telemetry import Telemetry
 from ._http._callbacks import CallbackHint, CallbackReceiver
 from ._http._download import SavedFile, download_result
+from ._http._retry import Retry
 from ._http._settings import resolve_settings
 from ._http._transport import Transport, new_session
 from ._journal import Journal
@@ -91,8 +92,9 @@ class KlingClient:
         video_poll_interval: The same for video tasks.
         lookahead: Requests ``stream()`` pulls from the input ahead of the ones running, so a
             small request can start while a large one waits for slots. Default 32.
-        max_retries: Attempts for a query (and for a create the server certainly refused
-            before creating) on 1302, 5000–5002, 5xx and transport errors. Default 5.
+        max_retries: Shorthand for ``retry=Retry(attempts=max_retries)``. Default 5.
+        retry: How queries, downloads and creates the server certainly refused before creating
+            are tried again (:class:`Retry`). Default ``Retry()``: 5 attempts, 0.5–8 s apart.
         journal: Path of a SQLite journal (created if missing). With it, the intent of each
             create is recorded before it is sent, the task id after, the result at the end;
             running the same requests (same ``external_task_id``, or same ``keys`` given to
@@ -145,6 +147,7 @@ class KlingClient:
         video_poll_interval: float | None = None,
         lookahead: int = 32,
         max_retries: int = 5,
+        retry: Retry | None = None,
         journal: str | os.PathLike[str] | None = None,
         requests_per_minute: float | None = None,
         submit_path: Literal["async", "plain"] = "async",
@@ -166,8 +169,6 @@ class KlingClient:
         )
         if lookahead < 1:
             raise ValueError(f"lookahead: {lookahead}, must be ≥ 1")
-        if max_retries < 1:
-            raise ValueError(f"max_retries: {max_retries}, must be ≥ 1")
         self._auth = settings.auth
         self.base_url = settings.base_url
         self.provider = provider
@@ -179,7 +180,8 @@ class KlingClient:
             "video": video_poll_interval,
         }
         self.lookahead = lookahead
-        self.max_retries = max_retries
+        self.retry = Retry.of(retry, max_retries)
+        self.max_retries = self.retry.attempts
         self._counters = Counters(Telemetry.create(tracer_provider))
         self.requests_per_minute = settings.requests_per_minute
         self.callbacks = callbacks
@@ -196,7 +198,7 @@ class KlingClient:
             poll_intervals=self.poll_intervals,
             task_timeout=task_timeout,
             lookahead=lookahead,
-            max_retries=max_retries,
+            retry=self.retry,
             journal=self.journal,
             callback_url=callbacks.url if callbacks is not None else None,
             spawn=self._spawn,
@@ -495,7 +497,7 @@ class KlingClient:
             Path(directory),
             stem=stem or result.external_task_id or result.task_id,
             watermarked=watermarked,
-            attempts=self.max_retries,
+            retry=self.retry,
         )
 
     def pool(self, model: str, kind: Kind) -> PoolLimiter:

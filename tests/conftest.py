@@ -12,6 +12,19 @@ from kling_async.testing import Sandbox
 from .redis_server import RedisServer
 
 API_KEY = "test-key"
+# The SDK's backoff, a millisecond long: no test sleeps through real retry waits (a test of the
+# backoff itself builds its own ka.Retry). A server's Retry-After is still honoured.
+FAST_RETRY = ka.Retry(base=0.001, cap=0.001, jitter=0.0)
+
+
+# `run --sandbox` with tasks of 0.05–0.2 s (images) and 0.1–0.4 s (videos) instead of its
+# demo's seconds: for runs whose behaviour does not need tasks still running.
+QUICK_SANDBOX = ("--sandbox-image-duration", "0.05,0.2", "--sandbox-video-duration", "0.1,0.4")
+
+
+def fast_retry(attempts: int = 5) -> ka.Retry:
+    """:data:`FAST_RETRY` with ``attempts`` tries."""
+    return ka.Retry(attempts=attempts, base=0.001, cap=0.001, jitter=0.0)
 
 
 @pytest.fixture
@@ -35,13 +48,14 @@ async def sandbox() -> AsyncIterator[Sandbox]:
 
 @pytest.fixture
 async def client(sandbox: Sandbox) -> AsyncIterator[ka.KlingClient]:
-    """A client on the sandbox, polling fast."""
+    """A client on the sandbox, polling fast, retrying at once."""
     async with ka.KlingClient(
         api_key=API_KEY,
         base_url=sandbox.base_url,
         quota=ka.Quota(image=9, video=5),
         image_poll_interval=0.05,
         video_poll_interval=0.05,
+        retry=FAST_RETRY,
     ) as c:
         yield c
 

@@ -19,7 +19,7 @@ import kling_async as ka
 from kling_async._engine._prices import list_price
 from kling_async.testing import Faults, ResourcePackSpec, Sandbox
 
-from .conftest import API_KEY
+from .conftest import API_KEY, fast_retry
 
 pytestmark = pytest.mark.anyio
 
@@ -187,7 +187,7 @@ async def test_a_truncated_answer_is_retried_then_raised() -> None:
     """A malformed (truncated) answer is a ResponseFormatError once the retries run out."""
     async with (
         sandbox(faults=Faults(malformed_query=1.0)) as sb,
-        client_for(sb, max_retries=2) as client,
+        client_for(sb, retry=fast_retry(2)) as client,
     ):
         with pytest.raises(ka.ResponseFormatError):
             await client.account_costs()

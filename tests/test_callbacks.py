@@ -28,6 +28,7 @@ pytestmark = pytest.mark.anyio
 # Kling's published Standard Webhooks test vector (reference §10.3 [S16 §4d]).
 SECRET = "whsec_dGVzdHNlY3JldHRlc3RzZWNyZXR0ZXN0c2VjcmV0MTI="
 VECTOR_ID = "9876543210"
+HOUR = 3600.0  # seconds between polls that no test waits for
 VECTOR_TIMESTAMP = 1781080794
 VECTOR_BODY = (
     b'{"id":"1234567890","status":"succeeded","message":"","create_time":1781080778802,'
@@ -223,6 +224,7 @@ async def test_no_secret_accepts_unsigned_callbacks(
 ) -> None:
     """Without a secret, an unsigned legacy body is accepted and parsed (§10.1)."""
     hints = _collect(open_receiver)
+    before = time.monotonic()
     status, answer = await _post(http, open_receiver, _legacy("t-9", "processing", "shot:1"))
     assert (status, answer) == (200, {"ok": True})
     [hint] = hints
@@ -232,7 +234,7 @@ async def test_no_secret_accepts_unsigned_callbacks(
         "shot:1",
     )
     assert hint.webhook_id is None
-    assert abs(hint.received_at - time.monotonic()) < 5.0  # monotonic seconds
+    assert before <= hint.received_at <= time.monotonic()  # monotonic seconds
 
 
 async def test_legacy_body_is_parsed_leniently(
@@ -463,19 +465,17 @@ async def test_callbacks_end_to_end(secret: str | None) -> None:
 
 @pytest.mark.parametrize("secret", [None, SECRET], ids=["unsigned", "signed"])
 async def test_callback_beats_a_long_poll_interval(secret: str | None) -> None:
-    """With a 5 s poll interval, a 0.1 s task's outcome arrives in well under 5 s (by callback)."""
+    """With an hour between polls, a 0.1 s task's outcome still arrives: by its callback."""
     async with (
         Sandbox(api_keys=(API_KEY,), callback_secret=secret, image_duration=0.1) as sb,
         CallbackReceiver(secret=secret) as receiver,
         ka.KlingClient(
-            api_key=API_KEY, base_url=sb.base_url, callbacks=receiver, image_poll_interval=5.0
+            api_key=API_KEY, base_url=sb.base_url, callbacks=receiver, image_poll_interval=HOUR
         ) as client,
     ):
-        started = time.monotonic()
-        with anyio.fail_after(10):
+        with anyio.fail_after(60):  # a hang guard: a poll would come after an hour
             task = await client.submit(ka.OmniImageRequest(prompt="quick"))
             result = await client.wait(task)
-        elapsed = time.monotonic() - started
         assert result.status is ka.TaskStatus.SUCCEEDED
-        assert elapsed < 1.5, f"{elapsed:.2f} s: the outcome waited for polling"
+        assert client.stats().tasks_succeeded == 1 and sb.stats().callbacks_sent >= 1
         assert receiver.stats.accepted >= 1 and receiver.stats.rejected_signature == 0

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from kling_async._requests._campaign import CampaignLine, CampaignLineError, read_campaign
 from kling_async.cli._text import safe
 
+from .conftest import QUICK_SANDBOX
 from .hostile_kling import hostile_kling
 
 GOOD = '{"kind": "image", "prompt": "a mug"}'
@@ -124,7 +125,7 @@ async def test_hostile_lines_in_a_sandbox_run_are_invalid_and_the_rest_run(
     bad += [HOSTILE_LINES["invalid UTF-8"][0], HOSTILE_LINES["1e999999"][0]]
     path = _write(tmp_path / "c.jsonl", GOOD.encode(), *bad, dup, dup)
     out = tmp_path / "out"
-    proc = await _cli("run", str(path), "--out", str(out), "--sandbox")
+    proc = await _cli("run", str(path), "--out", str(out), "--sandbox", *QUICK_SANDBOX)
     stderr = proc.stderr.decode()
     assert proc.returncode == 1, stderr
     assert "unexpected error" not in stderr
@@ -239,7 +240,17 @@ def test_a_sandbox_run_of_mutated_lines_has_one_row_per_line(lines: list[bytes],
         (Path(folder) / "media").symlink_to(EXAMPLES / "media")
         path.write_bytes(_campaign_bytes(lines, bom))
         proc = subprocess.run(
-            [sys.executable, "-m", "kling_async", "run", str(path), "--out", str(out), "--sandbox"],
+            [
+                sys.executable,
+                "-m",
+                "kling_async",
+                "run",
+                str(path),
+                "--out",
+                str(out),
+                "--sandbox",
+                *QUICK_SANDBOX,
+            ],
             env=_env(),
             capture_output=True,
             text=True,

@@ -19,7 +19,7 @@ from kling_async.cli import RunOptions, run_campaign
 from kling_async.cli._main import _configure_logging, _resume_command
 from kling_async.testing import Sandbox
 
-from .conftest import API_KEY
+from .conftest import API_KEY, QUICK_SANDBOX
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -88,6 +88,7 @@ def test_example_campaign_on_the_modellix_sandbox(tmp_path: Path) -> None:
             "--out",
             str(out),
             "--sandbox",
+            *QUICK_SANDBOX,
             "--provider",
             "modellix",
         ],
@@ -98,6 +99,7 @@ def test_example_campaign_on_the_modellix_sandbox(tmp_path: Path) -> None:
         timeout=300,
     )
     assert proc.returncode == 1, proc.stderr[-3000:]  # 1: some lines were invalid here
+    assert "images 0.05–0.2 s, videos 0.1–0.4 s" in proc.stderr  # --sandbox-*-duration
     rows = _manifest(out)
     assert [r["line"] for r in rows] == list(range(1, len(rows) + 1)) and len(rows) >= 20
     invalid = [r for r in rows if r["status"] == "invalid"]
@@ -270,3 +272,25 @@ def test_log_handlers_mask_credentials(tmp_path: Path, monkeypatch: pytest.Monke
     for text in (log.read_text(), console.file.getvalue()):  # type: ignore[attr-defined]
         assert "sent Bearer <secret>, then Bearer <jwt> signed with <secret>" in text
         assert "key-0123456789" not in text and "eyJ" not in text and "sk-abcdef" not in text
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--sandbox-image-duration", "0.1,0.2"), "need --sandbox"),
+        (("--sandbox", "--sandbox-video-duration", "2,1"), "need 0 <= LOW <= HIGH"),
+        (("--sandbox", "--sandbox-image-duration", "fast"), "give seconds as LOW,HIGH"),
+    ],
+)
+def test_sandbox_durations_are_checked(tmp_path: Path, args: tuple[str, ...], message: str) -> None:
+    """--sandbox-image-duration / --sandbox-video-duration take LOW,HIGH seconds and only go
+    with --sandbox: anything else is refused before a run starts, exit 2."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KLING_", "MODELLIX_"))}
+    env["KLING_API_KEY"] = "never-sent"  # credentials present: the durations are what is wrong
+    proc = subprocess.run(
+        [sys.executable, "-m", "kling_async", "run", str(ROOT / "examples/campaign.jsonl"),
+         "--out", str(tmp_path / "o"), *args],
+        env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+    assert not (tmp_path / "o").exists()

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from .conftest import QUICK_SANDBOX
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -36,7 +38,14 @@ def test_example_campaign_runs_on_the_new_standard(tmp_path: Path) -> None:
     line that sets no multi_shot takes the new standard's default, true)."""
     out = tmp_path / "out"
     proc = _kling_async(
-        "run", "examples/campaign.jsonl", "--out", str(out), "--sandbox", "--api-standard", "new"
+        "run",
+        "examples/campaign.jsonl",
+        "--out",
+        str(out),
+        "--sandbox",
+        *QUICK_SANDBOX,
+        "--api-standard",
+        "new",
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = [json.loads(x) for x in (out / "manifest.jsonl").read_text().splitlines()]

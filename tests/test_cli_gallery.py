@@ -17,6 +17,7 @@ import pytest
 from PIL import Image
 
 from .chromium import VIDEO_STATE_JS, open_page
+from .conftest import QUICK_SANDBOX
 
 ROOT = Path(__file__).resolve().parent.parent
 HOSTILE = '<script>window.pwned = 1</script><img src=x onerror="window.pwned = 2">'
@@ -61,7 +62,7 @@ def run_folder(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     campaign = base / "campaign.jsonl"
     campaign.write_text("".join(json.dumps(line) + "\n" for line in CAMPAIGN), encoding="utf-8")
     out = base / "out"
-    proc = _kling("run", str(campaign), "--out", str(out), "--sandbox")
+    proc = _kling("run", str(campaign), "--out", str(out), "--sandbox", *QUICK_SANDBOX)
     assert proc.returncode == 1, proc.stderr[-3000:]  # 1: the invalid line
     return out, proc.stderr
 

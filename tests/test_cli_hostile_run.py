@@ -26,6 +26,7 @@ from aiohttp import web
 
 from kling_async.testing import Faults, Sandbox
 
+from .conftest import QUICK_SANDBOX
 from .test_cli_process import API_KEY, Account
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -69,7 +70,7 @@ def test_run_finishes_every_line_when_its_reader_goes_away(tmp_path: Path) -> No
     ends on its own with exit 0 and a manifest row for every line."""
     out = tmp_path / "o"
     proc = subprocess.Popen(
-        _command("run", str(CAMPAIGN), "--sandbox", "--out", str(out)),
+        _command("run", str(CAMPAIGN), "--sandbox", *QUICK_SANDBOX, "--out", str(out)),
         env=_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -112,7 +113,7 @@ def test_run_with_both_pipes_closed_from_the_start(tmp_path: Path) -> None:
     os.close(read)
     try:
         proc = subprocess.run(
-            _command("run", str(CAMPAIGN), "--sandbox", "--out", str(out)),
+            _command("run", str(CAMPAIGN), "--sandbox", *QUICK_SANDBOX, "--out", str(out)),
             env=_env(),
             stdout=write,
             stderr=write,

@@ -13,6 +13,8 @@ from contextlib import closing
 from decimal import Decimal
 from pathlib import Path
 
+from .conftest import QUICK_SANDBOX
+
 ROOT = Path(__file__).resolve().parent.parent
 CAMPAIGN = [
     {"kind": "video", "model_name": "kling-v3-omni", "prompt": f"boat {i}", "aspect_ratio": "16:9"}
@@ -59,7 +61,7 @@ def test_status_after_a_stopped_run_and_after_its_resume(tmp_path: Path) -> None
     assert ("still running on the server" in text.stdout) == bool(created)
     assert "resume with: " in text.stdout
 
-    second = _kling("run", str(campaign), "--out", str(out), "--sandbox")
+    second = _kling("run", str(campaign), "--out", str(out), "--sandbox", *QUICK_SANDBOX)
     assert second.returncode == 0, second.stderr[-2000:]
     state = json.loads(_kling("status", str(out), "--json").stdout)
     rows = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]

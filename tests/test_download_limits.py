@@ -70,7 +70,7 @@ async def test_a_trickled_file_fails_against_the_throughput_floor(
             _result(server.url + "/trickle.png"),
             tmp_path,
             stem="s",
-            attempts=1,
+            retry=ka.Retry(attempts=1),
             min_rate=1000,
             grace=0.3,
         )
@@ -89,7 +89,7 @@ async def test_a_fast_file_passes_the_floor(
         _result(server.url + "/trickle.png"),
         tmp_path,
         stem="s",
-        attempts=1,
+        retry=ka.Retry(attempts=1),
         min_rate=1000,
         grace=0.3,
     )
@@ -106,7 +106,11 @@ async def test_a_cancelled_download_leaves_no_temporary_file(
 
         async def fetch() -> None:
             await download_result(
-                transport, _result(server.url + "/trickle.png"), tmp_path, stem="s", attempts=1
+                transport,
+                _result(server.url + "/trickle.png"),
+                tmp_path,
+                stem="s",
+                retry=ka.Retry(attempts=1),
             )
 
         tg.start_soon(fetch)

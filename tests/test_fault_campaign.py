@@ -18,7 +18,7 @@ from PIL import Image
 import kling_async as ka
 from kling_async.testing import Faults, Sandbox
 
-from .conftest import API_KEY
+from .conftest import API_KEY, fast_retry
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
@@ -109,7 +109,7 @@ async def test_300_requests_under_20_percent_faults(tmp_path: Path) -> None:
             image_poll_interval=0.05,
             video_poll_interval=0.05,
             request_timeout=5.0,
-            max_retries=8,
+            retry=fast_retry(8),
         ) as client,
     ):
         outcomes: list[ka.Outcome] = []

@@ -18,6 +18,8 @@ import kling_async as ka
 from kling_async._requests._campaign import CampaignLine, CampaignLineError, read_campaign
 from kling_async._requests._validate import check_local_image, check_local_video
 
+from .conftest import QUICK_SANDBOX
+
 pytestmark = pytest.mark.timeout(60)
 
 MB = 1024 * 1024
@@ -108,7 +110,17 @@ def test_run_marks_fifo_and_device_lines_invalid_and_runs_the_rest(tmp_path: Pat
     out = tmp_path / "out"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KLING_", "MODELLIX_"))}
     proc = subprocess.run(
-        [sys.executable, "-m", "kling_async", "run", str(campaign), "--out", str(out), "--sandbox"],
+        [
+            sys.executable,
+            "-m",
+            "kling_async",
+            "run",
+            str(campaign),
+            "--out",
+            str(out),
+            "--sandbox",
+            *QUICK_SANDBOX,
+        ],
         env=env,
         capture_output=True,
         text=True,

@@ -11,7 +11,7 @@ import pytest
 import kling_async as ka
 from kling_async.testing import Faults, Sandbox
 
-from .conftest import API_KEY
+from .conftest import API_KEY, FAST_RETRY
 
 pytestmark = pytest.mark.anyio
 
@@ -26,6 +26,7 @@ def _client(sb: Sandbox, **kwargs: object) -> ka.KlingClient:
         "image_poll_interval": 0.05,
         "video_poll_interval": 0.05,
         "requests_per_minute": 60_000,
+        "retry": FAST_RETRY,
     }
     options.update(kwargs)
     return ka.KlingClient(**options)  # type: ignore[arg-type]

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ import kling_async as ka
 from kling_async._providers import codec_for
 from kling_async.testing import Faults, Sandbox
 
-from .conftest import API_KEY
+from .conftest import API_KEY, FAST_RETRY, QUICK_SANDBOX
 
 NEW = codec_for("kling", api_standard="new")
 SECRET = "whsec_dGVzdHNlY3JldHRlc3RzZWNyZXR0ZXN0c2VjcmV0MTI="
@@ -191,7 +190,7 @@ def test_a_new_standard_campaign_runs_through_the_cli(tmp_path: Path) -> None:
     out = tmp_path / "out"
     proc = subprocess.run(
         [sys.executable, "-m", "kling_async", "run", str(campaign), "--out", str(out),
-         "--sandbox", "--api-standard", "new"],
+         "--sandbox", *QUICK_SANDBOX, "--api-standard", "new"],
         capture_output=True, text=True, timeout=180,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -218,6 +217,7 @@ async def _run_videos(sandbox: Sandbox, count: int, *, quota: int, poll: float) 
         api_standard="new",
         quota=ka.Quota(video=quota),
         video_poll_interval=poll,
+        retry=FAST_RETRY,
     ) as client:
         return await client.run_all(requests)
 
@@ -256,19 +256,16 @@ async def test_new_standard_callbacks_end_a_video_long_before_the_next_poll() ->
             base_url=sandbox.base_url,
             api_standard="new",
             callbacks=receiver,
-            video_poll_interval=5.0,
+            video_poll_interval=3600.0,  # an hour: no poll comes before the test ends
         ) as client,
     ):
         request = ka.OmniVideoRequest.from_wire(
             {"model_name": "kling-3.0-omni", "contents": [{"type": "prompt", "text": "a kite"}],
              "settings": {"aspect_ratio": "16:9", "multi_shot": False}}
         )  # fmt: skip
-        started = time.monotonic()
-        with anyio.fail_after(10):
+        with anyio.fail_after(60):  # a hang guard
             result = await client.wait(await client.submit(request))
-        elapsed = time.monotonic() - started
         assert result.status is ka.TaskStatus.SUCCEEDED and result.videos
-        assert elapsed < 1.5, f"{elapsed:.2f} s: the outcome waited for polling"
         assert receiver.stats.accepted >= 1 and receiver.stats.malformed == 0
         assert sandbox.stats().callbacks_sent >= 1
 

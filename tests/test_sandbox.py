@@ -644,10 +644,9 @@ async def test_callbacks_post_each_status_change(http: aiohttp.ClientSession) ->
                 http, sb, {"prompt": "x", "n": 2, "callback_url": url, "external_task_id": "cb"}
             )
             await wait_done(http, sb, body["data"]["task_id"])
-            for _ in range(50):
-                if len(received) == 2:
-                    break
-                await asyncio.sleep(0.02)
+            async with asyncio.timeout(30):  # a hang guard: both callbacks sent and counted
+                while len(received) < 2 or sb.stats().callbacks_sent < 2:  # noqa: ASYNC110
+                    await asyncio.sleep(0.02)
             assert [r["task_status"] for r in received] == ["processing", "succeed"]
             final = received[-1]
             assert final["task_id"] == body["data"]["task_id"]

@@ -535,11 +535,19 @@ def test_bad_modellix_options_raise() -> None:
 # --- sandbox views -----------------------------------------------------------------------------
 
 
+@pytest.fixture
+async def slow_sb() -> AsyncIterator[Sandbox]:
+    """A sandbox whose tasks stay "submitted" for a minute, however loaded the machine."""
+    async with Sandbox(api_keys=(KEY, KEY2), image_duration=600.0, seed=7) as sandbox:
+        yield sandbox
+
+
 async def test_sandbox_tasks_lists_both_apis_uncounted(
-    sb: Sandbox, http: aiohttp.ClientSession
+    slow_sb: Sandbox, http: aiohttp.ClientSession
 ) -> None:
     """GET /sandbox/tasks lists every task with ids, kind, model, cost, times and status; it
     needs no auth and is not counted."""
+    sb = slow_sb
     await submit(http, sb, {"prompt": "x", "n": 2})
     async with http.post(sb.base_url + "/v1/images/omni-image", json={"prompt": "y"}) as resp:
         assert resp.status == 200

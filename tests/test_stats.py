@@ -40,7 +40,9 @@ async def test_stats_count_a_finished_run(client: ka.KlingClient, sandbox: Sandb
     """After a run, stats() agrees with the server: creates, HTTP requests, units charged,
     and the pool's ended tasks and mean duration; nothing is held or waiting any more."""
     requests = [ka.OmniImageRequest(prompt=f"p{i}", n=(i % 3) + 1) for i in range(6)]
+    started = anyio.current_time()
     outcomes = await client.run_all(requests)
+    run_seconds = anyio.current_time() - started
     assert all(o.ok for o in outcomes)
     stats = client.stats()
     server = sandbox.stats()
@@ -52,7 +54,8 @@ async def test_stats_count_a_finished_run(client: ka.KlingClient, sandbox: Sandb
     assert stats.requeued_1303 == 0
     pool = stats.pools[POOL]
     assert (pool.capacity, pool.held, pool.waiting, pool.tasks_ended) == (9, 0, 0, 6)
-    assert pool.mean_task_seconds is not None and 0.05 <= pool.mean_task_seconds < 2.0
+    # Seconds: at least the shortest sandbox task, at most the whole run.
+    assert pool.mean_task_seconds is not None and 0.05 <= pool.mean_task_seconds <= run_seconds
     assert pool.poll_interval is None  # nothing in flight: nothing polled
 
 

@@ -391,7 +391,6 @@ def test_a_client_never_closed_warns_and_does_not_hold_up_exit() -> None:
         "gc.collect()\n"
         "print('end of script')\n"
     )
-    started = time.monotonic()
     proc = subprocess.run(
         [sys.executable, "-W", "always::ResourceWarning", "-c", code],
         capture_output=True,
@@ -399,7 +398,7 @@ def test_a_client_never_closed_warns_and_does_not_hold_up_exit() -> None:
         timeout=60,
     )
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout == "end of script\n" and time.monotonic() - started < 20
+    assert proc.stdout == "end of script\n"  # a thread holding exit up meets the timeout
     assert "ResourceWarning: kling_async.sync.KlingClient was not closed" in proc.stderr
 
 

@@ -20,7 +20,7 @@ import kling_async as ka
 from kling_async._engine._tracker import Tracker
 from kling_async.testing import Faults, Sandbox
 
-from .conftest import API_KEY
+from .conftest import API_KEY, fast_retry
 
 pytestmark = pytest.mark.anyio
 
@@ -42,6 +42,7 @@ def traced(sandbox: Sandbox, exporter: InMemorySpanExporter, **options: object) 
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     options.setdefault("quota", ka.Quota(image=9, video=5))
     options.setdefault("image_poll_interval", 0.05)
+    options["retry"] = fast_retry(options.pop("max_retries", 5))  # type: ignore[arg-type]
     return ka.KlingClient(
         api_key=API_KEY,
         base_url=sandbox.base_url,

@@ -28,7 +28,7 @@ from .._errors import (
     TaskFailedError,
     TransportError,
 )
-from .._http._retry import delay
+from .._http._retry import Retry
 from .._journal import Journal, JournalConflictError, JournalEntry, request_fingerprint
 from .._models import Request, Task, TaskStatus
 from .._providers._api import ProviderAPI
@@ -49,7 +49,8 @@ class Creator:
         api: The wire API: one create at a time, its failures classified.
         tracker: Follows what was created or re-attached.
         quota: Counts the slots a re-attached task holds.
-        max_retries: Attempts of a create the server certainly refused before creating.
+        retry: How often, and how far apart, a create the server certainly refused before
+            creating is tried again.
         journal: The journal, or None.
         stats: The client's counters, told of each create, resumption, adoption and retry.
     """
@@ -57,7 +58,7 @@ class Creator:
     api: ProviderAPI
     tracker: Tracker
     quota: QuotaBackend
-    max_retries: int
+    retry: Retry
     journal: Journal | None = None
     _stats: Counters = attrs.field(kw_only=True)
     # Whether a create has succeeded (or found its task) since the client opened: until one
@@ -195,7 +196,7 @@ class Creator:
                 share (see :meth:`_shared_failure`).
         """
         ambiguous = False  # an earlier attempt may have created the task
-        for attempt in range(1, self.max_retries + 1):
+        for attempt in range(1, self.retry.attempts + 1):
             try:
                 task = await self.api.create(request, body, external_task_id, cost)
                 self._stats.created()
@@ -229,13 +230,13 @@ class Creator:
                     if found is not None:
                         return found
                     ambiguous = True
-            if attempt == self.max_retries:
+            if attempt == self.retry.attempts:
                 raise failure
             _log.info(
                 "create %s: attempt %d failed (%s); retrying", external_task_id, attempt, failure
             )
             self._stats.retried(attempt, failure)
-            await anyio.sleep(delay(attempt, retry_after))
+            await anyio.sleep(self.retry.delay(attempt, retry_after))
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _shared_failure(self, failure: KlingError, request: Request) -> None:

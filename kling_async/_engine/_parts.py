@@ -11,6 +11,7 @@ from typing import Literal
 import attrs
 
 from .._http._rate import RateLimit
+from .._http._retry import Retry
 from .._http._transport import Transport
 from .._journal import Journal
 from .._models import Kind
@@ -50,7 +51,7 @@ class Parts:
         poll_intervals: dict[Kind, float | None],
         task_timeout: float | None,
         lookahead: int,
-        max_retries: int,
+        retry: Retry,
         journal: Journal | None,
         callback_url: str | None,
         spawn: Spawn,
@@ -66,7 +67,7 @@ class Parts:
             api_standard=api_standard,
             transport=transport,
             stats=counters,
-            max_retries=max_retries,
+            retry=retry,
             budget=RateLimit(requests_per_minute) if requests_per_minute else None,
         )
         tracker = Tracker(
@@ -79,7 +80,7 @@ class Parts:
             callbacks=callback_url is not None,
             stats=counters,
         )
-        creator = Creator(api, tracker, quota, max_retries, journal=journal, stats=counters)
+        creator = Creator(api, tracker, quota, retry, journal=journal, stats=counters)
         scheduler = Scheduler(
             api,
             quota,

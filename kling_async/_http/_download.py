@@ -21,7 +21,7 @@ import attrs
 
 from .._errors import DownloadError, TransportError
 from .._models import GeneratedImage, GeneratedVideo, TaskResult
-from ._retry import retrying
+from ._retry import Retry, retrying
 from ._transport import Transport
 
 __all__ = ["GRACE", "MIN_RATE", "DownloadError", "SavedFile", "download_result", "safe_stem"]
@@ -75,14 +75,14 @@ async def download_result(
     *,
     stem: str,
     watermarked: bool = False,
-    attempts: int = 3,
+    retry: Retry,
     min_rate: float | None = MIN_RATE,
     grace: float = GRACE,
 ) -> list[SavedFile]:
     """Download every output of ``result`` into ``directory`` (created if missing). A file whose
     download failed for a passing reason (a dropped connection, a timeout, a body slower than
-    ``min_rate`` bytes/s after ``grace`` s, HTTP 5xx or 429) is tried again, up to ``attempts``
-    times, with the SDK's one backoff. No temporary file stays behind, whatever happens
+    ``min_rate`` bytes/s after ``grace`` s, HTTP 5xx or 429) is tried again as ``retry`` says
+    (attempts, backoff). No temporary file stays behind, whatever happens
     (failure, cancellation).
 
     Raises:
@@ -100,7 +100,7 @@ async def download_result(
         for position, output in enumerate(outputs):
             url = output.watermark_url if watermarked and output.watermark_url else output.url
             name = f"{stem}-{role}-{position}"
-            async for attempt in retrying(attempts, _worth_retrying):
+            async for attempt in retrying(retry, _worth_retrying):
                 with attempt:
                     file = await _save(
                         transport, url, directory, name, role, position, min_rate, grace

@@ -17,7 +17,7 @@ from .._engine._stats import Counters
 from .._errors import AuthenticationError, ConcurrencyLimitError, RateLimitError
 from .._models import Kind, TaskResult
 from ._rate import RateLimit
-from ._retry import retrying
+from ._retry import Retry, retrying
 from ._transport import Transport
 
 if TYPE_CHECKING:
@@ -37,14 +37,14 @@ class Wire:
         codec: The wire API's encoding and decoding.
         transport: Gives the open transport (raises ``RuntimeError`` when closed).
         stats: The client's counters, told of each request, query and retry (private).
-        max_retries: Attempts of a query.
+        retry: How queries (and creates, see ``_engine/_creator.py``) are tried again.
         rate_limit: The client's requests-per-minute pace, or None.
     """
 
     codec: Codec
     transport: Callable[[], Transport]
     _stats: Counters
-    max_retries: int
+    retry: Retry
     rate_limit: RateLimit | None = None
     _costs_limiter: AsyncLimiter | None = attrs.field(default=None, init=False)
 
@@ -88,7 +88,7 @@ class Wire:
 
     async def get(self, path: str, params: Mapping[str, str] | None = None) -> Any:
         """A GET, retried on transient failures (see ``_retry``)."""
-        async for attempt in retrying(self.max_retries, on_retry=self._stats.retried):
+        async for attempt in retrying(self.retry, on_retry=self._stats.retried):
             with attempt:
                 return await self.call("GET", path, params=params)
         raise AssertionError("unreachable")  # pragma: no cover
@@ -147,7 +147,7 @@ class Wire:
         if self._costs_limiter is None:
             self._costs_limiter = AsyncLimiter(1, interval * 1.02)
         data: Any = None
-        async for attempt in retrying(self.max_retries, on_retry=self._stats.retried):
+        async for attempt in retrying(self.retry, on_retry=self._stats.retried):
             with attempt:
                 data = await self.call("GET", path, params=params, limiter=self._costs_limiter)
         return self.codec.parse_account_costs(data)

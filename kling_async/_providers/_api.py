@@ -25,6 +25,7 @@ from .._errors import (
     ServerError,
     TransportError,
 )
+from .._http._retry import Retry
 from .._http._transport import Transport
 from .._http._wire import RateLimit, Wire
 from .._models import Kind, Request, Task, TaskResult
@@ -76,7 +77,7 @@ class ProviderAPI:
         api_standard: Literal["legacy", "new"],
         transport: Callable[[], Transport],
         stats: Counters,
-        max_retries: int,
+        retry: Retry,
         budget: RateLimit | None,
     ) -> ProviderAPI:
         """The provider API of ``provider`` over ``transport`` (which gives the open transport
@@ -87,7 +88,7 @@ class ProviderAPI:
         """
         codec = codec_for(provider, submit_path=submit_path, api_standard=api_standard)
         traits = traits_for(provider, submit_path=submit_path, api_standard=api_standard)
-        return cls(codec, traits, Wire(codec, transport, stats, max_retries, budget), stats)
+        return cls(codec, traits, Wire(codec, transport, stats, retry, budget), stats)
 
     @property
     def base_url(self) -> str:

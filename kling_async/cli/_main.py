@@ -57,6 +57,7 @@ from ._run import (
     check_redis_url,
     parse_quota,
     run_campaign,
+    sandbox_durations,
     stderr_console,
 )
 from ._sandbox import serve_sandbox
@@ -161,6 +162,9 @@ def _run(args: argparse.Namespace, console: Console, argv: Sequence[str] | None)
         base_url=args.base_url,
         budgets={"--budget": args.budget, "--budget-total": args.budget_total},
     )
+    durations = sandbox_durations(
+        args.sandbox, args.sandbox_image_duration, args.sandbox_video_duration
+    )
     out = Path(args.out)
     if args.resume and not (out / JOURNAL_NAME).exists():
         raise SetupError(f"--resume: no journal at {out / JOURNAL_NAME}")
@@ -179,6 +183,8 @@ def _run(args: argparse.Namespace, console: Console, argv: Sequence[str] | None)
         redis=_redis_url(args.redis, sandbox=args.sandbox),
         budget=args.budget,
         budget_total=args.budget_total,
+        sandbox_image_duration=durations[0],
+        sandbox_video_duration=durations[1],
     )
     signals = _Signals(console)
     previous = {

@@ -14,7 +14,7 @@ from .._engine._budget import parse_units
 from .._providers import API_STANDARDS, PROVIDERS
 from ._look import add_look_commands
 from ._queue import add_queue_commands
-from ._run import SANDBOX_KEY
+from ._run import SANDBOX_IMAGE_DURATION, SANDBOX_KEY, SANDBOX_VIDEO_DURATION
 
 __all__ = ["build_parser"]
 
@@ -28,6 +28,18 @@ def _seconds(text: str) -> float:
     if not value > 0:  # also refuses NaN
         raise argparse.ArgumentTypeError(f"{text!r}: need a positive number of seconds")
     return value
+
+
+def _seconds_range(text: str) -> tuple[float, float]:
+    """An argparse type: ``LOW,HIGH`` seconds (``S`` alone: LOW = HIGH), 0 ≤ LOW ≤ HIGH."""
+    low, _, high = text.partition(",")
+    try:
+        values = float(low), float(high or low)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give seconds as LOW,HIGH (e.g. 1,4)") from None
+    if not 0 <= values[0] <= values[1]:  # also refuses NaN
+        raise argparse.ArgumentTypeError(f"{text!r}: need 0 <= LOW <= HIGH")
+    return values
 
 
 def _units(text: str) -> Decimal:
@@ -77,6 +89,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="wire API: Kling's native API and gateways (default), or Modellix",
     )
     run.add_argument("--base-url", help="API root, e.g. a gateway https://host/kling")
+    for kind, (low, high) in (("image", SANDBOX_IMAGE_DURATION), ("video", SANDBOX_VIDEO_DURATION)):
+        run.add_argument(
+            f"--sandbox-{kind}-duration",
+            type=_seconds_range,
+            default=None,
+            metavar="LOW,HIGH",
+            help=f"with --sandbox: seconds a sandbox {kind} task takes, drawn between LOW and "
+            f"HIGH (default {low:g},{high:g})",
+        )
     run.add_argument(
         "--api-standard",
         choices=API_STANDARDS,

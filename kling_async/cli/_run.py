@@ -64,6 +64,7 @@ __all__ = [
     "check_redis_url",
     "parse_quota",
     "run_campaign",
+    "sandbox_durations",
     "stderr_console",
 ]
 
@@ -75,6 +76,20 @@ _RUN_JSON_LIMIT = 4096  # bytes of run.json read (it holds one short id)
 # videos minutes; the demo scales them down so a campaign finishes in under a minute.
 SANDBOX_IMAGE_DURATION = (1.0, 4.0)
 SANDBOX_VIDEO_DURATION = (3.0, 8.0)
+
+
+def sandbox_durations(
+    sandbox: bool, image: tuple[float, float] | None, video: tuple[float, float] | None
+) -> tuple[tuple[float, float], tuple[float, float]]:
+    """The seconds (low, high) of ``--sandbox-image-duration`` / ``--sandbox-video-duration``,
+    each :data:`SANDBOX_IMAGE_DURATION` / :data:`SANDBOX_VIDEO_DURATION` when not given.
+
+    Raises:
+        SetupError: one is given without ``--sandbox``.
+    """
+    if not sandbox and (image is not None or video is not None):
+        raise SetupError("--sandbox-image-duration / --sandbox-video-duration need --sandbox")
+    return image or SANDBOX_IMAGE_DURATION, video or SANDBOX_VIDEO_DURATION
 
 
 @attrs.frozen(kw_only=True)
@@ -95,6 +110,9 @@ class RunOptions:
     budget: Decimal | None = None  # the most units the run may spend (stream budget_units)
     budget_total: Decimal | None = None  # the most units every run into `out` may spend
     lookahead: int = 32  # requests pulled ahead of those running (KlingClient lookahead)
+    # Seconds a --sandbox image / video task takes, (low, high): a random draw between them.
+    sandbox_image_duration: tuple[float, float] = SANDBOX_IMAGE_DURATION
+    sandbox_video_duration: tuple[float, float] = SANDBOX_VIDEO_DURATION
 
 
 @attrs.define
@@ -424,18 +442,21 @@ async def _make_client(options: RunOptions, stack: AsyncExitStack, console: Cons
             api_keys=(SANDBOX_KEY,),
             quota={"image": quota.image, "video": quota.video, **quota.pools},
             modellix_concurrency=quota.team,
-            image_duration=SANDBOX_IMAGE_DURATION,
-            video_duration=SANDBOX_VIDEO_DURATION,
+            image_duration=options.sandbox_image_duration,
+            video_duration=options.sandbox_video_duration,
             # Kept beside the journal, so a killed run resumes against the same tasks.
             state_file=options.out / SANDBOX_STATE_NAME,
         )
     )
     base_url = {"kling": sandbox.base_url, "modellix": sandbox.modellix_base_url}[options.provider]
+    (image_low, image_high), (video_low, video_high) = (
+        options.sandbox_image_duration,
+        options.sandbox_video_duration,
+    )
     say(
         console,
         f"{options.provider} sandbox at {base_url} (task durations scaled down: images "
-        f"{SANDBOX_IMAGE_DURATION[0]:g}–{SANDBOX_IMAGE_DURATION[1]:g} s, videos "
-        f"{SANDBOX_VIDEO_DURATION[0]:g}–{SANDBOX_VIDEO_DURATION[1]:g} s)",
+        f"{image_low:g}–{image_high:g} s, videos {video_low:g}–{video_high:g} s)",
     )
     return KlingClient(
         api_key=SANDBOX_KEY,
