@@ -94,7 +94,7 @@ def test_each_kind_polls_as_its_traits_allow(
         api_standard=standard,
         transport=_never_open,
         stats=Counters(),
-        max_retries=1,
+        retry=ka.Retry(attempts=1),
         budget=None,
     )
     chosen = strategies(api, _Host(), Counters())

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
+import anyio
 import pytest
 from aiohttp import web
 
@@ -345,13 +346,17 @@ async def test_image_lifecycle_pending_processing_success_with_resources(
 ) -> None:
     """A task is pending, then processing, then success with n image resources whose signed
     URLs serve PNGs until result_expires_at (epoch ms, about 7 days)."""
-    async with Sandbox(api_keys=(KEY,), image_duration=0.6, seed=1) as sb:
+    # Long enough that a loaded machine still sees "pending" first (processing after 0.8 s).
+    async with Sandbox(api_keys=(KEY,), image_duration=8.0, seed=1) as sb:
         _, body = await submit(http, sb, {"prompt": "x", "n": 2})
         task_id = body["data"]["task_id"]
         _, first = await query(http, sb, task_id)
         assert first["data"] == {"status": "pending", "task_id": task_id, "model_id": IMAGE}
-        await asyncio.sleep(0.2)
-        _, middle = await query(http, sb, task_id)
+        middle = first
+        with anyio.fail_after(30):  # a hang guard, not a speed bound
+            while middle["data"]["status"] == "pending":
+                await asyncio.sleep(0.1)
+                _, middle = await query(http, sb, task_id)
         assert middle["data"]["status"] == "processing" and "result" not in middle["data"]
     async with Sandbox(api_keys=(KEY,), image_duration=0.05, seed=1) as sb:
         _, body = await submit(http, sb, {"prompt": "x", "n": 2})
