@@ -1,9 +1,9 @@
 """``KlingClient``: configuration, lifecycle and the public verbs, delegating the work.
 
-The parts, each with one job: the wire API's codec (``_providers``) and the calls through the
-transport (``_wire``); the quota backend (``_quota_backend``); the scheduler, which admits
-requests under quota and runs streams (``_scheduler``); the creator, which never bills twice
-(``_creates``); and the tracker, which follows every created task to its end (``_tracker``).
+The parts (built and wired in ``_engine/_parts.py``), each with one job: the provider API, the
+wire API in domain verbs (``_providers/_api.py``); the quota backend (``_quota/_backend.py``); the
+scheduler, which admits requests under quota and runs streams; the creator, which never bills
+twice; and the tracker, which follows every created task to its end (``_engine/``).
 """
 
 from __future__ import annotations
@@ -20,17 +20,14 @@ from typing import TYPE_CHECKING, Any, Literal, Self
 
 from ._account import ResourcePack
 from ._engine._budget import parse_units
-from ._engine._creates import Creator
+from ._engine._parts import Parts, resolve
 from ._engine._progress import Progress
-from ._engine._scheduler import Outcomes, Scheduler
+from ._engine._scheduler import Outcomes
 from ._engine._stats import ClientStats, Counters
 from ._engine._telemetry import Telemetry
-from ._engine._tracker import Tracker
 from ._http._callbacks import CallbackHint, CallbackReceiver
 from ._http._download import SavedFile, download_result
-from ._http._settings import resolve_settings
 from ._http._transport import Transport, new_session
-from ._http._wire import RateLimit, Wire
 from ._journal import Journal
 from ._models import Kind, Outcome, Request, Task, TaskResult
 from ._quota._backend import LocalQuota, PoolSnapshot, QuotaBackend, QuotaContext
@@ -155,10 +152,10 @@ class KlingClient:
         api_standard: Literal["legacy", "new"] = "legacy",
         tracer_provider: TracerProvider | None = None,
     ) -> None:
-        settings = resolve_settings(  # the same check as the command line's
+        resolved = resolve(
             provider=provider,
-            api_standard=api_standard,
             submit_path=submit_path,
+            api_standard=api_standard,
             api_key=api_key,
             access_key=access_key,
             secret_key=secret_key,
@@ -166,13 +163,12 @@ class KlingClient:
             requests_per_minute=requests_per_minute,
             callbacks=callbacks is not None,
         )
-        codec, self._auth = settings.codec, settings.auth
-        requests_per_minute = settings.requests_per_minute
         if lookahead < 1:
             raise ValueError(f"lookahead: {lookahead}, must be ≥ 1")
         if max_retries < 1:
             raise ValueError(f"max_retries: {max_retries}, must be ≥ 1")
-        self.base_url = settings.base_url
+        self._auth = resolved.auth
+        self.base_url = resolved.base_url
         self.provider = provider
         self.quota = quota or Quota()
         self.request_timeout = request_timeout
@@ -183,40 +179,29 @@ class KlingClient:
         }
         self.lookahead = lookahead
         self.max_retries = max_retries
-        self._counters = c = Counters(Telemetry.create(tracer_provider))
-        self.requests_per_minute = requests_per_minute
+        self._counters = Counters(Telemetry.create(tracer_provider))
+        self.requests_per_minute = resolved.requests_per_minute
         self.callbacks = callbacks
         self.journal: Journal | None = Journal(Path(journal)) if journal is not None else None
-        self._quota = quota_backend or LocalQuota(
-            hol_patience=self.quota.hol_patience,
-            auto_series_estimate=self.quota.auto_series_estimate,
-        )
-        rate = RateLimit(requests_per_minute) if requests_per_minute else None
-        self._wire = Wire(codec, self._check_open, self._counters, max_retries, rate)
-        self._tracker = Tracker(
-            self._wire,
-            self._quota,
-            self._spawn,
-            self.poll_intervals,
+        parts = Parts.build(
+            provider=provider,
+            submit_path=submit_path,
+            api_standard=api_standard,
+            transport=self._check_open,
+            counters=self._counters,
+            limits=self.quota,
+            quota_backend=quota_backend,
+            requests_per_minute=self.requests_per_minute,
+            poll_intervals=self.poll_intervals,
             task_timeout=task_timeout,
-            journal=self.journal,
-            callbacks=callbacks is not None,
-            stats=c,
-        )
-        self._creator = Creator(
-            self._wire, self._tracker, self._quota, max_retries, journal=self.journal, stats=c
-        )
-        self._scheduler = Scheduler(
-            self._wire,
-            self._quota,
-            self.quota,
-            self._creator,
-            self._tracker,
-            lookahead,
+            lookahead=lookahead,
+            max_retries=max_retries,
             journal=self.journal,
             callback_url=callbacks.url if callbacks is not None else None,
-            stats=c,
+            spawn=self._spawn,
         )
+        self._api, self._quota, self._tracker = parts.api, parts.quota, parts.tracker
+        self._scheduler = parts.scheduler
         self._state: Literal["new", "open", "closed"] = "new"
         self._transport: Transport | None = None
         self._stack: AsyncExitStack | None = None
@@ -242,7 +227,7 @@ class KlingClient:
                 session, self.base_url, self._auth, request_timeout=self.request_timeout
             )
             context = QuotaContext(
-                account=f"{self._wire.codec.name}|{self.base_url}|{self._auth.key_id()}",
+                account=f"{self._api.traits.name}|{self.base_url}|{self._auth.key_id()}",
                 limits=self.quota,
                 lookup=self._tracker.task_state,
                 running=self._tracker.running_tasks,
@@ -521,9 +506,9 @@ class KlingClient:
         """
         if not isinstance(self._quota, LocalQuota):
             raise TypeError("pool(): only the in-process quota backend has PoolLimiter pools")
-        codec = self._wire.codec
+        traits = self._api.traits
         return self._quota.pool(
-            codec.pool_name(model, kind), codec.pool_capacity(self.quota, model, kind)
+            traits.pool_name(model, kind), traits.pool_capacity(self.quota, model, kind)
         )
 
     def quota_snapshot(self) -> dict[str, PoolSnapshot]:
@@ -539,13 +524,13 @@ class KlingClient:
         interval; HTTP requests sent; tasks created, succeeded and failed; units spent (see
         :class:`ClientStats`). Cheap (no I/O); works before opening and after closing."""
         pace = self._tracker.pace(polling=self._state == "open")
-        return self._counters.snapshot(self._quota.snapshot(), pace)
+        return self._counters.snapshot(self._quota.snapshot(), pace, self._tracker.in_flight)
 
     @property
     def carries_external_task_id(self) -> bool:
         """Whether this wire API takes (and can look tasks up by) ``external_task_id``; where
         it does not (Modellix), the id stays the client's own key for journal and files."""
-        return self._wire.codec.supports_external_lookup
+        return self._api.traits.supports_external_lookup
 
     def check(self, request: Request) -> None:
         """Check that this client's wire API can carry ``request``; sends nothing.
@@ -555,7 +540,7 @@ class KlingClient:
                 Modellix), or a rule of that wire API is broken; the message names the provider
                 and the field.
         """
-        self._wire.codec.check(request)
+        self._api.check(request)
 
     async def account_costs(
         self,
@@ -586,7 +571,7 @@ class KlingClient:
             RuntimeError: the client is not open.
         """
         self._check_open()
-        return await self._wire.account_costs(start, end, resource_pack_name)
+        return await self._api.account_costs(start, end, resource_pack_name)
 
     def _resolve(self, task: Task | str, kind: Kind | None) -> tuple[str, Kind]:
         if isinstance(task, Task):

@@ -126,6 +126,57 @@ def test_no_provider_checks_above_the_codecs() -> None:
     assert found == []
 
 
+def _words(identifier: str) -> set[str]:
+    """The lower-case words of a snake_case, CamelCase or dotted name (``KlingCodec`` →
+    ``{"kling", "codec"}``; the standard library's ``codecs`` is its own word)."""
+    return {w.lower() for w in re.findall(r"[A-Z]+(?![a-z])|[A-Z]?[a-z0-9]+", identifier) if w}
+
+
+def _identifiers(tree: ast.AST) -> Iterator[str]:
+    """Every name a module's code spells: variables, attributes, arguments, definitions and
+    imports (not comments or docstrings)."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            yield node.id
+        elif isinstance(node, ast.Attribute):
+            yield node.attr
+        elif isinstance(node, ast.arg):
+            yield node.arg
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            yield node.name
+        elif isinstance(node, ast.alias):
+            yield node.name
+            yield node.asname or ""
+        elif isinstance(node, ast.ImportFrom):
+            yield node.module or ""
+
+
+# The codecs themselves, the wire calls that run them, and the seam (at most two modules) that
+# turns them into the provider API's verbs and traits.
+_CODEC_MODULES = {
+    "kling_async._providers._codec",
+    "kling_async._providers.kling",
+    "kling_async._providers.kling_new",
+    "kling_async._providers.modellix",
+    "kling_async._http._wire",
+}
+_CODEC_SEAM = {"kling_async._providers", "kling_async._providers._api"}
+
+
+def test_only_the_wire_layer_and_the_seam_name_the_codec() -> None:
+    """Outside the codecs, ``_http/_wire.py`` and two seam modules, no module's code names a
+    codec (``Codec``, ``codec``, ``codec_for``): the engine, the client and the command line
+    speak the provider API's verbs and read its traits."""
+    assert len(_CODEC_SEAM) <= 2
+    naming = {
+        name
+        for name, path in MODULES.items()
+        if not name.startswith("kling_async.testing")
+        and any("codec" in _words(i) for i in _identifiers(ast.parse(path.read_text("utf-8"))))
+    }
+    assert naming - _CODEC_MODULES - _CODEC_SEAM == set()
+
+
 @pytest.mark.parametrize(
     ("library", "allowed"),
     [

@@ -21,7 +21,7 @@ from PIL import Image
 import kling_async as ka
 from kling_async._http._transport import Response
 from kling_async._models import Kind
-from kling_async._providers.modellix import DEFAULT_BASE_URL, ModellixCodec
+from kling_async._providers.modellix import DEFAULT_BASE_URL, TRAITS, ModellixCodec
 
 CODEC = ModellixCodec()
 V3 = "kling-v3-omni"
@@ -57,8 +57,8 @@ def test_codec_defaults() -> None:
     """The codec is named modellix, uses the docs' /async path, and has no list or lookup."""
     assert DEFAULT_BASE_URL == "https://api.modellix.ai/api/v1"
     assert (CODEC.name, CODEC.submit_path) == ("modellix", "async")
-    assert CODEC.supports_list_query is False
-    assert CODEC.supports_external_lookup is False
+    assert TRAITS.supports_list_query is False
+    assert TRAITS.supports_external_lookup is False
 
 
 @pytest.mark.parametrize(

@@ -29,13 +29,13 @@ from .._errors import (
     KlingError,
     TaskFailedError,
 )
-from .._http._wire import Wire
 from .._journal import Journal
 from .._models import OmniImageRequest, OmniVideoRequest, Outcome, Request
+from .._providers._api import ProviderAPI
 from .._quota._backend import Lease, QuotaBackend, QuotaContext
 from .._quota._config import Quota
 from ._budget import UnitBudget, UnitEstimates, check_budget_units
-from ._creates import Creator
+from ._creator import Creator
 from ._progress import Progress, ProgressMeter
 from ._stats import Counters
 from ._tracker import Tracked, Tracker
@@ -65,7 +65,7 @@ class Scheduler:
     """Creates requests under quota and runs streams of them.
 
     Args:
-        wire: Calls to the wire API (its codec names pools and builds bodies).
+        api: The wire API (it checks and encodes requests; its traits name pools).
         quota: The quota backend.
         limits: The configured slots (``Quota``).
         creator: Sends creates and resumes journalled ones.
@@ -77,7 +77,7 @@ class Scheduler:
         stats: The client's counters, told of each request queued, granted, refused, dropped.
     """
 
-    wire: Wire
+    api: ProviderAPI
     quota: QuotaBackend
     limits: Quota
     creator: Creator
@@ -137,13 +137,13 @@ class Scheduler:
         Raises:
             BudgetExceededError: ``budget`` has no room for it; nothing was sent.
         """
-        codec = self.wire.codec
-        codec.check(request)
+        self.api.check(request)
+        traits = self.api.traits
         external_task_id = request.external_task_id or key or f"ka-{uuid.uuid4().hex}"
-        pool = codec.pool_name(request.model_name, request.kind)
-        capacity = codec.pool_capacity(self.limits, request.model_name, request.kind)
+        pool = traits.pool_name(request.model_name, request.kind)
+        capacity = traits.pool_capacity(self.limits, request.model_name, request.kind)
         lease = self.quota.lease(
-            pool, capacity, request, external_task_id, alone=codec.shares_one_pool
+            pool, capacity, request, external_task_id, alone=traits.shares_one_pool
         )
         self._stats.queued(lease)
         try:
@@ -177,17 +177,14 @@ class Scheduler:
         external_task_id: str,
         admitted: Callable[[], None] | None,
     ) -> Tracked:
-        codec = self.wire.codec
         pool = lease.pool
         wire_request = request
         if self.callback_url is not None and request.callback_url is None:
             wire_request = attrs.evolve(request, callback_url=self.callback_url)
         if request.has_local_media:  # reading and encoding files blocks: off the loop
-            body = await anyio.to_thread.run_sync(
-                codec.build_create, wire_request, external_task_id
-            )
+            body = await anyio.to_thread.run_sync(self.api.encode, wire_request, external_task_id)
         else:
-            body = codec.build_create(wire_request, external_task_id)
+            body = self.api.encode(wire_request, external_task_id)
         stats = self._stats
         backoff = 0.25
         while True:
@@ -246,8 +243,8 @@ class Scheduler:
     ) -> AsyncIterator[Outcomes]:
         """See :meth:`KlingClient.stream`."""
         budget = None
-        codec = self.wire.codec
-        check_budget_units(budget_units, reports_units=codec.reports_units, wire_api=codec.name)
+        traits = self.api.traits
+        check_budget_units(budget_units, reports_units=traits.reports_units, wire_api=traits.name)
         if budget_units is not None:
             budget = UnitBudget(budget_units, self.estimates)
         meter = ProgressMeter(on_progress) if on_progress is not None else None

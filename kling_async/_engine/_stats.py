@@ -120,7 +120,6 @@ class Counters:
     _queries: int = attrs.field(default=0, init=False)  # single-task queries sent
     _list_queries: int = attrs.field(default=0, init=False)  # list or batch queries sent
     _http_requests: int = attrs.field(default=0, init=False)  # all HTTP requests sent
-    _in_flight: int = attrs.field(default=0, init=False)  # tasks followed, not yet ended
     _resumed: int = attrs.field(default=0, init=False)  # requests answered from the journal
     _overbooked: int = attrs.field(default=0, init=False)  # grants in ``auto`` series' slots
     _overbooked_requeued: int = attrs.field(default=0, init=False)  # of those, answered 1303
@@ -167,7 +166,6 @@ class Counters:
 
     def tracked(self, lease: Lease, task_id: str) -> None:
         """``lease``'s task exists (created now, or re-attached) and is followed."""
-        self._in_flight += 1
         if self.telemetry is not None:
             self.telemetry.created(lease, task_id)
 
@@ -186,11 +184,10 @@ class Counters:
         earlier: bool = False,
     ) -> None:
         """``lease``'s task ended with ``result`` (``error`` when it failed or could no longer
-        be followed); a task :meth:`tracked` is followed no more. ``earlier``: an earlier run
-        saw it end (from the journal, never tracked): nothing of it is counted again."""
+        be followed). ``earlier``: an earlier run saw it end (from the journal): nothing of it
+        is counted again."""
         units = result.units if result is not None else None
         if not earlier:
-            self._in_flight -= 1
             if error is None:
                 self._succeeded += 1
             else:
@@ -256,9 +253,11 @@ class Counters:
         self,
         pools: Mapping[str, PoolSnapshot],
         pace: Mapping[str, tuple[float | None, float | None]],
+        in_flight: int = 0,
     ) -> ClientStats:
         """A :class:`ClientStats` of these counts, the quota backend's ``pools`` and the
-        tracker's ``pace`` (per pool: mean task seconds, poll interval)."""
+        tracker's ``pace`` (per pool: mean task seconds, poll interval) and ``in_flight``
+        (the tasks it follows)."""
         names = sorted(
             set(pools) | set(pace) | set(self._requeued_by_pool) | set(self._ended_by_pool)
         )
@@ -282,7 +281,7 @@ class Counters:
             tasks_created=self._creates,
             tasks_succeeded=self._succeeded,
             tasks_failed=self._failed,
-            in_flight=self._in_flight,
+            in_flight=in_flight,
             requeued_1303=self._requeued,
             units_spent=self._units,
             queries=self._queries,

@@ -1,12 +1,10 @@
-"""In-flight tasks, followed to their end: list polls, budgeted single queries and callback
-hints learn that a task ended; the tracker then frees its quota lease, journals the result and
-wakes whoever waits for it.
+"""In-flight tasks, followed to their end: polls and callback hints learn that a task ended; the
+tracker then frees its quota lease, journals the result and wakes whoever waits for it.
 
-Polling (https://kling.ai/document-api/api/image/3-0-omni/image-omni, list query): each tick of
-a kind, one list query (``pageNum=1``, newest first) reports on every in-flight task, with
-further pages only while tracked tasks are missing and single GETs for the few the pages do not
-reach (or when one or two tasks are in flight). Where there is no list query (Modellix), one
-query at a time goes to the most overdue task, within the request budget. Queries use no quota.
+When to poll is decided here (per kind a tick at the pace of the tasks, ``_cadence``; where
+requests are budgeted, each task on its own schedule, the most overdue first); how to ask is the
+kind's polling strategy (``_polling``: list pages, unified batch queries or budgeted single
+queries), chosen once from the wire API's traits. Queries use no quota.
 """
 
 from __future__ import annotations
@@ -30,13 +28,14 @@ from .._errors import (
     TaskTimeoutError,
     UnknownStatusError,
 )
-from .._http._wire import Wire
 from .._journal import Journal
 from .._models import Kind, OmniImageRequest, Request, Task, TaskResult, TaskStatus
+from .._providers._api import ProviderAPI
 from .._quota._backend import Lease, QuotaBackend
 from .._quota._policy import DurationEstimate
 from . import _cadence
 from ._budget import Reservation
+from ._polling import Strategy, strategies
 from ._stats import Counters
 
 __all__ = ["Tracked", "Tracker"]
@@ -44,8 +43,6 @@ __all__ = ["Tracked", "Tracker"]
 _log = logging.getLogger("kling_async.client")
 
 _FINISHED_KEPT = 1024  # results kept for wait() on tasks that already ended
-_SINGLE_GET_MAX = 2  # up to this many tasks in flight, single GETs are as cheap as a list
-_PAGES_MAX = 3  # list pages per tick before falling back to single GETs for stragglers
 _CALLBACK_POLL_FACTOR = 10.0  # with callbacks, polling is a slow safety net
 # Budgeted polling (no list query) checks a task first after this many poll intervals while its
 # pool has not seen a task end: with the defaults 3.2 s for images, 20 s for videos.
@@ -56,12 +53,11 @@ Spawn = Callable[..., None]
 
 @attrs.define(eq=False)
 class Tracked:
-    """One task followed to its end."""
+    """One task followed to its end (since ``lease.started``)."""
 
     task: Task
     lease: Lease
     series: bool = False  # a series request: Modellix answers need this to sort images
-    started: float = attrs.field(factory=anyio.current_time)
     next_check: float = 0.0  # budgeted polling: when to query this task next
     checks: int = 0  # queries that found it still running
     done: anyio.Event = attrs.field(factory=anyio.Event)
@@ -75,7 +71,7 @@ class Tracker:
     """Follows every created task until the server reports it ended.
 
     Args:
-        wire: Calls to the wire API.
+        api: The wire API (its traits choose each kind's polling strategy).
         quota: Gets each ended task's lease back.
         spawn: Starts a background task (the scheduler's task group).
         poll_intervals: Seconds between polls per kind; None: at the pace of the tasks
@@ -86,7 +82,7 @@ class Tracker:
         stats: The client's counters, told of each task followed, polled and ended.
     """
 
-    wire: Wire
+    api: ProviderAPI
     quota: QuotaBackend
     spawn: Spawn
     poll_intervals: dict[Kind, float | None]
@@ -100,8 +96,17 @@ class Tracker:
     _pollers: set[str] = attrs.field(factory=set)
     _confirming: set[str] = attrs.field(factory=set)
     _wakeup: anyio.Event = attrs.field(factory=anyio.Event)
+    _polling: dict[Kind, Strategy] = attrs.field(factory=dict, init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self._polling = strategies(self.api, self, self._stats)
 
     # -- what the client asks --------------------------------------------------------------
+
+    @property
+    def in_flight(self) -> int:
+        """Tasks created (or re-attached) and not yet seen ended."""
+        return len(self._inflight)
 
     def get(self, task_id: str) -> Tracked | None:
         """The tracked task ``task_id``, running or recently ended."""
@@ -114,14 +119,16 @@ class Tracker:
             lease,
             series=isinstance(request, OmniImageRequest) and request.result_type == "series",
         )
+        if not lease.started:  # a quota backend that does not note when tasks start
+            lease.started = anyio.current_time()
         self._inflight[task.task_id] = tracked
         self._stats.tracked(lease, task.task_id)
         durations = self._durations.setdefault(lease.pool, DurationEstimate())
-        if not self.wire.codec.supports_list_query:
+        if self._polling[task.kind].per_task:
             interval = self.interval(task.kind)
             shortest = durations.shortest
             first = 0.8 * shortest if shortest else _FIRST_CHECK_FACTOR * interval
-            tracked.next_check = tracked.started + max(interval, first)
+            tracked.next_check = lease.started + max(interval, first)
             self._wakeup.set()
             if "budgeted" not in self._pollers:
                 self._pollers.add("budgeted")
@@ -146,7 +153,7 @@ class Tracker:
         tracked = self.get(task_id)
         series = tracked.series if tracked else None
         with self._stats.within(tracked.lease if tracked else None):
-            return await self.wire.query(kind, task_id, series=series, external=external)
+            return await self.api.query(kind, task_id, series=series, external=external)
 
     async def task_state(
         self, kind: Kind, task_id: str, external: bool = False
@@ -166,37 +173,13 @@ class Tracker:
         return "ended" if result.status.is_terminal else "running"
 
     async def running_tasks(self, kind: Kind) -> list[tuple[str, str | None]]:
-        """``(task_id, external_task_id)`` of every task of ``kind`` the account's list query
-        shows still running (newest pages first, at most ``_PAGES_MAX`` pages); ``[]`` where
-        the wire API has no list query.
+        """``(task_id, external_task_id)`` of every task of ``kind`` the account's listing
+        shows still running; ``[]`` where the wire API has none (``ProviderAPI.list_running``).
 
         Raises:
             KlingError: a page could not be read.
         """
-        codec = self.wire.codec
-        running: list[tuple[str, str | None]] = []
-        if codec.running_listing(kind, None) is not None:
-            cursor: str | None = None
-            for _ in range(_PAGES_MAX):
-                listing = codec.running_listing(kind, cursor)
-                assert listing is not None
-                method, path, params, body = listing
-                self._stats.listed()
-                data = await self.wire.call(method, path, params=params, json_body=body)
-                results, cursor = codec.parse_running_page(data)
-                running += _still_running(results)
-                if cursor is None:
-                    break
-            return running
-        if not codec.supports_list_query:
-            return []
-        size = codec.list_page_size(10**6)
-        for page in range(1, _PAGES_MAX + 1):
-            results, held = await self.wire.list_page(kind, page, size, None)
-            running += _still_running(results)
-            if held < size:
-                break
-        return running
+        return await self.api.list_running(kind)
 
     async def wait(self, tracked: Tracked, until: float | None = None) -> TaskResult:
         """The task's final result, waiting for it until ``until`` (``anyio.current_time()``)
@@ -257,7 +240,7 @@ class Tracker:
         tracked = self._inflight.get(task_id)
         if tracked is None or task_id in self._confirming:
             return
-        if not self.wire.codec.is_terminal_wire_status(wire_status):
+        if not self.api.is_terminal_wire_status(wire_status):
             return
         self._confirming.add(task_id)
         self.spawn(self._confirm, tracked)
@@ -279,17 +262,22 @@ class Tracker:
                     await self._wakeup.wait()  # a new task may be due sooner
                 continue
             kind = tracked.task.kind
-            result = await self._check(tracked)
-            interval = self.interval(kind)
-            if result is None:
-                tracked.next_check = anyio.current_time() + interval
-                continue
-            tracked.checks += 1
-            cap = 5.0 if kind == "image" else 20.0
-            delay = min(cap, interval * 1.5 ** (tracked.checks - 1))
-            tracked.next_check = anyio.current_time() + max(delay, interval)
-            await self._observe(tracked, result)
+            await self._polling[kind].poll(kind, {tracked.task.task_id: tracked})
         self._pollers.discard("budgeted")
+
+    def checked(self, tracked: Tracked, result: TaskResult | None) -> None:
+        """Schedule the next check of a task polled on its own schedule: one poll interval
+        after a failed query, else a delay growing ×1.5 per check up to 5 s (images) or 20 s
+        (videos), never under one poll interval."""
+        kind = tracked.task.kind
+        interval = self.interval(kind)
+        if result is None:
+            tracked.next_check = anyio.current_time() + interval
+            return
+        tracked.checks += 1
+        cap = 5.0 if kind == "image" else 20.0
+        delay = min(cap, interval * 1.5 ** (tracked.checks - 1))
+        tracked.next_check = anyio.current_time() + max(delay, interval)
 
     async def _poll_kind(self, kind: Kind) -> None:
         """Follow every in-flight task of ``kind`` until each has ended (see the module)."""
@@ -299,20 +287,10 @@ class Tracker:
             tick = anyio.current_time()
             pending = {t.task.task_id: t for t in self._inflight.values() if t.task.kind == kind}
             _log.debug("poll: %d %s task(s) in flight", len(pending), kind)
-            if self.wire.codec.batch_query_size(kind):
-                with self._stats.poll(kind, (t.lease for t in pending.values())):
-                    await self._poll_batches(kind, pending)
-                continue  # a task not in the answers yet is asked again next tick
-            if len(pending) > _SINGLE_GET_MAX:
-                with self._stats.poll(kind, (t.lease for t in pending.values())):
-                    await self._poll_pages(kind, pending)
-            for tracked in list(pending.values()):
-                result = await self._check(tracked)
-                if result is not None:
-                    await self._observe(tracked, result)
+            await self._polling[kind].poll(kind, pending)
         self._pollers.discard(kind)  # no await since the check: track() starts a new poller
 
-    async def _check(self, tracked: Tracked) -> TaskResult | None:
+    async def check(self, tracked: Tracked) -> TaskResult | None:
         """One query of a tracked task; None after transient failures outlasting the retries
         (next tick). A task that can no longer be queried ends with that error."""
         try:
@@ -324,36 +302,6 @@ class Tracker:
             pass
         return None
 
-    async def _poll_batches(self, kind: Kind, pending: dict[str, Tracked]) -> None:
-        """Ask about every task in ``pending`` with unified queries of as many ids as the wire
-        API takes (one request per batch), and finish the ended."""
-        size = self.wire.codec.batch_query_size(kind)
-        ids = list(pending)
-        for start in range(0, len(ids), size):
-            try:
-                results = await self.wire.query_batch(kind, ids[start : start + size])
-            except KlingError:
-                return  # asked again next tick
-            for result in results:
-                tracked = pending.pop(result.task_id, None)
-                if tracked is not None:
-                    await self._observe(tracked, result)
-
-    async def _poll_pages(self, kind: Kind, pending: dict[str, Tracked]) -> None:
-        """Remove from ``pending`` every task a list page reports on (and finish the ended)."""
-        page_size = self.wire.codec.list_page_size(len(pending))
-        for page in range(1, _PAGES_MAX + 1):
-            try:
-                results, held = await self.wire.list_page(kind, page, page_size, pending)
-            except KlingError:
-                return  # fall back to single GETs this tick
-            for result in results:
-                tracked = pending.pop(result.task_id, None)
-                if tracked is not None:
-                    await self._observe(tracked, result)
-            if not pending or held < page_size:
-                return
-
     def interval(self, kind: Kind) -> float:
         """Seconds between polls of ``kind`` now: the override, else at the pace of the tasks
         in flight (``_cadence``), shorter while requests wait for their slots."""
@@ -362,7 +310,7 @@ class Tracker:
             return override
         now = anyio.current_time()
         pools = {t.lease.pool for t in self._inflight.values() if t.task.kind == kind}
-        ages = [now - t.started for t in self._inflight.values() if t.task.kind == kind]
+        ages = [now - t.lease.started for t in self._inflight.values() if t.task.kind == kind]
         snapshot = self.quota.snapshot()
         waiting = any(snapshot[p].waiting for p in pools if p in snapshot)
         means = [self._durations[p].mean() for p in pools if p in self._durations]
@@ -396,7 +344,7 @@ class Tracker:
             shortest = self._durations[tracked.lease.pool].shortest
             if shortest is None:
                 return due
-            earliest = min(earliest, tracked.started + 0.8 * shortest)
+            earliest = min(earliest, tracked.lease.started + 0.8 * shortest)
         if earliest == math.inf:
             return due
         return max(due, earliest)
@@ -408,11 +356,12 @@ class Tracker:
             return  # the poller will see the task end
         finally:
             self._confirming.discard(tracked.task.task_id)
-        await self._observe(tracked, result)
+        await self.observe(tracked, result)
 
     # -- the end -------------------------------------------------------------------------------
 
-    async def _observe(self, tracked: Tracked, result: TaskResult) -> None:
+    async def observe(self, tracked: Tracked, result: TaskResult) -> None:
+        """``result`` is what the server says of ``tracked`` now: if it ended, finish it."""
         if not _ended(result) or tracked.done.is_set():
             return
         tracked.result = result
@@ -425,7 +374,7 @@ class Tracker:
         task = tracked.task
         if self._inflight.pop(task.task_id, None) is None:
             return
-        seconds = anyio.current_time() - tracked.started
+        seconds = anyio.current_time() - tracked.lease.started
         if _log.isEnabledFor(logging.INFO):
             _log.info(
                 "task %s ended: %s after %.1f s%s",
@@ -472,8 +421,3 @@ def _failed(result: TaskResult, task: Task | None = None) -> TaskFailedError:
         task_id=task.task_id if task else result.task_id,
         external_task_id=task.external_task_id if task else result.external_task_id,
     )
-
-
-def _still_running(results: list[TaskResult]) -> list[tuple[str, str | None]]:
-    """``(task_id, external_task_id)`` of the results that are not terminal."""
-    return [(r.task_id, r.external_task_id) for r in results if not r.status.is_terminal]

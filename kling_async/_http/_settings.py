@@ -1,4 +1,4 @@
-"""A client's connection settings, checked once: the wire API (its codec), the credentials, the
+"""A client's connection settings, checked once: the wire API (its traits), the credentials, the
 base URL and the request rate, each given or read from the environment.
 
 :func:`resolve_settings` is the one check, run by ``KlingClient(...)`` and by the command line
@@ -18,7 +18,7 @@ from typing import Literal
 
 import attrs
 
-from .._providers import Codec, codec_for
+from .._providers import ProviderTraits, traits_for
 from ._auth import ApiKeyAuth, Auth, JwtAuth
 
 __all__ = ["LIBRARY", "Settings", "Wording", "resolve_settings"]
@@ -56,13 +56,13 @@ class Settings:
     """Settings that passed :func:`resolve_settings`.
 
     Attributes:
-        codec: The wire API.
+        traits: What the wire API is and supports.
         auth: The credentials, ready to sign requests.
         base_url: The API root, without a trailing ``/``.
         requests_per_minute: The client's request rate, or None (no limit).
     """
 
-    codec: Codec
+    traits: ProviderTraits
     auth: Auth
     base_url: str
     requests_per_minute: float | None
@@ -94,31 +94,31 @@ def resolve_settings(
         TypeError: a key that is not a ``str``.
     """
     try:
-        codec = codec_for(provider, submit_path=submit_path, api_standard=api_standard)
+        traits = traits_for(provider, submit_path=submit_path, api_standard=api_standard)
     except ValueError as exc:
         if wording.name("api_standard") == "api_standard":
             raise
         raise ValueError(f"{wording.name('api_standard')} {api_standard}: {exc}") from None
-    if callbacks and not codec.supports_callbacks:
-        raise ValueError(f"callbacks: {codec.name} has no callback_url field")
-    where = "Kling's new-standard API" if api_standard == "new" else codec.name
-    auth = _credentials(codec, api_key, access_key, secret_key, where, wording, api_standard)
-    url = base_url or os.environ.get(codec.base_url_env) or codec.default_base_url
+    if callbacks and not traits.supports_callbacks:
+        raise ValueError(f"callbacks: {traits.name} has no callback_url field")
+    where = "Kling's new-standard API" if api_standard == "new" else traits.name
+    auth = _credentials(traits, api_key, access_key, secret_key, where, wording, api_standard)
+    url = base_url or os.environ.get(traits.base_url_env) or traits.default_base_url
     if not url.startswith(("http://", "https://")):
-        source = wording.name("base_url") if base_url else codec.base_url_env
+        source = wording.name("base_url") if base_url else traits.base_url_env
         raise ValueError(f"{source} {url!r}: must be an http(s) URL, e.g. https://host/kling")
     if requests_per_minute is None:
-        requests_per_minute = codec.default_requests_per_minute
+        requests_per_minute = traits.default_requests_per_minute
     if requests_per_minute is not None and requests_per_minute <= 0:
         name = wording.name("requests_per_minute")
         raise ValueError(f"{name}: {requests_per_minute}, must be > 0")
     return Settings(
-        codec=codec, auth=auth, base_url=url.rstrip("/"), requests_per_minute=requests_per_minute
+        traits=traits, auth=auth, base_url=url.rstrip("/"), requests_per_minute=requests_per_minute
     )
 
 
 def _credentials(
-    codec: Codec,
+    traits: ProviderTraits,
     api_key: str | None,
     access_key: str | None,
     secret_key: str | None,
@@ -129,7 +129,7 @@ def _credentials(
     """The auth for the given keys, else the environment's: an API key first, else
     AccessKey/SecretKey where the wire API takes a JWT [auth]."""
     env = os.environ
-    jwt = codec.supports_jwt
+    jwt = traits.supports_jwt
     if not jwt and (access_key or secret_key):
         raise ValueError(f"access_key/secret_key: {where} takes an api_key only")
     for name, value in (
@@ -139,7 +139,7 @@ def _credentials(
     ):
         if value is not None and not isinstance(value, str):
             raise TypeError(f"{name}: expected a str, got {type(value).__name__}")
-    key = api_key or env.get(codec.api_key_env) or None
+    key = api_key or env.get(traits.api_key_env) or None
     if key:
         return ApiKeyAuth(key)
     if jwt:  # each key given, else from its variable
@@ -151,17 +151,17 @@ def _credentials(
             given = bool(access_key or secret_key)
             names = ("access_key", "secret_key") if given else (ACCESS_KEY_ENV, SECRET_KEY_ENV)
             have, lack = names if access else names[::-1]
-            verb, alternative = ("given", "api_key") if given else ("set", codec.api_key_env)
+            verb, alternative = ("given", "api_key") if given else ("set", traits.api_key_env)
             raise ValueError(
                 f"{have} is {verb} but {lack} is not: {'pass' if given else 'set'} both "
                 f"(or {alternative})"
             )
     elif api_standard == "new" and (env.get(ACCESS_KEY_ENV) or env.get(SECRET_KEY_ENV)):
         raise ValueError(  # AccessKey/SecretKey sign the legacy standard's JWTs only [auth]
-            f"{where} takes an API key ({codec.api_key_env}); AccessKey/SecretKey are for "
+            f"{where} takes an API key ({traits.api_key_env}); AccessKey/SecretKey are for "
             "the legacy standard"
         )
-    ways = [f"set {codec.api_key_env}"]
+    ways = [f"set {traits.api_key_env}"]
     if jwt:
         ways.append(f"{ACCESS_KEY_ENV} and {SECRET_KEY_ENV}")
     if wording.arguments:

@@ -1,30 +1,27 @@
-"""Authenticated calls to one wire API: the rate limit, the JWT re-sign after a 1004, and
-queries retried on transient failures. Creates, which may not be retried blindly, are sent
-once per call (see ``_creates``).
+"""Authenticated calls to one wire API in its codec's terms: the rate limit, the JWT re-sign
+after a 1004, and queries retried on transient failures. Creates, which may not be retried
+blindly, are sent once per call (see ``_providers/_api.py`` and ``_engine/_creator.py``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Container, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 from aiolimiter import AsyncLimiter
 
 from .._account import ResourcePack
 from .._engine._stats import Counters
-from .._errors import (
-    AuthenticationError,
-    ConcurrencyLimitError,
-    InvalidRequestError,
-    RateLimitError,
-)
+from .._errors import AuthenticationError, ConcurrencyLimitError, RateLimitError
 from .._models import Kind, TaskResult
-from .._providers import Codec
 from ._rate import RateLimit
 from ._retry import retrying
 from ._transport import Transport
+
+if TYPE_CHECKING:
+    from .._providers._codec import Codec
 
 __all__ = ["RateLimit", "RequestBudget", "Wire"]
 
@@ -37,7 +34,7 @@ class Wire:
     """Calls through one transport in one wire API's terms (its :attr:`codec`).
 
     Attributes:
-        codec: The wire API; replaced by its fallback when a create path form is refused.
+        codec: The wire API's encoding and decoding.
         transport: Gives the open transport (raises ``RuntimeError`` when closed).
         stats: The client's counters, told of each request, query and retry (private).
         max_retries: Attempts of a query.
@@ -96,29 +93,15 @@ class Wire:
                 return await self.call("GET", path, params=params)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def query(
-        self, kind: Kind, task_id: str, *, series: bool | None = None, external: bool = False
-    ) -> TaskResult:
-        """One task's state, by ``task_id`` (or by ``external_task_id`` with ``external``,
-        where the API allows).
-
-        Raises:
-            InvalidRequestError: code 1203, the server has no such task (a unified query
-                answers an unknown id by leaving it out).
-        """
+    async def query(self, kind: Kind, task_id: str, *, series: bool | None = None) -> TaskResult:
+        """One task's state, by ``task_id``, from the single-task query."""
         self._stats.queried()
-        if self.codec.batch_query_size(kind):
-            found = await self.query_batch(kind, [task_id], external=external)
-            if not found:
-                raise InvalidRequestError(f"no task {task_id!r}", code=1203)
-            return found[0]
         data = await self.get(self.codec.query_path(kind, task_id))
         return self.codec.parse_task(data, series=series)
 
-    async def query_batch(
-        self, kind: Kind, ids: list[str], *, external: bool = False
-    ) -> list[TaskResult]:
-        """The states of ``ids`` in one unified query (those the server knows)."""
+    async def query_batch(self, ids: list[str], *, external: bool = False) -> list[TaskResult]:
+        """The states of ``ids`` (external ids with ``external``) in one unified query (those
+        the server knows)."""
         self._stats.listed()
         path, params = self.codec.batch_query(ids, external=external)
         return self.codec.parse_task_list(await self.get(path, params))
@@ -135,11 +118,15 @@ class Wire:
         return results, len(data)
 
     async def account_costs(
-        self, start: dt.datetime | None, end: dt.datetime | None, resource_pack_name: str | None
+        self,
+        start: dt.datetime | None,
+        end: dt.datetime | None,
+        resource_pack_name: str | None,
+        interval: float,
     ) -> list[ResourcePack]:
         """The account's resource packs in the window ``start`` (default 1970-01-01 UTC) to
-        ``end`` (default now), one query at least ``codec.account_costs_interval`` seconds
-        (plus 2 %) after the previous one, attempts included; transient failures are retried
+        ``end`` (default now), one query at least ``interval`` seconds (plus 2 %) after the
+        previous one, attempts included; transient failures are retried
         as queries are, a malformed pack list is not.
 
         Raises:
@@ -158,7 +145,7 @@ class Wire:
             raise ValueError("resource_pack_name: empty; pass a pack's name or None")
         path, params = self.codec.account_costs_request(start, end, resource_pack_name)
         if self._costs_limiter is None:
-            self._costs_limiter = AsyncLimiter(1, self.codec.account_costs_interval * 1.02)
+            self._costs_limiter = AsyncLimiter(1, interval * 1.02)
         data: Any = None
         async for attempt in retrying(self.max_retries, on_retry=self._stats.retried):
             with attempt:

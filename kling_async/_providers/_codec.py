@@ -1,10 +1,10 @@
-"""The ``Codec`` protocol: everything one wire API knows, asked by everything above it.
+"""The ``Codec`` protocol: one wire API's encoding and decoding.
 
-A codec maps request models to a wire API's requests and its answers back to models, and answers
-every wire-specific question the rest of the SDK has: paths and envelopes, pagination, which
-lookups exist, how completion can be learned, the rate limit to keep, how quota pools are named,
-and which credentials and environment variables apply. Nothing above the codecs asks which wire
-API it talks to; a third wire API is a third class with these members.
+A codec maps request models to a wire API's requests (paths, bodies, query parameters) and its
+answers back to models (envelopes, tasks, errors). What the wire API *is* (credentials, defaults,
+pools, which queries exist) is its :class:`~._traits.ProviderTraits`; only the wire calls
+(``_http/_wire.py``) and the provider API (``_providers/_api.py``) hold a codec. A third wire API
+is a third codec class and a third traits value.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from .._account import ResourcePack
 from .._errors import APIError, NotSupportedError
 from .._http._transport import Response
 from .._models import Kind, Request, Task, TaskResult
-from .._quota._config import Quota
 
 __all__ = ["Codec"]
 
@@ -28,67 +27,6 @@ class Codec(Protocol):
     @property
     def name(self) -> str:
         """The provider's name, as users spell it (``"kling"``, ``"modellix"``)."""
-        ...
-
-    @property
-    def supports_list_query(self) -> bool:
-        """Whether one list query reports on many tasks (else single queries, budgeted)."""
-        ...
-
-    @property
-    def supports_external_lookup(self) -> bool:
-        """Whether a task can be looked up by the client's ``external_task_id`` (else a lost
-        create answer can never be resolved, and is never re-sent)."""
-        ...
-
-    @property
-    def supports_callbacks(self) -> bool:
-        """Whether creates can carry a ``callback_url``."""
-        ...
-
-    @property
-    def supports_jwt(self) -> bool:
-        """Whether AccessKey/SecretKey (HS256 JWT) authentication is accepted."""
-        ...
-
-    @property
-    def api_key_env(self) -> str:
-        """Environment variable holding the API key."""
-        ...
-
-    @property
-    def base_url_env(self) -> str:
-        """Environment variable holding the API root."""
-        ...
-
-    @property
-    def default_base_url(self) -> str:
-        """The API root when none is given."""
-        ...
-
-    @property
-    def default_requests_per_minute(self) -> float | None:
-        """The documented per-key request limit, or None where there is none."""
-        ...
-
-    @property
-    def shares_one_pool(self) -> bool:
-        """Whether every model and kind share one concurrency pool (a team limit), in which a
-        request costing more than the pool runs alone instead of never."""
-        ...
-
-    @property
-    def reports_units(self) -> bool:
-        """Whether an ended task's answer says what it was charged (:attr:`TaskResult.units`),
-        which a unit budget needs."""
-        ...
-
-    def pool_name(self, model: str, kind: Kind) -> str:
-        """The quota pool a task of ``(model, kind)`` holds slots in."""
-        ...
-
-    def pool_capacity(self, quota: Quota, model: str, kind: Kind) -> int:
-        """Slots of that pool under ``quota``."""
         ...
 
     def check(self, request: Request) -> None:
@@ -129,11 +67,7 @@ class Codec(Protocol):
         ...
 
     def list_path(self, kind: Kind) -> str:
-        """Path of the list query (only where :attr:`supports_list_query`)."""
-        ...
-
-    def batch_query_size(self, kind: Kind) -> int:
-        """Ids one unified query of ``kind`` answers for (0: no such query)."""
+        """Path of the list query (only where the traits say there is one)."""
         ...
 
     def batch_query(
@@ -161,10 +95,6 @@ class Codec(Protocol):
         """Query parameters of list page ``page`` (1-based) of ``page_size`` tasks."""
         ...
 
-    def list_page_size(self, tracked: int) -> int:
-        """Page size for a list poll while ``tracked`` tasks are in flight."""
-        ...
-
     def unwrap(self, response: Response) -> Any:
         """The ``data`` of a successful answer; raises the mapped ``APIError`` otherwise."""
         ...
@@ -179,11 +109,6 @@ class Codec(Protocol):
 
     def parse_task_list(self, data: Any, wanted: Container[str] | None = None) -> list[TaskResult]:
         """The tasks of a list page (those in ``wanted`` only, when given)."""
-        ...
-
-    @property
-    def account_costs_interval(self) -> float:
-        """Seconds to keep between two account-costs queries (the documented rate limit)."""
         ...
 
     def account_costs_request(
@@ -214,14 +139,10 @@ class NoUnifiedQuery:
 
     __slots__ = ()
 
-    def batch_query_size(self, kind: Kind) -> int:
-        """No unified query: 0."""
-        return 0
-
     def batch_query(
         self, ids: list[str], *, external: bool = False
     ) -> tuple[str, Mapping[str, str]]:
-        """Never called (:meth:`batch_query_size` is 0)."""
+        """Never called (the traits' batch size is 0)."""
         raise NotImplementedError("no unified task query")
 
     def running_listing(
@@ -239,8 +160,6 @@ class NoAccountCosts:
     """The :class:`Codec` members of a wire API without a resource-pack query (Modellix)."""
 
     __slots__ = ()
-
-    account_costs_interval: float = 0.0
 
     def account_costs_request(
         self, start: dt.datetime, end: dt.datetime, resource_pack_name: str | None

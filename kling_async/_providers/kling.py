@@ -50,12 +50,12 @@ from .._models import (
     TaskResult,
     TaskStatus,
 )
-from .._quota._config import Quota
 from .._requests._api_rules import refuse_for
 from .._requests._validate import check_local_image, check_local_video
 from ._codec import NoUnifiedQuery
+from ._traits import ProviderTraits
 
-__all__ = ["DEFAULT_BASE_URL", "KlingCodec"]
+__all__ = ["DEFAULT_BASE_URL", "TRAITS", "KlingCodec"]
 
 DEFAULT_BASE_URL = "https://api-singapore.klingai.com"  # [auth]
 # [omni-image]: results purged after 30 days [omni-image] [callbacks]
@@ -67,8 +67,22 @@ _PATHS: dict[Kind, str] = {
 }
 
 ACCOUNT_COSTS_PATH = "/account/costs"  # [account-usage]
-_PAGE_SIZE_MIN = 30  # the list query's default page size
-_PAGE_SIZE_MAX = 500  # its largest
+TRAITS = ProviderTraits(
+    name="kling",
+    api_key_env="KLING_API_KEY",
+    base_url_env="KLING_BASE_URL",
+    default_base_url=DEFAULT_BASE_URL,
+    default_requests_per_minute=None,  # no documented per-key request limit
+    supports_jwt=True,  # AccessKey/SecretKey → HS256 JWT [auth]
+    supports_callbacks=True,  # callback_url on creates [callbacks]
+    supports_external_lookup=True,  # query by external_task_id [omni-image]
+    supports_list_query=True,  # pageNum/pageSize list query [omni-image]
+    list_page_min=30,  # the list query's default page size [omni-image]
+    list_page_max=500,  # its largest
+    shares_one_pool=False,  # pools per model and kind
+    reports_units=True,  # final_unit_deduction on an ended task
+    account_costs_interval=1.0,  # [account-usage]: "control the request rate (QPS<=1)"
+)
 # What a refusal of a create whose external id is in use may say (not documented; see
 # KlingCodec.is_duplicate_external_id).
 _DUPLICATE_WORDS = re.compile(r"external|already|exist|duplicat|in use|unique", re.IGNORECASE)
@@ -162,27 +176,6 @@ class KlingCodec(NoUnifiedQuery):
     """Maps request models to Kling's native wire form and answers back to results."""
 
     name: str = "kling"
-    supports_list_query: bool = True  # pageNum/pageSize list query
-    supports_external_lookup: bool = True  # query by external_task_id
-    supports_callbacks: bool = True  # callback_url on creates
-    supports_jwt: bool = True  # AccessKey/SecretKey → HS256 JWT
-    api_key_env: str = "KLING_API_KEY"
-    base_url_env: str = "KLING_BASE_URL"
-    default_base_url: str = DEFAULT_BASE_URL
-    default_requests_per_minute: float | None = None  # no documented per-key request limit
-    shares_one_pool: bool = False  # pools per model and kind
-    # final_unit_deduction (legacy), billing[] (new standard) on an ended task
-    reports_units: bool = True
-    account_costs_interval: float = 1.0  # [account-usage]: "control the request rate (QPS<=1)"
-
-    def pool_name(self, model: str, kind: Kind) -> str:
-        """``"{model}:{kind}"``: concurrency is counted per model and pack type
-        (https://kling.ai/document-api/api/get-started/concurrency-rules)."""
-        return f"{model}:{kind}"
-
-    def pool_capacity(self, quota: Quota, model: str, kind: Kind) -> int:
-        """The pool's slots under ``quota`` (``Quota.capacity``)."""
-        return quota.capacity(model, kind)
 
     def fallback(self, status: int | None) -> KlingCodec | None:
         """Kling serves one create path: never another."""
@@ -206,11 +199,6 @@ class KlingCodec(NoUnifiedQuery):
     def list_params(self, page: int, page_size: int) -> dict[str, str]:
         """``pageNum`` / ``pageSize`` (1–500)."""
         return {"pageNum": str(page), "pageSize": str(page_size)}
-
-    def list_page_size(self, tracked: int) -> int:
-        """Twice the tasks in flight (newer tasks of other programs may come first), within the
-        documented 1–500 (default 30)."""
-        return min(_PAGE_SIZE_MAX, max(_PAGE_SIZE_MIN, 2 * tracked))
 
     def check(self, request: Request) -> None:
         """Refuse, before sending, what the legacy standard's pages refuse ([omni-image],

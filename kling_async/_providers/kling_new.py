@@ -40,9 +40,9 @@ from .._models import (
     TaskStatus,
 )
 from .._requests._api_rules import refuse_for
-from .kling import RESULT_LIFETIME, KlingCodec, encode_media
+from .kling import RESULT_LIFETIME, TRAITS, KlingCodec, encode_media
 
-__all__ = ["BATCH_SIZE", "MODEL_PATHS", "KlingNewCodec"]
+__all__ = ["BATCH_SIZE", "MODEL_PATHS", "NEW_TRAITS", "KlingNewCodec"]
 
 # The model in the path [omni-video-3] [o1], for the request model's names.
 MODEL_PATHS = {"kling-v3-omni": "kling-3.0-omni", "kling-video-o1": "kling-o1"}
@@ -57,17 +57,17 @@ _RESOLUTION = {"std": "720p", "pro": "1080p", "4k": "4k"}
 _FRAME = {"first_frame": "first_frame", "end_frame": "last_frame", None: "refer_image"}
 _REFERENCE = re.compile(r"<<<(image|video|element)_(\d+)>>>")
 
+# Kling's legacy traits, but API key only ([omni-video-3]: Authorization: Bearer <API_KEY>) and
+# videos followed with the unified GET /tasks query, BATCH_SIZE ids each.
+NEW_TRAITS = attrs.evolve(
+    TRAITS, supports_jwt=False, batch_query_size=BATCH_SIZE, batch_query_kinds=frozenset({"video"})
+)
+
 
 @attrs.frozen
 class KlingNewCodec(KlingCodec):
     """Kling's new standard for omni-video (``api_standard="new"``); images go through the
     legacy codec this extends. API key only."""
-
-    supports_jwt: bool = False  # [omni-video-3]: Authorization: Bearer <API_KEY>
-
-    def batch_query_size(self, kind: Kind) -> int:
-        """Ids per unified query for ``kind`` (0: none; images use the legacy queries)."""
-        return BATCH_SIZE if kind == "video" else 0
 
     def batch_query(self, ids: list[str], *, external: bool = False) -> tuple[str, dict[str, str]]:
         """Path and parameters of ``GET /tasks`` for ``ids`` (task ids, or external ids)."""

@@ -55,17 +55,33 @@ from .._models import (
     TaskResult,
     TaskStatus,
 )
-from .._quota._config import Quota
 from .._requests._api_rules import refuse_for
 from .._requests._validate import check_local_image, check_local_video
 from ._codec import NoAccountCosts, NoUnifiedQuery
 from ._modellix_answers import _dict, _error, _outputs, _reason, _time
+from ._traits import ProviderTraits
 
-__all__ = ["DEFAULT_BASE_URL", "ModellixCodec"]
+__all__ = ["DEFAULT_BASE_URL", "TRAITS", "ModellixCodec"]
 
 DEFAULT_BASE_URL = "https://api.modellix.ai/api/v1"  # [modellix-api] [modellix-cli]
 # [modellix-query]: result URLs expire after about 7 days [modellix-cli]
 RESULT_LIFETIME = dt.timedelta(days=7)
+
+TRAITS = ProviderTraits(
+    name="modellix",
+    api_key_env="MODELLIX_API_KEY",
+    base_url_env="MODELLIX_BASE_URL",
+    default_base_url=DEFAULT_BASE_URL,
+    # 100 requests a minute per key (https://docs.modellix.ai/ways-to-use/api)
+    default_requests_per_minute=100.0,
+    supports_jwt=False,  # API keys only
+    supports_callbacks=False,  # no callback_url field
+    supports_external_lookup=False,  # no client-chosen id, no lookup by it [modellix-api]
+    supports_list_query=False,  # no list or batch query [modellix-api]
+    shares_one_pool=True,  # the team's concurrency limit covers every model
+    # A task answer carries no charge (https://docs.modellix.ai/api-reference/query-task-result)
+    reports_units=False,
+)
 
 # [modellix-v3-image]–[modellix-image-o1]: request model_name + kind → the model slug in the path.
 _MODELS: dict[tuple[str, Kind], str] = {
@@ -129,33 +145,10 @@ class ModellixCodec(NoUnifiedQuery, NoAccountCosts):
             (``/kling/{model}/async``, the docs' form; default) or ``"plain"``
             (``/kling/{model}``, CLI 0.0.7's form). :meth:`other_submit_path` gives the other.
         name: ``"modellix"``.
-        supports_list_query: ``False``: Modellix has no list or batch query [modellix-api].
-        supports_external_lookup: ``False``: no client-chosen id, no lookup by it ([modellix-api],
-        [modellix-api]).
     """
 
     submit_path: Literal["async", "plain"] = "async"
     name: str = "modellix"
-    supports_list_query: bool = False
-    supports_external_lookup: bool = False
-    supports_callbacks: bool = False  # no callback_url field
-    supports_jwt: bool = False  # API keys only
-    api_key_env: str = "MODELLIX_API_KEY"
-    base_url_env: str = "MODELLIX_BASE_URL"
-    default_base_url: str = DEFAULT_BASE_URL
-    # 100 requests a minute per key (https://docs.modellix.ai/ways-to-use/api)
-    default_requests_per_minute: float | None = 100.0
-    shares_one_pool: bool = True  # the team's concurrency limit covers every model
-    # A task answer carries no charge (https://docs.modellix.ai/api-reference/query-task-result)
-    reports_units: bool = False
-
-    def pool_name(self, model: str, kind: Kind) -> str:
-        """``"modellix:team"``: Modellix counts one concurrency limit per team."""
-        return "modellix:team"
-
-    def pool_capacity(self, quota: Quota, model: str, kind: Kind) -> int:
-        """``Quota.team``."""
-        return quota.team
 
     def fallback(self, status: int | None) -> ModellixCodec | None:
         """After a definite 404/405 the other documented create path form; else None."""
@@ -171,14 +164,6 @@ class ModellixCodec(NoUnifiedQuery, NoAccountCosts):
         return error.code is None and error.http_status in (404, 405)
 
     def list_params(self, page: int, page_size: int) -> dict[str, str]:
-        """Modellix has no list query.
-
-        Raises:
-            NotImplementedError: always.
-        """
-        raise NotImplementedError("modellix has no list or batch task query")
-
-    def list_page_size(self, tracked: int) -> int:
         """Modellix has no list query.
 
         Raises:

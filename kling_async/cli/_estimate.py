@@ -42,7 +42,7 @@ def estimate_campaign(
 ) -> int:
     """Write the estimate of the campaign at ``path`` line by line through ``write``; return
     the exit status (0, or 1 when a line is invalid: its reason is listed). ``provider`` is
-    the lines' default dialect; ``check`` (the run's wire API's rules, a codec's ``check``)
+    the lines' default dialect; ``check`` (the run's wire API's rules, ``request_check``)
     refuses lines as a run would. Invalid lines' reasons are printed with control characters
     escaped.
 

@@ -40,7 +40,7 @@ from rich.logging import RichHandler
 
 from .._errors import QuotaError
 from .._journal import JournalError
-from .._providers import codec_for
+from .._providers import request_check, traits_for
 from .._requests._campaign import content_lines, is_text_file
 from ._estimate import estimate_campaign
 from ._folder import FolderBusy, hold_folder, journal_hint
@@ -94,7 +94,7 @@ def _main(argv: Sequence[str] | None) -> int:
             campaign = Path(args.campaign)
             _check_campaign(campaign)
             standard = _api_standard(args.api_standard, args.provider)
-            check = codec_for(args.provider, api_standard=standard).check
+            check = request_check(args.provider, api_standard=standard)
             return estimate_campaign(campaign, print, args.provider, check)
         return _run(args, console, argv)
     except SetupError as exc:
@@ -131,7 +131,7 @@ def _queue_status(args: argparse.Namespace) -> bool:
 def _api_standard(value: str, provider: str) -> Literal["legacy", "new"]:
     standard: Literal["legacy", "new"] = "new" if value == "new" else "legacy"
     try:
-        codec_for(provider, api_standard=standard)
+        traits_for(provider, api_standard=standard)
     except ValueError as exc:
         raise SetupError(f"--api-standard {value}: {exc}") from None
     return standard
@@ -217,7 +217,7 @@ async def _run_campaign(
     except QuotaError as exc:  # the client could not open its shared quota (--redis)
         return SetupError(str(exc))
     except JournalError as exc:  # damaged, not a journal, unreadable
-        can_look_up = codec_for(options.provider).supports_external_lookup
+        can_look_up = traits_for(options.provider).supports_external_lookup
         return SetupError(journal_hint(exc, options.out / JOURNAL_NAME, can_look_up=can_look_up))
 
 
@@ -315,9 +315,9 @@ def _refused_hint(args: argparse.Namespace) -> str:
     """Which variables held the refused credentials (an API key is used before AK/SK)."""
     if args.sandbox:  # the built-in sandbox's own key; its refusal is a bug
         return "run with --debug and report it"
-    codec = codec_for(args.provider)
-    if os.environ.get(codec.api_key_env) or not codec.supports_jwt:
-        return f"check the key in {codec.api_key_env}"
+    traits = traits_for(args.provider)
+    if os.environ.get(traits.api_key_env) or not traits.supports_jwt:
+        return f"check the key in {traits.api_key_env}"
     return "check KLING_ACCESS_KEY and KLING_SECRET_KEY"
 
 

@@ -50,10 +50,10 @@ def check_client_settings(
             base_url=base_url or (_SANDBOX_URL if sandbox else None),
             wording=WORDING,
         )
-        codec = settings.codec
+        traits = settings.traits
         for flag, units in (budgets or {}).items():
             check_budget_units(
-                units, reports_units=codec.reports_units, wire_api=codec.name, name=flag
+                units, reports_units=traits.reports_units, wire_api=traits.name, name=flag
             )
     except (ValueError, TypeError) as exc:
         raise SetupError(str(exc)) from None

@@ -18,22 +18,20 @@ import attrs
 
 from .._errors import (
     APIError,
-    ConcurrencyLimitError,
     EndpointError,
     InvalidRequestError,
     KlingError,
     OutcomeUnknownError,
     QuotaError,
     RateLimitError,
-    ResponseFormatError,
     ServerError,
     TaskFailedError,
     TransportError,
 )
 from .._http._retry import delay
-from .._http._wire import Wire
 from .._journal import Journal, JournalConflictError, JournalEntry, request_fingerprint
 from .._models import Request, Task, TaskStatus
+from .._providers._api import ProviderAPI
 from .._quota._backend import Lease, QuotaBackend
 from ._stats import Counters
 from ._tracker import Tracked, Tracker
@@ -48,7 +46,7 @@ class Creator:
     """Sends creates and resumes journalled ones.
 
     Args:
-        wire: Calls to the wire API (its codec may switch create path form).
+        api: The wire API: one create at a time, its failures classified.
         tracker: Follows what was created or re-attached.
         quota: Counts the slots a re-attached task holds.
         max_retries: Attempts of a create the server certainly refused before creating.
@@ -56,7 +54,7 @@ class Creator:
         stats: The client's counters, told of each create, resumption, adoption and retry.
     """
 
-    wire: Wire
+    api: ProviderAPI
     tracker: Tracker
     quota: QuotaBackend
     max_retries: int
@@ -115,12 +113,13 @@ class Creator:
         if entry.state == "intent":
             # A create may or may not have reached the server: ask it (lookup by id). Only
             # "no such task" lets us create; a failed lookup is raised, never guessed.
-            if not self.wire.codec.supports_external_lookup:
+            traits = self.api.traits
+            if not traits.supports_external_lookup:
                 raise OutcomeUnknownError(
-                    f"an earlier run sent the create for {key!r} on {self.wire.codec.name} and "
+                    f"an earlier run sent the create for {key!r} on {traits.name} and "
                     "never learnt its task id; the task may exist and be billed, so it is not "
                     "sent again",
-                    provider=self.wire.codec.name,
+                    provider=traits.name,
                     external_task_id=key,
                 )
             found = await self._find_by_external_id(request, key, 0)
@@ -195,58 +194,41 @@ class Creator:
             EndpointError: before any create has succeeded, a failure every create will
                 share (see :meth:`_shared_failure`).
         """
-        switched = False
         ambiguous = False  # an earlier attempt may have created the task
         for attempt in range(1, self.max_retries + 1):
-            codec = self.wire.codec
             try:
-                path = codec.create_path(request)
-                data = await self.wire.call("POST", path, json_body=body)
-                task = codec.parse_create(data, request, external_task_id, cost)
+                task = await self.api.create(request, body, external_task_id, cost)
                 self._stats.created()
                 return task
-            except ConcurrencyLimitError:
-                raise
-            except InvalidRequestError as exc:
-                if ambiguous:
-                    # Perhaps the earlier attempt did create it, and this refusal is about the
-                    # reused external_task_id (unique per account): look again.
-                    found = await self._recover(exc, request, external_task_id, cost)
-                    if found is not None:
-                        return found
-                elif codec.is_duplicate_external_id(exc):
-                    # The id is in use: an earlier run (whose journal is gone, or another
-                    # folder) created the task. Follow that task instead of failing the line.
-                    adopted = await self._adopt(exc, request, external_task_id, cost)
-                    if adopted is not None:
-                        return adopted
-                # A wire API with two create path forms: a definite refusal of this one
-                # proves nothing was created, so the other may be tried, once.
-                other = None if switched else codec.fallback(exc.http_status)
-                if other is None:
-                    self._shared_failure(exc, path)
-                    raise
-                switched = True
-                if self.wire.codec.create_path(request) == path:  # not switched meanwhile
-                    self.wire.codec = other
-                continue
-            except RateLimitError as exc:  # 1302: certainly not created
+            except KlingError as exc:
+                verdict = self.api.classify(exc)
                 failure: KlingError = exc
-                retry_after = exc.retry_after
-            except TransportError as exc:
-                failure, retry_after = exc, None
-                self._shared_failure(exc, path)
-                if exc.sent:
+                if verdict == "busy" or verdict == "terminal":
+                    raise
+                if verdict == "refused" or verdict == "duplicate_id":
+                    if ambiguous:
+                        # Perhaps the earlier attempt did create it, and this refusal is about
+                        # the reused external_task_id (unique per account): look again.
+                        found = await self._recover(exc, request, external_task_id, cost)
+                        if found is not None:
+                            return found
+                    elif verdict == "duplicate_id":
+                        # The id is in use: an earlier run (whose journal is gone, or another
+                        # folder) created the task. Follow that task instead of failing the line.
+                        assert isinstance(exc, InvalidRequestError)
+                        adopted = await self._adopt(exc, request, external_task_id, cost)
+                        if adopted is not None:
+                            return adopted
+                    self._shared_failure(exc, request)
+                    raise
+                retry_after = exc.retry_after if isinstance(exc, RateLimitError) else None
+                if isinstance(exc, TransportError):
+                    self._shared_failure(exc, request)
+                if verdict == "ambiguous":
                     found = await self._recover(exc, request, external_task_id, cost)
                     if found is not None:
                         return found
                     ambiguous = True
-            except (ServerError, ResponseFormatError) as exc:
-                failure, retry_after = exc, None
-                found = await self._recover(exc, request, external_task_id, cost)
-                if found is not None:
-                    return found
-                ambiguous = True
             if attempt == self.max_retries:
                 raise failure
             _log.info(
@@ -256,25 +238,16 @@ class Creator:
             await anyio.sleep(delay(attempt, retry_after))
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _shared_failure(self, failure: KlingError, path: str) -> None:
+    def _shared_failure(self, failure: KlingError, request: Request) -> None:
         """Raise :class:`EndpointError` when ``failure``, met before any create of this client
-        has succeeded, is one every create will share: no connection at all (refused, DNS,
-        TLS verification: ``sent`` false), or an answer that the create path does not exist
-        (the codec's ``is_missing_path``: e.g. 404 without the API's envelope, 1202). Retrying
-        them line by line only delays the same answer (issue: 26 lines failed after 51 s)."""
+        has succeeded, is one every create will share (``ProviderAPI.unreachable``: no
+        connection at all, or no create path at this base URL). Retrying them line by line
+        only delays the same answer (issue: 26 lines failed after 51 s)."""
         if self._reached:
             return
-        base_url = self.wire.transport().base_url
-        if isinstance(failure, TransportError) and not failure.sent:
-            message = f"cannot reach the API at {base_url}: {failure}"
-        elif isinstance(failure, InvalidRequestError) and self.wire.codec.is_missing_path(failure):
-            message = (
-                f"the API at {base_url} has no create path {path} ({failure}): check the base "
-                "URL (a gateway's prefix, e.g. https://host/kling)"
-            )
-        else:
-            return
-        raise EndpointError(message, base_url=base_url) from failure
+        message = self.api.unreachable(failure, request)
+        if message is not None:
+            raise EndpointError(message, base_url=self.api.base_url) from failure
 
     async def _recover(
         self, failure: KlingError, request: Request, external_task_id: str, cost: int
@@ -284,13 +257,13 @@ class Creator:
         under the same ``external_task_id``. When the lookup itself fails, ``failure`` is
         raised: nothing is sent again on a guess. Where the wire API has no lookup by client
         id, :class:`OutcomeUnknownError` is raised: a paid create is never re-sent blindly."""
-        codec = self.wire.codec
-        if not codec.supports_external_lookup:
+        traits = self.api.traits
+        if not traits.supports_external_lookup:
             raise OutcomeUnknownError(
-                f"the create for {external_task_id!r} on {codec.name} was sent but its "
+                f"the create for {external_task_id!r} on {traits.name} was sent but its "
                 f"answer was lost ({failure}); the task may exist and be billed, and "
-                f"{codec.name} cannot look it up by a client id, so it was not sent again",
-                provider=codec.name,
+                f"{traits.name} cannot look it up by a client id, so it was not sent again",
+                provider=traits.name,
                 external_task_id=external_task_id,
                 http_status=getattr(failure, "http_status", None),
             ) from failure
