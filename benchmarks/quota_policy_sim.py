@@ -2,9 +2,11 @@
 
 Not one of the issue's benchmarks (no sandbox, no HTTP): a discrete-event simulation for
 comparing head-of-line settings over many seeds, which the sandbox runs (minutes each, with a
-spread of ±0.5 %) cannot tell apart. It drives ``kling_async._quota._policy.PoolLimiter``
-through its public ``acquire``/``release`` with ``clock=`` set to a virtual clock, and models
-the rest of the client as the client does it:
+spread of ±0.5 %) cannot tell apart, and for measuring each rule of the policy
+(``kling_async._quota._decide.decide``; ``--without RULE`` leaves one out). It drives
+``kling_async._quota._policy.PoolLimiter``, which runs ``decide``, through its public
+``acquire``/``release`` with ``clock=`` set to a virtual clock, and models the rest of the
+client as the client does it:
 
 - requests are the quota benchmark's mix without ``auto`` series (60 % single n 1–4, 40 %
   fixed series 2–6: ``quota_utilisation.make_requests``, priced by ``request_cost``), at most
