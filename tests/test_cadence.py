@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import kling_async as ka
-from kling_async import _cadence
+from kling_async._engine import _cadence
 from kling_async.testing import Sandbox
 
 pytestmark = pytest.mark.anyio

@@ -17,7 +17,7 @@ import anyio
 import pytest
 
 import kling_async as ka
-from kling_async import _callbacks
+from kling_async._http import _callbacks
 from kling_async._http._callbacks import CallbackHint, CallbackReceiver
 from kling_async.testing import Sandbox
 
