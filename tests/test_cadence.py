@@ -38,13 +38,23 @@ def test_waiting_requests_make_polls_more_frequent() -> None:
 
 
 def test_before_any_end_the_oldest_age_sets_the_pace() -> None:
-    """Before a task has ended, the interval grows with the oldest task's age, up to the
-    typical duration of the kind."""
+    """Before a task has ended, the interval is a quarter of the oldest task's age, up to a
+    quarter of the typical duration of the kind."""
     young = _cadence.interval("video", [None], 0.1, waiting=True)
     older = _cadence.interval("video", [None], 40.0, waiting=True)
     ancient = _cadence.interval("video", [None], 10_000.0, waiting=True)
     assert young < older < ancient
-    assert ancient == pytest.approx(_cadence.FRACTION_WAITING * _cadence.TYPICAL["video"])
+    assert older == pytest.approx(_cadence.FRACTION_FIRST * 40.0)
+    assert ancient == pytest.approx(_cadence.FRACTION_FIRST * _cadence.TYPICAL["video"])
+
+
+def test_a_pool_holding_a_third_of_its_slots_is_busy_without_waiters() -> None:
+    """A pool is busy while requests wait or while it holds at least BUSY_SHARE of its slots
+    (a campaign's tail), not when it holds a few."""
+    assert _cadence.busy(waiting=1, in_use=0, capacity=50)
+    assert _cadence.busy(waiting=0, in_use=15, capacity=50)
+    assert not _cadence.busy(waiting=0, in_use=14, capacity=50)
+    assert not _cadence.busy(waiting=0, in_use=0, capacity=0)
 
 
 def test_the_fastest_pool_sets_the_pace() -> None:
@@ -70,3 +80,33 @@ async def test_default_cadence_follows_fast_tasks() -> None:
         ends = {t.task_id: t.ends_at for t in sb.tasks}
     lags = [seen[task_id] - ends[task_id] for task_id in list(seen)[8:]]  # after the first ends
     assert statistics.median(lags) < 0.1  # 4.5 % of ~0.4 s tasks is about 0.02 s
+
+
+async def test_before_any_end_a_lone_task_costs_a_handful_of_queries() -> None:
+    """Before any task has ended, polls are spaced at a quarter of the oldest task's age, so a
+    lone 2 s task costs about 8 queries (at 7 % of its age it cost about 24)."""
+    async with (
+        Sandbox(api_keys=("k",), image_duration=2.0, seed=5) as sb,
+        ka.KlingClient(api_key="k", base_url=sb.base_url) as client,
+    ):
+        outcome = await client.wait(await client.submit(ka.OmniImageRequest(prompt="lone")))
+        assert outcome.task_id
+        assert sb.stats().queries + sb.stats().list_queries <= 12
+
+
+async def test_the_tail_of_a_campaign_is_polled_at_the_busy_pace() -> None:
+    """With no request waiting, a pool holding a quarter of its slots is polled at the idle
+    fraction of its mean task duration, and one holding half at the busy fraction."""
+    async with (
+        Sandbox(api_keys=("k",), quota={"image": 4}, image_duration=1.0, seed=5) as sb,
+        ka.KlingClient(api_key="k", base_url=sb.base_url, quota=ka.Quota(image=4)) as client,
+    ):
+        await client.wait(await client.submit(ka.OmniImageRequest(prompt="first")))
+        fractions = []
+        for i in range(2):  # read right after each create: no task of these can end before
+            await client.submit(ka.OmniImageRequest(prompt=f"p{i}"))
+            (pool,) = client.stats().pools.values()
+            assert pool.waiting == 0 and pool.held == i + 1 and pool.mean_task_seconds
+            assert pool.poll_interval is not None
+            fractions.append(pool.poll_interval / pool.mean_task_seconds)
+    assert fractions == pytest.approx([_cadence.FRACTION_IDLE, _cadence.FRACTION_BUSY])

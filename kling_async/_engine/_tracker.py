@@ -354,7 +354,8 @@ class Tracker:
 
     def interval(self, kind: Kind) -> float:
         """Seconds between polls of ``kind`` now: the override, else at the pace of the tasks
-        in flight (``_cadence``), shorter while requests wait for their slots."""
+        in flight (``_cadence``), shorter while the pool is busy (requests wait for its
+        slots, or most of them are held)."""
         override = self.poll_intervals[kind]
         if override is not None:
             return override
@@ -362,7 +363,11 @@ class Tracker:
         pools = {t.lease.pool for t in self._inflight.values() if t.task.kind == kind}
         ages = [now - t.started for t in self._inflight.values() if t.task.kind == kind]
         snapshot = self.quota.snapshot()
-        waiting = any(snapshot[p].waiting for p in pools if p in snapshot)
+        waiting = any(
+            _cadence.busy(snapshot[p].waiting, snapshot[p].in_use, snapshot[p].capacity)
+            for p in pools
+            if p in snapshot
+        )
         means = [self._durations[p].mean() for p in pools if p in self._durations]
         return _cadence.interval(kind, means, max(ages, default=0.0), waiting=waiting)
 

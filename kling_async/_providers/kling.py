@@ -208,9 +208,11 @@ class KlingCodec(NoUnifiedQuery):
         return {"pageNum": str(page), "pageSize": str(page_size)}
 
     def list_page_size(self, tracked: int) -> int:
-        """Twice the tasks in flight (newer tasks of other programs may come first), within the
-        documented 1–500 (default 30)."""
-        return min(_PAGE_SIZE_MAX, max(_PAGE_SIZE_MIN, 2 * tracked))
+        """Three times the tasks in flight, within the documented 1–500 (default 30): the
+        list is newest first, and a task of a long run can be older than twice the tasks in
+        flight (quota 50: 12 second pages per 300 tasks at twice, 1 at three times); newer
+        tasks of other programs may come first too."""
+        return min(_PAGE_SIZE_MAX, max(_PAGE_SIZE_MIN, 3 * tracked))
 
     def check(self, request: Request) -> None:
         """Refuse, before sending, what the legacy standard's pages refuse ([omni-image],
