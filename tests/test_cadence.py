@@ -4,6 +4,7 @@ within a small fraction of their duration."""
 
 from __future__ import annotations
 
+import logging
 import statistics
 import time
 
@@ -110,3 +111,23 @@ async def test_the_tail_of_a_campaign_is_polled_at_the_busy_pace() -> None:
             assert pool.poll_interval is not None
             fractions.append(pool.poll_interval / pool.mean_task_seconds)
     assert fractions == pytest.approx([_cadence.FRACTION_IDLE, _cadence.FRACTION_BUSY])
+
+
+async def test_one_list_page_reaches_the_oldest_task_in_flight(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A list poll asks for a page reaching every task created since the oldest one in flight
+    (the list is newest first), so no tick needs a second page even while a long task sits
+    behind more than twice as many newer ones."""
+    caplog.set_level(logging.DEBUG, logger="kling_async.client")
+    async with (
+        Sandbox(api_keys=("k",), quota={"image": 25}, image_duration=(0.01, 3.0), seed=3) as sb,
+        ka.KlingClient(api_key="k", base_url=sb.base_url, quota=ka.Quota(image=25)) as client,
+    ):
+        outcomes = await client.run_all(ka.OmniImageRequest(prompt=f"p{i}") for i in range(120))
+        assert all(o.ok for o in outcomes)
+        list_queries = sb.stats().list_queries
+    ticks = [r.args for r in caplog.records if r.getMessage().startswith("poll:")]
+    paged = sum(1 for args in ticks if isinstance(args, tuple) and int(args[0]) > 2)
+    assert paged > 0
+    assert list_queries == paged  # one page per tick that lists

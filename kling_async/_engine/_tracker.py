@@ -16,7 +16,7 @@ import logging
 import math
 import random
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Literal, assert_never
 
 import anyio
@@ -67,6 +67,7 @@ class Tracked:
     result: TaskResult | None = None
     error: KlingError | None = None
     reservation: Reservation | None = None  # a stream's unit budget held for this create
+    serial: int = 0  # creation order among the tracker's tasks (sizes list pages)
 
 
 @attrs.define
@@ -97,6 +98,7 @@ class Tracker:
     _pollers: set[str] = attrs.field(factory=set)
     _confirming: set[str] = attrs.field(factory=set)
     _wakeup: anyio.Event = attrs.field(factory=anyio.Event)
+    _created: int = 0  # tasks tracked so far: the next one's serial
 
     # -- what the client asks --------------------------------------------------------------
 
@@ -111,6 +113,8 @@ class Tracker:
             lease,
             series=isinstance(request, OmniImageRequest) and request.result_type == "series",
         )
+        tracked.serial = self._created
+        self._created += 1
         self._inflight[task.task_id] = tracked
         self.wire.stats.in_flight += 1
         self.wire.stats.tracked(lease, task.task_id)
@@ -339,7 +343,7 @@ class Tracker:
 
     async def _poll_pages(self, kind: Kind, pending: dict[str, Tracked]) -> None:
         """Remove from ``pending`` every task a list page reports on (and finish the ended)."""
-        page_size = self.wire.codec.list_page_size(len(pending))
+        page_size = self.wire.codec.list_page_size(_span(pending.values(), self._created))
         for page in range(1, _PAGES_MAX + 1):
             try:
                 results, held = await self.wire.list_page(kind, page, page_size, pending)
@@ -476,6 +480,12 @@ def _failed(result: TaskResult, task: Task | None = None) -> TaskFailedError:
         task_id=task.task_id if task else result.task_id,
         external_task_id=task.external_task_id if task else result.external_task_id,
     )
+
+
+def _span(pending: Iterable[Tracked], created: int) -> int:
+    """Tasks this tracker created since the oldest of ``pending`` (inclusive): how far down
+    the newest-first list that one sits when no other program creates tasks."""
+    return created - min((t.serial for t in pending), default=created)
 
 
 def _still_running(results: list[TaskResult]) -> list[tuple[str, str | None]]:

@@ -162,7 +162,7 @@ class Codec(Protocol):
         ...
 
     def list_page_size(self, tracked: int) -> int:
-        """Page size for a list poll while ``tracked`` tasks are in flight."""
+        """Page size for a list poll reaching ``tracked`` tasks (newest first)."""
         ...
 
     def unwrap(self, response: Response) -> Any:

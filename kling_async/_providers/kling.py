@@ -208,11 +208,10 @@ class KlingCodec(NoUnifiedQuery):
         return {"pageNum": str(page), "pageSize": str(page_size)}
 
     def list_page_size(self, tracked: int) -> int:
-        """Three times the tasks in flight, within the documented 1–500 (default 30): the
-        list is newest first, and a task of a long run can be older than twice the tasks in
-        flight (quota 50: 12 second pages per 300 tasks at twice, 1 at three times); newer
-        tasks of other programs may come first too."""
-        return min(_PAGE_SIZE_MAX, max(_PAGE_SIZE_MIN, 3 * tracked))
+        """A page reaching ``tracked`` tasks (the client's tasks created since its oldest in
+        flight, newest first) with a tenth more and 5 to spare for creates still being
+        answered and other programs' tasks, within the documented 1–500 (default 30)."""
+        return min(_PAGE_SIZE_MAX, max(_PAGE_SIZE_MIN, tracked + tracked // 10 + 5))
 
     def check(self, request: Request) -> None:
         """Refuse, before sending, what the legacy standard's pages refuse ([omni-image],
