@@ -47,7 +47,8 @@ _SINGLE_GET_MAX = 2  # up to this many tasks in flight, single GETs are as cheap
 _PAGES_MAX = 3  # list pages per tick before falling back to single GETs for stragglers
 _CALLBACK_POLL_FACTOR = 10.0  # with callbacks, polling is a slow safety net
 # Budgeted polling (no list query) checks a task first after this many poll intervals while its
-# pool has not seen a task end: with the defaults 3.2 s for images, 20 s for videos.
+# pool has not seen a task end: with the default cadence 1 s after its create (4 x a quarter of
+# 1 s), more for a task created while older ones of its kind run.
 _FIRST_CHECK_FACTOR = 4.0
 
 Spawn = Callable[..., None]
