@@ -9,9 +9,10 @@ units of T.
 
 Rows:
 - ``cadence``: the library's rules (``_engine/_cadence``): before any end a quarter of the
-  oldest age, then 4.5 % of the exponentially weighted mean while the pool is busy (requests
-  wait, or ≥ 30 % of slots held), 7 % otherwise; ``previous`` is the rule before issue 25
-  (4.5 % / 7 % of max(1 s, age) before any end, busy only while requests wait);
+  oldest age (at most 1.4 s), then 4.5 % of the exponentially weighted mean while the pool
+  is busy (requests wait, or ≥ 30 % of slots held), 7 % otherwise; ``previous`` is the rule
+  before issue 25 (4.5 % / 7 % of max(1 s, age) before any end, busy only while requests
+  wait);
 - ``periodic f``: polls every ``f × T`` with T known exactly, from the first possible end
   on: the best a fixed rate does, so the frontier the cadence is measured against.
 
@@ -75,8 +76,8 @@ def campaign(
 
 def cadence(n: int, waiting: bool, quota: int, mean: float | None, oldest: float) -> float:
     """The library's rules now (T = 17.5 s, so 1 s of age is 1 / 17.5)."""
-    if mean is None:
-        return 0.25 * max(1 / 17.5, oldest)
+    if mean is None:  # a quarter of the age, at most 7 % of the typical 20 s
+        return min(0.25 * max(1 / 17.5, oldest), 0.07 * 20 / 17.5)
     return (0.045 if waiting or n >= 0.3 * quota else 0.07) * mean
 
 

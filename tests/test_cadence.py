@@ -39,14 +39,15 @@ def test_waiting_requests_make_polls_more_frequent() -> None:
 
 
 def test_before_any_end_the_oldest_age_sets_the_pace() -> None:
-    """Before a task has ended, the interval is a quarter of the oldest task's age, up to a
-    quarter of the typical duration of the kind."""
+    """Before a task has ended, the interval is a quarter of the oldest task's age (at least
+    1 s of it), up to the idle fraction of the typical duration of the kind."""
     young = _cadence.interval("video", [None], 0.1, waiting=True)
-    older = _cadence.interval("video", [None], 40.0, waiting=True)
+    older = _cadence.interval("video", [None], 20.0, waiting=True)
     ancient = _cadence.interval("video", [None], 10_000.0, waiting=True)
+    assert young == pytest.approx(_cadence.FRACTION_FIRST * _cadence.MIN_AGE)
+    assert older == pytest.approx(_cadence.FRACTION_FIRST * 20.0)
+    assert ancient == pytest.approx(_cadence.FRACTION_IDLE * _cadence.TYPICAL["video"])
     assert young < older < ancient
-    assert older == pytest.approx(_cadence.FRACTION_FIRST * 40.0)
-    assert ancient == pytest.approx(_cadence.FRACTION_FIRST * _cadence.TYPICAL["video"])
 
 
 def test_a_pool_holding_a_third_of_its_slots_is_busy_without_waiters() -> None:

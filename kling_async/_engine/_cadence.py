@@ -13,11 +13,13 @@ long the pool's tasks take (from create to seen ended), whether they take 1 s or
 - ``FRACTION_IDLE`` (7 %) when the pool is not busy: few tasks end per poll, so a third fewer
   polls;
 - before any task of the pool has ended: ``FRACTION_FIRST`` (25 %) of the oldest in-flight
-  task's age (a task that has run ``t`` seconds takes at least that long), at least
-  ``MIN_AGE`` and at most the documented typical duration (``TYPICAL``: Kling images take tens
-  of seconds, videos minutes; https://kling.ai/document-api/api/image/3-0-omni/image-omni).
-  Polls then grow geometrically (×1.25) with the age: the first end is seen at most a quarter
-  of its duration late, and a campaign spends a handful of polls, not dozens, before it;
+  task's age (a task that has run ``t`` seconds takes at least that long; the age at least
+  ``MIN_AGE``), but at most ``FRACTION_IDLE`` of the documented typical duration (``TYPICAL``:
+  Kling images take tens of seconds, videos minutes;
+  https://kling.ai/document-api/api/image/3-0-omni/image-omni), so 1.4 s for images and
+  8.4 s for videos. Polls grow geometrically (×1.25) with the age up to that: the first end
+  is seen at most a quarter of its duration late, and a campaign spends a handful of polls,
+  not dozens, before it;
 - never below ``FLOOR`` nor above ``CEILING`` seconds.
 
 An explicit ``image_poll_interval`` / ``video_poll_interval`` overrides all of this.
@@ -76,5 +78,5 @@ def interval(
     if known:
         fraction = FRACTION_BUSY if waiting else FRACTION_IDLE
         return min(CEILING, max(FLOOR, fraction * min(known)))
-    pace = min(TYPICAL[kind], max(MIN_AGE, oldest_age))
-    return min(CEILING, max(FLOOR, FRACTION_FIRST * pace))
+    first = min(FRACTION_FIRST * max(MIN_AGE, oldest_age), FRACTION_IDLE * TYPICAL[kind])
+    return min(CEILING, max(FLOOR, first))
