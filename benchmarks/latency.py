@@ -5,13 +5,15 @@ end instant is the sandbox's own ``ends_at`` (``GET /sandbox/tasks``, epoch seco
 arrival is ``time.time()`` in the client process when the ``async for`` body sees the outcome.
 
 - Polling (default): the client polls at its default cadence, which follows the task durations,
-  so the latency scales with them; the target is p95 ≤ 3 % of the mean task duration (issue
-  14), also shown unscaled (measured p95 / scale; fixed costs such as a query's round trip are
-  divided by the scale as well, so the unscaled figure is pessimistic).
+  so the latency scales with them; the target is p95 ≤ 4.5 % of the mean task duration (issue
+  25: periodic list polls at 1.5 requests per task allow 3.8 %, plus a query's round trip; see
+  ``polling_model.py``), also shown unscaled (measured p95 / scale; fixed costs such as a
+  query's round trip are divided by the scale as well, so the unscaled figure is
+  pessimistic).
 - ``--callbacks``: a CallbackReceiver on 127.0.0.1 with a webhook secret, the sandbox signing
   its callbacks with the same secret (``callback_secret``); each callback is confirmed by one
   authenticated query. Callbacks are pushed at the end instant, so nothing here is scaled:
-  the target is measured p95 ≤ 50 ms.
+  the target is measured p95 ≤ 20 ms (issue 25).
 
 Usage: python benchmarks/latency.py [--tasks 300] [--quota 50] [--scale 0.25] [--callbacks]
 """
@@ -38,8 +40,8 @@ from _harness import (
 import kling_async as ka
 
 REAL_IMAGE_SECONDS = (5.0, 30.0)
-TARGET_POLLING = 0.03  # p95 latency as a fraction of the mean task duration
-TARGET_CALLBACKS = 0.050  # seconds, as measured
+TARGET_POLLING = 0.045  # p95 latency as a fraction of the mean task duration (issue 25)
+TARGET_CALLBACKS = 0.020  # seconds, as measured (issue 25)
 
 
 def main() -> int:

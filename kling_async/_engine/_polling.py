@@ -16,6 +16,7 @@ a strategy only asks and hands each answer back.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, ClassVar, Protocol
 
 from .._errors import KlingError
@@ -41,6 +42,10 @@ class PollHost(Protocol):
 
     async def observe(self, tracked: Tracked, result: TaskResult) -> None:
         """``result`` is what the server says of ``tracked`` now (it may have ended)."""
+        ...
+
+    def span(self, pending: Iterable[Tracked]) -> int:
+        """How far down a newest-first list the oldest of ``pending`` sits."""
         ...
 
     def checked(self, tracked: Tracked, result: TaskResult | None) -> None:
@@ -86,7 +91,7 @@ class ListPages:
 
     async def _pages(self, kind: Kind, pending: dict[str, Tracked]) -> None:
         """Remove from ``pending`` every task a list page reports on (and hand it over)."""
-        page_size = self._api.traits.list_page_size(len(pending))
+        page_size = self._api.traits.list_page_size(self._host.span(pending.values()))
         for page in range(1, _PAGES_MAX + 1):
             try:
                 results, held = await self._api.list_page(kind, page, page_size, pending)

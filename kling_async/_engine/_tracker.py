@@ -14,7 +14,7 @@ import logging
 import math
 import random
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Literal, assert_never
 
 import anyio
@@ -45,7 +45,8 @@ _log = logging.getLogger("kling_async.client")
 _FINISHED_KEPT = 1024  # results kept for wait() on tasks that already ended
 _CALLBACK_POLL_FACTOR = 10.0  # with callbacks, polling is a slow safety net
 # Budgeted polling (no list query) checks a task first after this many poll intervals while its
-# pool has not seen a task end: with the defaults 3.2 s for images, 20 s for videos.
+# pool has not seen a task end: with the default cadence 1 s after its create (4 x a quarter of
+# 1 s), more for a task created while older ones of its kind run.
 _FIRST_CHECK_FACTOR = 4.0
 
 Spawn = Callable[..., None]
@@ -64,6 +65,7 @@ class Tracked:
     result: TaskResult | None = None
     error: KlingError | None = None
     reservation: Reservation | None = None  # a stream's unit budget held for this create
+    serial: int = 0  # creation order among the tracker's tasks (sizes list pages)
 
 
 @attrs.define
@@ -98,6 +100,7 @@ class Tracker:
     _pollers: set[str] = attrs.field(factory=set)
     _confirming: set[str] = attrs.field(factory=set)
     _wakeup: anyio.Event = attrs.field(factory=anyio.Event)
+    _created: int = 0  # tasks tracked so far: the next one's serial
     _polling: dict[Kind, Strategy] = attrs.field(factory=dict, init=False)
 
     def __attrs_post_init__(self) -> None:
@@ -123,6 +126,8 @@ class Tracker:
         )
         if not lease.started:  # a quota backend that does not note when tasks start
             lease.started = anyio.current_time()
+        tracked.serial = self._created
+        self._created += 1
         self._inflight[task.task_id] = tracked
         self._stats.tracked(lease, task.task_id)
         durations = self._durations[lease.pool]
@@ -304,9 +309,15 @@ class Tracker:
             pass
         return None
 
+    def span(self, pending: Iterable[Tracked]) -> int:
+        """How many of this tracker's tasks a newest-first list must reach to show the oldest
+        of ``pending`` (the tasks created since it, inclusive)."""
+        return _span(pending, self._created)
+
     def interval(self, kind: Kind) -> float:
         """Seconds between polls of ``kind`` now: the override, else at the pace of the tasks
-        in flight (``_cadence``), shorter while requests wait for their slots."""
+        in flight (``_cadence``), shorter while the pool is busy (requests wait for its
+        slots, or most of them are held)."""
         override = self.poll_intervals[kind]
         if override is not None:
             return override
@@ -314,7 +325,11 @@ class Tracker:
         pools = {t.lease.pool for t in self._inflight.values() if t.task.kind == kind}
         ages = [now - t.lease.started for t in self._inflight.values() if t.task.kind == kind]
         snapshot = self.quota.snapshot()
-        waiting = any(snapshot[p].waiting for p in pools if p in snapshot)
+        waiting = any(
+            _cadence.busy(snapshot[p].waiting, snapshot[p].in_use, snapshot[p].capacity)
+            for p in pools
+            if p in snapshot
+        )
         means = [self._durations[p].mean() for p in pools if p in self._durations]
         return _cadence.interval(kind, means, max(ages, default=0.0), waiting=waiting)
 
@@ -424,3 +439,9 @@ def _failed(result: TaskResult, task: Task | None = None) -> TaskFailedError:
         task_id=task.task_id if task else result.task_id,
         external_task_id=task.external_task_id if task else result.external_task_id,
     )
+
+
+def _span(pending: Iterable[Tracked], created: int) -> int:
+    """Tasks this tracker created since the oldest of ``pending`` (inclusive): how far down
+    the newest-first list that one sits when no other program creates tasks."""
+    return created - min((t.serial for t in pending), default=created)

@@ -79,7 +79,8 @@ class ProviderTraits:
         return quota.team if self.shares_one_pool else quota.capacity(model, kind)
 
     def list_page_size(self, tracked: int) -> int:
-        """Page size for a list poll while ``tracked`` tasks are in flight: twice as many
-        (newer tasks of other programs may come first), within
+        """Page size for a list poll reaching ``tracked`` tasks (the client's tasks created
+        since its oldest in flight, newest first) with a tenth more and 5 to spare for creates
+        still being answered and other programs' tasks, within
         :attr:`list_page_min`–:attr:`list_page_max`."""
-        return min(self.list_page_max, max(self.list_page_min, 2 * tracked))
+        return min(self.list_page_max, max(self.list_page_min, tracked + tracked // 10 + 5))
