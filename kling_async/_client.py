@@ -203,7 +203,7 @@ class KlingClient:
             callback_url=callbacks.url if callbacks is not None else None,
             spawn=self._spawn,
         )
-        self._api, self._quota, self._tracker = parts.api, parts.quota, parts.tracker
+        self._api, self._backend, self._tracker = parts.api, parts.backend, parts.tracker
         self._scheduler = parts.scheduler
         self._state: Literal["new", "open", "closed"] = "new"
         self._transport: Transport | None = None
@@ -507,10 +507,10 @@ class KlingClient:
         Raises:
             TypeError: the client runs on another quota backend (see its own figures).
         """
-        if not isinstance(self._quota, LocalQuota):
+        if not isinstance(self._backend, LocalQuota):
             raise TypeError("pool(): only the in-process quota backend has PoolLimiter pools")
         traits = self._api.traits
-        return self._quota.pool(
+        return self._backend.pool(
             traits.pool_name(model, kind), traits.pool_capacity(self.quota, model, kind)
         )
 
@@ -519,7 +519,7 @@ class KlingClient:
         (``in_use``), by other processes on a shared backend (``others``), requests
         ``waiting``, ``hidden`` slots, ``peak``; see :class:`PoolSnapshot`. A shared backend
         reports what it saw last (updated whenever this process waits or its tasks end)."""
-        return self._quota.snapshot()
+        return self._backend.snapshot()
 
     def stats(self) -> ClientStats:
         """A snapshot of what this client did since it was constructed: per quota pool the
@@ -527,7 +527,7 @@ class KlingClient:
         interval; HTTP requests sent; tasks created, succeeded and failed; units spent (see
         :class:`ClientStats`). Cheap (no I/O); works before opening and after closing."""
         pace = self._tracker.pace(polling=self._state == "open")
-        return self._counters.snapshot(self._quota.snapshot(), pace, self._tracker.in_flight)
+        return self._counters.snapshot(self._backend.snapshot(), pace, self._tracker.in_flight)
 
     @property
     def carries_external_task_id(self) -> bool:

@@ -48,7 +48,7 @@ class Creator:
     Args:
         api: The wire API: one create at a time, its failures classified.
         tracker: Follows what was created or re-attached.
-        quota: Counts the slots a re-attached task holds.
+        backend: Counts the slots a re-attached task holds.
         retry: How often, and how far apart, a create the server certainly refused before
             creating is tried again.
         journal: The journal, or None.
@@ -57,7 +57,7 @@ class Creator:
 
     api: ProviderAPI
     tracker: Tracker
-    quota: QuotaBackend
+    backend: QuotaBackend
     retry: Retry
     journal: Journal | None = None
     _stats: Counters = attrs.field(kw_only=True)
@@ -130,7 +130,7 @@ class Creator:
             if changed:
                 raise _changed(key, found.task_id)
             task_id = lease.task_id = found.task_id
-            await self.quota.occupy(lease, None)  # the task already holds its slots
+            await self.backend.occupy(lease, None)  # the task already holds its slots
             await self.journal.record_created(key, task_id, lease.cost)
         else:
             if changed:
@@ -139,7 +139,7 @@ class Creator:
                 return self._finished_from_journal(request, entry, lease)
             assert entry.task_id is not None
             task_id = lease.task_id = entry.task_id
-            await self.quota.occupy(lease, entry.cost or 1)  # the task already holds them
+            await self.backend.occupy(lease, entry.cost or 1)  # the task already holds them
         task = Task(
             task_id=task_id,
             external_task_id=key,

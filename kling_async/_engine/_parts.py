@@ -31,7 +31,7 @@ class Parts:
     """The parts of one client, wired to each other (see the architecture page)."""
 
     api: ProviderAPI
-    quota: QuotaBackend
+    backend: QuotaBackend
     tracker: Tracker
     creator: Creator
     scheduler: Scheduler

@@ -66,7 +66,7 @@ class Scheduler:
 
     Args:
         api: The wire API (it checks and encodes requests; its traits name pools).
-        quota: The quota backend.
+        backend: The quota backend (the configured slots are ``limits``).
         limits: The configured slots (``Quota``).
         creator: Sends creates and resumes journalled ones.
         tracker: Follows created tasks.
@@ -78,7 +78,7 @@ class Scheduler:
     """
 
     api: ProviderAPI
-    quota: QuotaBackend
+    backend: QuotaBackend
     limits: Quota
     creator: Creator
     tracker: Tracker
@@ -100,7 +100,7 @@ class Scheduler:
         failure: Exception | None = None
         async with anyio.create_task_group() as tg:
             try:
-                await tg.start(self.quota.run, context)
+                await tg.start(self.backend.run, context)
             except Exception as exc:  # raised as itself below, not inside a group
                 failure = exc
             else:
@@ -142,7 +142,7 @@ class Scheduler:
         external_task_id = request.external_task_id or key or f"ka-{uuid.uuid4().hex}"
         pool = traits.pool_name(request.model_name, request.kind)
         capacity = traits.pool_capacity(self.limits, request.model_name, request.kind)
-        lease = self.quota.lease(
+        lease = self.backend.lease(
             pool, capacity, request, external_task_id, alone=traits.shares_one_pool
         )
         self._stats.queued(lease)
@@ -188,7 +188,7 @@ class Scheduler:
         stats = self._stats
         backoff = 0.25
         while True:
-            await self.quota.acquire(lease)
+            await self.backend.acquire(lease)
             stats.granted(lease)
             if admitted is not None:
                 admitted()
@@ -201,7 +201,7 @@ class Scheduler:
                             request, body, external_task_id, lease.cost
                         )
                         lease.task_id = task.task_id
-                        await self.quota.created(lease)
+                        await self.backend.created(lease)
                         _log.info(
                             "task %s created (external_task_id %s, %s, %d slot(s) of pool %s)",
                             task.task_id,
@@ -214,7 +214,7 @@ class Scheduler:
                     return self.tracker.track(task, lease, request)
             except ConcurrencyLimitError:
                 # The server is the source of truth: wait for a slot and try again.
-                await self.quota.refused(lease)
+                await self.backend.refused(lease)
                 stats.refused(lease)
                 _quota_log.info(
                     "create %s refused for a full pool %s (1303 at %d slot(s)): re-queued",
@@ -222,11 +222,11 @@ class Scheduler:
                     pool,
                     lease.cost,
                 )
-                await self.quota.wait_for_release(lease, backoff)
+                await self.backend.wait_for_release(lease, backoff)
                 backoff = min(backoff * 2, 4.0)
             except BaseException:
                 with anyio.CancelScope(shield=True):
-                    await self.quota.abandon(lease)
+                    await self.backend.abandon(lease)
                 raise
 
     # -- streams -------------------------------------------------------------------------------

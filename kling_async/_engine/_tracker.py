@@ -74,7 +74,7 @@ class Tracker:
 
     Args:
         api: The wire API (its traits choose each kind's polling strategy).
-        quota: Gets each ended task's lease back.
+        backend: Gets each ended task's lease back.
         spawn: Starts a background task (the scheduler's task group).
         poll_intervals: Seconds between polls per kind; None: at the pace of the tasks
             (see ``_cadence``).
@@ -85,7 +85,7 @@ class Tracker:
     """
 
     api: ProviderAPI
-    quota: QuotaBackend
+    backend: QuotaBackend
     spawn: Spawn
     poll_intervals: dict[Kind, float | None]
     task_timeout: float | None = None
@@ -95,7 +95,7 @@ class Tracker:
     _inflight: dict[str, Tracked] = attrs.field(factory=dict)
     _finished: OrderedDict[str, Tracked] = attrs.field(factory=OrderedDict)
     _durations: Durations = attrs.field(  # the quota backend's record, read by the cadence
-        default=attrs.Factory(lambda self: kept_by(self.quota) or Durations(), takes_self=True)
+        default=attrs.Factory(lambda self: kept_by(self.backend) or Durations(), takes_self=True)
     )
     _pollers: set[str] = attrs.field(factory=set)
     _confirming: set[str] = attrs.field(factory=set)
@@ -324,7 +324,7 @@ class Tracker:
         now = anyio.current_time()
         pools = {t.lease.pool for t in self._inflight.values() if t.task.kind == kind}
         ages = [now - t.lease.started for t in self._inflight.values() if t.task.kind == kind]
-        snapshot = self.quota.snapshot()
+        snapshot = self.backend.snapshot()
         waiting = any(
             _cadence.busy(snapshot[p].waiting, snapshot[p].in_use, snapshot[p].capacity)
             for p in pools
@@ -400,13 +400,13 @@ class Tracker:
                 seconds,
                 f" ({tracked.error})" if tracked.error else "",
             )
-        if kept_by(self.quota) is None:  # else the backend's ended() records it
+        if kept_by(self.backend) is None:  # else the backend's ended() records it
             self._durations.observe(tracked.lease.pool, seconds)
         result = tracked.result
         images = None  # unknown unless it succeeded (a failed series reports no images)
         if result is not None and result.status is TaskStatus.SUCCEEDED:
             images = len(result.series_images)
-        await self.quota.ended(tracked.lease, images=images, seconds=seconds)
+        await self.backend.ended(tracked.lease, images=images, seconds=seconds)
         self._stats.ended(tracked.lease, result, tracked.error)
         self._finished[task.task_id] = tracked
         while len(self._finished) > _FINISHED_KEPT:
