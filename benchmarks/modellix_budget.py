@@ -1,4 +1,4 @@
-"""Modellix budget: N image tasks on the Modellix routes without exceeding the request budget.
+"""Modellix rate limit: N image tasks on the Modellix routes within the requests per minute.
 
 KlingClient(provider="modellix") runs N image tasks against the sandbox's Modellix routes
 (``base_url`` = sandbox + ``/api/v1``), where one key may make ``--rpm`` requests in any

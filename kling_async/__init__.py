@@ -67,6 +67,9 @@ from ._queue._store import PushReport as PushReport
 from ._queue._store import QueuedLine as QueuedLine
 from ._queue._store import QueueStatus as QueueStatus
 from ._queue._store import WorkerInfo as WorkerInfo
+
+# Lease, LocalQuota, PoolSnapshot, QuotaBackend, QuotaContext: deprecated here (kept for one
+# release, see CHANGELOG); their home is kling_async.quota.
 from .quota import Lease as Lease
 from .quota import LocalQuota as LocalQuota
 from .quota import PoolSnapshot as PoolSnapshot

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.anyio
 )
 def test_interval_is_a_fixed_fraction_of_the_mean(mean: float, waiting: bool, kind: str) -> None:
     """Once a task has ended, the interval is the fraction of the pool's mean duration, clamped."""
-    fraction = _cadence.FRACTION_WAITING if waiting else _cadence.FRACTION_IDLE
+    fraction = _cadence.FRACTION_BUSY if waiting else _cadence.FRACTION_IDLE
     got = _cadence.interval(kind, [mean, None], 0.0, waiting=waiting)  # type: ignore[arg-type]
     assert got == pytest.approx(min(_cadence.CEILING, max(_cadence.FLOOR, fraction * mean)))
 
@@ -60,7 +60,7 @@ def test_a_pool_holding_a_third_of_its_slots_is_busy_without_waiters() -> None:
 def test_the_fastest_pool_sets_the_pace() -> None:
     """With several pools of a kind in flight, the one with the shortest tasks decides."""
     assert _cadence.interval("image", [30.0, 2.0], 0.0, waiting=True) == pytest.approx(
-        _cadence.FRACTION_WAITING * 2.0
+        _cadence.FRACTION_BUSY * 2.0
     )
 
 

@@ -81,7 +81,7 @@ async def test_cost_over_capacity_raises_quota_error() -> None:
     limiter = PoolLimiter("kling-image-o1:image", 5)
     with pytest.raises(ka.QuotaError, match=r"costing 9 slots .* kling-image-o1:image of 5 slots"):
         await limiter.acquire(9, ticket=0, since=anyio.current_time())
-    assert (limiter.in_use, limiter.waiting, limiter.exclusive) == (0, 0, 0)
+    assert (limiter.in_use, limiter.waiting) == (0, 0)
 
 
 @pytest.mark.anyio
@@ -395,7 +395,7 @@ def test_property_in_use_never_exceeds_capacity_and_returns_to_zero(
                     tg.start_soon(job, ticket, min(cost, capacity), hold, scope)
                     if cancel_after is not None:
                         tg.start_soon(canceller, scope, cancel_after)
-        assert (limiter.in_use, limiter.waiting, limiter.exclusive) == (0, 0, 0)
+        assert (limiter.in_use, limiter.waiting) == (0, 0)
         assert limiter.peak <= capacity
 
     anyio.run(scenario, backend="asyncio")
@@ -512,7 +512,7 @@ def test_reject_raises_hidden_to_the_proven_lower_bound() -> None:
     assert (pool.in_use, pool.hidden) == (5, 3)
     pool.created()
     assert pool.hidden == 2  # additive probing after a success
-    pool.reconcile(reserved=5, actual=9)
+    pool.release(0, series=(5, 9))
     assert pool.hidden == 0  # the under-reserved auto series ended: its excess is gone
 
 
@@ -704,8 +704,7 @@ async def test_auto_series_end_takes_back_what_was_overbooked_on_it() -> None:
     pool = full_pool_with_auto()
     assert await pool.acquire(2, ticket=1, since=0.0) == 2
     pool.created(ticket=1)
-    pool.release(6)
-    pool.reconcile(reserved=6, actual=3)
+    pool.release(6, series=(6, 3))
     assert (pool.in_use, pool.overbooked, pool.auto_slack) == (5, 0, 0)
 
 

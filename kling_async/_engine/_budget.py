@@ -19,7 +19,6 @@ from .._models import OmniImageRequest, Request, TaskResult
 from ._prices import AUTO_SERIES_IMAGES, Estimate, list_price
 
 __all__ = [
-    "Budget",
     "Reservation",
     "UnitBudget",
     "UnitEstimates",
@@ -278,9 +277,6 @@ class UnitBudget:
         )
         self._changed.set()
         self._changed = anyio.Event()
-
-
-Budget = UnitBudget  # the earlier name, kept for one release
 
 
 def check_budget_units(

@@ -38,14 +38,12 @@ __all__ = [
     "FRACTION_BUSY",
     "FRACTION_FIRST",
     "FRACTION_IDLE",
-    "FRACTION_WAITING",
     "TYPICAL",
     "busy",
     "interval",
 ]
 
 FRACTION_BUSY = 0.045
-FRACTION_WAITING = FRACTION_BUSY  # the earlier name (busy meant: requests wait)
 FRACTION_IDLE = 0.07
 FRACTION_FIRST = 0.25  # before any end: of the oldest in-flight task's age
 BUSY_SHARE = 0.3  # a pool holding at least this share of its slots is busy

@@ -60,7 +60,6 @@ class Transport:
     """Sends authenticated JSON requests to ``base_url`` + path over one aiohttp session.
 
     Attributes:
-        requests_sent: How many HTTP requests this transport has sent (a counter for stats).
         max_answer_bytes: The largest API answer read, in bytes (default
             :data:`MAX_ANSWER_BYTES`, 16 MiB); at most one byte more is ever buffered.
     """
@@ -69,7 +68,6 @@ class Transport:
     base_url: str
     _auth: ApiKeyAuth | JwtAuth = attrs.field(repr=False)
     request_timeout: float | None = 30.0
-    requests_sent: int = 0
     max_answer_bytes: int = MAX_ANSWER_BYTES
     _timeout: aiohttp.ClientTimeout = attrs.field(init=False)
 
@@ -100,7 +98,6 @@ class Transport:
                 closed without reading the rest).
         """
         headers = {"Authorization": self._auth.header(), "Accept": "application/json"}
-        self.requests_sent += 1
         started = time.perf_counter() if _log.isEnabledFor(logging.DEBUG) else None
         try:
             async with self._session.request(

@@ -23,10 +23,7 @@ from ._transport import Transport
 if TYPE_CHECKING:
     from .._providers._codec import Codec
 
-__all__ = ["RateLimit", "RequestBudget", "Wire"]
-
-
-RequestBudget = RateLimit  # the earlier name, kept for one release
+__all__ = ["Wire"]
 
 
 @attrs.define

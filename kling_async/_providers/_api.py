@@ -25,9 +25,10 @@ from .._errors import (
     ServerError,
     TransportError,
 )
+from .._http._rate import RateLimit
 from .._http._retry import Retry
 from .._http._transport import Transport
-from .._http._wire import RateLimit, Wire
+from .._http._wire import Wire
 from .._models import Kind, Request, Task, TaskResult
 from . import codec_for, traits_for
 from ._codec import Codec

@@ -117,7 +117,7 @@ class PoolLimiter:
             1303 answers: an ``auto`` series that produced more images than reserved, or
             another program sharing the account. They are treated as taken. A 1303 raises the
             figure to the lower bound it proves (:meth:`reject`); it falls again exactly when
-            an under-reserved auto series ends (:meth:`reconcile`), by one slot per
+            an under-reserved auto series ends (:meth:`release` with ``series``), by one slot per
             successful create, and by one slot per mean task duration while requests wait
             (additive probing, so capacity freed by other programs is found again).
         overbooked: Slots this client counts as held that the server has proven free: the
@@ -125,8 +125,6 @@ class PoolLimiter:
             most :attr:`auto_slack`.
         auto_slack: Σ (reserved − 2) over the ``auto`` series in flight: the most their
             reservations can exceed what they hold (a series has at least 2 images, [omni-image]).
-        exclusive: Grants held that cost more than half the capacity (no two run at once); a
-            figure only (the policy no longer treats them apart, see the module docstring).
         clock: Seconds on the clock of ``acquire(since=)`` and ``expected_frees``; default
             ``anyio.current_time`` (``benchmarks/quota_policy_sim.py`` passes a virtual one).
         without: Rules of :func:`~._decide.decide` to leave out (simulations only).
@@ -140,7 +138,6 @@ class PoolLimiter:
     hidden: int = 0
     overbooked: int = 0
     auto_slack: int = 0
-    exclusive: int = 0
     expected_frees: Callable[[], Sequence[tuple[float, int]]] | None = None
     expected_duration: Callable[[], float | None] | None = None
     clock: Callable[[], float] = anyio.current_time
@@ -233,7 +230,7 @@ class PoolLimiter:
         """Give back ``cost`` slots and wake the waiters that now fit; ``ticket`` is the
         releasing request's (an overbooking grant given up before its create was answered
         takes its overbooked slots with it); ``series`` is ``(reserved, actual)`` of an
-        ``auto`` series that ended (see :meth:`reconcile`), settled before the grant pass."""
+        ``auto`` series that ended (see :meth:`_reconcile`), settled before the grant pass."""
         self._hold(-cost)
         if self.in_use < 0:  # pragma: no cover - a bookkeeping bug, never expected
             raise RuntimeError(f"pool {self.name}: released more slots than held")
@@ -294,16 +291,12 @@ class PoolLimiter:
         which the waiters' own timers also run once per probe interval."""
         self._grant()
 
-    def reconcile(self, reserved: int, actual: int | None) -> None:
+    def _reconcile(self, reserved: int, actual: int | None) -> None:
         """An ``auto`` series that reserved ``reserved`` slots ended holding ``actual`` (its
         image count, [concurrency] [omni-image]; ``None`` when unknown, e.g. it failed). Its release
         already returned ``reserved``. Excess it held beyond that was counted as hidden, and is
         gone now; slots it reserved but did not hold may have been overbooked, and are gone too.
         """
-        self._reconcile(reserved, actual)
-        self._grant()
-
-    def _reconcile(self, reserved: int, actual: int | None) -> None:
         self.auto_slack = max(0, self.auto_slack - (reserved - MIN_SERIES))
         if actual is not None and actual > reserved and self.hidden:
             self.hidden = max(0, self.hidden - (actual - reserved))
@@ -329,10 +322,8 @@ class PoolLimiter:
 
     def _hold(self, change: int) -> None:
         """Count ``change`` slots more held (fewer when negative), one grant taken or given
-        back, and the :attr:`peak` and :attr:`exclusive` figures with them."""
+        back, and the :attr:`peak` figure with it."""
         self.in_use += change
-        if 2 * abs(change) > self.capacity:
-            self.exclusive += 1 if change > 0 else -1
         self.peak = max(self.peak, self.in_use - self.overbooked)
 
     def _mean(self) -> float | None:
@@ -381,8 +372,6 @@ class PoolLimiter:
             if grant.excess:
                 self._overbooking = (grant.ticket, grant.excess)
             waiter.granted = grant.slots
-            if 2 * grant.slots > self.capacity:
-                self.exclusive += 1
             waiter.event.set()
 
 

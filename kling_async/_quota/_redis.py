@@ -125,7 +125,6 @@ class RedisQuotaBackend:
             OSError,
         )
         self._script = self._redis.register_script(_SCRIPT)
-        self._ticket = 0
         self._epoch = ""
         self._config = ""
         self._epoch_key = ""

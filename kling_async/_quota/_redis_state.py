@@ -1,5 +1,5 @@
 """The shared quota backend's own bookkeeping: what this process holds and waits for in the
-shared pool, the two ways a Redis call fails, and small helpers (``_redis_quota``)."""
+shared pool, the two ways a Redis call fails, and small helpers (for ``_redis.py``)."""
 
 from __future__ import annotations
 

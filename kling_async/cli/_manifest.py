@@ -80,7 +80,7 @@ _to_json = json.JSONEncoder(ensure_ascii=False).encode
 
 def describe_row(row: dict[str, Any]) -> str:
     """The line the run prints for a row off a terminal (untrusted text: print it with
-    ``_cli_text.say``)."""
+    ``_text.say``)."""
     if row["status"] == "succeeded":
         return f"line {row['line']}: succeeded, {len(row['files'])} file(s)"
     return f"line {row['line']}: {row['status']}: {row['error']}"

@@ -7,8 +7,8 @@ resumes. Nothing is sent to any server. Exit status 0 whatever the run's state; 
 is not a run folder. ``--json`` prints the same as one JSON object for scripts.
 
 Every text here comes from a campaign file, a server or a file anyone could have edited (keys,
-task ids, statuses, commands), so it is printed through :func:`._cli_text.safe`: control
-characters escaped, secrets masked, each text cut at :data:`._cli_text.MAX_SHOWN` characters.
+task ids, statuses, commands), so it is printed through :func:`._text.safe`: control
+characters escaped, secrets masked, each text cut at :data:`._text.MAX_SHOWN` characters.
 """
 
 from __future__ import annotations
