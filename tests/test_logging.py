@@ -86,6 +86,6 @@ def test_every_library_logger_escapes_its_records() -> None:
     """Each logger the package's modules use carries the filter that escapes server text."""
     package = Path(ka.__file__).parent
     names = set()
-    for path in package.glob("*.py"):
+    for path in package.rglob("*.py"):
         names |= set(re.findall(r'getLogger\("(kling_async\.[a-z_.]+)"\)', path.read_text()))
     assert names and names <= set(LOGGERS)
