@@ -114,14 +114,18 @@ _PALETTE = [
 ]  # fmt: skip
 
 
-@functools.lru_cache(maxsize=32)
+@functools.lru_cache(maxsize=256)  # 16 x 15 colour pairs: a campaign's images of one size
 def _gradient_png(width: int, height: int, top: int, bottom: int) -> bytes:
     start, end = _PALETTE[top], _PALETTE[(top + 1 + bottom % 15) % 16]  # never the same colour
     rows = []
+    made: dict[bytes, bytes] = {}  # at most 256 shades per channel: most rows repeat one
     for y in range(height):
         t = y / max(1, height - 1)
-        pixel = bytes(round(a + (b - a) * t) for a, b in zip(start, end, strict=True))
-        rows.append(b"\x00" + pixel * width)  # filter byte 0, then RGB pixels
+        pixel = bytes([round(a + (b - a) * t) for a, b in zip(start, end, strict=True)])
+        row = made.get(pixel)
+        if row is None:
+            row = made[pixel] = b"\x00" + pixel * width  # filter byte 0, then RGB pixels
+        rows.append(row)
 
     def chunk(kind: bytes, payload: bytes) -> bytes:
         crc = zlib.crc32(kind + payload) & 0xFFFFFFFF
