@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import io
 import struct
+import zlib
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from PIL import Image
 
 import kling_async as ka
 from kling_async.testing import Sandbox
+from kling_async.testing._media import png_bytes
 
 from .chromium import VIDEO_STATE_JS, open_page
 
@@ -169,3 +171,27 @@ async def test_videos_play_in_chromium_with_the_requested_ratio_and_duration(
         assert seconds == pytest.approx(duration, abs=0.01)
         across, down = (int(part) for part in ratio.split(":"))
         assert width / height == pytest.approx(across / down, rel=0.01)
+
+
+@pytest.mark.parametrize("size", [(1, 1), (8, 2000), (1024, 1024), (2896, 1448)])
+def test_image_bytes_are_one_checked_zlib_stream_of_a_two_colour_gradient(
+    size: tuple[int, int],
+) -> None:
+    """A sandbox PNG's IDAT inflates whole with its Adler-32 checked (rows deflated once each
+    and repeated): filter byte 0 per row, the first row one colour, the last another."""
+    data = png_bytes("any task", size)
+    chunks, offset = {}, 8
+    while offset < len(data):
+        (length,) = struct.unpack(">I", data[offset : offset + 4])
+        kind = data[offset + 4 : offset + 8]
+        chunks[kind] = data[offset + 8 : offset + 8 + length]
+        offset += 12 + length
+    raw = zlib.decompress(chunks[b"IDAT"])  # raises on a bad stream or checksum
+    width, height = size
+    stride = 1 + 3 * width
+    assert len(raw) == stride * height
+    rows = [raw[y * stride : (y + 1) * stride] for y in range(height)]
+    assert all(row[0] == 0 and row[1:] == row[1:4] * width for row in rows)
+    assert height == 1 or rows[0][1:4] != rows[-1][1:4]
+    with Image.open(io.BytesIO(data)) as image:
+        assert image.size == size and image.tobytes() == b"".join(row[1:] for row in rows)

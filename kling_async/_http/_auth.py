@@ -13,8 +13,6 @@ import time
 import warnings
 
 import attrs
-import jwt
-from jwt.warnings import InsecureKeyLengthWarning
 
 from .._redact import add_secret
 
@@ -68,6 +66,11 @@ class JwtAuth:
         """The ``Authorization`` header value, signing a new token when needed."""
         now = time.time()
         if self._token is None or now >= self._expires_at - JWT_RENEW_MARGIN:
+            # PyJWT (and cryptography behind it) is imported on the first signature only: a
+            # client or CLI process with an API key never pays its ~60 ms import.
+            import jwt
+            from jwt.warnings import InsecureKeyLengthWarning
+
             exp = now + self.lifetime
             with warnings.catch_warnings():
                 # The SecretKey is issued by Kling; its length is not the user's choice, so

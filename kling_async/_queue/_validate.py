@@ -6,7 +6,6 @@ of chunks in flight so memory stays flat. Each line gets exactly a worker's chec
 from __future__ import annotations
 
 import asyncio
-import multiprocessing
 from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -69,6 +68,8 @@ class ChunkValidator:
             self._pending.append((chunk, invalid_lines(chunk, self._base, self._provider)))
         else:
             if self._pool is None:
+                import multiprocessing  # ~70 ms, only for a pool of checkers
+
                 context = multiprocessing.get_context("spawn")
                 self._pool = ProcessPoolExecutor(self._processes, mp_context=context)
             future = asyncio.get_running_loop().run_in_executor(

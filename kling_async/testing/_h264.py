@@ -14,6 +14,7 @@ Sources: ITU-T H.264 (08/2021) §7.3 (syntax), §7.4.2.1 (SPS), §7.3.5 (``pcm_s
 
 from __future__ import annotations
 
+import re
 import struct
 from collections.abc import Callable, Sequence
 
@@ -66,15 +67,12 @@ class _Bits:
 
 def _nal(header: int, rbsp: bytes) -> bytes:
     """A NAL unit: its header byte, then the payload with emulation prevention (§7.4.1)."""
-    out = bytearray([header])
-    zeros = 0
-    for byte in rbsp:
-        if zeros >= 2 and byte <= 3:
-            out.append(3)
-            zeros = 0
-        out.append(byte)
-        zeros = zeros + 1 if byte == 0 else 0
-    return bytes(out)
+    # Two zeros followed by a byte 0-3 get a 3 between them; the search resumes at that byte,
+    # so a run of zeros is split every two (the same as a byte-by-byte count, at C speed).
+    return bytes([header]) + _EMULATION.sub(b"\x00\x00\x03", rbsp)
+
+
+_EMULATION = re.compile(rb"\x00\x00(?=[\x00-\x03])")
 
 
 def _sps(width: int, height: int) -> bytes:
