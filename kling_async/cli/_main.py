@@ -28,7 +28,6 @@ import shutil
 import signal
 import sys
 import tempfile
-import time
 import traceback
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -46,7 +45,7 @@ from ._estimate import estimate_campaign
 from ._folder import FolderBusy, hold_folder, journal_hint
 from ._look import LOOK_COMMANDS, run_look_command
 from ._parser import build_parser
-from ._pipes import safe_os_write, tolerant_streams
+from ._pipes import tolerant_streams
 from ._queue import QUEUE_COMMANDS, run_queue_command
 from ._run import (
     JOURNAL_NAME,
@@ -62,6 +61,7 @@ from ._run import (
 )
 from ._sandbox import serve_sandbox
 from ._settings import check_client_settings
+from ._signals import Signals
 from ._text import SafeRecords, safe
 
 __all__ = ["RunOptions", "main", "run_campaign"]
@@ -88,7 +88,7 @@ def _main(argv: Sequence[str] | None) -> int:
         if args.command == "sandbox":
             return serve_sandbox(args)
         if args.command in QUEUE_COMMANDS or _queue_status(args):
-            return run_queue_command(args, console, _Signals(console))
+            return run_queue_command(args, console, Signals(console))
         if args.command in LOOK_COMMANDS:
             return run_look_command(args)
         if args.command == "estimate":
@@ -186,22 +186,9 @@ def _run(args: argparse.Namespace, console: Console, argv: Sequence[str] | None)
         sandbox_image_duration=durations[0],
         sandbox_video_duration=durations[1],
     )
-    signals = _Signals(console)
-    previous = {
-        number: signal.signal(number, signals.handle)
-        for number in (signal.SIGINT, signal.SIGTERM)
-        # One the process was started ignoring (a background job of a non-interactive shell
-        # ignores SIGINT) stays ignored, as Python itself leaves it.
-        if signal.getsignal(number) is not signal.SIG_IGN
-    }
-    try:
-        with _hold_folder(out):
-            status = anyio.run(_run_campaign, options, console, signals, backend="asyncio")
-    finally:
-        for number, handler in previous.items():
-            # Interrupted: the run is over and the process ends now; a further signal during
-            # the interpreter's shutdown is ignored instead of killing it half-way.
-            signal.signal(number, signal.SIG_IGN if signals.signum is not None else handler)
+    signals = Signals(console)
+    with signals.installed(), _hold_folder(out):
+        status = anyio.run(_run_campaign, options, console, signals, backend="asyncio")
     if signals.signum is not None:
         return 128 + signals.signum
     if isinstance(status, SetupError):
@@ -212,7 +199,7 @@ def _run(args: argparse.Namespace, console: Console, argv: Sequence[str] | None)
 
 
 async def _run_campaign(
-    options: RunOptions, console: Console, signals: _Signals
+    options: RunOptions, console: Console, signals: Signals
 ) -> int | CredentialsRefused | SetupError:
     signals.attach(Interrupt(), asyncio.get_running_loop())
     assert signals.interrupt is not None
@@ -225,57 +212,6 @@ async def _run_campaign(
     except JournalError as exc:  # damaged, not a journal, unreadable
         can_look_up = traits_for(options.provider).supports_external_lookup
         return SetupError(journal_hint(exc, options.out / JOURNAL_NAME, can_look_up=can_look_up))
-
-
-class _Signals:
-    """SIGINT / SIGTERM for a run: the first stops creating (on the event loop), a second
-    exits at once, after writing the manifest and the summary from what is known. Two
-    signals within :data:`SAME_PRESS` seconds are one press (``timeout`` and a terminal's
-    process group deliver Ctrl-C to parent and child alike). Installed with
-    ``signal.signal`` for the whole run, so no moment is left where a signal would raise
-    ``KeyboardInterrupt`` somewhere nothing catches it."""
-
-    SAME_PRESS = 0.5  # seconds
-
-    def __init__(self, console: Console) -> None:
-        self.console = console
-        self.signum: int | None = None
-        self.interrupt: Interrupt | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._first_at = 0.0
-
-    def attach(self, interrupt: Interrupt, loop: asyncio.AbstractEventLoop) -> None:
-        self.interrupt, self._loop = interrupt, loop
-
-    def handle(self, signum: int, frame: object) -> None:
-        now = time.monotonic()
-        if self.signum is not None:
-            if now - self._first_at < self.SAME_PRESS:
-                return  # the same press, delivered twice
-            self._stop_at_once(signum)
-        self.signum, self._first_at = signum, now
-        if self._loop is None:  # before the run began: nothing to wind down
-            raise KeyboardInterrupt
-        self._loop.call_soon_threadsafe(self._stop, signum)
-
-    def _stop_at_once(self, signum: int) -> None:
-        safe_os_write(2, b"kling-async: stopped at once (second interrupt)\n")
-        at_once = self.interrupt.at_once if self.interrupt is not None else None
-        if at_once is not None:
-            try:
-                at_once()  # the manifest and the summary, from what is known now
-            except Exception as exc:  # the exit must happen whatever went wrong
-                safe_os_write(2, f"kling-async: manifest not written: {safe(exc)}\n".encode())
-        os._exit(128 + signum)  # the journal's committed rows are safe on disk
-
-    def _stop(self, signum: int) -> None:
-        name = "Ctrl-C" if signum == signal.SIGINT else "SIGTERM"
-        self.console.print(
-            f"[yellow]{name}: creating nothing more; recording what runs[/yellow] "
-            "(press Ctrl-C again to stop at once)"
-        )
-        assert self.interrupt is not None
-        self.interrupt.stop(name)
 
 
 def _check_campaign(path: Path) -> None:

@@ -19,12 +19,11 @@ import argparse
 import asyncio
 import json
 import os
-import signal
 import sys
 import time
 from contextlib import AsyncExitStack
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import anyio
 import attrs
@@ -47,22 +46,13 @@ from ._run import (
     parse_quota,
 )
 from ._settings import check_client_settings
+from ._signals import Signals
 
 __all__ = ["QUEUE_COMMANDS", "WorkOptions", "add_queue_commands", "run_queue_command", "work"]
 
 QUEUE_COMMANDS = ("push", "work", "collect")  # and ``status`` with --redis / --queue
 DEFAULT_CLAIM_TIMEOUT = 30.0  # seconds; documented in docs/scaling.md
 DEFAULT_LOOKAHEAD = 4  # lines a worker holds beyond those running
-
-
-class Signals(Protocol):
-    """The command line's SIGINT / SIGTERM handling (``cli._Signals``)."""
-
-    signum: int | None
-
-    def attach(self, interrupt: Interrupt, loop: asyncio.AbstractEventLoop) -> None: ...
-
-    def handle(self, signum: int, frame: object) -> None: ...
 
 
 @attrs.frozen(kw_only=True)
@@ -270,16 +260,8 @@ def _plain(text: str) -> str:
 
 
 def _work_with_signals(options: WorkOptions, console: Console, signals: Signals) -> int:
-    previous = {
-        number: signal.signal(number, signals.handle)
-        for number in (signal.SIGINT, signal.SIGTERM)
-        if signal.getsignal(number) is not signal.SIG_IGN
-    }
-    try:
+    with signals.installed():
         status = anyio.run(_work_attached, options, console, signals, backend="asyncio")
-    finally:
-        for number, handler in previous.items():
-            signal.signal(number, signal.SIG_IGN if signals.signum is not None else handler)
     if signals.signum is not None:
         return 128 + signals.signum
     return status
